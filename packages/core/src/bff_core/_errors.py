@@ -1,0 +1,127 @@
+"""Every failure bff-core can raise, rooted at one base class.
+
+    BFFError
+    ├── ConfigurationError      a setting (usually an environment variable) is invalid
+    ├── DeclarationError        an aggregate is misdeclared; raised when it is built, at start-up
+    ├── RequestError            what a client asked for cannot be served as asked (HTTP 400)
+    │   ├── InvalidParameter    a request parameter is missing, empty, too long or malformed
+    │   └── UnknownParts        ``fields`` names parts the aggregate does not have
+    ├── TransportError          raised by a Transport, turned into a part outcome by the engine
+    │   ├── UpstreamUnavailable could not connect, connection refused or lost
+    │   └── ResponseTooLarge    the upstream's body is above the configured limit
+    └── AggregationFailed       a critical part failed, so there is no answer (HTTP 404/502/504)
+
+Part failures of optional sources are *not* exceptions: they are outcomes in the
+:class:`~bff_core.AggregateResult`, reported to the client in ``errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._outcome import PartOutcome
+
+__all__ = [
+    "AggregationFailed",
+    "BFFError",
+    "ConfigurationError",
+    "DeclarationError",
+    "InvalidParameter",
+    "RequestError",
+    "ResponseTooLarge",
+    "TransportError",
+    "UnknownParts",
+    "UpstreamUnavailable",
+]
+
+
+class BFFError(Exception):
+    """Base class of every error raised by bff-core."""
+
+
+class ConfigurationError(BFFError):
+    """A setting is invalid. The message names the setting (e.g. the environment variable)."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+class DeclarationError(BFFError):
+    """An aggregate is misdeclared: unknown template variable, cycle, duplicate name, ...
+
+    Raised when the :class:`~bff_core.Aggregate` is constructed, so a service with a broken
+    declaration fails at import/start-up, never while serving a request.
+    """
+
+
+class RequestError(BFFError):
+    """The request cannot be served as asked; the client should fix it (HTTP 400)."""
+
+    def __init__(self, message: str, *, parameter: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+
+
+class InvalidParameter(RequestError):
+    """A request parameter is missing, empty, too long or otherwise not acceptable."""
+
+
+class UnknownParts(RequestError):
+    """``fields`` names parts that the aggregate does not have."""
+
+    def __init__(self, unknown: Sequence[str], valid: Sequence[str]) -> None:
+        super().__init__(
+            f"unknown part(s) {', '.join(sorted(unknown))}; valid parts are {', '.join(valid)}",
+            parameter="fields",
+        )
+        self.unknown = tuple(sorted(unknown))
+        self.valid = tuple(valid)
+
+
+class TransportError(BFFError):
+    """Raised by a :class:`~bff_core.Transport` for a failure it can name."""
+
+
+class UpstreamUnavailable(TransportError):
+    """The upstream could not be reached, refused the connection or dropped it mid-answer."""
+
+
+class ResponseTooLarge(TransportError):
+    """The upstream's body is longer than the transport accepts."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"response body larger than {limit} bytes")
+        self.limit = limit
+
+
+class AggregationFailed(BFFError):
+    """A critical part failed, so the aggregate has no answer.
+
+    ``status`` is the HTTP status a gateway should answer with: 404 when the critical upstream
+    said 404 (the thing asked for does not exist), 504 when it timed out, 502 otherwise.
+    ``failures`` are the outcomes of every failed part, critical or not.
+    """
+
+    def __init__(
+        self, aggregate: str, critical: PartOutcome, failures: Sequence[PartOutcome]
+    ) -> None:
+        self.aggregate = aggregate
+        self.critical = critical
+        self.failures = tuple(failures)
+        self.status = _status_for(critical)
+        super().__init__(
+            f"aggregate {aggregate!r}: critical part {critical.name!r} failed "
+            f"({critical.describe()})"
+        )
+
+
+def _status_for(outcome: PartOutcome) -> int:
+    if outcome.reason == "upstream_status" and outcome.upstream_status == 404:
+        return 404
+    if outcome.reason == "timeout":
+        return 504
+    return 502

@@ -1,0 +1,113 @@
+"""What happened to each part of an aggregation: the engine's report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal, TypeAlias
+
+__all__ = ["AggregateResult", "FailureReason", "PartOutcome"]
+
+FailureReason: TypeAlias = Literal[
+    "timeout",  # no answer within the part's timeout or the aggregation's deadline
+    "unavailable",  # could not connect, connection refused or lost
+    "upstream_status",  # the upstream answered with a non-2xx status (see ``upstream_status``)
+    "invalid_response",  # not the JSON the source declares (or too large)
+    "circuit_open",  # the upstream's circuit breaker is open; nothing was sent
+    "dependency_failed",  # a source this one depends on failed, so it could not be built
+]
+
+FAILURE_REASONS: tuple[FailureReason, ...] = (
+    "timeout",
+    "unavailable",
+    "upstream_status",
+    "invalid_response",
+    "circuit_open",
+    "dependency_failed",
+)
+
+
+class PartOutcome:
+    """The outcome of one part: ok with a value, or failed with exactly one reason."""
+
+    __slots__ = ("detail", "duration", "name", "reason", "upstream_status", "value")
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        value: Any = None,
+        reason: FailureReason | None = None,
+        duration: float = 0.0,
+        upstream_status: int | None = None,
+        detail: str = "",
+    ) -> None:
+        self.name = name
+        self.value = value
+        self.reason: FailureReason | None = reason
+        #: seconds from the moment the part's request was started to its outcome
+        self.duration = duration
+        #: the HTTP status the upstream answered with, when it answered at all
+        self.upstream_status = upstream_status
+        #: a short human explanation for logs (never contains upstream addresses)
+        self.detail = detail
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+    def describe(self) -> str:
+        if self.reason is None:
+            return "ok"
+        if self.reason == "upstream_status":
+            return f"upstream_status {self.upstream_status}"
+        return f"{self.reason}: {self.detail}" if self.detail else self.reason
+
+    def __repr__(self) -> str:
+        return f"PartOutcome({self.name!r}, {self.describe()}, {self.duration * 1000:.1f} ms)"
+
+
+class AggregateResult(Mapping[str, PartOutcome]):
+    """The outcomes of every part that was asked for, in declaration order.
+
+    It is a read-only mapping from part name to :class:`PartOutcome`; ``value(name)`` gives a
+    part's value or ``None`` when it failed or was not asked for.
+    """
+
+    __slots__ = ("_parts", "aggregate", "duration")
+
+    def __init__(self, aggregate: str, parts: dict[str, PartOutcome], duration: float) -> None:
+        self.aggregate = aggregate
+        self._parts = parts
+        #: seconds the whole aggregation took
+        self.duration = duration
+
+    def __getitem__(self, name: str) -> PartOutcome:
+        return self._parts[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parts)
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def value(self, name: str) -> Any:
+        outcome = self._parts.get(name)
+        return None if outcome is None else outcome.value
+
+    @property
+    def failures(self) -> list[PartOutcome]:
+        return [o for o in self._parts.values() if o.reason is not None]
+
+    def server_timing(self) -> str:
+        """A ``Server-Timing`` header value: each part's duration, failures described."""
+        entries = []
+        for outcome in self._parts.values():
+            entry = f"{outcome.name};dur={outcome.duration * 1000:.1f}"
+            if outcome.reason is not None:
+                entry += f';desc="{outcome.reason}"'
+            entries.append(entry)
+        entries.append(f"total;dur={self.duration * 1000:.1f}")
+        return ", ".join(entries)
+
+    def __repr__(self) -> str:
+        return f"AggregateResult({self.aggregate!r}, {list(self._parts.values())!r})"

@@ -1,0 +1,56 @@
+"""The seam between the engine and an HTTP client library.
+
+The engine only ever issues ``GET`` requests with a few headers and reads status, headers and the
+whole body. Everything a client library does beyond that (pools, DNS, TLS) stays behind this
+protocol, so the default fast client and the httpx adapter are interchangeable and a team can
+plug in its own.
+
+Timeouts are *not* the transport's job: the engine wraps every call in an asyncio deadline and
+cancels it. A transport must therefore be cancellation-safe (a cancelled ``get`` releases its
+connection) and must raise only :class:`UpstreamUnavailable` or :class:`ResponseTooLarge` for
+failures it can name; anything else escaping it is a bug in the adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "Transport",
+    "UpstreamResponse",
+]
+
+#: Bodies above this are refused (``ResponseTooLarge``) rather than buffered: a runaway upstream
+#: must not be able to exhaust the gateway's memory.
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """What an upstream answered: status, headers (lower-cased names) and the complete body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """An HTTP client the engine can send upstream ``GET`` requests through."""
+
+    async def get(self, url: str, *, headers: Mapping[str, str]) -> UpstreamResponse:
+        """Send ``GET url`` and return the whole response.
+
+        Raises:
+            UpstreamUnavailable: the connection could not be made, was refused or was lost
+                before the whole response arrived.
+            ResponseTooLarge: the body is longer than the transport's limit.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release every connection. The transport is not used afterwards."""
+        ...

@@ -1,0 +1,279 @@
+"""Litestar integration: the only module of bff-core that imports Litestar.
+
+- :class:`GatewayPlugin` owns the :class:`~bff_core.Gateway` for the application's lifespan,
+  provides it to handlers as the ``gateway`` dependency, answers every error as
+  ``application/problem+json`` and serves ``/healthz`` and ``/readyz``.
+- :func:`create_gateway_app` builds a whole BFF application from settings, aggregates and
+  route handlers, with the OpenAPI document at ``/schema/openapi.json``.
+- :func:`aggregate_response` wraps a handler's payload with the ``Server-Timing`` header.
+- :func:`serve` is the command line of a BFF: ``--host``, ``--port``, ``--workers``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Litestar, Request, Response, get
+from litestar.config.app import AppConfig
+from litestar.di import Provide
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.plugins import InitPlugin
+from litestar.types import ControllerRouterHandler
+
+from ._declaration import Aggregate
+from ._engine import Gateway
+from ._errors import AggregationFailed, ConfigurationError, RequestError
+from ._outcome import AggregateResult
+from ._report import PROBLEM_JSON, Problem, problem_for
+from ._settings import GatewaySettings
+from ._transport import Transport
+
+__all__ = [
+    "PROBLEM_RESPONSES",
+    "GatewayPlugin",
+    "Health",
+    "Readiness",
+    "aggregate_response",
+    "create_gateway_app",
+    "serve",
+]
+
+T = TypeVar("T")
+logger = logging.getLogger("bff_core")
+_problem_encoder = msgspec.json.Encoder()
+
+
+class Health(msgspec.Struct, frozen=True):
+    status: str
+
+
+class Readiness(msgspec.Struct, frozen=True):
+    status: str
+    checks: dict[str, str]
+
+
+def _problem_spec(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=Problem, media_type=PROBLEM_JSON, description=description)
+
+
+#: OpenAPI descriptions of the problem answers of an aggregate route, for ``responses=``.
+PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
+    400: _problem_spec("A parameter is missing or malformed, or `fields` names unknown parts"),
+    404: _problem_spec("The critical upstream answered 404: the item does not exist"),
+    502: _problem_spec("A critical upstream failed (unavailable, error status, invalid answer)"),
+    504: _problem_spec("A critical upstream did not answer before the deadline"),
+}
+
+
+def aggregate_response(result: AggregateResult, payload: T) -> Response[T]:
+    """Answer ``payload`` with a ``Server-Timing`` header giving each part's duration."""
+    return Response(payload, headers={"server-timing": result.server_timing()})
+
+
+class GatewayPlugin(InitPlugin):
+    """Wires a :class:`Gateway` into a Litestar application.
+
+    Args:
+        gateway: built at start-up (so a misdeclared aggregate or a missing service stops the
+            application before it serves anything); closed when the application shuts down.
+    """
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.lifespan.append(self._lifespan)
+        app_config.dependencies["gateway"] = Provide(
+            self._provide_gateway, use_cache=True, sync_to_thread=False
+        )
+        app_config.route_handlers.extend([healthz, readyz])
+        app_config.exception_handlers.update(
+            {
+                AggregationFailed: _aggregation_failed,
+                RequestError: _request_error,
+                HTTPException: _http_exception,
+                Exception: _unexpected,
+            }
+        )
+        app_config.state["gateway"] = self.gateway
+        return app_config
+
+    def _provide_gateway(self) -> Gateway:
+        return self.gateway
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self.gateway.aclose()
+
+
+@get("/healthz", tags=["health"], summary="Alive", sync_to_thread=False)
+def healthz() -> Health:
+    """The process is up and serving."""
+    return Health(status="ok")
+
+
+@get(
+    "/readyz",
+    tags=["health"],
+    summary="Ready",
+    responses={},
+)
+async def readyz(gateway: Gateway) -> Response[Readiness]:
+    """Ready to serve: configuration loaded, cache reachable. 503 when a check fails."""
+    checks = await gateway.readiness()
+    ready = all(value.startswith("ok") for value in checks.values())
+    return Response(
+        Readiness(status="ready" if ready else "not ready", checks=checks),
+        status_code=200 if ready else 503,
+    )
+
+
+def create_gateway_app(
+    *,
+    title: str,
+    version: str,
+    settings: GatewaySettings,
+    aggregates: Sequence[Aggregate],
+    route_handlers: Sequence[ControllerRouterHandler],
+    transport: Transport | None = None,
+    description: str | None = None,
+) -> Litestar:
+    """A complete BFF application: the gateway, its routes, health, problems and OpenAPI."""
+    gateway = Gateway(
+        services=settings.services,
+        aggregates=aggregates,
+        timeout=settings.timeout,
+        transport=transport,
+    )
+    return Litestar(
+        route_handlers=list(route_handlers),
+        plugins=[GatewayPlugin(gateway)],
+        openapi_config=OpenAPIConfig(
+            title=title, version=version, description=description, path="/schema"
+        ),
+        logging_config=None,
+    )
+
+
+def _problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(
+        _problem_encoder.encode(problem),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _aggregation_failed(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, AggregationFailed)
+    timing = ", ".join(
+        f'{o.name};dur={o.duration * 1000:.1f};desc="{o.reason}"' for o in exc.failures
+    )
+    return _problem_response(
+        problem_for(exc, instance=request.url.path), headers={"server-timing": timing}
+    )
+
+
+def _request_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, RequestError)
+    return _problem_response(problem_for(exc, instance=request.url.path))
+
+
+def _http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+        detail = f"{detail}: {exc.extra}"
+    title = _status_phrase(exc.status_code)
+    return _problem_response(
+        Problem(
+            type="about:blank",
+            title=title,
+            status=exc.status_code,
+            detail=detail or title,
+            instance=request.url.path,
+        ),
+        headers=exc.headers,
+    )
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _problem_response(
+        Problem(
+            type="about:blank",
+            title="Internal Server Error",
+            status=500,
+            detail="the gateway failed unexpectedly; the error is logged",
+            instance=request.url.path,
+        )
+    )
+
+
+def _status_phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def serve(
+    *,
+    prog: str,
+    app_factory: str,
+    default_port: int,
+    argv: Sequence[str] | None = None,
+    check: Callable[[], object] | None = None,
+) -> None:
+    """The command line of a BFF: validate configuration, then serve with uvicorn.
+
+    Args:
+        prog: the command's name, for ``--help`` and messages.
+        app_factory: ``"module:function"`` returning the Litestar app (imported by each worker).
+        default_port: the port when ``--port`` is not given.
+        check: called once before serving; a :class:`ConfigurationError` it raises stops
+            start-up with the message on stderr and exit status 2.
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=f"Run the {prog} service.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=default_port, help="port to listen on")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default 1; about one per core)"
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port {args.port} is not a TCP port")
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if check is not None:
+        try:
+            check()
+        except ConfigurationError as exc:
+            print(f"{prog}: configuration error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    import uvicorn
+
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="on",
+    )

@@ -1,0 +1,5 @@
+"""The mobile apps' Backend-for-Frontend."""
+
+from .app import PRODUCT_SCREEN, ProductScreen, create_app
+
+__all__ = ["PRODUCT_SCREEN", "ProductScreen", "create_app"]

@@ -1,0 +1,141 @@
+"""The phone's product screen: what it gets, from where, and how it fails.
+
+The same four upstreams and failure rules as the web page, but a phone shows less and pays for
+every byte: no long description, one image, stock as yes/no and a count, the price, the rating
+and its count. Declaring only those fields is what trims the upstreams' payloads (msgspec
+ignores the rest while decoding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated
+
+import msgspec
+from bff_core import (
+    Aggregate,
+    AggregateResult,
+    Gateway,
+    GatewaySettings,
+    Param,
+    PartError,
+    Source,
+    part_errors,
+)
+from bff_core.litestar import PROBLEM_RESPONSES, aggregate_response, create_gateway_app
+from litestar import Litestar, Response, get
+from litestar.params import Parameter
+from msgspec import UNSET, UnsetType
+
+__all__ = ["PRODUCT_SCREEN", "SERVICE_URL_VARIABLES", "ProductScreen", "create_app"]
+
+SERVICE_URL_VARIABLES = {
+    "product": "PRODUCT_SERVICE_URL",
+    "inventory": "INVENTORY_SERVICE_URL",
+    "pricing": "PRICING_SERVICE_URL",
+    "reviews": "REVIEWS_SERVICE_URL",
+}
+
+
+class _UpstreamProduct(msgspec.Struct):
+    id: str
+    name: str
+    images: list[str] = []
+
+
+class PhoneProduct(msgspec.Struct):
+    id: str
+    name: str
+    image: str | None  # the first image only
+
+    @classmethod
+    def of(cls, product: _UpstreamProduct) -> PhoneProduct:
+        return cls(
+            id=product.id, name=product.name, image=product.images[0] if product.images else None
+        )
+
+
+class PhoneStock(msgspec.Struct):
+    in_stock: bool
+    quantity: int
+
+
+class PhonePrice(msgspec.Struct):
+    currency: str
+    amount: int  # minor units
+    discount_pct: int = 0
+
+
+class PhoneRating(msgspec.Struct):
+    average: float
+    count: int
+
+
+PRODUCT_SCREEN = Aggregate(
+    "mobile_product_screen",
+    params=[Param("id", max_length=128)],
+    sources=[
+        Source(
+            "product",
+            service="product",
+            path="/products/{id}",
+            returns=_UpstreamProduct,
+            critical=True,
+        ),
+        Source("inventory", service="inventory", path="/inventory/{id}", returns=PhoneStock),
+        Source("pricing", service="pricing", path="/prices/{id}", returns=PhonePrice),
+        Source("reviews", service="reviews", path="/reviews/{id}", returns=PhoneRating),
+    ],
+)
+
+
+class ProductScreen(msgspec.Struct):
+    """The phone's product screen. A part is ``null`` when it failed, absent when not asked for."""
+
+    product: PhoneProduct | UnsetType | None = UNSET
+    inventory: PhoneStock | UnsetType | None = UNSET
+    pricing: PhonePrice | UnsetType | None = UNSET
+    reviews: PhoneRating | UnsetType | None = UNSET
+    errors: list[PartError] | UnsetType = UNSET
+
+    @classmethod
+    def of(cls, result: AggregateResult) -> ProductScreen:
+        parts = {name: outcome.value for name, outcome in result.items()}
+        if parts.get("product") is not None:
+            parts["product"] = PhoneProduct.of(parts["product"])
+        return cls(**parts, errors=part_errors(result) or UNSET)
+
+
+@get(
+    "/api/aggregated/product",
+    summary="What the phone's product screen shows, in one small answer",
+    responses=PROBLEM_RESPONSES,
+)
+async def product_screen(
+    gateway: Gateway,
+    id: Annotated[
+        str | None,
+        Parameter(description="The product's id (1 to 128 characters, no control characters)"),
+    ] = None,
+    fields: Annotated[
+        str | None,
+        Parameter(
+            description="Comma-separated parts to return (product, inventory, pricing, "
+            "reviews); the other upstreams are not called. Default: all."
+        ),
+    ] = None,
+) -> Response[ProductScreen]:
+    result = await gateway.run(PRODUCT_SCREEN, {"id": id}, fields=fields)
+    return aggregate_response(result, ProductScreen.of(result))
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> Litestar:
+    """The mobile BFF application, configured from the environment."""
+    return create_gateway_app(
+        title="Mobile BFF",
+        version="0.1.0",
+        description="Backend-for-Frontend of the mobile apps: trimmed payloads.",
+        settings=GatewaySettings.from_env(SERVICE_URL_VARIABLES, environ),
+        aggregates=[PRODUCT_SCREEN],
+        route_handlers=[product_screen],
+    )

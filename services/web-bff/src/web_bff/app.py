@@ -1,0 +1,140 @@
+"""The web SPA's product page: what it gets, from where, and how it fails.
+
+One aggregate, four upstreams called concurrently. ``product`` is critical (no product, no
+page); the others are optional and reported in ``errors`` when they fail. The web page shows
+everything, so the upstreams' objects pass through whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import msgspec
+from bff_core import (
+    Aggregate,
+    AggregateResult,
+    Gateway,
+    GatewaySettings,
+    Param,
+    PartError,
+    Source,
+    part_errors,
+)
+from bff_core.litestar import PROBLEM_RESPONSES, aggregate_response, create_gateway_app
+from litestar import Litestar, Response, get
+from litestar.params import Parameter
+from msgspec import UNSET, UnsetType
+
+__all__ = ["PRODUCT_PAGE", "SERVICE_URL_VARIABLES", "ProductPage", "create_app"]
+
+SERVICE_URL_VARIABLES = {
+    "product": "PRODUCT_SERVICE_URL",
+    "inventory": "INVENTORY_SERVICE_URL",
+    "pricing": "PRICING_SERVICE_URL",
+    "reviews": "REVIEWS_SERVICE_URL",
+}
+
+
+# What the upstreams answer (fields they add later are ignored).
+class Product(msgspec.Struct):
+    id: str
+    name: str
+    description: str
+    category: str
+    images: list[str]
+    attributes: dict[str, Any]
+
+
+class Warehouse(msgspec.Struct):
+    id: str
+    qty: int
+
+
+class Inventory(msgspec.Struct):
+    product_id: str
+    in_stock: bool
+    quantity: int
+    warehouses: list[Warehouse]
+
+
+class Pricing(msgspec.Struct):
+    product_id: str
+    currency: str
+    amount: int
+    discount_pct: int
+
+
+class Review(msgspec.Struct):
+    author: str
+    stars: int
+    text: str
+
+
+class Reviews(msgspec.Struct):
+    product_id: str
+    average: float
+    count: int
+    top: list[Review]
+
+
+PRODUCT_PAGE = Aggregate(
+    "web_product_page",
+    params=[Param("id", max_length=128)],
+    sources=[
+        Source("product", service="product", path="/products/{id}", returns=Product, critical=True),
+        Source("inventory", service="inventory", path="/inventory/{id}", returns=Inventory),
+        Source("pricing", service="pricing", path="/prices/{id}", returns=Pricing),
+        Source("reviews", service="reviews", path="/reviews/{id}", returns=Reviews),
+    ],
+)
+
+
+class ProductPage(msgspec.Struct):
+    """The product page. A part is ``null`` when it failed, absent when not asked for."""
+
+    product: Product | UnsetType | None = UNSET
+    inventory: Inventory | UnsetType | None = UNSET
+    pricing: Pricing | UnsetType | None = UNSET
+    reviews: Reviews | UnsetType | None = UNSET
+    errors: list[PartError] | UnsetType = UNSET
+
+    @classmethod
+    def of(cls, result: AggregateResult) -> ProductPage:
+        parts = {name: outcome.value for name, outcome in result.items()}
+        return cls(**parts, errors=part_errors(result) or UNSET)
+
+
+@get(
+    "/api/aggregated/product",
+    summary="Everything the web product page shows, in one request",
+    responses=PROBLEM_RESPONSES,
+)
+async def product_page(
+    gateway: Gateway,
+    id: Annotated[
+        str | None,
+        Parameter(description="The product's id (1 to 128 characters, no control characters)"),
+    ] = None,
+    fields: Annotated[
+        str | None,
+        Parameter(
+            description="Comma-separated parts to return (product, inventory, pricing, "
+            "reviews); the other upstreams are not called. Default: all."
+        ),
+    ] = None,
+) -> Response[ProductPage]:
+    result = await gateway.run(PRODUCT_PAGE, {"id": id}, fields=fields)
+    return aggregate_response(result, ProductPage.of(result))
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> Litestar:
+    """The web BFF application, configured from the environment."""
+    return create_gateway_app(
+        title="Web BFF",
+        version="0.1.0",
+        description="Backend-for-Frontend of the web SPA: whole upstream objects.",
+        settings=GatewaySettings.from_env(SERVICE_URL_VARIABLES, environ),
+        aggregates=[PRODUCT_PAGE],
+        route_handlers=[product_page],
+    )
