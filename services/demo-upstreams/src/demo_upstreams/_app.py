@@ -1,0 +1,322 @@
+"""The aiohttp application serving the four simulated services and the admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Mapping
+from functools import lru_cache
+from http import HTTPStatus
+from typing import Final
+
+import msgspec
+from aiohttp import web
+
+from ._catalogue import CATALOGUE
+from ._faults import SERVICES, Fault, FaultRegistry
+from ._requestlog import RequestLog
+
+__all__ = ["DEFAULT_LATENCY_MS", "create_app"]
+
+DEFAULT_LATENCY_MS: Final[Mapping[str, float]] = {
+    "product": 20.0,
+    "inventory": 30.0,
+    "pricing": 15.0,
+    "reviews": 40.0,
+}
+"""Each service's typical answer time at ``latency_scale=1``."""
+
+_JITTER: Final = 0.1
+# How often a hung handler checks whether its client left or the server is stopping: aiohttp
+# does not cancel handlers when the client disconnects, so there is nothing to await instead.
+_HANG_POLL_S: Final = 0.05
+
+# First path segment -> service, for requests no route matched (kept in the request log so a
+# test can see e.g. an id that was not percent-encoded and split into two segments).
+_PREFIXES: Final[Mapping[str, str]] = {
+    "products": "product",
+    "inventory": "inventory",
+    "prices": "pricing",
+    "reviews": "reviews",
+}
+
+_JSON: Final = "application/json"
+_PROBLEM_JSON: Final = "application/problem+json"
+_encode = msgspec.json.Encoder().encode
+
+
+def _json(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(body=body, status=status, content_type=_JSON)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json(_encode({"error": message}), status)
+
+
+def _problem(status: int, slug: str, title: str, detail: str) -> web.Response:
+    body = {
+        "type": f"urn:demo-upstreams:problem:{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    return web.Response(body=_encode(body), status=status, content_type=_PROBLEM_JSON)
+
+
+@lru_cache(maxsize=4)
+def _huge_body(size: int) -> bytes:
+    # Exactly `size` bytes of valid JSON; below the smallest padded object, pad with whitespace.
+    head, tail = b'{"padding":"', b'"}'
+    if size < len(head) + len(tail):
+        return b"{}" + b" " * (size - 2)
+    return head + b"x" * (size - len(head) - len(tail)) + tail
+
+
+class _Upstreams:
+    """State and handlers of one application instance."""
+
+    def __init__(
+        self, *, latency_s: Mapping[str, float], faults: FaultRegistry, log: RequestLog
+    ) -> None:
+        self.faults = faults
+        self.log = log
+        self.stopping = asyncio.Event()
+        self._latency_s = dict(latency_s)
+        # Encoded once: the hot path only looks bytes up.
+        self._products = {e.product.id: _encode(e.product) for e in CATALOGUE}
+        self._inventory = {e.product.id: _encode(e.inventory) for e in CATALOGUE}
+        self._prices = {e.product.id: _encode(e.price) for e in CATALOGUE}
+        self._reviews = {e.product.id: _encode(e.reviews) for e in CATALOGUE}
+
+    # --- the simulated services -------------------------------------------------------------
+
+    async def product(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(request, "product", self._products, "product")
+
+    async def inventory(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(request, "inventory", self._inventory, "inventory for product")
+
+    async def price(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(request, "pricing", self._prices, "price for product")
+
+    async def reviews(self, request: web.Request) -> web.StreamResponse:
+        return await self._answer(request, "reviews", self._reviews, "reviews for product")
+
+    async def product_list(self, request: web.Request) -> web.StreamResponse:
+        self.log.record("product", request)
+        fault = self.faults.draw("product")
+        ids = request.query.get("ids")
+        body: bytes | None = None
+        if ids is not None:
+            known = self._products
+            body = b"[" + b",".join(known[i] for i in ids.split(",") if i in known) + b"]"
+        await self._delay("product", fault)
+        if fault is not None:
+            faulty = await self._misbehave(request, fault, body, array=True)
+            if faulty is not None:
+                return faulty
+        if body is None:
+            return _error(400, "missing query parameter 'ids' (comma-separated product ids)")
+        return _json(body)
+
+    async def _answer(
+        self, request: web.Request, service: str, bodies: Mapping[str, bytes], noun: str
+    ) -> web.StreamResponse:
+        self.log.record(service, request)
+        fault = self.faults.draw(service)
+        # match_info is already percent-decoded, and an encoded "/" stays inside the segment.
+        ident = request.match_info["id"]
+        body = bodies.get(ident)
+        await self._delay(service, fault)
+        if fault is not None:
+            faulty = await self._misbehave(request, fault, body, array=False)
+            if faulty is not None:
+                return faulty
+        if body is None:
+            return _error(404, f"no {noun} with id {ident!r}")
+        return _json(body)
+
+    async def _delay(self, service: str, fault: Fault | None) -> None:
+        delay = self._latency_s[service]
+        if delay:
+            delay *= random.uniform(1 - _JITTER, 1 + _JITTER)
+        if fault is not None:
+            delay += fault.latency_ms / 1000
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _misbehave(
+        self, request: web.Request, fault: Fault, body: bytes | None, *, array: bool
+    ) -> web.StreamResponse | None:
+        """The faulty answer, or None when the fault only delays the normal one."""
+        if fault.hang:
+            return await self._hang(request)
+        if fault.drop:
+            return _drop(request)
+        status = 200 if fault.status is None else fault.status
+        if fault.malformed:
+            whole = body or b'{"error": "this body was cut short on purpose"}'
+            # A strict prefix of one JSON object or array is never valid JSON.
+            return _json(whole[: len(whole) // 2], status)
+        if fault.wrong_shape:
+            return _json(
+                b'{"unexpected": "shape"}' if array else b'["unexpected", "shape"]', status
+            )
+        if fault.huge_bytes is not None:
+            return _json(_huge_body(fault.huge_bytes), status)
+        if fault.status is not None:
+            return _error(status, f"injected fault: {status} {_phrase(status)}".rstrip())
+        return None
+
+    async def _hang(self, request: web.Request) -> web.StreamResponse:
+        while not self.stopping.is_set():
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                break
+            await asyncio.sleep(_HANG_POLL_S)
+        # Whether the client left or the server is stopping, this request gets no answer.
+        return _drop(request)
+
+    # --- everything else --------------------------------------------------------------------
+
+    async def healthz(self, request: web.Request) -> web.StreamResponse:
+        return _json(b'{"status":"ok"}')
+
+    async def fallback(self, request: web.Request) -> web.StreamResponse:
+        parts = request.raw_path.partition("?")[0].split("/", 2)
+        service = _PREFIXES.get(parts[1]) if len(parts) > 1 else None
+        if service is not None:
+            self.log.record(service, request)
+        return _error(404, f"no such endpoint: {request.method} {request.raw_path}")
+
+    async def get_faults(self, request: web.Request) -> web.StreamResponse:
+        return _json(_encode(self.faults.snapshot()))
+
+    async def put_fault(self, request: web.Request) -> web.StreamResponse:
+        service = request.match_info["service"]
+        if service not in SERVICES:
+            return _unknown_service(service)
+        raw = await request.read()
+        if not raw.strip():
+            return _problem(
+                400,
+                "invalid-fault",
+                "Invalid fault",
+                'the body is empty; expected a JSON object such as {"status": 503}',
+            )
+        try:
+            fault = msgspec.json.decode(raw, type=Fault)
+        except msgspec.ValidationError as exc:
+            return _problem(400, "invalid-fault", "Invalid fault", str(exc))
+        except msgspec.DecodeError as exc:
+            return _problem(400, "malformed-json", "Malformed JSON", f"body is not JSON: {exc}")
+        return _json(_encode(self.faults.set(service, fault)))
+
+    async def delete_fault(self, request: web.Request) -> web.StreamResponse:
+        service = request.match_info["service"]
+        if service not in SERVICES:
+            return _unknown_service(service)
+        self.faults.clear(service)
+        return web.Response(status=204)
+
+    async def delete_faults(self, request: web.Request) -> web.StreamResponse:
+        self.faults.clear()
+        return web.Response(status=204)
+
+    async def get_requests(self, request: web.Request) -> web.StreamResponse:
+        return _json(_encode(self.log.snapshot()))
+
+    async def delete_requests(self, request: web.Request) -> web.StreamResponse:
+        self.log.reset()
+        return web.Response(status=204)
+
+
+def _drop(request: web.Request) -> web.StreamResponse:
+    transport = request.transport
+    if transport is not None:
+        # abort(), not close(): drop the socket at once, with no graceful flush.
+        transport.abort()
+    # aiohttp fails to write this to the dead transport and treats it as a client disconnect.
+    return web.Response(status=204)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # e.g. 599: valid to send, but has no standard name
+        return ""
+
+
+def _unknown_service(service: str) -> web.Response:
+    return _problem(
+        404,
+        "unknown-service",
+        "Unknown service",
+        f"no service named {service!r}; expected one of {', '.join(SERVICES)}",
+    )
+
+
+_STATE: Final = web.AppKey("demo_upstreams", _Upstreams)
+
+
+def create_app(
+    *,
+    latency_scale: float = 1.0,
+    faults: Mapping[str, Fault] | None = None,
+    latency_ms: Mapping[str, float] | None = None,
+    request_log_size: int = 100,
+) -> web.Application:
+    """Build the demo upstreams application (product, inventory, pricing, reviews, admin).
+
+    :param latency_scale: multiplies each service's default latency (product 20 ms, inventory
+        30 ms, pricing 15 ms, reviews 40 ms, each with ±10 % jitter); ``0`` answers at once.
+    :param faults: faults active from the start, keyed by service name (``product``,
+        ``inventory``, ``pricing``, ``reviews``); change them later via ``/admin/faults``.
+    :param latency_ms: per-service base latency in milliseconds, replacing the default for
+        that service; these explicit values are not multiplied by ``latency_scale``.
+    :param request_log_size: how many recent requests ``GET /admin/requests`` keeps per
+        service; ``0`` keeps only the counts (cheapest, for benchmarks).
+    :raises ValueError: on an unknown service name, a negative latency or scale, or a fault
+        whose values are out of range.
+    """
+    if latency_scale < 0:
+        raise ValueError(f"latency_scale must be >= 0, got {latency_scale}")
+    if request_log_size < 0:
+        raise ValueError(f"request_log_size must be >= 0, got {request_log_size}")
+    latency_s = {
+        service: DEFAULT_LATENCY_MS[service] * latency_scale / 1000 for service in SERVICES
+    }
+    for service, ms in (latency_ms or {}).items():
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service!r} (expected one of {', '.join(SERVICES)})")
+        if ms < 0:
+            raise ValueError(f"latency of {service} must be >= 0 ms, got {ms}")
+        latency_s[service] = ms / 1000
+
+    state = _Upstreams(
+        latency_s=latency_s, faults=FaultRegistry(faults), log=RequestLog(keep=request_log_size)
+    )
+    app = web.Application()
+    app[_STATE] = state
+
+    async def release_hung_handlers(app: web.Application) -> None:
+        # Runs before aiohttp waits for in-flight handlers, so hung ones cannot stall shutdown.
+        app[_STATE].stopping.set()
+
+    app.on_shutdown.append(release_hung_handlers)
+
+    add = app.router.add_route
+    add("GET", "/products", state.product_list)
+    add("GET", "/products/{id}", state.product)
+    add("GET", "/inventory/{id}", state.inventory)
+    add("GET", "/prices/{id}", state.price)
+    add("GET", "/reviews/{id}", state.reviews)
+    add("GET", "/healthz", state.healthz)
+    add("GET", "/admin/faults", state.get_faults)
+    add("DELETE", "/admin/faults", state.delete_faults)
+    add("PUT", "/admin/faults/{service}", state.put_fault)
+    add("DELETE", "/admin/faults/{service}", state.delete_fault)
+    add("GET", "/admin/requests", state.get_requests)
+    add("DELETE", "/admin/requests", state.delete_requests)
+    add("*", "/{tail:.*}", state.fallback)
+    return app

@@ -1,0 +1,173 @@
+"""Fault definitions, the run-time fault registry and the ``--fault`` flag syntax."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Final
+
+import msgspec
+
+__all__ = [
+    "SERVICES",
+    "Fault",
+    "FaultRegistry",
+    "parse_fault_flags",
+    "validate_fault",
+]
+
+SERVICES: Final[tuple[str, ...]] = ("product", "inventory", "pricing", "reviews")
+"""The simulated services, as named in the admin API and in ``--fault``."""
+
+
+class Fault(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
+):
+    """A misbehaviour to inject into one service's answers.
+
+    When a request draws the fault (see ``rate`` and ``count``) its parts apply in this order:
+    ``latency_ms`` is added to the service's usual latency; then ``hang`` (never answer, until
+    the client goes away or the server stops) or ``drop`` (close the TCP connection without an
+    answer) ends the request. Otherwise the answer's status is ``status`` (200 if unset) and its
+    body, by precedence, ``malformed`` (the normal JSON cut short), ``wrong_shape`` (valid JSON
+    of the wrong type: an array where an object is expected, an object where an array is),
+    ``huge_bytes`` (a valid JSON object of exactly that many bytes), an error object when
+    ``status`` is set, else the normal body.
+
+    The constraints are checked when a fault is decoded (admin API, ``--fault``) or passed to
+    :func:`validate_fault`, not when the struct is built directly.
+    """
+
+    latency_ms: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    status: Annotated[int, msgspec.Meta(ge=400, le=599)] | None = None
+    hang: bool = False
+    drop: bool = False
+    malformed: bool = False
+    wrong_shape: bool = False
+    huge_bytes: Annotated[int, msgspec.Meta(ge=2)] | None = None
+    rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
+    count: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
+
+def validate_fault(fault: Fault) -> Fault:
+    """Check a fault's field constraints; raise ``msgspec.ValidationError`` if one is broken."""
+    # msgspec only enforces Meta constraints while decoding, so round-trip through builtins.
+    return msgspec.convert(msgspec.to_builtins(fault), Fault)
+
+
+class _Armed(msgspec.Struct):
+    fault: Fault
+    remaining: int | None
+
+
+class FaultRegistry:
+    """The current fault of each service, consumed by the request handlers."""
+
+    __slots__ = ("_armed",)
+
+    def __init__(self, faults: Mapping[str, Fault] | None = None) -> None:
+        self._armed: dict[str, _Armed] = {}
+        for service, fault in (faults or {}).items():
+            if service not in SERVICES:
+                raise ValueError(
+                    f"unknown service {service!r} (expected one of {', '.join(SERVICES)})"
+                )
+            self.set(service, fault)
+
+    def set(self, service: str, fault: Fault) -> Fault:
+        """Replace ``service``'s fault; return it as stored.
+
+        Raises ``KeyError`` for an unknown service and ``msgspec.ValidationError`` (a
+        ``ValueError``) for a fault whose values are out of range.
+        """
+        if service not in SERVICES:
+            raise KeyError(service)
+        fault = validate_fault(fault)
+        self._armed[service] = _Armed(fault, fault.count)
+        return fault
+
+    def clear(self, service: str | None = None) -> None:
+        """Clear one service's fault, or all of them."""
+        if service is None:
+            self._armed.clear()
+        elif service in SERVICES:
+            self._armed.pop(service, None)
+        else:
+            raise KeyError(service)
+
+    def snapshot(self) -> dict[str, Fault]:
+        """The current faults (``count`` is what is left of it), keyed by service."""
+        return {
+            service: msgspec.structs.replace(armed.fault, count=armed.remaining)
+            for service, armed in self._armed.items()
+        }
+
+    def draw(self, service: str) -> Fault | None:
+        """The fault that applies to the request being served now, if any.
+
+        Called once per request: a fault with ``count`` is used up by the requests it applies to
+        (not by those ``rate`` spares), and removed when none is left.
+        """
+        armed = self._armed.get(service)
+        if armed is None:
+            return None
+        fault = armed.fault
+        if fault.rate < 1.0 and random.random() >= fault.rate:
+            return None
+        if armed.remaining is not None:
+            armed.remaining -= 1
+            if armed.remaining <= 0:
+                del self._armed[service]
+        return fault
+
+
+_FLAG_SYNTAX = "SERVICE:KEY=VALUE[,KEY=VALUE...]"
+
+
+def _parse_one(flag: str) -> tuple[str, dict[str, str]]:
+    service, sep, spec = flag.partition(":")
+    service = service.strip()
+    if not sep or not spec.strip():
+        raise ValueError(f"--fault {flag!r}: expected {_FLAG_SYNTAX}, e.g. reviews:status=503")
+    if service not in SERVICES:
+        raise ValueError(
+            f"--fault {flag!r}: unknown service {service!r} (expected one of {', '.join(SERVICES)})"
+        )
+    fields: dict[str, str] = {}
+    for item in spec.split(","):
+        key, has_value, value = item.partition("=")
+        key = key.strip()
+        if not key:
+            raise ValueError(f"--fault {flag!r}: empty field name; expected {_FLAG_SYNTAX}")
+        if key not in Fault.__struct_fields__:
+            raise ValueError(
+                f"--fault {flag!r}: unknown field {key!r} "
+                f"(expected one of {', '.join(Fault.__struct_fields__)})"
+            )
+        # A bare flag name such as ``reviews:hang`` switches that flag on.
+        fields[key] = value.strip() if has_value else "true"
+    return service, fields
+
+
+def parse_fault_flags(flags: Iterable[str]) -> dict[str, Fault]:
+    """Turn ``--fault`` values into one fault per service.
+
+    Each value is ``SERVICE:KEY=VALUE[,KEY=VALUE...]``, e.g. ``reviews:status=503`` or
+    ``pricing:latency_ms=300,rate=0.5``; a bare ``KEY`` means ``KEY=true``. Several values for
+    the same service are merged, later keys winning. Raises ``ValueError`` with a message fit
+    for the command line when a value is malformed or out of range.
+    """
+    merged: dict[str, tuple[str, dict[str, str]]] = {}
+    for flag in flags:
+        service, fields = _parse_one(flag)
+        previous = merged.get(service)
+        merged[service] = (flag, {**previous[1], **fields} if previous else fields)
+    faults: dict[str, Fault] = {}
+    for service, (flag, fields) in merged.items():
+        raw: dict[str, Any] = dict(fields)
+        try:
+            # strict=False lets msgspec turn the flag's strings into numbers and booleans.
+            faults[service] = msgspec.convert(raw, Fault, strict=False)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"--fault {flag!r}: {exc}") from None
+    return faults

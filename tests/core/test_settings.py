@@ -1,0 +1,57 @@
+"""Configuration from the environment: defaults, and a clear error naming a bad variable."""
+
+from __future__ import annotations
+
+import pytest
+from bff_core import ConfigurationError, GatewaySettings
+
+VARIABLES = {"product": "PRODUCT_SERVICE_URL", "pricing": "PRICING_SERVICE_URL"}
+
+
+def test_defaults() -> None:
+    settings = GatewaySettings.from_env(VARIABLES, {})
+    assert settings.services == {
+        "product": "http://127.0.0.1:9000",
+        "pricing": "http://127.0.0.1:9000",
+    }
+    assert settings.redis_url is None
+    assert settings.timeout == 1.0
+
+
+def test_values_are_read() -> None:
+    settings = GatewaySettings.from_env(
+        VARIABLES,
+        {
+            "PRODUCT_SERVICE_URL": "https://products.internal:8443/api/",
+            "REDIS_URL": "redis://127.0.0.1:6380/1",
+            "BFF_TIMEOUT_MS": "250",
+        },
+    )
+    assert settings.services["product"] == "https://products.internal:8443/api"
+    assert settings.redis_url == "redis://127.0.0.1:6380/1"
+    assert settings.timeout == 0.25
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("PRODUCT_SERVICE_URL", "not a url", "is not an http(s) URL"),
+        ("PRODUCT_SERVICE_URL", "ftp://host", "is not an http(s) URL"),
+        ("PRICING_SERVICE_URL", "http://", "is not an http(s) URL"),
+        ("PRICING_SERVICE_URL", "http://host:99999", "is not a valid URL"),
+        ("PRICING_SERVICE_URL", "http://host:port", "is not a valid URL"),
+        ("PRODUCT_SERVICE_URL", "http://host/?x=1", "must not have a query"),
+        ("BFF_TIMEOUT_MS", "fast", "is not a whole number"),
+        ("BFF_TIMEOUT_MS", "1.5", "is not a whole number"),
+        ("BFF_TIMEOUT_MS", "0", "is not between 1 and"),
+        ("BFF_TIMEOUT_MS", "-5", "is not between 1 and"),
+        ("REDIS_URL", "localhost:6379", "is not a Redis URL"),
+        ("REDIS_URL", "http://127.0.0.1:6379", "is not a Redis URL"),
+    ],
+)
+def test_a_bad_value_names_its_variable(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        GatewaySettings.from_env(VARIABLES, {variable: value})
+    assert caught.value.setting == variable
+    assert str(caught.value).startswith(f"{variable}: ")
+    assert message in str(caught.value)

@@ -1,0 +1,97 @@
+"""The ``bff-demo`` launcher's supervision, with demo-upstreams standing in for the BFFs."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from demo_upstreams._demo import _base_url, _Child, _run
+
+from ._procs import free_port, is_listening, wait_healthy
+
+
+def _upstreams(port: int) -> list[str]:
+    return [sys.executable, "-m", "demo_upstreams", "--port", str(port), "--latency-scale", "0"]
+
+
+def test_child_failing_at_start_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    children = [
+        _Child("demo-upstreams", _upstreams(port), f"http://127.0.0.1:{port}"),
+        _Child("web-bff", [sys.executable, "-c", "raise SystemExit(3)"], "http://127.0.0.1:1"),
+    ]
+    assert _run(children, banner="READY", startup_timeout=20) == 1
+    captured = capsys.readouterr()
+    assert "web-bff exited with code 3" in captured.err
+    assert "READY" not in captured.out
+    assert not is_listening(port)
+
+
+def test_child_dying_later_stops_the_others(capsys: pytest.CaptureFixture[str]) -> None:
+    survivor, doomed = free_port(), free_port()
+    # Serves normally, then dies on its own after a second.
+    dies_later = [
+        sys.executable,
+        "-c",
+        textwrap.dedent(
+            f"""
+            import os, threading
+            threading.Timer(1.0, os._exit, (4,)).start()
+            from demo_upstreams.__main__ import main
+            main(["--port", "{doomed}"])
+            """
+        ),
+    ]
+    children = [
+        _Child("demo-upstreams", _upstreams(survivor), f"http://127.0.0.1:{survivor}"),
+        _Child("mobile-bff", dies_later, f"http://127.0.0.1:{doomed}"),
+    ]
+    assert _run(children, banner="READY", startup_timeout=20) == 1
+    captured = capsys.readouterr()
+    assert "READY" in captured.out
+    assert "mobile-bff exited with code 4" in captured.err
+    assert not is_listening(survivor)
+
+
+def test_sigterm_stops_everything_cleanly() -> None:
+    port = free_port()
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from demo_upstreams._demo import _Child, _supervise
+        child = _Child("demo-upstreams", {_upstreams(port)!r}, "http://127.0.0.1:{port}")
+        sys.exit(_supervise([child], banner="READY"))
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        lines = iter(proc.stdout.readline, "")
+        assert any(line.strip() == "READY" for line in lines)
+        wait_healthy(f"http://127.0.0.1:{port}")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert not is_listening(port)
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8001"),
+        ("0.0.0.0", "http://127.0.0.1:8001"),
+        ("::1", "http://[::1]:8001"),
+        ("localhost", "http://localhost:8001"),
+    ],
+)
+def test_base_url(host: str, url: str) -> None:
+    assert _base_url(host, 8001) == url

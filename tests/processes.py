@@ -1,0 +1,94 @@
+"""Start the project's real programs on free loopback ports for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningService:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: str
+
+    def log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+
+
+@contextmanager
+def run_service(
+    module: str,
+    args: Sequence[str] = (),
+    *,
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+    ready_path: str = "/healthz",
+    startup_timeout: float = 20.0,
+) -> Iterator[RunningService]:
+    """Run ``python -m module --host 127.0.0.1 --port P *args`` until the block ends."""
+    port = port or free_port()
+    # Only what the test asks for: a REDIS_URL or timeout set on the machine must not leak in.
+    inherited = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "BFF_TIMEOUT_MS")}
+    full_env = {**inherited, **(env or {})}
+    log = tempfile.NamedTemporaryFile(prefix=f"{module}-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port), *args],
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    service = RunningService(module, f"http://127.0.0.1:{port}", process, log.name)
+    try:
+        _wait_until_ready(service, ready_path, startup_timeout)
+        yield service
+    finally:
+        stop(service)
+        log.close()
+        os.unlink(log.name)
+
+
+def stop(service: RunningService) -> None:
+    if service.process.poll() is None:
+        service.process.send_signal(signal.SIGTERM)
+        try:
+            service.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            service.process.kill()
+            service.process.wait(timeout=5)
+
+
+def _wait_until_ready(service: RunningService, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(
+                f"{service.name} exited with {service.process.returncode}:\n{service.log()}"
+            )
+        try:
+            if httpx.get(service.url + path, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{service.name} not ready after {timeout} s:\n{service.log()}")

@@ -1,0 +1,95 @@
+"""The real programs, each in its own process on a free loopback port.
+
+One demo-upstreams and one of each BFF (default configuration, pointed at the upstreams) are
+shared by the whole session; every test starts with no fault injected and an empty request log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.processes import RunningService, run_service
+
+SERVICES = ("product", "inventory", "pricing", "reviews")
+URL_VARIABLES = {
+    "product": "PRODUCT_SERVICE_URL",
+    "inventory": "INVENTORY_SERVICE_URL",
+    "pricing": "PRICING_SERVICE_URL",
+    "reviews": "REVIEWS_SERVICE_URL",
+}
+
+
+@dataclass
+class Upstreams:
+    """The demo upstreams, driven through their admin API."""
+
+    url: str
+    client: httpx.Client
+
+    def inject(self, service: str, **fault: Any) -> None:
+        response = self.client.put(f"{self.url}/admin/faults/{service}", json=fault)
+        assert response.status_code == 200, response.text
+
+    def clear(self) -> None:
+        self.client.delete(f"{self.url}/admin/faults").raise_for_status()
+        self.client.delete(f"{self.url}/admin/requests").raise_for_status()
+
+    def requests(self, service: str) -> list[dict[str, Any]]:
+        log = self.client.get(f"{self.url}/admin/requests").json()
+        requests: list[dict[str, Any]] = log[service]["requests"]
+        return requests
+
+    def counts(self) -> dict[str, int]:
+        log = self.client.get(f"{self.url}/admin/requests").json()
+        return {service: log[service]["count"] for service in SERVICES}
+
+    def get(self, path: str) -> Any:
+        return self.client.get(self.url + path).json()
+
+
+def bff_env(upstreams_url: str, **extra: str) -> dict[str, str]:
+    return {**dict.fromkeys(URL_VARIABLES.values(), upstreams_url), **extra}
+
+
+@pytest.fixture(scope="session")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def upstreams_process() -> Iterator[RunningService]:
+    with run_service("demo_upstreams") as service:
+        yield service
+
+
+@pytest.fixture
+def upstreams(upstreams_process: RunningService, http: httpx.Client) -> Iterator[Upstreams]:
+    upstreams = Upstreams(upstreams_process.url, http)
+    upstreams.clear()
+    yield upstreams
+    upstreams.clear()
+
+
+@pytest.fixture(scope="session")
+def web_bff(upstreams_process: RunningService) -> Iterator[RunningService]:
+    with run_service("web_bff", env=bff_env(upstreams_process.url)) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def mobile_bff(upstreams_process: RunningService) -> Iterator[RunningService]:
+    with run_service("mobile_bff", env=bff_env(upstreams_process.url)) as service:
+        yield service
+
+
+@pytest.fixture(params=["web", "mobile"])
+def bff(request: pytest.FixtureRequest) -> RunningService:
+    """Each BFF in turn, for the rules both must keep."""
+    service: RunningService = request.getfixturevalue(f"{request.param}_bff")
+    return service

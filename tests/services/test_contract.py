@@ -1,0 +1,323 @@
+"""The contract's rules for ``GET /api/aggregated/product``, on both BFFs, against real
+processes with faults injected into the real demo upstreams."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote, unquote
+
+import httpx
+import pytest
+
+from tests.processes import RunningService, free_port, run_service
+
+from .conftest import SERVICES, Upstreams, bff_env
+
+PRODUCT = "p-1001"
+PARTS = ["product", "inventory", "pricing", "reviews"]
+ROUTE = "/api/aggregated/product"
+
+
+def aggregate(bff: RunningService, http: httpx.Client, query: str) -> httpx.Response:
+    return http.get(f"{bff.url}{ROUTE}?{query}")
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    assert problem["title"] and problem["detail"] and problem["type"]
+    return problem
+
+
+def test_a_full_answer_has_every_part_and_no_errors(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+) -> None:
+    response = aggregate(bff, http, f"id={PRODUCT}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert list(body) == PARTS
+    assert all(body[part] is not None for part in PARTS)
+    assert body["product"]["id"] == PRODUCT
+    assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
+    timing = response.headers["server-timing"]
+    assert [entry.split(";")[0].strip() for entry in timing.split(",")] == [*PARTS, "total"]
+
+
+def test_the_web_answer_is_each_upstream_object_whole(
+    web_bff: RunningService, upstreams: Upstreams, http: httpx.Client
+) -> None:
+    body = aggregate(web_bff, http, f"id={PRODUCT}").json()
+    assert body["product"] == upstreams.get(f"/products/{PRODUCT}")
+    assert body["inventory"] == upstreams.get(f"/inventory/{PRODUCT}")
+    assert body["pricing"] == upstreams.get(f"/prices/{PRODUCT}")
+    assert body["reviews"] == upstreams.get(f"/reviews/{PRODUCT}")
+
+
+def test_upstreams_are_called_concurrently(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+) -> None:
+    for service in SERVICES:
+        upstreams.inject(service, latency_ms=200)
+    started = time.monotonic()
+    response = aggregate(bff, http, f"id={PRODUCT}")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert "errors" not in response.json()
+    # In sequence the four would take at least 800 ms.
+    assert 0.2 <= elapsed < 0.6
+
+
+@pytest.mark.parametrize(
+    ("service", "fault", "reason", "status"),
+    [
+        ("reviews", {"status": 503}, "upstream_status", 503),
+        ("inventory", {"status": 404}, "upstream_status", 404),
+        ("pricing", {"drop": True}, "unavailable", None),
+        ("reviews", {"malformed": True}, "invalid_response", None),
+        ("inventory", {"wrong_shape": True}, "invalid_response", None),
+        ("pricing", {"huge_bytes": 9 * 1024 * 1024}, "invalid_response", None),
+    ],
+)
+def test_a_failed_optional_part_is_null_and_named_in_errors(
+    bff: RunningService,
+    upstreams: Upstreams,
+    http: httpx.Client,
+    service: str,
+    fault: dict[str, Any],
+    reason: str,
+    status: int | None,
+) -> None:
+    upstreams.inject(service, **fault)
+    response = aggregate(bff, http, f"id={PRODUCT}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body[service] is None
+    assert all(body[part] is not None for part in PARTS if part != service)
+    expected: dict[str, Any] = {"source": service, "reason": reason}
+    if status is not None:
+        expected["status"] = status
+    assert body["errors"] == [expected]
+    assert f"{service};dur=" in response.headers["server-timing"]
+
+
+def test_several_failures_are_all_reported(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+) -> None:
+    upstreams.inject("reviews", status=500)
+    upstreams.inject("pricing", malformed=True)
+    body = aggregate(bff, http, f"id={PRODUCT}").json()
+    assert body["errors"] == [
+        {"source": "pricing", "reason": "invalid_response"},
+        {"source": "reviews", "reason": "upstream_status", "status": 500},
+    ]
+
+
+def test_the_aggregation_ends_by_the_deadline_whatever_the_upstreams_do(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+) -> None:
+    upstreams.inject("inventory", hang=True)
+    upstreams.inject("reviews", latency_ms=5000)
+    started = time.monotonic()
+    response = aggregate(bff, http, f"id={PRODUCT}")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    body = response.json()
+    assert body["inventory"] is None and body["reviews"] is None
+    assert body["product"] is not None and body["pricing"] is not None
+    assert body["errors"] == [
+        {"source": "inventory", "reason": "timeout"},
+        {"source": "reviews", "reason": "timeout"},
+    ]
+    # BFF_TIMEOUT_MS defaults to 1000.
+    assert 0.95 <= elapsed < 1.4
+
+
+def test_an_unknown_product_is_a_404_problem(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+) -> None:
+    problem = assert_problem(aggregate(bff, http, "id=no-such-product"), 404)
+    assert {"source": "product", "reason": "upstream_status", "status": 404} in problem["errors"]
+    assert "product" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "reason"),
+    [
+        ({"status": 500}, 502, "upstream_status"),
+        ({"status": 503}, 502, "upstream_status"),
+        ({"drop": True}, 502, "unavailable"),
+        ({"malformed": True}, 502, "invalid_response"),
+        ({"wrong_shape": True}, 502, "invalid_response"),
+        ({"hang": True}, 504, "timeout"),
+    ],
+)
+def test_a_failed_product_is_an_error_answer_naming_it(
+    bff: RunningService,
+    upstreams: Upstreams,
+    http: httpx.Client,
+    fault: dict[str, Any],
+    status: int,
+    reason: str,
+) -> None:
+    upstreams.inject("product", **fault)
+    started = time.monotonic()
+    problem = assert_problem(aggregate(bff, http, f"id={PRODUCT}"), status)
+    elapsed = time.monotonic() - started
+    assert problem["errors"][0]["source"] == "product"
+    assert problem["errors"][0]["reason"] == reason
+    assert "product" in problem["detail"]
+    assert elapsed < 1.4
+
+
+def test_when_product_and_others_fail_the_problem_names_them_all(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+) -> None:
+    upstreams.inject("reviews", status=500)
+    upstreams.inject("product", latency_ms=100, status=500)
+    problem = assert_problem(aggregate(bff, http, f"id={PRODUCT}"), 502)
+    assert {e["source"] for e in problem["errors"]} == {"product", "reviews"}
+
+
+def test_an_unreachable_upstream_is_unavailable(
+    upstreams_process: RunningService, http: httpx.Client
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    env = bff_env(upstreams_process.url, REVIEWS_SERVICE_URL=closed)
+    with run_service("web_bff", env=env) as web:
+        body = aggregate(web, http, f"id={PRODUCT}").json()
+    assert body["reviews"] is None
+    assert body["errors"] == [{"source": "reviews", "reason": "unavailable"}]
+
+
+def test_bff_timeout_ms_sets_the_deadline(
+    upstreams_process: RunningService, upstreams: Upstreams, http: httpx.Client
+) -> None:
+    upstreams.inject("pricing", hang=True)
+    with run_service("mobile_bff", env=bff_env(upstreams_process.url, BFF_TIMEOUT_MS="250")) as bff:
+        started = time.monotonic()
+        body = aggregate(bff, http, f"id={PRODUCT}").json()
+        elapsed = time.monotonic() - started
+    assert body["errors"] == [{"source": "pricing", "reason": "timeout"}]
+    assert 0.24 <= elapsed < 0.6
+
+
+@pytest.mark.parametrize(
+    ("query", "problem_text"),
+    [
+        ("", "required"),
+        ("fields=product", "required"),
+        ("id=", "empty"),
+        ("id=" + "x" * 129, "longer than 128"),
+        ("id=p-10%0A01", "control character"),
+        ("id=p-1001%00", "control character"),
+        ("id=%1F", "control character"),
+        ("id=%7F", "control character"),
+    ],
+)
+def test_a_bad_id_is_a_400_problem(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client, query: str, problem_text: str
+) -> None:
+    problem = assert_problem(aggregate(bff, http, query), 400)
+    assert problem_text in problem["detail"]
+    assert problem["parameter"] == "id"
+    assert upstreams.counts() == dict.fromkeys(SERVICES, 0)
+
+
+def test_an_id_of_128_characters_is_accepted(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+) -> None:
+    # Accepted, passed on, and unknown to the product service.
+    assert_problem(aggregate(bff, http, "id=" + "x" * 128), 404)
+    assert upstreams.requests("product")[0]["path"] == "/products/" + "x" * 128
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "..",
+        "../admin/faults",
+        "../../products?ids=p-1001",
+        "p-1001/../../admin",
+        "p-1001?ids=x",
+        "p-1001#x",
+        "p-1001&fields=x",
+        "%2e%2e%2fadmin",
+        "p%2F1001",
+        "\\..\\admin",
+        "p-1001;x=1",
+        "ü ñ 日本",
+    ],
+)
+def test_no_id_can_make_the_bff_request_another_path_or_add_a_query(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client, hostile: str
+) -> None:
+    response = aggregate(bff, http, "id=" + quote(hostile, safe=""))
+    assert_problem(response, 404)  # no such product, asked for as one opaque id
+    [request] = upstreams.requests("product")
+    assert request["query"] == ""
+    prefix, segment = request["path"].lstrip("/").split("/")
+    assert prefix == "products"
+    assert unquote(segment) == hostile
+    counts = upstreams.counts()
+    assert counts["product"] == 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "called"),
+    [
+        ("product,pricing", {"product", "pricing"}),
+        ("reviews", {"reviews"}),
+        ("inventory,reviews,pricing,product", set(SERVICES)),
+    ],
+)
+def test_fields_return_only_those_parts_and_call_only_their_upstreams(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client, fields: str, called: set[str]
+) -> None:
+    response = aggregate(bff, http, f"id={PRODUCT}&fields={fields}")
+    assert response.status_code == 200
+    assert set(response.json()) == set(fields.split(","))
+    assert {s for s, n in upstreams.counts().items() if n} == called
+
+
+def test_fields_without_product_do_not_need_the_product(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+) -> None:
+    upstreams.inject("product", status=500)
+    response = aggregate(bff, http, f"id={PRODUCT}&fields=pricing")
+    assert response.status_code == 200
+    assert list(response.json()) == ["pricing"]
+
+
+@pytest.mark.parametrize("fields", ["name", "product,price", "", "product,,reviews"])
+def test_unknown_fields_are_a_400_listing_the_valid_ones(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client, fields: str
+) -> None:
+    problem = assert_problem(aggregate(bff, http, f"id={PRODUCT}&fields={fields}"), 400)
+    assert problem["valid"] == PARTS
+    for part in PARTS:
+        assert part in problem["detail"]
+    assert upstreams.counts() == dict.fromkeys(SERVICES, 0)
+
+
+def test_health_readiness_and_openapi(bff: RunningService, http: httpx.Client) -> None:
+    assert http.get(f"{bff.url}/healthz").status_code == 200
+    ready = http.get(f"{bff.url}/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+    schema = http.get(f"{bff.url}/schema/openapi.json").json()
+    operation = schema["paths"][ROUTE]["get"]
+    assert {p["name"] for p in operation["parameters"]} >= {"id", "fields"}
+    assert set(operation["responses"]) >= {"200", "400", "404", "502", "504"}
+    assert "application/problem+json" in operation["responses"]["404"]["content"]
+    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    name = ok["$ref"].rsplit("/", 1)[1]
+    assert set(schema["components"]["schemas"][name]["properties"]) == {*PARTS, "errors"}
+
+
+def test_an_unknown_route_is_a_problem_too(bff: RunningService, http: httpx.Client) -> None:
+    assert_problem(http.get(f"{bff.url}/api/nothing-here"), 404)
+    assert_problem(http.post(f"{bff.url}{ROUTE}?id={PRODUCT}"), 405)
