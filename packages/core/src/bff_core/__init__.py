@@ -6,6 +6,8 @@ one outcome, reported in the :class:`AggregateResult`. Litestar wiring is in
 :mod:`bff_core.litestar`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._declaration import Aggregate, Param, Source
 from ._engine import Gateway
 from ._errors import (
@@ -24,23 +26,31 @@ from ._outcome import AggregateResult, FailureReason, PartOutcome
 from ._report import PartError, Problem, part_errors, problem_for
 from ._settings import GatewaySettings
 from ._transport import DEFAULT_MAX_BODY_BYTES, Transport, UpstreamResponse
+from ._transport_aiohttp import AiohttpTransport
+
+if TYPE_CHECKING:
+    from ._transport_httpx import HttpxTransport
+    from ._transport_pyreqwest import PyreqwestTransport
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "Aggregate",
     "AggregateResult",
     "AggregationFailed",
+    "AiohttpTransport",
     "BFFError",
     "ConfigurationError",
     "DeclarationError",
     "FailureReason",
     "Gateway",
     "GatewaySettings",
+    "HttpxTransport",
     "InvalidParameter",
     "Param",
     "PartError",
     "PartOutcome",
     "Problem",
+    "PyreqwestTransport",
     "RequestError",
     "ResponseTooLarge",
     "Source",
@@ -52,3 +62,17 @@ __all__ = [
     "part_errors",
     "problem_for",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The httpx and pyreqwest adapters need optional dependencies (bff-core[httpx],
+    # bff-core[pyreqwest]): imported on first use, so bff_core imports without them.
+    if name == "HttpxTransport":
+        from ._transport_httpx import HttpxTransport
+
+        return HttpxTransport
+    if name == "PyreqwestTransport":
+        from ._transport_pyreqwest import PyreqwestTransport
+
+        return PyreqwestTransport
+    raise AttributeError(f"module 'bff_core' has no attribute {name!r}")

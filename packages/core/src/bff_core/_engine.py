@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from time import perf_counter
 from types import TracebackType
 from typing import Any, Self
 
@@ -101,8 +102,10 @@ class Gateway:
         values = aggregate.validate_params(params)
         request_headers = _ACCEPT_JSON if headers is None else {**_ACCEPT_JSON, **headers}
         loop = asyncio.get_running_loop()
-        started = loop.time()
-        deadline = started + (self.timeout if time_limit is None else time_limit)
+        # Deadlines on the loop's clock (what asyncio.timeout_at uses); durations on
+        # perf_counter, because uvloop's clock only has millisecond resolution.
+        started = perf_counter()
+        deadline = loop.time() + (self.timeout if time_limit is None else time_limit)
 
         outcomes: dict[str, PartOutcome] = {}
         results: dict[str, Any] = {}
@@ -176,7 +179,7 @@ class Gateway:
                     outcomes[source.name] = PartOutcome(
                         source.name,
                         reason="timeout",
-                        duration=loop.time() - started,
+                        duration=perf_counter() - started,
                         detail="aggregation deadline reached",
                     )
                     if source.critical and failed_critical is None:
@@ -189,16 +192,14 @@ class Gateway:
         if failed_critical is not None:
             failures = [o for o in outcomes.values() if not o.ok]
             raise AggregationFailed(aggregate.name, failed_critical, failures)
-        return AggregateResult(aggregate.name, reported, loop.time() - started)
+        return AggregateResult(aggregate.name, reported, perf_counter() - started)
 
     async def _fetch(
         self, source: Source, url: str, headers: Mapping[str, str], deadline: float
     ) -> PartOutcome:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        part_deadline = (
-            deadline if source.timeout is None else min(started + source.timeout, deadline)
-        )
+        now = asyncio.get_running_loop().time()
+        started = perf_counter()
+        part_deadline = deadline if source.timeout is None else min(now + source.timeout, deadline)
         try:
             async with asyncio.timeout_at(part_deadline):
                 response = await self._transport.get(url, headers=headers)
@@ -207,18 +208,21 @@ class Gateway:
             return PartOutcome(
                 source.name,
                 reason="timeout",
-                duration=loop.time() - started,
-                detail=f"no answer within {(part_deadline - started) * 1000:.0f} ms ({limited_by})",
+                duration=perf_counter() - started,
+                detail=f"no answer within {(part_deadline - now) * 1000:.0f} ms ({limited_by})",
             )
         except UpstreamUnavailable as exc:
             return PartOutcome(
-                source.name, reason="unavailable", duration=loop.time() - started, detail=str(exc)
+                source.name,
+                reason="unavailable",
+                duration=perf_counter() - started,
+                detail=str(exc),
             )
         except ResponseTooLarge as exc:
             return PartOutcome(
                 source.name,
                 reason="invalid_response",
-                duration=loop.time() - started,
+                duration=perf_counter() - started,
                 detail=str(exc),
             )
         except Exception as exc:
@@ -228,7 +232,7 @@ class Gateway:
             return PartOutcome(
                 source.name,
                 reason="unavailable",
-                duration=loop.time() - started,
+                duration=perf_counter() - started,
                 detail=f"unexpected transport error: {type(exc).__name__}",
             )
         status = response.status
@@ -236,7 +240,7 @@ class Gateway:
             return PartOutcome(
                 source.name,
                 reason="upstream_status",
-                duration=loop.time() - started,
+                duration=perf_counter() - started,
                 upstream_status=status,
                 detail=f"upstream answered {status}",
             )
@@ -246,12 +250,12 @@ class Gateway:
             return PartOutcome(
                 source.name,
                 reason="invalid_response",
-                duration=loop.time() - started,
+                duration=perf_counter() - started,
                 upstream_status=status,
                 detail=str(exc)[:200],
             )
         return PartOutcome(
-            source.name, value=value, duration=loop.time() - started, upstream_status=status
+            source.name, value=value, duration=perf_counter() - started, upstream_status=status
         )
 
     async def readiness(self) -> dict[str, str]:
