@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import string
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,8 @@ from ._errors import DeclarationError, InvalidParameter, UnknownParts
 __all__ = ["Aggregate", "Param", "Source"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: Unicode's control characters (category Cc): C0, DEL and C1.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _FORMATTER = string.Formatter()
 
 
@@ -63,7 +64,7 @@ class Param:
                 f"query parameter {self.name!r} is longer than {self.max_length} characters",
                 parameter=self.name,
             )
-        if any(unicodedata.category(ch) == "Cc" for ch in value):
+        if _CONTROL.search(value):
             raise InvalidParameter(
                 f"query parameter {self.name!r} contains a control character",
                 parameter=self.name,
@@ -111,6 +112,8 @@ class Source:
     _placeholders: tuple[_Placeholder, ...] = field(init=False, repr=False, compare=False)
     _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
     decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False, compare=False)
+    #: the sources whose values this one's path needs
+    depends_on: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -133,10 +136,11 @@ class Source:
         object.__setattr__(self, "_literals", literals)
         object.__setattr__(self, "_placeholders", placeholders)
         object.__setattr__(self, "decoder", decoder)
-
-    @property
-    def depends_on(self) -> frozenset[str]:
-        return frozenset(p.source for p in self._placeholders if p.source is not None)
+        object.__setattr__(
+            self,
+            "depends_on",
+            frozenset(p.source for p in placeholders if p.source is not None),
+        )
 
     def render(self, params: Mapping[str, str], values: Mapping[str, Any]) -> str:
         """The request path (and query) for these parameters and earlier sources' values.

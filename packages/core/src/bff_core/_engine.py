@@ -102,114 +102,64 @@ class Gateway:
         values = aggregate.validate_params(params)
         request_headers = _ACCEPT_JSON if headers is None else {**_ACCEPT_JSON, **headers}
         loop = asyncio.get_running_loop()
-        # Deadlines on the loop's clock (what asyncio.timeout_at uses); durations on
+        # Deadlines on the loop's clock (what call_at and timeout_at use); durations on
         # perf_counter, because uvloop's clock only has millisecond resolution.
-        started = perf_counter()
         deadline = loop.time() + (self.timeout if time_limit is None else time_limit)
-
-        outcomes: dict[str, PartOutcome] = {}
-        results: dict[str, Any] = {}
-        running: dict[asyncio.Task[PartOutcome], Source] = {}
-        waiting: list[Source] = []
-        failed_critical: PartOutcome | None = None
-
-        def start_ready() -> None:
-            still_waiting = []
-            for source in waiting:
-                dependencies = source.depends_on
-                if not dependencies <= outcomes.keys():
-                    still_waiting.append(source)
-                    continue
-                broken = sorted(d for d in dependencies if not outcomes[d].ok)
-                if broken:
-                    outcomes[source.name] = PartOutcome(
-                        source.name,
-                        reason="dependency_failed",
-                        detail=f"needs {', '.join(broken)}",
-                    )
-                    continue
-                start(source)
-            waiting[:] = still_waiting
-
-        def start(source: Source) -> None:
-            try:
-                path = source.render(values, results)
-            except (LookupError, AttributeError) as exc:
-                outcomes[source.name] = PartOutcome(
-                    source.name, reason="dependency_failed", detail=str(exc)
-                )
-                return
-            url = self._services[source.service] + path
-            task = loop.create_task(self._fetch(source, url, request_headers, deadline))
-            running[task] = source
-
+        run = _Run(self, plan.sources, values, request_headers, deadline, loop)
         for source in plan.sources:
-            if source.depends_on:
-                waiting.append(source)
-            else:
-                start(source)
-        try:
-            while running or waiting:
-                if waiting:
-                    start_ready()
-                    if not running:
-                        continue  # everything left was resolved without a request
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                done, _ = await asyncio.wait(
-                    running, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    source = running.pop(task)
-                    outcome = task.result()
-                    outcomes[source.name] = outcome
-                    if outcome.reason is None:
-                        results[source.name] = outcome.value
-                    elif source.critical and failed_critical is None:
-                        failed_critical = outcome
-                if failed_critical is not None or not done:
-                    break
-        finally:
-            if running:
-                await _cancel_all(running)
+            if not source.depends_on:
+                run.start(source)
+        if run.running:
+            timer = loop.call_at(deadline, run.finish)
+            try:
+                await run.finished
+            finally:
+                timer.cancel()
+                await run.close()
+        outcomes = run.outcomes
+        failed_critical = run.failed_critical
         if failed_critical is None:
+            now = perf_counter()
             for source in plan.sources:
                 if source.name not in outcomes:
-                    outcomes[source.name] = PartOutcome(
+                    outcomes[source.name] = outcome = PartOutcome(
                         source.name,
                         reason="timeout",
-                        duration=perf_counter() - started,
+                        duration=now - run.started.get(source.name, run.began),
                         detail="aggregation deadline reached",
                     )
                     if source.critical and failed_critical is None:
-                        failed_critical = outcomes[source.name]
-        reported = {
-            s.name: outcomes[s.name]
-            for s in plan.sources
-            if s.name in plan.reported and s.name in outcomes
-        }
+                        failed_critical = outcome
         if failed_critical is not None:
-            failures = [o for o in outcomes.values() if not o.ok]
+            failures = [o for o in outcomes.values() if o.reason is not None]
             raise AggregationFailed(aggregate.name, failed_critical, failures)
-        return AggregateResult(aggregate.name, reported, perf_counter() - started)
+        reported = plan.reported
+        parts = {s.name: outcomes[s.name] for s in plan.sources if s.name in reported}
+        return AggregateResult(aggregate.name, parts, perf_counter() - run.began)
 
     async def _fetch(
         self, source: Source, url: str, headers: Mapping[str, str], deadline: float
     ) -> PartOutcome:
         now = asyncio.get_running_loop().time()
         started = perf_counter()
-        part_deadline = deadline if source.timeout is None else min(now + source.timeout, deadline)
         try:
-            async with asyncio.timeout_at(part_deadline):
-                response = await self._transport.get(url, headers=headers)
+            if source.timeout is None:
+                # The run enforces the aggregation's deadline by cancelling this task; no
+                # timer of our own on the hot path.
+                response = await self._transport.get(url, headers=headers, time_left=deadline - now)
+            else:
+                part_deadline = min(now + source.timeout, deadline)
+                async with asyncio.timeout_at(part_deadline):
+                    response = await self._transport.get(
+                        url, headers=headers, time_left=part_deadline - now
+                    )
         except TimeoutError:
-            limited_by = "part timeout" if part_deadline < deadline else "aggregation deadline"
+            if source.timeout is not None and now + source.timeout < deadline:
+                detail = f"no answer within its timeout of {source.timeout * 1000:.0f} ms"
+            else:
+                detail = "aggregation deadline reached"
             return PartOutcome(
-                source.name,
-                reason="timeout",
-                duration=perf_counter() - started,
-                detail=f"no answer within {(part_deadline - now) * 1000:.0f} ms ({limited_by})",
+                source.name, reason="timeout", duration=perf_counter() - started, detail=detail
             )
         except UpstreamUnavailable as exc:
             return PartOutcome(
@@ -279,6 +229,124 @@ class Gateway:
         await self.aclose()
 
 
+class _Run:
+    """The state of one :meth:`Gateway.run`: what is running, what waits, what happened.
+
+    Tasks report through done-callbacks rather than a loop over ``asyncio.wait``: one future
+    and one timer per run, whatever the number of sources.
+    """
+
+    __slots__ = (
+        "began",
+        "closed",
+        "deadline",
+        "failed_critical",
+        "finished",
+        "gateway",
+        "headers",
+        "loop",
+        "outcomes",
+        "results",
+        "running",
+        "started",
+        "values",
+        "waiting",
+    )
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        sources: Sequence[Source],
+        values: Mapping[str, str],
+        headers: Mapping[str, str],
+        deadline: float,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.gateway = gateway
+        self.values = values
+        self.headers = headers
+        self.deadline = deadline
+        self.loop = loop
+        self.began = perf_counter()
+        self.outcomes: dict[str, PartOutcome] = {}
+        self.results: dict[str, Any] = {}
+        self.running: dict[asyncio.Task[PartOutcome], Source] = {}
+        self.started: dict[str, float] = {}
+        self.waiting = [s for s in sources if s.depends_on]
+        self.failed_critical: PartOutcome | None = None
+        self.finished: asyncio.Future[None] = loop.create_future()
+        self.closed = False
+
+    def start(self, source: Source) -> None:
+        try:
+            path = source.render(self.values, self.results)
+        except (LookupError, AttributeError) as exc:
+            self.outcomes[source.name] = PartOutcome(
+                source.name, reason="dependency_failed", detail=str(exc)
+            )
+            return
+        url = self.gateway._services[source.service] + path
+        self.started[source.name] = perf_counter()
+        task = self.loop.create_task(self.gateway._fetch(source, url, self.headers, self.deadline))
+        task.add_done_callback(self._on_done)
+        self.running[task] = source
+
+    def _on_done(self, task: asyncio.Task[PartOutcome]) -> None:
+        if self.closed or task.cancelled():
+            return
+        source = self.running.pop(task)
+        self._record(source, task.result())
+        if self.failed_critical is not None:
+            self.finish()
+            return
+        if self.waiting:
+            self._start_ready()
+        if not self.running:
+            self.finish()
+
+    def _record(self, source: Source, outcome: PartOutcome) -> None:
+        self.outcomes[source.name] = outcome
+        if outcome.reason is None:
+            self.results[source.name] = outcome.value
+        elif source.critical and self.failed_critical is None:
+            self.failed_critical = outcome
+
+    def _start_ready(self) -> None:
+        # Sources wait in dependency order, so one pass also settles chains of failures.
+        still_waiting = []
+        for source in self.waiting:
+            dependencies = source.depends_on
+            if not dependencies <= self.outcomes.keys():
+                still_waiting.append(source)
+                continue
+            broken = sorted(d for d in dependencies if self.outcomes[d].reason is not None)
+            if broken:
+                self.outcomes[source.name] = PartOutcome(
+                    source.name, reason="dependency_failed", detail=f"needs {', '.join(broken)}"
+                )
+                continue
+            self.start(source)
+        self.waiting = still_waiting
+
+    def finish(self) -> None:
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    async def close(self) -> None:
+        """Stop reacting, keep what finished meanwhile, cancel and await everything else."""
+        self.closed = True
+        unfinished = []
+        for task, source in self.running.items():
+            if task.done() and not task.cancelled():
+                # Finished, but its callback had not run yet when the deadline fired.
+                self._record(source, task.result())
+            else:
+                unfinished.append(task)
+        self.running.clear()
+        if unfinished:
+            await _cancel_all(unfinished)
+
+
 async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
     """Cancel ``tasks`` and wait until every one has really finished.
 
@@ -300,5 +368,7 @@ async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
 
 def _default_transport() -> Transport:
     from ._transport_aiohttp import AiohttpTransport
+    from ._transport_pyreqwest import PyreqwestTransport
 
-    return AiohttpTransport()
+    # pyreqwest for speed; aiohttp for the rare URL pyreqwest cannot send byte for byte.
+    return PyreqwestTransport(fallback=AiohttpTransport())

@@ -41,8 +41,15 @@ class UpstreamResponse:
 class Transport(Protocol):
     """An HTTP client the engine can send upstream ``GET`` requests through."""
 
-    async def get(self, url: str, *, headers: Mapping[str, str]) -> UpstreamResponse:
+    async def get(
+        self, url: str, *, headers: Mapping[str, str], time_left: float | None = None
+    ) -> UpstreamResponse:
         """Send ``GET url`` and return the whole response.
+
+        ``time_left`` is how many seconds the engine will wait for this answer before it
+        cancels the call. A transport whose library cannot abort a cancelled request (it goes
+        on in a background thread) uses it to make that request end by itself; the others may
+        ignore it.
 
         Raises:
             UpstreamUnavailable: the connection could not be made, was refused or was lost

@@ -99,7 +99,9 @@ class AiohttpTransport:
         )
         return self._session
 
-    async def get(self, url: str, *, headers: Mapping[str, str]) -> UpstreamResponse:
+    async def get(
+        self, url: str, *, headers: Mapping[str, str], time_left: float | None = None
+    ) -> UpstreamResponse:
         if self._closed:
             raise UpstreamUnavailable("transport is closed")
         session = self._session if self._session is not None else self._open_session()

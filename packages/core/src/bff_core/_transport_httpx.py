@@ -96,7 +96,9 @@ class HttpxTransport:
         self._max_body_bytes = max_body_bytes
         self._closed = False
 
-    async def get(self, url: str, *, headers: Mapping[str, str]) -> UpstreamResponse:
+    async def get(
+        self, url: str, *, headers: Mapping[str, str], time_left: float | None = None
+    ) -> UpstreamResponse:
         if self._closed or self._client.is_closed:
             raise UpstreamUnavailable("transport is closed")
         try:

@@ -1,8 +1,9 @@
 """A transport on pyreqwest: Rust's reqwest/hyper client behind a Python API.
 
-What it is for: the highest throughput per core. HTTP parsing, pooling and decompression run
-in Rust on a Tokio runtime, so the Python side mostly pays for building the request and
-handing the body over (see ``docs/decisions/0001-http-client.md`` for the measurements).
+The default transport (``docs/decisions/0002-hot-path.md``): the highest throughput per core.
+HTTP parsing, pooling and decompression run in Rust on a Tokio runtime, so the Python side
+mostly pays for building the request and handing the body over
+(``docs/decisions/0001-http-client.md`` has the measurements).
 
 Trade-offs:
 
@@ -11,8 +12,10 @@ Trade-offs:
 - URLs are parsed by the WHATWG ``url`` crate, which resolves ``.`` and ``..`` path segments
   *including percent-encoded ones* (``%2E%2E``, ``.%2e``, ...). ``%2F`` is kept, but a segment
   the engine encoded as ``%2E%2E`` so that the upstream gets the literal name would be sent to
-  the parent path instead. There is no raw-target escape hatch, so ``get`` refuses such URLs
-  with :class:`~bff_core.UpstreamUnavailable` rather than call a different resource.
+  the parent path instead. There is no raw-target escape hatch, so ``get`` hands such URLs to
+  its ``fallback`` transport (the default gateway's is aiohttp, which sends them verbatim), or
+  without one refuses them with :class:`~bff_core.UpstreamUnavailable` rather than call a
+  different resource.
 - Cancellation does not reach the network. pyreqwest runs each request as a Tokio task and,
   in 0.15, when the awaiting asyncio task is cancelled it raises ``CancelledError`` at once
   but detaches that Tokio task instead of aborting it; a cancelled body read likewise leaves
@@ -20,8 +23,11 @@ Trade-offs:
   completes, which against a hung upstream is never (``Client.close()`` does not stop it
   either). The transport therefore builds its client with a *backstop* total timeout
   (``backstop_timeout``, default 30 s, longer than any sensible engine deadline): an abandoned
-  request is dropped, and its connection closed, at the latest then. Under a hung upstream
-  that still means up to ``rate x backstop`` open connections.
+  request is dropped, and its connection closed, at the latest then. The engine does better:
+  it passes every request the time left until its deadline (``time_left``), which becomes the
+  request's own timeout, so an abandoned request ends in Rust at most 50 ms after the
+  aggregation's deadline. What remains: when a run ends *before* its deadline (a critical
+  part failed first, the client went away), its other requests go on until that deadline.
 - Redirects are not followed and no cookies are kept. With a caller's client, its own
   configuration applies (redirects included; give it a timeout for the reason above). When a
   pyreqwest timeout fires while the caller is still waiting, ``get`` raises the builtin
@@ -41,7 +47,7 @@ from pyreqwest.http import Url
 from pyreqwest.response import Response
 
 from ._errors import ResponseTooLarge, UpstreamUnavailable
-from ._transport import DEFAULT_MAX_BODY_BYTES, UpstreamResponse
+from ._transport import DEFAULT_MAX_BODY_BYTES, Transport, UpstreamResponse
 
 __all__ = ["PyreqwestTransport"]
 
@@ -51,6 +57,9 @@ DEFAULT_POOL_SIZE = 100
 #: Seconds after which the client this transport creates gives up on any request; it only
 #: matters for requests whose caller was cancelled (see the module documentation).
 DEFAULT_BACKSTOP_TIMEOUT = 30.0
+
+#: How long past the engine's deadline a request may go on before pyreqwest itself ends it.
+_SLACK = 0.05
 
 #: A ``.`` or ``..`` path segment, literal or percent-encoded: the ``url`` crate resolves them.
 _DOT_SEGMENT = re.compile(r"(?:^|/)(?:\.|%2e){1,2}(?:/|$)", re.IGNORECASE)
@@ -72,9 +81,14 @@ class PyreqwestTransport:
             engine has those) but the bound on how long a request the engine abandoned can
             hold a connection, because pyreqwest does not abort it (module documentation).
 
+        fallback: a transport for the URLs pyreqwest cannot send exactly (those with dot
+            segments); it is closed with this one. Without it such URLs are refused.
+
     ``get`` sends the URL as the ``url`` crate serialises it: identical for an ASCII,
-    percent-encoded URL without dot segments; URLs with dot segments are refused (see the
-    module documentation). Connection failures raise :class:`~bff_core.UpstreamUnavailable`.
+    percent-encoded URL without dot segments; URLs with dot segments go to ``fallback`` or
+    are refused (see the module documentation). ``time_left`` becomes the request's own
+    timeout (plus 50 ms), so a request the engine abandoned ends in Rust by then.
+    Connection failures raise :class:`~bff_core.UpstreamUnavailable`.
     """
 
     def __init__(
@@ -84,6 +98,7 @@ class PyreqwestTransport:
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         pool_size: int | None = None,
         backstop_timeout: float | None = None,
+        fallback: Transport | None = None,
     ) -> None:
         if max_body_bytes < 0:
             raise ValueError(f"max_body_bytes must not be negative, got {max_body_bytes!r}")
@@ -100,6 +115,7 @@ class PyreqwestTransport:
         self._pool_size = pool_size or DEFAULT_POOL_SIZE
         self._backstop = timedelta(seconds=backstop_timeout or DEFAULT_BACKSTOP_TIMEOUT)
         self._max_body_bytes = max_body_bytes
+        self._fallback = fallback
         self._closed = False
 
     def _build_client(self) -> Client:
@@ -115,7 +131,9 @@ class PyreqwestTransport:
         )
         return self._client
 
-    async def get(self, url: str, *, headers: Mapping[str, str]) -> UpstreamResponse:
+    async def get(
+        self, url: str, *, headers: Mapping[str, str], time_left: float | None = None
+    ) -> UpstreamResponse:
         if self._closed:
             raise UpstreamUnavailable("transport is closed")
         client = self._client if self._client is not None else self._build_client()
@@ -125,6 +143,8 @@ class PyreqwestTransport:
             raise UpstreamUnavailable(f"GET {url}: invalid URL ({exc})") from exc
         # Cheap substring test first: a dot segment always starts with "/." or "/%2".
         if ("/." in url or "/%2" in url) and _DOT_SEGMENT.search(urlsplit(url).path):
+            if self._fallback is not None:
+                return await self._fallback.get(url, headers=headers, time_left=time_left)
             raise UpstreamUnavailable(
                 f"GET {url}: pyreqwest would resolve the dot segments of this path "
                 f"and request {parsed.path} instead"
@@ -134,7 +154,13 @@ class PyreqwestTransport:
             # Leaving the block before the body is read to the end (too large, cancelled)
             # never returns the half-read connection to the pool; pyreqwest closes it once
             # its background reader gives up, at the latest at the backstop timeout.
-            async with client.get(parsed).headers(headers).build_streamed() as response:
+            builder = client.get(parsed).headers(headers)
+            if time_left is not None:
+                # pyreqwest does not abort a request whose awaiting task was cancelled; with
+                # its own timeout just past the engine's deadline it ends by itself, in Rust,
+                # and releases its connection instead of holding it until the backstop.
+                builder = builder.timeout(timedelta(seconds=max(time_left, 0.0) + _SLACK))
+            async with builder.build_streamed() as response:
                 body = await self._read_body(response)
                 return UpstreamResponse(
                     status=response.status, headers=_lower_headers(response), body=body
@@ -174,6 +200,8 @@ class PyreqwestTransport:
         self._closed = True
         if self._owns_client and self._client is not None:
             await self._client.close()
+        if self._fallback is not None:
+            await self._fallback.aclose()
 
 
 def _lower_headers(response: Response) -> dict[str, str]:

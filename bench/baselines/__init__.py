@@ -1,0 +1,1 @@
+"""Hand-written aggregators the benchmark compares the web BFF with."""

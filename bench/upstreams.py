@@ -1,0 +1,148 @@
+"""The four upstream services for benchmarks: the demo catalogue, answered as fast as possible.
+
+The demo upstreams (aiohttp, fault injection, request log) are built for demos and tests; a
+benchmark needs upstreams that are never the bottleneck, so this is a raw asyncio protocol on
+uvloop that answers keep-alive HTTP/1.1 ``GET``s from pre-built responses. The catalogue is the
+demo's, so every contestant aggregates the same bytes.
+
+    python bench/upstreams.py --port 0 [--latency product=20,inventory=30,pricing=15,reviews=40]
+
+prints the port it listens on, then serves until stdin closes (its parent went away) or for an
+hour at most. Each answer is delayed by its service's latency (a timer, no sleeping task).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from typing import cast
+
+import msgspec
+import uvloop
+from demo_upstreams._catalogue import CATALOGUE
+
+PREFIXES = {
+    b"products": "product",
+    b"inventory": "inventory",
+    b"prices": "pricing",
+    b"reviews": "reviews",
+}
+
+
+def _response(status: bytes, body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+def build_routes() -> dict[bytes, tuple[str, bytes]]:
+    """Request target -> (service, whole response), for every catalogue entry."""
+    encode = msgspec.json.encode
+    routes: dict[bytes, tuple[str, bytes]] = {b"/healthz": ("", _response(b"200 OK", b"{}"))}
+    for entry in CATALOGUE:
+        pid = entry.product.id.encode()
+        for prefix, value in (
+            (b"products", entry.product),
+            (b"inventory", entry.inventory),
+            (b"prices", entry.price),
+            (b"reviews", entry.reviews),
+        ):
+            routes[b"/" + prefix + b"/" + pid] = (
+                PREFIXES[prefix],
+                _response(b"200 OK", encode(value)),
+            )
+    return routes
+
+
+NOT_FOUND = _response(b"404 Not Found", b'{"error":"not found"}')
+
+
+class Upstreams(asyncio.Protocol):
+    routes: dict[bytes, tuple[str, bytes]] = {}
+    latency: dict[str, float] = {}
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._pending = b""
+        self._loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast("asyncio.Transport", transport)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._pending + data if self._pending else data
+        while True:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                break
+            line = buffer[: buffer.find(b"\r\n")]
+            buffer = buffer[end + 4 :]
+            parts = line.split(b" ")
+            target = parts[1] if len(parts) == 3 else b""
+            service, response = self.routes.get(target, ("", NOT_FOUND))
+            delay = self.latency.get(service, 0.0)
+            if delay:
+                # Answers on one keep-alive connection are not pipelined by the gateways, so a
+                # timer per request keeps them in order.
+                self._loop.call_later(delay, self._write, response)
+            else:
+                self._write(response)
+        self._pending = buffer
+
+    def _write(self, response: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(response)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+
+
+class _UntilClosed(asyncio.Protocol):
+    def __init__(self, closed: asyncio.Event) -> None:
+        self._closed = closed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed.set()
+
+
+async def serve(host: str, port: int, latency_ms: dict[str, float]) -> None:
+    Upstreams.routes = build_routes()
+    Upstreams.latency = {service: ms / 1000 for service, ms in latency_ms.items()}
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Upstreams, host, port, backlog=2048)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    parent_gone = asyncio.Event()
+    await loop.connect_read_pipe(lambda: _UntilClosed(parent_gone), sys.stdin)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(parent_gone.wait(), timeout=3600)
+    server.close()
+
+
+def parse_latency(text: str) -> dict[str, float]:
+    latency: dict[str, float] = {}
+    for item in filter(None, text.split(",")):
+        service, _, ms = item.partition("=")
+        if service not in PREFIXES.values():
+            raise argparse.ArgumentTypeError(f"unknown service {service!r}")
+        latency[service] = float(ms)
+    return latency
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=parse_latency, default={}, help="service=ms,...")
+    args = parser.parse_args()
+    uvloop.run(serve(args.host, args.port, args.latency))
+
+
+if __name__ == "__main__":
+    main()
