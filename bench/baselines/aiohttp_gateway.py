@@ -83,9 +83,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def client_session(app: web.Application) -> Any:
-    app[SESSION] = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0, limit_per_host=100)
-    )
+    app[SESSION] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     yield
     await app[SESSION].close()
 

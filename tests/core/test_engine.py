@@ -41,11 +41,7 @@ ITEM = {"id": "i1", "category": "lamps"}
 
 def engine_tasks() -> list[asyncio.Task[object]]:
     """Tasks the engine started that are still alive (the in-process server's are not counted)."""
-    return [
-        t
-        for t in asyncio.all_tasks()
-        if getattr(t.get_coro(), "__qualname__", "").startswith("Gateway.")
-    ]
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("bff-part:")]
 
 
 @pytest.fixture

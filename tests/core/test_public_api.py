@@ -45,6 +45,7 @@ def test_exported_members() -> None:
         "Health",
         "Readiness",
         "aggregate_response",
+        "aggregate_route",
         "create_gateway_app",
         "serve",
     ]

@@ -55,3 +55,12 @@ def test_a_bad_value_names_its_variable(variable: str, value: str, message: str)
     assert caught.value.setting == variable
     assert str(caught.value).startswith(f"{variable}: ")
     assert message in str(caught.value)
+
+
+def test_the_http_client_is_chosen_by_name() -> None:
+    assert GatewaySettings.from_env(VARIABLES, {}).http_client == "pyreqwest"
+    settings = GatewaySettings.from_env(VARIABLES, {"BFF_HTTP_CLIENT": "aiohttp"})
+    assert settings.http_client == "aiohttp"
+    with pytest.raises(ConfigurationError) as caught:
+        GatewaySettings.from_env(VARIABLES, {"BFF_HTTP_CLIENT": "curl"})
+    assert str(caught.value) == "BFF_HTTP_CLIENT: 'curl' is not one of pyreqwest, aiohttp"

@@ -193,6 +193,22 @@ def test_an_unreachable_upstream_is_unavailable(
     assert body["errors"] == [{"source": "reviews", "reason": "unavailable"}]
 
 
+def test_the_aiohttp_client_keeps_the_same_contract(
+    upstreams_process: RunningService, upstreams: Upstreams, http: httpx.Client
+) -> None:
+    upstreams.inject("reviews", hang=True)
+    upstreams.inject("pricing", drop=True)
+    env = bff_env(upstreams_process.url, BFF_HTTP_CLIENT="aiohttp", BFF_TIMEOUT_MS="300")
+    with run_service("web_bff", env=env) as web:
+        body = aggregate(web, http, f"id={PRODUCT}").json()
+        assert body["errors"] == [
+            {"source": "pricing", "reason": "unavailable"},
+            {"source": "reviews", "reason": "timeout"},
+        ]
+        assert_problem(aggregate(web, http, "id=" + quote("..", safe="")), 404)
+    assert upstreams.requests("product")[-1]["path"] == "/products/%2E%2E"
+
+
 def test_bff_timeout_ms_sets_the_deadline(
     upstreams_process: RunningService, upstreams: Upstreams, http: httpx.Client
 ) -> None:
@@ -225,6 +241,23 @@ def test_a_bad_id_is_a_400_problem(
     assert problem_text in problem["detail"]
     assert problem["parameter"] == "id"
     assert upstreams.counts() == dict.fromkeys(SERVICES, 0)
+
+
+@pytest.mark.parametrize(
+    "query", ["id=p-1001&id=p-1002", "id=p-1001&fields=product&fields=pricing"]
+)
+def test_a_parameter_given_twice_is_a_400(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client, query: str
+) -> None:
+    problem = assert_problem(aggregate(bff, http, query), 400)
+    assert "more than once" in problem["detail"]
+    assert upstreams.counts() == dict.fromkeys(SERVICES, 0)
+
+
+def test_unknown_query_parameters_are_ignored(
+    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+) -> None:
+    assert aggregate(bff, http, f"utm_source=mail&id={PRODUCT}&x=").status_code == 200
 
 
 def test_an_id_of_128_characters_is_accepted(

@@ -21,6 +21,7 @@ from tests.processes import free_port
         ("BFF_TIMEOUT_MS", "soon"),
         ("BFF_TIMEOUT_MS", "0"),
         ("REDIS_URL", "127.0.0.1:6379"),
+        ("BFF_HTTP_CLIENT", "requests"),
     ],
 )
 def test_bad_configuration_stops_start_up_naming_the_variable(

@@ -22,6 +22,9 @@ from ._errors import DeclarationError, InvalidParameter, UnknownParts
 __all__ = ["Aggregate", "Param", "Source"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: A value that percent-encoding leaves as it is (RFC 3986 unreserved characters), and that is
+#: not made only of dots ("." and ".." are dot segments), which the encoder spells out.
+_UNRESERVED = re.compile(r"(?!\.+$)[A-Za-z0-9_.~-]+")
 #: Unicode's control characters (category Cc): C0, DEL and C1.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _FORMATTER = string.Formatter()
@@ -40,6 +43,8 @@ class Param:
     max_length: int = 128
     required: bool = True
     default: str | None = None
+    #: for the API documentation (OpenAPI)
+    description: str = ""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -114,6 +119,8 @@ class Source:
     decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False, compare=False)
     #: the sources whose values this one's path needs
     depends_on: frozenset[str] = field(init=False, repr=False, compare=False)
+    #: the name of the task that fetches this part (visible in debuggers and task dumps)
+    task_name: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -136,6 +143,7 @@ class Source:
         object.__setattr__(self, "_literals", literals)
         object.__setattr__(self, "_placeholders", placeholders)
         object.__setattr__(self, "decoder", decoder)
+        object.__setattr__(self, "task_name", f"bff-part:{self.name}")
         object.__setattr__(
             self,
             "depends_on",
@@ -152,6 +160,9 @@ class Source:
             pieces.append(literal)
             if placeholder.source is None:
                 raw: Any = params[placeholder.path[0]]
+                if type(raw) is str and _UNRESERVED.fullmatch(raw):
+                    pieces.append(raw)  # nothing to encode: the common case, kept cheap
+                    continue
             else:
                 raw = values[placeholder.source]
                 for attr in placeholder.path:

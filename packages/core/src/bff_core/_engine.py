@@ -25,7 +25,8 @@ import msgspec
 from ._declaration import Aggregate, Source
 from ._errors import AggregationFailed, DeclarationError, ResponseTooLarge, UpstreamUnavailable
 from ._outcome import AggregateResult, PartOutcome
-from ._transport import Transport
+from ._settings import HttpClient, make_transport
+from ._transport import Transport, UpstreamResponse
 
 __all__ = ["Gateway"]
 
@@ -42,8 +43,11 @@ class Gateway:
         aggregates: the aggregates this gateway serves; each is checked against ``services``
             here, so a missing service fails at start-up.
         timeout: the deadline of a whole aggregation, in seconds.
-        transport: how to reach upstreams; by default the fast built-in client. A transport
-            passed in is not closed by :meth:`aclose`.
+        transport: how to reach upstreams. A transport passed in is not closed by
+            :meth:`aclose`. Without one the gateway makes (and closes) its own, of the kind
+            ``http_client`` names.
+        http_client: ``"pyreqwest"`` (the default, fastest) or ``"aiohttp"``; see
+            :class:`GatewaySettings`.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class Gateway:
         aggregates: Sequence[Aggregate] = (),
         timeout: float = 1.0,
         transport: Transport | None = None,
+        http_client: HttpClient = "pyreqwest",
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -62,7 +67,7 @@ class Gateway:
         for aggregate in aggregates:
             self.add(aggregate)
         self._owns_transport = transport is None
-        self._transport = transport if transport is not None else _default_transport()
+        self._transport = transport if transport is not None else make_transport(http_client)
 
     @property
     def transport(self) -> Transport:
@@ -137,77 +142,6 @@ class Gateway:
         parts = {s.name: outcomes[s.name] for s in plan.sources if s.name in reported}
         return AggregateResult(aggregate.name, parts, perf_counter() - run.began)
 
-    async def _fetch(
-        self, source: Source, url: str, headers: Mapping[str, str], deadline: float
-    ) -> PartOutcome:
-        now = asyncio.get_running_loop().time()
-        started = perf_counter()
-        try:
-            if source.timeout is None:
-                # The run enforces the aggregation's deadline by cancelling this task; no
-                # timer of our own on the hot path.
-                response = await self._transport.get(url, headers=headers, time_left=deadline - now)
-            else:
-                part_deadline = min(now + source.timeout, deadline)
-                async with asyncio.timeout_at(part_deadline):
-                    response = await self._transport.get(
-                        url, headers=headers, time_left=part_deadline - now
-                    )
-        except TimeoutError:
-            if source.timeout is not None and now + source.timeout < deadline:
-                detail = f"no answer within its timeout of {source.timeout * 1000:.0f} ms"
-            else:
-                detail = "aggregation deadline reached"
-            return PartOutcome(
-                source.name, reason="timeout", duration=perf_counter() - started, detail=detail
-            )
-        except UpstreamUnavailable as exc:
-            return PartOutcome(
-                source.name,
-                reason="unavailable",
-                duration=perf_counter() - started,
-                detail=str(exc),
-            )
-        except ResponseTooLarge as exc:
-            return PartOutcome(
-                source.name,
-                reason="invalid_response",
-                duration=perf_counter() - started,
-                detail=str(exc),
-            )
-        except Exception as exc:
-            # A transport must only raise the errors above; anything else is an adapter bug,
-            # but it still ends the part with one outcome instead of failing the whole request.
-            logger.exception("transport raised an unexpected error for part %s", source.name)
-            return PartOutcome(
-                source.name,
-                reason="unavailable",
-                duration=perf_counter() - started,
-                detail=f"unexpected transport error: {type(exc).__name__}",
-            )
-        status = response.status
-        if not 200 <= status < 300:
-            return PartOutcome(
-                source.name,
-                reason="upstream_status",
-                duration=perf_counter() - started,
-                upstream_status=status,
-                detail=f"upstream answered {status}",
-            )
-        try:
-            value = source.decoder.decode(response.body)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            return PartOutcome(
-                source.name,
-                reason="invalid_response",
-                duration=perf_counter() - started,
-                upstream_status=status,
-                detail=str(exc)[:200],
-            )
-        return PartOutcome(
-            source.name, value=value, duration=perf_counter() - started, upstream_status=status
-        )
-
     async def readiness(self) -> dict[str, str]:
         """Named checks for ``/readyz``; a value starting with ``ok`` means the check passed."""
         return {"configuration": "ok", "cache": "ok: in-process"}
@@ -229,11 +163,25 @@ class Gateway:
         await self.aclose()
 
 
+class _Part:
+    """One started request: its source, when it started, and its own timer if it has one."""
+
+    __slots__ = ("source", "started", "timed_out", "timer")
+
+    def __init__(self, source: Source, started: float) -> None:
+        self.source = source
+        self.started = started
+        self.timer: asyncio.TimerHandle | None = None
+        self.timed_out = False
+
+
 class _Run:
     """The state of one :meth:`Gateway.run`: what is running, what waits, what happened.
 
-    Tasks report through done-callbacks rather than a loop over ``asyncio.wait``: one future
-    and one timer per run, whatever the number of sources.
+    Each part is a task running the transport's coroutine itself; its outcome is worked out in
+    the task's done-callback. One future and one timer per run, whatever the number of
+    sources, and no timer at all for a part without a timeout of its own: the hot path pays
+    for no more objects than it needs.
     """
 
     __slots__ = (
@@ -270,7 +218,7 @@ class _Run:
         self.began = perf_counter()
         self.outcomes: dict[str, PartOutcome] = {}
         self.results: dict[str, Any] = {}
-        self.running: dict[asyncio.Task[PartOutcome], Source] = {}
+        self.running: dict[asyncio.Task[UpstreamResponse], _Part] = {}
         self.started: dict[str, float] = {}
         self.waiting = [s for s in sources if s.depends_on]
         self.failed_critical: PartOutcome | None = None
@@ -286,16 +234,33 @@ class _Run:
             )
             return
         url = self.gateway._services[source.service] + path
-        self.started[source.name] = perf_counter()
-        task = self.loop.create_task(self.gateway._fetch(source, url, self.headers, self.deadline))
+        part = _Part(source, perf_counter())
+        self.started[source.name] = part.started
+        now = self.loop.time()
+        part_deadline = self.deadline
+        if source.timeout is not None and now + source.timeout < part_deadline:
+            part_deadline = now + source.timeout
+        task = self.loop.create_task(
+            self.gateway._transport.get(url, headers=self.headers, time_left=part_deadline - now),
+            name=source.task_name,
+        )
+        if part_deadline < self.deadline:
+            part.timer = self.loop.call_at(part_deadline, self._time_out, task, part)
         task.add_done_callback(self._on_done)
-        self.running[task] = source
+        self.running[task] = part
 
-    def _on_done(self, task: asyncio.Task[PartOutcome]) -> None:
-        if self.closed or task.cancelled():
+    @staticmethod
+    def _time_out(task: asyncio.Task[UpstreamResponse], part: _Part) -> None:
+        part.timed_out = True
+        task.cancel()
+
+    def _on_done(self, task: asyncio.Task[UpstreamResponse]) -> None:
+        if self.closed:
             return
-        source = self.running.pop(task)
-        self._record(source, task.result())
+        part = self.running.pop(task)
+        if part.timer is not None:
+            part.timer.cancel()
+        self._record(part.source, _outcome(part, task))
         if self.failed_critical is not None:
             self.finish()
             return
@@ -336,15 +301,74 @@ class _Run:
         """Stop reacting, keep what finished meanwhile, cancel and await everything else."""
         self.closed = True
         unfinished = []
-        for task, source in self.running.items():
-            if task.done() and not task.cancelled():
-                # Finished, but its callback had not run yet when the deadline fired.
-                self._record(source, task.result())
+        for task, part in self.running.items():
+            if part.timer is not None:
+                part.timer.cancel()
+            if task.done() and (not task.cancelled() or part.timed_out):
+                # Finished, but its callback had not run yet when the run ended.
+                self._record(part.source, _outcome(part, task))
             else:
                 unfinished.append(task)
         self.running.clear()
         if unfinished:
             await _cancel_all(unfinished)
+
+
+def _outcome(part: _Part, task: asyncio.Task[UpstreamResponse]) -> PartOutcome:
+    """What a finished request means for its part: exactly one outcome."""
+    source = part.source
+    duration = perf_counter() - part.started
+    if task.cancelled():  # by the part's own timer: nothing else cancels a part still wanted
+        limit = f"its timeout of {source.timeout * 1000:.0f} ms" if source.timeout else "time"
+        return PartOutcome(
+            source.name, reason="timeout", duration=duration, detail=f"no answer within {limit}"
+        )
+    error = task.exception()
+    if error is not None:
+        if isinstance(error, TimeoutError):  # the transport's client gave up by itself
+            return PartOutcome(source.name, reason="timeout", duration=duration, detail=str(error))
+        if isinstance(error, UpstreamUnavailable):
+            return PartOutcome(
+                source.name, reason="unavailable", duration=duration, detail=str(error)
+            )
+        if isinstance(error, ResponseTooLarge):
+            return PartOutcome(
+                source.name, reason="invalid_response", duration=duration, detail=str(error)
+            )
+        # A transport must only raise the errors above; anything else is an adapter bug, but
+        # it still ends the part with one outcome instead of failing the whole request.
+        logger.error(
+            "transport raised an unexpected error for part %s",
+            source.name,
+            exc_info=error,
+        )
+        return PartOutcome(
+            source.name,
+            reason="unavailable",
+            duration=duration,
+            detail=f"unexpected transport error: {type(error).__name__}",
+        )
+    response = task.result()
+    status = response.status
+    if not 200 <= status < 300:
+        return PartOutcome(
+            source.name,
+            reason="upstream_status",
+            duration=duration,
+            upstream_status=status,
+            detail=f"upstream answered {status}",
+        )
+    try:
+        value = source.decoder.decode(response.body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return PartOutcome(
+            source.name,
+            reason="invalid_response",
+            duration=duration,
+            upstream_status=status,
+            detail=str(exc)[:200],
+        )
+    return PartOutcome(source.name, value=value, duration=duration, upstream_status=status)
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
@@ -364,11 +388,3 @@ async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
             cancelled = True
     if cancelled:
         raise asyncio.CancelledError
-
-
-def _default_transport() -> Transport:
-    from ._transport_aiohttp import AiohttpTransport
-    from ._transport_pyreqwest import PyreqwestTransport
-
-    # pyreqwest for speed; aiohttp for the rare URL pyreqwest cannot send byte for byte.
-    return PyreqwestTransport(fallback=AiohttpTransport())

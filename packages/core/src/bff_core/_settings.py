@@ -5,15 +5,20 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
+from ._transport import Transport
 
 __all__ = ["GatewaySettings"]
 
 DEFAULT_UPSTREAM_URL = "http://127.0.0.1:9000"
 DEFAULT_TIMEOUT_MS = 1000
 _MAX_TIMEOUT_MS = 10 * 60 * 1000
+
+HttpClient: TypeAlias = Literal["pyreqwest", "aiohttp"]
+HTTP_CLIENTS: tuple[HttpClient, ...] = ("pyreqwest", "aiohttp")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,11 +29,15 @@ class GatewaySettings:
         services: base URL of every upstream service, by service name (no trailing slash).
         redis_url: the shared Redis, or ``None`` for in-process state only.
         timeout: deadline of a whole aggregation, in seconds.
+        http_client: the upstream client: ``pyreqwest`` (fastest; a request abandoned before
+            the deadline ends at the deadline) or ``aiohttp`` (a cancelled request's
+            connection is closed at once).
     """
 
     services: Mapping[str, str]
     redis_url: str | None = None
     timeout: float = DEFAULT_TIMEOUT_MS / 1000
+    http_client: HttpClient = "pyreqwest"
 
     @classmethod
     def from_env(
@@ -57,7 +66,17 @@ class GatewaySettings:
         timeout_ms = _positive_int(
             "BFF_TIMEOUT_MS", env.get("BFF_TIMEOUT_MS", str(DEFAULT_TIMEOUT_MS)), _MAX_TIMEOUT_MS
         )
-        return cls(services=services, redis_url=redis_url, timeout=timeout_ms / 1000)
+        http_client = env.get("BFF_HTTP_CLIENT", "pyreqwest").strip()
+        if http_client not in HTTP_CLIENTS:
+            raise ConfigurationError(
+                "BFF_HTTP_CLIENT", f"{http_client!r} is not one of {', '.join(HTTP_CLIENTS)}"
+            )
+        return cls(
+            services=services,
+            redis_url=redis_url,
+            timeout=timeout_ms / 1000,
+            http_client=http_client,
+        )
 
 
 def _http_url(variable: str, value: str) -> str:
@@ -95,3 +114,17 @@ def _positive_int(variable: str, value: str, maximum: int) -> int:
     if not 0 < number <= maximum:
         raise ConfigurationError(variable, f"{number} is not between 1 and {maximum}")
     return number
+
+
+def make_transport(http_client: HttpClient) -> Transport:
+    """A new transport of the kind ``http_client`` names."""
+    from ._transport_aiohttp import AiohttpTransport
+
+    if http_client == "aiohttp":
+        return AiohttpTransport()
+    if http_client != "pyreqwest":
+        raise ValueError(f"http_client must be one of {', '.join(HTTP_CLIENTS)}")
+    from ._transport_pyreqwest import PyreqwestTransport
+
+    # aiohttp for the rare URL pyreqwest cannot send byte for byte (dot segments).
+    return PyreqwestTransport(fallback=AiohttpTransport())

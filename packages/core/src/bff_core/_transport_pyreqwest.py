@@ -37,13 +37,13 @@ Trade-offs:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
-from pyreqwest.http import Url
+from pyreqwest.http import HeaderMap, Url
 from pyreqwest.response import Response
 
 from ._errors import ResponseTooLarge, UpstreamUnavailable
@@ -52,7 +52,7 @@ from ._transport import DEFAULT_MAX_BODY_BYTES, Transport, UpstreamResponse
 __all__ = ["PyreqwestTransport"]
 
 #: Idle keep-alive connections kept per upstream host by the client the transport creates.
-DEFAULT_POOL_SIZE = 100
+DEFAULT_POOL_SIZE = 512
 
 #: Seconds after which the client this transport creates gives up on any request; it only
 #: matters for requests whose caller was cancelled (see the module documentation).
@@ -161,9 +161,20 @@ class PyreqwestTransport:
                 # and releases its connection instead of holding it until the backstop.
                 builder = builder.timeout(timedelta(seconds=max(time_left, 0.0) + _SLACK))
             async with builder.build_streamed() as response:
-                body = await self._read_body(response)
+                length = response.get_header("content-length")
+                if (
+                    length is not None
+                    and length.isdigit()
+                    and int(length) <= self._max_body_bytes
+                    and response.get_header("content-encoding") is None
+                ):
+                    # The hot path, one call into Rust: hyper reads exactly Content-Length
+                    # bytes, already checked against the limit.
+                    body = bytes(await response.bytes())
+                else:
+                    body = await self._read_body(response, length)
                 return UpstreamResponse(
-                    status=response.status, headers=_lower_headers(response), body=body
+                    status=response.status, headers=_Headers(response.headers), body=body
                 )
         except RequestTimeoutError as exc:
             # The backstop, or a caller's client's timeout. Must precede the generic clause.
@@ -175,16 +186,10 @@ class PyreqwestTransport:
             # made; the engine reports that like an unreachable upstream.
             raise UpstreamUnavailable(f"GET {url}: request not sent: {exc}") from exc
 
-    async def _read_body(self, response: Response) -> bytes:
+    async def _read_body(self, response: Response, length: str | None) -> bytes:
         limit = self._max_body_bytes
-        length = response.get_header("content-length")
-        if length is not None and length.isdigit():
-            if int(length) > limit:
-                raise ResponseTooLarge(limit)
-            if response.get_header("content-encoding") is None:
-                # Fast path, one call into Rust: hyper reads exactly Content-Length bytes,
-                # already checked against the limit.
-                return bytes(await response.bytes())
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise ResponseTooLarge(limit)
         reader = response.body_reader
         chunks: list[bytes] = []
         size = 0
@@ -204,12 +209,29 @@ class PyreqwestTransport:
             await self._fallback.aclose()
 
 
-def _lower_headers(response: Response) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for key, value in response.headers.items():  # the http crate's names are lower-case
-        # A repeated field is one field with comma-joined values (RFC 9110, 5.3).
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return headers
+class _Headers(Mapping[str, str]):
+    """The response's headers, read on demand: no copy into a dict on the hot path.
+
+    Names are case-insensitive (the http crate's are lower-case); a repeated field reads as
+    one field with comma-joined values (RFC 9110, 5.3), as with the other transports.
+    """
+
+    __slots__ = ("_map",)
+
+    def __init__(self, header_map: HeaderMap) -> None:
+        self._map = header_map
+
+    def __getitem__(self, name: str) -> str:
+        values = self._map.getall(name)
+        if not values:
+            raise KeyError(name)
+        return values[0] if len(values) == 1 else ", ".join(values)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(self._map.keys()))
+
+    def __len__(self) -> int:
+        return self._map.keys_len()
 
 
 def _describe(exc: PyreqwestError) -> str:

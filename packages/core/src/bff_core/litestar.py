@@ -5,7 +5,9 @@
   ``application/problem+json`` and serves ``/healthz`` and ``/readyz``.
 - :func:`create_gateway_app` builds a whole BFF application from settings, aggregates and
   route handlers, with the OpenAPI document at ``/schema/openapi.json``.
-- :func:`aggregate_response` wraps a handler's payload with the ``Server-Timing`` header.
+- :func:`aggregate_route` is a whole ``GET`` route for an aggregate: parameters from the query,
+  ``fields``, the client's view, ``Server-Timing``; one line per route in a service.
+- :func:`aggregate_response` wraps a custom handler's payload with the ``Server-Timing`` header.
 - :func:`serve` is the command line of a BFF: ``--host``, ``--port``, ``--workers``.
 """
 
@@ -16,20 +18,31 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar, get_type_hints
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Operation, Schema
+from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.plugins import InitPlugin
-from litestar.types import ControllerRouterHandler
+from litestar.types import ControllerRouterHandler, Scope
 
 from ._declaration import Aggregate
 from ._engine import Gateway
-from ._errors import AggregationFailed, ConfigurationError, RequestError
+from ._errors import (
+    AggregationFailed,
+    ConfigurationError,
+    DeclarationError,
+    InvalidParameter,
+    RequestError,
+)
 from ._outcome import AggregateResult
 from ._report import PROBLEM_JSON, Problem, problem_for
 from ._settings import GatewaySettings
@@ -41,6 +54,7 @@ __all__ = [
     "Health",
     "Readiness",
     "aggregate_response",
+    "aggregate_route",
     "create_gateway_app",
     "serve",
 ]
@@ -77,6 +91,88 @@ def aggregate_response(result: AggregateResult, payload: T) -> Response[T]:
     return Response(payload, headers={"server-timing": result.server_timing()})
 
 
+def aggregate_route(
+    path: str,
+    aggregate: Aggregate,
+    view: Callable[[AggregateResult], T],
+    *,
+    summary: str,
+    description: str | None = None,
+) -> HTTPRouteHandler:
+    """``GET path``: run ``aggregate`` with the query's parameters and answer ``view(result)``.
+
+    The query holds the aggregate's parameters and ``fields`` (comma-separated part names;
+    the other parts' upstreams are not called). A parameter given twice is a 400, like every
+    malformed request. The OpenAPI document shows the parameters and the view's type, which
+    must be the return annotation of ``view``.
+
+    The handler reads the query string itself instead of declaring Litestar parameters:
+    Litestar's parameter and dependency injection costs more per request than the rest of its
+    routing together (see ``docs/decisions/0002-hot-path.md``), and this is the hot path.
+    """
+    view_type = get_type_hints(view).get("return")
+    if view_type is None:
+        raise DeclarationError(f"view {view!r} of route {path} needs a return annotation")
+    names = frozenset(p.name for p in aggregate.params) | {"fields"}
+
+    async def handler(scope: Scope) -> Response[Any]:
+        query = _query(scope["query_string"], names)
+        gateway: Gateway = scope["app"].state.gateway
+        result = await gateway.run(aggregate, query, fields=query.get("fields"))
+        return Response(view(result), headers={"server-timing": result.server_timing()})
+
+    handler.__annotations__ = {"scope": Scope, "return": Response[view_type]}  # type: ignore[valid-type]
+    handler.__name__ = handler.__qualname__ = f"aggregate_{aggregate.name}"
+    parameters = [
+        OpenAPIParameter(
+            name=p.name,
+            param_in="query",
+            required=p.required,
+            description=p.description or None,
+            schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=p.max_length),
+        )
+        for p in aggregate.params
+    ]
+    parameters.append(
+        OpenAPIParameter(
+            name="fields",
+            param_in="query",
+            required=False,
+            description="Comma-separated parts to return; the other upstreams are not called. "
+            f"Parts: {', '.join(aggregate.part_names)}. Default: all.",
+            schema=Schema(type=OpenAPIType.STRING),
+        )
+    )
+
+    @dataclass
+    class AggregateOperation(Operation):
+        def __post_init__(self) -> None:
+            self.parameters = [*parameters, *(self.parameters or [])]
+
+    return get(
+        path,
+        summary=summary,
+        description=description,
+        responses=PROBLEM_RESPONSES,
+        operation_class=AggregateOperation,
+    )(handler)
+
+
+def _query(raw: bytes, names: frozenset[str]) -> dict[str, str]:
+    """The query parameters this route knows; a known one given twice is refused."""
+    query: dict[str, str] = {}
+    if not raw:
+        return query
+    for name, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):
+        if name in names:
+            if name in query:
+                raise InvalidParameter(
+                    f"query parameter {name!r} is given more than once", parameter=name
+                )
+            query[name] = value
+    return query
+
+
 class GatewayPlugin(InitPlugin):
     """Wires a :class:`Gateway` into a Litestar application.
 
@@ -102,7 +198,7 @@ class GatewayPlugin(InitPlugin):
                 Exception: _unexpected,
             }
         )
-        app_config.state["gateway"] = self.gateway
+        app_config.state["gateway"] = self.gateway  # aggregate routes read it from here
         return app_config
 
     def _provide_gateway(self) -> Gateway:
@@ -154,6 +250,7 @@ def create_gateway_app(
         aggregates=aggregates,
         timeout=settings.timeout,
         transport=transport,
+        http_client=settings.http_client,
     )
     return Litestar(
         route_handlers=list(route_handlers),

@@ -9,22 +9,19 @@ ignores the rest while decoding).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated
 
 import msgspec
 from bff_core import (
     Aggregate,
     AggregateResult,
-    Gateway,
     GatewaySettings,
     Param,
     PartError,
     Source,
     part_errors,
 )
-from bff_core.litestar import PROBLEM_RESPONSES, aggregate_response, create_gateway_app
-from litestar import Litestar, Response, get
-from litestar.params import Parameter
+from bff_core.litestar import aggregate_route, create_gateway_app
+from litestar import Litestar
 from msgspec import UNSET, UnsetType
 
 __all__ = ["PRODUCT_SCREEN", "SERVICE_URL_VARIABLES", "ProductScreen", "create_app"]
@@ -73,7 +70,7 @@ class PhoneRating(msgspec.Struct):
 
 PRODUCT_SCREEN = Aggregate(
     "mobile_product_screen",
-    params=[Param("id", max_length=128)],
+    params=[Param("id", max_length=128, description="The product's id")],
     sources=[
         Source(
             "product",
@@ -106,27 +103,12 @@ class ProductScreen(msgspec.Struct):
         return cls(**parts, errors=part_errors(result) or UNSET)
 
 
-@get(
+product_screen = aggregate_route(
     "/api/aggregated/product",
+    PRODUCT_SCREEN,
+    ProductScreen.of,
     summary="What the phone's product screen shows, in one small answer",
-    responses=PROBLEM_RESPONSES,
 )
-async def product_screen(
-    gateway: Gateway,
-    id: Annotated[
-        str | None,
-        Parameter(description="The product's id (1 to 128 characters, no control characters)"),
-    ] = None,
-    fields: Annotated[
-        str | None,
-        Parameter(
-            description="Comma-separated parts to return (product, inventory, pricing, "
-            "reviews); the other upstreams are not called. Default: all."
-        ),
-    ] = None,
-) -> Response[ProductScreen]:
-    result = await gateway.run(PRODUCT_SCREEN, {"id": id}, fields=fields)
-    return aggregate_response(result, ProductScreen.of(result))
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Litestar:

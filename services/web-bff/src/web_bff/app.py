@@ -8,22 +8,20 @@ everything, so the upstreams' objects pass through whole.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from bff_core import (
     Aggregate,
     AggregateResult,
-    Gateway,
     GatewaySettings,
     Param,
     PartError,
     Source,
     part_errors,
 )
-from bff_core.litestar import PROBLEM_RESPONSES, aggregate_response, create_gateway_app
-from litestar import Litestar, Response, get
-from litestar.params import Parameter
+from bff_core.litestar import aggregate_route, create_gateway_app
+from litestar import Litestar
 from msgspec import UNSET, UnsetType
 
 __all__ = ["PRODUCT_PAGE", "SERVICE_URL_VARIABLES", "ProductPage", "create_app"]
@@ -80,7 +78,7 @@ class Reviews(msgspec.Struct):
 
 PRODUCT_PAGE = Aggregate(
     "web_product_page",
-    params=[Param("id", max_length=128)],
+    params=[Param("id", max_length=128, description="The product's id")],
     sources=[
         Source("product", service="product", path="/products/{id}", returns=Product, critical=True),
         Source("inventory", service="inventory", path="/inventory/{id}", returns=Inventory),
@@ -105,27 +103,12 @@ class ProductPage(msgspec.Struct):
         return cls(**parts, errors=part_errors(result) or UNSET)
 
 
-@get(
+product_page = aggregate_route(
     "/api/aggregated/product",
+    PRODUCT_PAGE,
+    ProductPage.of,
     summary="Everything the web product page shows, in one request",
-    responses=PROBLEM_RESPONSES,
 )
-async def product_page(
-    gateway: Gateway,
-    id: Annotated[
-        str | None,
-        Parameter(description="The product's id (1 to 128 characters, no control characters)"),
-    ] = None,
-    fields: Annotated[
-        str | None,
-        Parameter(
-            description="Comma-separated parts to return (product, inventory, pricing, "
-            "reviews); the other upstreams are not called. Default: all."
-        ),
-    ] = None,
-) -> Response[ProductPage]:
-    result = await gateway.run(PRODUCT_PAGE, {"id": id}, fields=fields)
-    return aggregate_response(result, ProductPage.of(result))
 
 
 def create_app(environ: Mapping[str, str] | None = None) -> Litestar:

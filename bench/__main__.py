@@ -1,0 +1,239 @@
+"""``python -m bench``: the gateway benchmark (web-bff against hand-written aggregators).
+
+    python -m bench [--smoke] [--rounds N] [--duration S] [--scenarios latency,throughput,...]
+                    [--contestants web-bff,aiohttp,fastapi-httpx] [--check]
+                    [--json PATH] [--markdown PATH] [--memory-duration S]
+                    [--generator auto|wrk|builtin]
+
+Scenarios: ``latency`` (delayed upstreams, 16 connections: overhead over the 40 ms floor),
+``throughput`` (instant upstreams, 64 connections: aggregates/s), ``scaling`` (4, 8, 16 sources
+per aggregate: CPU per aggregate and per source), ``memory`` (web-bff's RSS before and after a
+long run). Markdown goes to stdout and ``bench/results/latest.md``, everything (every round's raw
+numbers too) to ``bench/results/latest.json`` (``smoke.md``/``smoke.json`` for ``--smoke``, so CI
+never overwrites real results); progress goes to stderr.
+
+Exit status: 0 after a complete run; 1 when ``--check`` is given and a target is missed, or when
+a ``--smoke`` run saw any error answer; 2 when the benchmark could not run (a contestant did not
+start, died, or answered wrongly); 130 when interrupted. See ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from ._harness import (
+    CONTESTANTS,
+    PRODUCT_ID,
+    SCALING_TARGETS,
+    SCENARIOS,
+    UPSTREAM_LATENCY_MS,
+    Bench,
+    Config,
+    run_memory,
+    run_scenario,
+    start_upstream,
+)
+from ._load import generator_name
+from ._procs import REPO_ROOT, BenchError, Children, Layout, warn
+from ._report import Results, environment, evaluate_targets, markdown
+
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+LATENCY_CONNECTIONS = 16
+LOAD_CONNECTIONS = 64
+#: (rounds, seconds per run, warm-up seconds, memory long-run seconds)
+FULL = (5, 5.0, 2.0, 60.0)
+SMOKE = (1, 1.0, 1.0, 3.0)
+
+
+def _names(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(unknown) or '(none)'}; choose from {', '.join(allowed)}"
+        )
+    return names
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=(__doc__ or "").splitlines()[0]
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="1 round, 1 s runs, 3 s memory run, all scenarios, no targets (~40 s; for CI)",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds per scenario (default 5)")
+    parser.add_argument("--duration", type=float, help="seconds per run (default 5)")
+    parser.add_argument(
+        "--memory-duration", type=float, help="seconds of the memory scenario's long run (60)"
+    )
+    parser.add_argument(
+        "--scenarios",
+        type=lambda text: _names(text, SCENARIOS, "scenario"),
+        default=SCENARIOS,
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (default all)",
+    )
+    parser.add_argument(
+        "--contestants",
+        type=lambda text: _names(text, tuple(CONTESTANTS), "contestant"),
+        default=tuple(CONTESTANTS),
+        help=f"comma-separated subset of {','.join(CONTESTANTS)} (default all)",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="exit with status 1 when a target is missed"
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="where the JSON goes (default results/latest.json; results/smoke.json for --smoke)",
+    )
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        help="where the markdown goes (default results/latest.md; results/smoke.md for --smoke)",
+    )
+    parser.add_argument(
+        "--generator",
+        choices=["auto", "wrk", "builtin"],
+        default="auto",
+        help="load generator: wrk when installed (auto), or the built-in aiohttp one",
+    )
+    args = parser.parse_args(argv)
+    # A smoke run (CI, ./run tests) must not overwrite the last real results.
+    stem = "smoke" if args.smoke else "latest"
+    args.json = args.json or RESULTS_DIR / f"{stem}.json"
+    args.markdown = args.markdown or RESULTS_DIR / f"{stem}.md"
+    rounds, duration, warmup, memory = SMOKE if args.smoke else FULL
+    rounds = args.rounds if args.rounds is not None else rounds
+    duration = args.duration if args.duration is not None else duration
+    memory = args.memory_duration if args.memory_duration is not None else memory
+    if not 1 <= rounds <= 100:
+        parser.error("--rounds must be between 1 and 100")
+    if not 0.5 <= duration <= 600 or not 0.5 <= memory <= 3600:
+        parser.error("--duration must be 0.5..600 s and --memory-duration 0.5..3600 s")
+    try:
+        generator = generator_name(args.generator)
+    except BenchError as exc:
+        parser.error(str(exc))
+    config = Config(
+        rounds=rounds,
+        duration_s=duration,
+        warmup_s=warmup,
+        memory_s=memory,
+        scenarios=args.scenarios,
+        contestants=args.contestants,
+        generator=generator,
+        smoke=args.smoke,
+        check=args.check,
+    )
+    return config, args
+
+
+def run(config: Config, layout: Layout) -> Results:
+    """Every selected scenario; all processes are gone when this returns or raises."""
+    started = time.monotonic()
+    results = Results(environment=environment(layout, config.generator), config=config)
+    contestants = [CONTESTANTS[name] for name in config.contestants]
+    children = Children(layout)
+    bench = Bench(children, config)
+    try:
+        instant = None
+        if {"throughput", "scaling", "memory"} & set(config.scenarios):
+            instant = start_upstream(children, None)
+        for name in config.scenarios:
+            if name == "latency":
+                delayed = start_upstream(children, UPSTREAM_LATENCY_MS)
+                try:
+                    results.scenarios[name] = run_scenario(
+                        bench,
+                        name,
+                        contestants,
+                        delayed,
+                        LATENCY_CONNECTIONS,
+                        reference_path=f"/reviews/{PRODUCT_ID}",
+                    )
+                finally:
+                    children.stop(delayed.child)
+            elif name == "throughput":
+                assert instant is not None
+                results.scenarios[name] = run_scenario(
+                    bench, name, contestants, instant, LOAD_CONNECTIONS
+                )
+            elif name == "scaling":
+                assert instant is not None
+                results.scenarios[name] = run_scenario(
+                    bench, name, SCALING_TARGETS, instant, LOAD_CONNECTIONS
+                )
+            elif name == "memory":
+                assert instant is not None
+                if "web-bff" not in config.contestants:
+                    warn("[memory] skipped: web-bff is not among the contestants")
+                    continue
+                results.memory = run_memory(bench, instant, LOAD_CONNECTIONS)
+    finally:
+        children.close()
+    results.seconds = time.monotonic() - started
+    if not config.smoke:
+        results.targets = evaluate_targets(results)
+    return results
+
+
+def write(results: Results, json_path: Path, markdown_path: Path, text: str) -> None:
+    for path, content in (
+        (json_path, json.dumps(results.to_json(), indent=2) + "\n"),
+        (markdown_path, text),
+    ):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write beside, then rename: an interrupted write never leaves half a results file.
+        partial = path.with_name(path.name + ".tmp")
+        partial.write_text(content)
+        partial.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, args = parse_args(argv)
+    layout = Layout.detect()
+    if layout.load_core is not None:
+        # The harness only starts processes and reads /proc; keep it off the gateway's core.
+        os.sched_setaffinity(0, {layout.load_core})
+    else:
+        warn(f"WARNING: {layout.describe()}")
+    warn(
+        f"bench: {', '.join(config.scenarios)}; {config.rounds} round(s) x {config.duration_s:g} s;"
+        f" load generator {config.generator}; {layout.describe()}"
+    )
+    try:
+        results = run(config, layout)
+    except BenchError as exc:
+        warn(f"\nbench: FAILED: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        warn("\nbench: interrupted; every child process was stopped")
+        return 130
+    text = markdown(results)
+    print(text, flush=True)
+    write(results, args.json, args.markdown, text)
+    warn(f"bench: wrote {args.json} and {args.markdown} ({results.seconds:.0f} s)")
+    errors = results.error_lines()
+    if config.smoke and errors:
+        warn("bench: FAILED: the smoke run saw error answers:\n  " + "\n  ".join(errors))
+        return 1
+    if errors:
+        warn("bench: WARNING: some runs saw error answers:\n  " + "\n  ".join(errors))
+    missed = [t for t in results.targets if t.status == "FAIL"]
+    if missed:
+        warn(f"bench: {len(missed)} target(s) missed: {', '.join(t.name for t in missed)}")
+        if config.check:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

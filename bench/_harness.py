@@ -1,0 +1,759 @@
+"""The gateway benchmark's scenarios: who is started, how each run is measured, what is kept.
+
+A *contestant* is a gateway process (web-bff as shipped, or a hand-written baseline) pinned to
+the gateway core; the upstreams (:mod:`bench.upstreams`) and the load generator are pinned to
+the load core. Every run records what the load generator saw (:class:`~bench._load.LoadResult`)
+and the headroom around it (:class:`Headroom`): CPU of the contestant's process tree, CPU of the
+upstream process, busy share of both cores. A scenario warms every contestant up, then runs
+``rounds`` rounds, rotating the contestants' order each round, and summarises each contestant by
+medians over the rounds (:class:`Summary`).
+"""
+
+from __future__ import annotations
+
+import select
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._load import LoadResult, run_load
+from ._procs import (
+    REPO_ROOT,
+    BenchError,
+    Child,
+    Children,
+    CoreTimes,
+    child_environment,
+    core_times,
+    free_port,
+    http_get,
+    json_or_none,
+    rss_kib,
+    ticks_to_seconds,
+    tree_ticks,
+    warn,
+)
+
+__all__ = [
+    "CACHE_OFF_ENV",
+    "CONTESTANTS",
+    "LATENCY_FLOOR_MS",
+    "SCENARIOS",
+    "Bench",
+    "Config",
+    "MemoryResult",
+    "Run",
+    "ScenarioResult",
+    "Summary",
+    "run_memory",
+    "run_scenario",
+]
+
+SCENARIOS = ("latency", "throughput", "scaling", "memory")
+#: Per-service latency of the upstreams in the latency scenario (ms).
+UPSTREAM_LATENCY_MS = {"product": 20, "inventory": 30, "pricing": 15, "reviews": 40}
+#: The best any aggregator can do: the four calls run concurrently, so the slowest one.
+LATENCY_FLOOR_MS = float(max(UPSTREAM_LATENCY_MS.values()))
+PRODUCT_ID = "p-1001"
+PRODUCT_PARTS = ("product", "inventory", "pricing", "reviews")
+#: The routes of bench/scaling_app.py (its FAN_OUTS; not imported: it would load Litestar here).
+SCALING_FAN_OUTS = (4, 8, 16)
+#: Bound on a contestant's start-up (imports on one shared core, the first /healthz).
+STARTUP_TIMEOUT = 45.0
+#: Start attempts when the port we picked was taken by someone else meanwhile.
+START_ATTEMPTS = 3
+#: Before each run the gateway core must be idle: at most this busy over one window ...
+SETTLE_MAX_BUSY = 0.15
+SETTLE_WINDOW = 0.1
+#: ... waiting at most this long for it.
+SETTLE_TIMEOUT = 15.0
+
+# -- cache off -------------------------------------------------------------------------------
+#: Environment that turns web-bff's response cache OFF, so the benchmark measures aggregation
+#: rather than cache hits. web-bff has no cache yet, so this is empty; when a cache lands, put
+#: its "off" setting here (e.g. ``{"BFF_CACHE": "off"}``), and nothing else needs to change.
+CACHE_OFF_ENV: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """How to start one gateway process on a given port."""
+
+    name: str
+    argv: Callable[[int], list[str]]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing measured: a route of a server, with what a correct answer contains."""
+
+    name: str
+    server: ServerSpec
+    path: str
+    parts: tuple[str, ...]
+
+    @property
+    def sources(self) -> int:
+        return len(self.parts)
+
+
+_PRODUCT_PATH = f"/api/aggregated/product?id={PRODUCT_ID}"
+
+WEB_BFF = ServerSpec(
+    "web-bff",
+    lambda port: [
+        sys.executable,
+        "-m",
+        "web_bff",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+    ],
+    CACHE_OFF_ENV,
+)
+AIOHTTP = ServerSpec(
+    "aiohttp",
+    lambda port: [
+        sys.executable,
+        str(REPO_ROOT / "bench" / "baselines" / "aiohttp_gateway.py"),
+        "--port",
+        str(port),
+    ],
+)
+FASTAPI_HTTPX = ServerSpec(
+    "fastapi-httpx",
+    lambda port: [
+        sys.executable,
+        str(REPO_ROOT / "bench" / "baselines" / "fastapi_httpx.py"),
+        "--port",
+        str(port),
+    ],
+)
+SCALING_APP = ServerSpec(
+    "scaling-app",
+    lambda port: [
+        sys.executable,
+        "-m",
+        "bench.scaling_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+    ],
+    CACHE_OFF_ENV,
+)
+
+CONTESTANTS: dict[str, Target] = {
+    spec.name: Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS)
+    for spec in (WEB_BFF, AIOHTTP, FASTAPI_HTTPX)
+}
+SCALING_TARGETS = [
+    Target(
+        f"/agg/{n}",
+        SCALING_APP,
+        f"/agg/{n}?id={PRODUCT_ID}",
+        tuple(f"s{i:02d}" for i in range(n)),
+    )
+    for n in SCALING_FAN_OUTS
+]
+
+
+@dataclass(frozen=True)
+class Config:
+    """What to run, and how long."""
+
+    rounds: int
+    duration_s: float
+    warmup_s: float
+    memory_s: float
+    scenarios: tuple[str, ...]
+    contestants: tuple[str, ...]
+    generator: str
+    smoke: bool
+    check: bool
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+@dataclass
+class Upstream:
+    child: Child
+    port: int
+    latency: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start_upstream(children: Children, latency_ms: Mapping[str, float] | None) -> Upstream:
+    """``bench/upstreams.py`` on the load core; returns once it listens (it prints its port)."""
+    latency = ",".join(f"{k}={v:g}" for k, v in (latency_ms or {}).items())
+    argv = [sys.executable, str(REPO_ROOT / "bench" / "upstreams.py"), "--port", "0"]
+    if latency:
+        argv += ["--latency", latency]
+    child = children.spawn(
+        "upstreams-latency" if latency else "upstreams-instant",
+        argv,
+        core=children.layout.load_core,
+        stdin_pipe=True,  # it exits when this closes
+        stdout_pipe=True,
+    )
+    assert child.process.stdout is not None
+    ready, _, _ = select.select([child.process.stdout], [], [], STARTUP_TIMEOUT)
+    line = child.process.stdout.readline() if ready else b""
+    if not line.strip().isdigit():
+        raise BenchError(f"the upstreams did not start:\n{child.log_tail()}")
+    return Upstream(child, int(line), latency or "none")
+
+
+@dataclass
+class Server:
+    """A running gateway process."""
+
+    spec: ServerSpec
+    child: Child
+    port: int
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def ensure_alive(self) -> None:
+        if not self.child.alive():
+            raise BenchError(
+                f"{self.spec.name} died (exit status {self.child.process.returncode}):\n"
+                f"{self.child.log_tail()}"
+            )
+
+
+def _spawn_server(children: Children, spec: ServerSpec, upstream: Upstream) -> Server:
+    port = free_port()
+    env = {
+        "PRODUCT_SERVICE_URL": upstream.url,
+        "INVENTORY_SERVICE_URL": upstream.url,
+        "PRICING_SERVICE_URL": upstream.url,
+        "REVIEWS_SERVICE_URL": upstream.url,
+        **spec.env,
+    }
+    child = children.spawn(
+        spec.name, spec.argv(port), core=children.layout.gateway_core, env=child_environment(env)
+    )
+    return Server(spec, child, port)
+
+
+def start_servers(
+    children: Children, specs: Sequence[ServerSpec], upstream: Upstream
+) -> list[Server]:
+    """Start every server at once (they import in parallel), then wait until each is healthy."""
+    servers = [_spawn_server(children, spec, upstream) for spec in specs]
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    for index, server in enumerate(servers):
+        for attempt in range(START_ATTEMPTS):
+            if _wait_healthy(server, deadline):
+                break
+            log = server.child.log_tail()
+            exited = server.child.process.poll()
+            children.stop(server.child)
+            if "in use" not in log or attempt == START_ATTEMPTS - 1:
+                what = (
+                    f"did not answer /healthz within {STARTUP_TIMEOUT:.0f} s"
+                    if exited is None
+                    else f"exited with status {exited} before answering /healthz"
+                )
+                raise BenchError(f"{server.spec.name} {what}; its output:\n{log}")
+            warn(f"  {server.spec.name}: port {server.port} was taken, retrying on another")
+            server = servers[index] = _spawn_server(children, server.spec, upstream)
+            deadline = max(deadline, time.monotonic() + STARTUP_TIMEOUT)
+    return servers
+
+
+def _wait_healthy(server: Server, deadline: float) -> bool:
+    # Bounded by the deadline; 20 polls a second.
+    while time.monotonic() < deadline:
+        if not server.child.alive():
+            return False
+        status, _ = http_get(server.url("/healthz"), timeout=2.0)
+        if status == 200:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def check_answer(server: Server, target: Target) -> None:
+    """One aggregate must answer 200 with every part present and no part failed."""
+    status, body = http_get(server.url(target.path), timeout=10.0)
+    data: Any = json_or_none(body)
+    problem = None
+    if status != 200:
+        problem = f"status {status}"
+    elif not isinstance(data, dict):
+        problem = "the body is not a JSON object"
+    else:
+        missing = [part for part in target.parts if data.get(part) is None]
+        if missing:
+            problem = f"parts missing or null: {', '.join(missing)}"
+        elif data.get("errors"):
+            problem = f"errors reported: {data['errors']}"
+    if problem is not None:
+        excerpt = body[:500].decode(errors="replace")
+        raise BenchError(
+            f"{target.name}: GET {target.path} answered wrongly ({problem}): {excerpt}\n"
+            f"{server.child.log_tail()}"
+        )
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+
+@dataclass
+class Headroom:
+    """Where the CPU went during one run (percent of one core, or of the core's time)."""
+
+    wall_s: float
+    gateway_cpu_s: float
+    gateway_cpu_pct: float
+    gateway_core_busy_pct: float
+    upstream_cpu_pct: float
+    load_core_busy_pct: float
+    #: the contestant's tree changed during the run (a worker died or was respawned)
+    tree_changed: bool
+
+
+@dataclass
+class RssSample:
+    at_s: float
+    tree_mb: float
+    workers_mb: float
+
+
+@dataclass
+class Run:
+    scenario: str
+    target: str
+    phase: str  # "warm-up", "round" or "long"
+    round: int
+    load: LoadResult
+    headroom: Headroom
+    cpu_us_per_request: float
+    #: seconds waited before the run for the gateway core to go idle
+    settle_s: float = 0.0
+    rss: list[RssSample] = field(default_factory=list)
+
+
+@dataclass
+class Bench:
+    """What every run needs: the process registry (with the core layout) and the settings."""
+
+    children: Children
+    config: Config
+
+    def measure(
+        self,
+        scenario: str,
+        target: Target,
+        server: Server,
+        upstream: Upstream,
+        *,
+        connections: int,
+        seconds: float,
+        phase: str,
+        round_no: int = 0,
+        on_poll: Callable[[], None] | None = None,
+    ) -> Run:
+        """One load run against ``target`` with the CPU and core readings around it."""
+        layout = self.children.layout
+        settle_s = self.settle()
+        tree_before = server.child.refresh_tree()
+        before: dict[str, Any] = {}
+
+        def take_readings() -> None:
+            before["gateway"] = tree_ticks(tree_before)
+            before["upstream"] = tree_ticks([upstream.child.pid])
+            before["cores"] = core_times()
+            before["started"] = time.monotonic()
+
+        load = run_load(
+            self.children,
+            self.config.generator,
+            server.url(target.path),
+            connections,
+            seconds,
+            on_start=take_readings,
+            on_poll=on_poll,
+        )
+        wall = time.monotonic() - before["started"]
+        gateway_before: dict[int, int] = before["gateway"]
+        upstream_before: dict[int, int] = before["upstream"]
+        cores_before: CoreTimes = before["cores"]
+        cores_after = core_times()
+        upstream_after = tree_ticks([upstream.child.pid])
+        gateway_after = tree_ticks(tree_before)
+        tree_after = server.child.refresh_tree()
+        server.ensure_alive()
+        gateway_cpu = ticks_to_seconds(
+            sum(gateway_after.get(pid, ticks) - ticks for pid, ticks in gateway_before.items())
+        )
+        upstream_cpu = ticks_to_seconds(
+            upstream_after.get(upstream.child.pid, 0) - upstream_before.get(upstream.child.pid, 0)
+        )
+        headroom = Headroom(
+            wall_s=wall,
+            gateway_cpu_s=gateway_cpu,
+            gateway_cpu_pct=100 * gateway_cpu / wall,
+            gateway_core_busy_pct=100
+            * cores_before.busy_fraction(cores_after, layout.gateway_core),
+            upstream_cpu_pct=100 * upstream_cpu / wall,
+            load_core_busy_pct=100 * cores_before.busy_fraction(cores_after, layout.load_core),
+            tree_changed=sorted(tree_before) != sorted(tree_after),
+        )
+        if headroom.tree_changed:
+            warn(f"  WARNING: {target.name}'s process tree changed during the run (worker died?)")
+        run = Run(
+            scenario=scenario,
+            target=target.name,
+            phase=phase,
+            round=round_no,
+            load=load,
+            headroom=headroom,
+            cpu_us_per_request=1e6 * gateway_cpu / load.requests if load.requests else 0.0,
+            settle_s=settle_s,
+        )
+        _progress(run)
+        return run
+
+    def settle(self) -> float:
+        """Wait (bounded) until the gateway core is idle; return how long that took.
+
+        A contestant that fell behind keeps working after the load generator stopped: the
+        requests already in its queue. FastAPI + httpx needs over a second to drain 64 of them,
+        and that CPU must not be charged to whoever runs next on the core.
+        """
+        core = self.children.layout.gateway_core
+        started = time.monotonic()
+        while time.monotonic() - started < SETTLE_TIMEOUT:
+            before = core_times()
+            time.sleep(SETTLE_WINDOW)
+            if before.busy_fraction(core_times(), core) <= SETTLE_MAX_BUSY:
+                return time.monotonic() - started
+        warn(f"  WARNING: the gateway core stayed busy for {SETTLE_TIMEOUT:.0f} s; measuring now")
+        return time.monotonic() - started
+
+    def load_upstream_alone(self, upstream: Upstream, path: str, connections: int) -> LoadResult:
+        """The same load straight at one upstream: the floor as the load generator sees it."""
+        load = run_load(
+            self.children,
+            self.config.generator,
+            f"{upstream.url}{path}",
+            connections,
+            self.config.duration_s,
+        )
+        if load.errors:
+            raise BenchError(f"the upstreams answered {load.errors} errors to GET {path}")
+        warn(f"  upstream alone GET {path}: p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms")
+        return load
+
+
+def _progress(run: Run) -> None:
+    load, room = run.load, run.headroom
+    label = "warm-up" if run.phase == "warm-up" else f"{run.phase} {run.round}"
+    errors = f", {load.errors} ERRORS" if load.errors else ""
+    settled = f" (settled {run.settle_s:.1f} s)" if run.settle_s >= 0.5 else ""
+    warn(
+        f"  [{run.scenario}] {run.target:<14} {label:<9} {load.requests_per_s:8,.0f}/s  "
+        f"p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms  "
+        f"gateway {room.gateway_cpu_pct:3.0f}%  upstream {room.upstream_cpu_pct:3.0f}%"
+        f"  load core {room.load_core_busy_pct:3.0f}%"
+        f"{errors}{settled}"
+    )
+
+
+# -- summaries -------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    """One target over a scenario's rounds: medians, spread, worst headroom, all errors."""
+
+    target: str
+    sources: int
+    rounds: int
+    requests_per_s: float
+    requests_per_s_rounds: list[float]
+    #: (max - min) / median of the rounds' requests/s: the noise between rounds
+    spread_pct: float
+    p50_ms: float
+    p75_ms: float
+    p90_ms: float
+    p99_ms: float
+    cpu_us_per_request: float
+    gateway_cpu_pct: float
+    gateway_core_busy_pct: float
+    upstream_cpu_pct_max: float
+    load_core_busy_pct_max: float
+    requests: int
+    non_2xx: int
+    socket_errors: int
+    partial: int
+    tree_changed: bool
+
+    @property
+    def errors(self) -> int:
+        return self.non_2xx + self.socket_errors + self.partial
+
+
+def summarise(target: Target, runs: Sequence[Run]) -> Summary:
+    measured = [r for r in runs if r.phase != "warm-up"] or list(runs)
+    rps = [r.load.requests_per_s for r in measured]
+    median_rps = statistics.median(rps)
+
+    def median(values: Sequence[float]) -> float:
+        return statistics.median(values) if values else 0.0
+
+    return Summary(
+        target=target.name,
+        sources=target.sources,
+        rounds=len(measured),
+        requests_per_s=median_rps,
+        requests_per_s_rounds=rps,
+        spread_pct=100 * (max(rps) - min(rps)) / median_rps if median_rps else 0.0,
+        p50_ms=median([r.load.p50_ms for r in measured]),
+        p75_ms=median([r.load.p75_ms for r in measured]),
+        p90_ms=median([r.load.p90_ms for r in measured]),
+        p99_ms=median([r.load.p99_ms for r in measured]),
+        cpu_us_per_request=median([r.cpu_us_per_request for r in measured]),
+        gateway_cpu_pct=median([r.headroom.gateway_cpu_pct for r in measured]),
+        gateway_core_busy_pct=median([r.headroom.gateway_core_busy_pct for r in measured]),
+        upstream_cpu_pct_max=max(r.headroom.upstream_cpu_pct for r in runs),
+        load_core_busy_pct_max=max(r.headroom.load_core_busy_pct for r in runs),
+        # Errors count in every run, warm-up included: a gateway that fails while warming up
+        # is failing.
+        requests=sum(r.load.requests for r in runs),
+        non_2xx=sum(r.load.non_2xx for r in runs),
+        socket_errors=sum(sum(r.load.socket_errors.values()) for r in runs),
+        partial=sum(r.load.partial for r in runs),
+        tree_changed=any(r.headroom.tree_changed for r in runs),
+    )
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    connections: int
+    upstream_latency: str
+    summaries: list[Summary]
+    runs: list[Run]
+    seconds: float
+    #: the slowest upstream loaded directly, once per round (latency scenario): the floor the
+    #: gateways sit on, as the same load generator sees it
+    upstream_alone: list[LoadResult] = field(default_factory=list)
+
+    def summary(self, target: str) -> Summary | None:
+        return next((s for s in self.summaries if s.target == target), None)
+
+    @property
+    def floor_p50_ms(self) -> float | None:
+        """Median over rounds of the slowest upstream's own p50."""
+        return (
+            statistics.median(r.p50_ms for r in self.upstream_alone)
+            if self.upstream_alone
+            else None
+        )
+
+    @property
+    def floor_p99_ms(self) -> float | None:
+        return (
+            statistics.median(r.p99_ms for r in self.upstream_alone)
+            if self.upstream_alone
+            else None
+        )
+
+
+def run_scenario(
+    bench: Bench,
+    name: str,
+    targets: Sequence[Target],
+    upstream: Upstream,
+    connections: int,
+    reference_path: str | None = None,
+) -> ScenarioResult:
+    """Start the targets' servers, warm each target up, then the rotated rounds.
+
+    ``reference_path``: also load that upstream path directly in every round, as the floor
+    the contestants are compared with.
+    """
+    started = time.monotonic()
+    specs = list({t.server.name: t.server for t in targets}.values())
+    warn(f"[{name}] starting {', '.join(s.name for s in specs)}")
+    servers = start_servers(bench.children, specs, upstream)
+    by_name = {s.spec.name: s for s in servers}
+    runs: dict[str, list[Run]] = {t.name: [] for t in targets}
+    upstream_alone: list[LoadResult] = []
+    try:
+        for target in targets:
+            check_answer(by_name[target.server.name], target)
+        for target in targets:
+            runs[target.name].append(
+                bench.measure(
+                    name,
+                    target,
+                    by_name[target.server.name],
+                    upstream,
+                    connections=connections,
+                    seconds=bench.config.warmup_s,
+                    phase="warm-up",
+                )
+            )
+        for round_no in range(1, bench.config.rounds + 1):
+            # Rotate the order each round, so drift (thermal, noisy neighbours) is shared.
+            shift = (round_no - 1) % len(targets)
+            for target in [*targets[shift:], *targets[:shift]]:
+                runs[target.name].append(
+                    bench.measure(
+                        name,
+                        target,
+                        by_name[target.server.name],
+                        upstream,
+                        connections=connections,
+                        seconds=bench.config.duration_s,
+                        phase="round",
+                        round_no=round_no,
+                    )
+                )
+            if reference_path is not None:
+                upstream_alone.append(
+                    bench.load_upstream_alone(upstream, reference_path, connections)
+                )
+        for target in targets:
+            # Still answering correctly after the load?
+            check_answer(by_name[target.server.name], target)
+    finally:
+        bench.children.stop(*(s.child for s in servers))
+    return ScenarioResult(
+        name=name,
+        connections=connections,
+        upstream_latency=upstream.latency,
+        summaries=[summarise(t, runs[t.name]) for t in targets],
+        runs=[r for t in targets for r in runs[t.name]],
+        seconds=time.monotonic() - started,
+        upstream_alone=upstream_alone,
+    )
+
+
+# -- memory ----------------------------------------------------------------------------------
+
+#: Growth of the web-bff tree's RSS that still counts as flat: either bound suffices.
+FLAT_MB = 5.0
+FLAT_PCT = 5.0
+
+
+@dataclass
+class MemoryResult:
+    connections: int
+    long_run_s: float
+    tree_before_mb: float
+    workers_before_mb: float
+    tree_after_mb: float
+    workers_after_mb: float
+    growth_mb: float
+    growth_pct: float
+    workers_growth_mb: float
+    flat: bool
+    warmup: Run
+    long_run: Run
+    seconds: float
+
+    @property
+    def errors(self) -> int:
+        return self.warmup.load.errors + self.long_run.load.errors
+
+
+def _rss(server: Server, since: float) -> RssSample:
+    tree = server.child.refresh_tree()
+    workers = [pid for pid in tree if pid != server.child.pid]
+    return RssSample(
+        at_s=round(time.monotonic() - since, 2),
+        tree_mb=sum(rss_kib(pid) for pid in tree) * 1024 / 1e6,
+        workers_mb=sum(rss_kib(pid) for pid in workers) * 1024 / 1e6,
+    )
+
+
+def run_memory(bench: Bench, upstream: Upstream, connections: int) -> MemoryResult:
+    """web-bff's resident memory after warm-up, then after a long run at full load."""
+    started = time.monotonic()
+    config = bench.config
+    target = CONTESTANTS["web-bff"]
+    warn("[memory] starting web-bff")
+    (server,) = start_servers(bench.children, [target.server], upstream)
+    try:
+        check_answer(server, target)
+        warmup = bench.measure(
+            "memory",
+            target,
+            server,
+            upstream,
+            connections=connections,
+            seconds=config.warmup_s,
+            phase="warm-up",
+        )
+        long_started = time.monotonic()
+        before = _rss(server, long_started)
+        if not before.workers_mb:
+            raise BenchError("web-bff has no worker process: is granian still its server?")
+        samples: list[RssSample] = [before]
+        # About every 5 s in a long run, every 0.5 s in a short one.
+        every = 5.0 if config.memory_s >= 20 else 0.5
+        last = [long_started]
+
+        def sample() -> None:
+            if time.monotonic() - last[0] >= every:
+                last[0] = time.monotonic()
+                samples.append(_rss(server, long_started))
+
+        long_run = bench.measure(
+            "memory",
+            target,
+            server,
+            upstream,
+            connections=connections,
+            seconds=config.memory_s,
+            phase="long",
+            round_no=1,
+            on_poll=sample,
+        )
+        after = _rss(server, long_started)
+        samples.append(after)
+        long_run.rss = samples
+        check_answer(server, target)
+    finally:
+        bench.children.stop(server.child)
+    growth = after.tree_mb - before.tree_mb
+    growth_pct = 100 * growth / before.tree_mb
+    return MemoryResult(
+        connections=connections,
+        long_run_s=long_run.load.duration_s,
+        tree_before_mb=before.tree_mb,
+        workers_before_mb=before.workers_mb,
+        tree_after_mb=after.tree_mb,
+        workers_after_mb=after.workers_mb,
+        growth_mb=growth,
+        growth_pct=growth_pct,
+        workers_growth_mb=after.workers_mb - before.workers_mb,
+        flat=growth <= FLAT_MB or growth_pct <= FLAT_PCT,
+        warmup=warmup,
+        long_run=long_run,
+        seconds=time.monotonic() - started,
+    )

@@ -1,0 +1,398 @@
+"""The gateway benchmark's report: environment, markdown tables, targets, JSON.
+
+Every table carries the headroom columns (contestant CPU, upstream CPU, busy share of both
+cores), so a reader can check that the upstreams and the load generator were never the
+bottleneck: the gateway core near 100 % busy and the load core well below it means the row
+measures the contestant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from ._harness import (
+    CACHE_OFF_ENV,
+    LATENCY_FLOOR_MS,
+    PRODUCT_ID,
+    UPSTREAM_LATENCY_MS,
+    Config,
+    MemoryResult,
+    ScenarioResult,
+    Summary,
+)
+from ._load import wrk_version
+from ._procs import Layout
+
+__all__ = ["Results", "TargetCheck", "environment", "evaluate_targets", "markdown"]
+
+PACKAGES = (
+    "granian",
+    "litestar",
+    "msgspec",
+    "uvloop",
+    "pyreqwest",
+    "aiohttp",
+    "httpx",
+    "fastapi",
+    "uvicorn",
+)
+#: web-bff's targets.
+MIN_RATIO_AIOHTTP = 1.5
+MIN_RATIO_FASTAPI = 10.0
+MAX_P50_OVER_FLOOR_MS = 1.0
+MAX_P99_OVER_FLOOR_MS = 6.0
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def environment(layout: Layout, generator: str) -> dict[str, str]:
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": _cpu_model(),
+        "cores": f"{os.cpu_count()} online; usable by the bench: "
+        + ",".join(map(str, layout.usable)),
+        "kernel": platform.release(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        **{package: _version(package) for package in PACKAGES},
+        "wrk": wrk_version() or "not installed",
+        "load generator": (
+            "wrk (1 thread, closed loop, keep-alive)"
+            if generator == "wrk"
+            else "built-in aiohttp closed loop (wrk not found: results less precise)"
+        ),
+        "pinning": layout.describe(),
+        "contestant settings": "defaults (BFF_* and REDIS_URL removed from their environment); "
+        + (
+            "cache off: " + ", ".join(f"{k}={v}" for k, v in CACHE_OFF_ENV.items())
+            if CACHE_OFF_ENV
+            else "no cache to turn off yet"
+        ),
+    }
+
+
+@dataclass
+class TargetCheck:
+    name: str
+    goal: str
+    measured: str
+    status: str  # "PASS", "FAIL" or "SKIP" (not measured in this run)
+
+
+@dataclass
+class Results:
+    environment: dict[str, str]
+    config: Config
+    scenarios: dict[str, ScenarioResult] = field(default_factory=dict)
+    memory: MemoryResult | None = None
+    targets: list[TargetCheck] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def error_lines(self) -> list[str]:
+        """One line per contestant that answered anything but complete successes."""
+        lines = []
+        for scenario in self.scenarios.values():
+            for s in scenario.summaries:
+                if s.errors or s.tree_changed:
+                    lines.append(f"{scenario.name}/{s.target}: {_errors(s)}")
+        if self.memory is not None:
+            long_run = self.memory.long_run
+            if self.memory.errors or long_run.headroom.tree_changed:
+                lines.append(
+                    f"memory/web-bff: {self.memory.errors} error answers"
+                    + (", worker restarted" if long_run.headroom.tree_changed else "")
+                )
+        return lines
+
+
+def _errors(s: Summary) -> str:
+    if not s.errors and not s.tree_changed:
+        return "0"
+    parts = []
+    if s.non_2xx:
+        parts.append(f"{s.non_2xx} non-2xx")
+    if s.socket_errors:
+        parts.append(f"{s.socket_errors} socket")
+    if s.partial:
+        parts.append(f"{s.partial} partial")
+    if s.tree_changed:
+        parts.append("worker restarted")
+    return "**" + ", ".join(parts) + "**"
+
+
+def _headroom_cells(s: Summary) -> str:
+    return (
+        f"{s.gateway_cpu_pct:.0f} % | {s.gateway_core_busy_pct:.0f} % | "
+        f"{s.upstream_cpu_pct_max:.0f} % | {s.load_core_busy_pct_max:.0f} %"
+    )
+
+
+_HEADROOM_HEADER = (
+    "contestant CPU | gateway core busy | upstream CPU (max) | load core busy (max)",
+    "---:|---:|---:|---:",
+)
+
+
+def _latency_table(result: ScenarioResult) -> list[str]:
+    services = ", ".join(f"{k} {v} ms" for k, v in UPSTREAM_LATENCY_MS.items())
+    lines = [
+        f"## latency: {result.connections} connections; upstreams delayed ({services}), "
+        f"floor {LATENCY_FLOOR_MS:g} ms",
+        "",
+        "| contestant | p50 ms | p99 ms | p50 over floor | p99 over floor | p75 ms | p90 ms "
+        f"| agg/s | errors | {_HEADROOM_HEADER[0]} |",
+        f"|---|---:|---:|---:|---:|---:|---:|---:|---:|{_HEADROOM_HEADER[1]}|",
+    ]
+    for s in result.summaries:
+        lines.append(
+            f"| {s.target} | {s.p50_ms:.2f} | {s.p99_ms:.2f} | "
+            f"+{s.p50_ms - LATENCY_FLOOR_MS:.2f} ms | +{s.p99_ms - LATENCY_FLOOR_MS:.2f} ms | "
+            f"{s.p75_ms:.2f} | {s.p90_ms:.2f} | {s.requests_per_s:,.0f} | {_errors(s)} | "
+            f"{_headroom_cells(s)} |"
+        )
+    floor50, floor99 = result.floor_p50_ms, result.floor_p99_ms
+    if floor50 is not None and floor99 is not None:
+        lines += [
+            "",
+            f"The slowest upstream alone (`GET /reviews/{PRODUCT_ID}`, {result.connections} "
+            "connections, same load generator, once per round, medians): "
+            f"p50 {floor50:.2f} ms, p99 {floor99:.2f} ms; that is "
+            f"+{floor50 - LATENCY_FLOOR_MS:.2f} / +{floor99 - LATENCY_FLOOR_MS:.2f} ms over the "
+            "nominal 40 ms before any gateway is involved (the upstream's millisecond timers, "
+            "the loopback, the load generator). What each gateway adds to it:",
+            "",
+            "| contestant | p50 added | p99 added |",
+            "|---|---:|---:|",
+        ]
+        for s in result.summaries:
+            lines.append(
+                f"| {s.target} | {s.p50_ms - floor50:+.2f} ms | {s.p99_ms - floor99:+.2f} ms |"
+            )
+    return lines
+
+
+def _ratio(result: ScenarioResult, numerator: str, denominator: str) -> float | None:
+    top, bottom = result.summary(numerator), result.summary(denominator)
+    if top is None or bottom is None or not bottom.requests_per_s:
+        return None
+    return top.requests_per_s / bottom.requests_per_s
+
+
+def _throughput_table(result: ScenarioResult) -> list[str]:
+    lines = [
+        f"## throughput: {result.connections} connections; instant upstreams",
+        "",
+        "| contestant | agg/s (median) | rounds min..max | spread | p50 ms | p99 ms "
+        f"| CPU µs/agg | errors | {_HEADROOM_HEADER[0]} |",
+        f"|---|---:|---:|---:|---:|---:|---:|---:|{_HEADROOM_HEADER[1]}|",
+    ]
+    for s in result.summaries:
+        rounds = s.requests_per_s_rounds
+        lines.append(
+            f"| {s.target} | **{s.requests_per_s:,.0f}** | {min(rounds):,.0f}..{max(rounds):,.0f} "
+            f"| {s.spread_pct:.1f} % | {s.p50_ms:.2f} | {s.p99_ms:.2f} | "
+            f"{s.cpu_us_per_request:,.0f} | {_errors(s)} | {_headroom_cells(s)} |"
+        )
+    ratios = []
+    for other in ("aiohttp", "fastapi-httpx"):
+        ratio = _ratio(result, "web-bff", other)
+        if ratio is not None:
+            ratios.append(f"web-bff / {other} = **{ratio:.2f}x**")
+    if ratios:
+        lines += ["", "Ratios of median aggregates/s: " + "; ".join(ratios) + "."]
+    return lines
+
+
+def _fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least-squares line through (sources, µs): fixed cost and cost per source."""
+    if len(points) < 2:
+        return None
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    var = sum((x - mean_x) ** 2 for x, _ in points)
+    if not var:
+        return None
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / var
+    return mean_y - slope * mean_x, slope
+
+
+def _scaling_table(result: ScenarioResult) -> list[str]:
+    lines = [
+        f"## scaling: {result.connections} connections; instant upstreams; "
+        "`bench/scaling_app.py` (bff-core on granian, like web-bff)",
+        "",
+        "| route | sources | agg/s (median) | spread | upstream calls/s | p50 ms | p99 ms "
+        f"| CPU µs/agg | CPU µs/source | errors | {_HEADROOM_HEADER[0]} |",
+        f"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{_HEADROOM_HEADER[1]}|",
+    ]
+    for s in result.summaries:
+        lines.append(
+            f"| `{s.target}` | {s.sources} | **{s.requests_per_s:,.0f}** | {s.spread_pct:.1f} % | "
+            f"{s.requests_per_s * s.sources:,.0f} | {s.p50_ms:.2f} | {s.p99_ms:.2f} | "
+            f"{s.cpu_us_per_request:,.0f} | {s.cpu_us_per_request / s.sources:,.0f} | "
+            f"{_errors(s)} | {_headroom_cells(s)} |"
+        )
+    fit = _fit([(s.sources, s.cpu_us_per_request) for s in result.summaries])
+    if fit is not None:
+        fixed, per_source = fit
+        lines += [
+            "",
+            f"Cost model (least squares over the routes): about **{fixed:,.0f} µs per aggregate "
+            f"+ {per_source:,.0f} µs per source** of gateway CPU.",
+        ]
+    return lines
+
+
+def _memory_table(memory: MemoryResult) -> list[str]:
+    run = memory.long_run
+    room = run.headroom
+    return [
+        f"## memory: web-bff, {memory.connections} connections, instant upstreams, "
+        f"{memory.long_run_s:.0f} s run",
+        "",
+        "| RSS | whole tree (granian main + worker) | worker |",
+        "|---|---:|---:|",
+        f"| after warm-up | {memory.tree_before_mb:.1f} MB | {memory.workers_before_mb:.1f} MB |",
+        f"| after the long run | {memory.tree_after_mb:.1f} MB | "
+        f"{memory.workers_after_mb:.1f} MB |",
+        f"| growth | **{memory.growth_mb:+.1f} MB ({memory.growth_pct:+.1f} %)** | "
+        f"{memory.workers_growth_mb:+.1f} MB |",
+        "",
+        f"Flat (growth ≤ 5 MB or ≤ 5 %): **{'yes' if memory.flat else 'NO'}**. "
+        f"RSS samples (s: MB): "
+        + ", ".join(f"{r.at_s:.1f}: {r.tree_mb:.1f}" for r in run.rss)
+        + ".",
+        f"During the long run: {run.load.requests:,} aggregates, "
+        f"{run.load.requests_per_s:,.0f}/s, {memory.errors} errors; contestant CPU "
+        f"{room.gateway_cpu_pct:.0f} %, gateway core busy {room.gateway_core_busy_pct:.0f} %, "
+        f"upstream CPU {room.upstream_cpu_pct:.0f} %, load core busy "
+        f"{room.load_core_busy_pct:.0f} %.",
+    ]
+
+
+def evaluate_targets(results: Results) -> list[TargetCheck]:
+    """web-bff's targets; SKIP for what this run did not measure."""
+    checks: list[TargetCheck] = []
+    throughput = results.scenarios.get("throughput")
+    for other, minimum in (("aiohttp", MIN_RATIO_AIOHTTP), ("fastapi-httpx", MIN_RATIO_FASTAPI)):
+        ratio = _ratio(throughput, "web-bff", other) if throughput else None
+        checks.append(
+            TargetCheck(
+                f"throughput vs {other}",
+                f"≥ {minimum:g}x",
+                "not measured" if ratio is None else f"{ratio:.2f}x",
+                "SKIP" if ratio is None else "PASS" if ratio >= minimum else "FAIL",
+            )
+        )
+    latency = results.scenarios.get("latency")
+    web = latency.summary("web-bff") if latency else None
+    floors = (latency.floor_p50_ms, latency.floor_p99_ms) if latency else (None, None)
+    for label, value, floor, limit in (
+        ("p50", web.p50_ms if web else None, floors[0], MAX_P50_OVER_FLOOR_MS),
+        ("p99", web.p99_ms if web else None, floors[1], MAX_P99_OVER_FLOOR_MS),
+    ):
+        # "Above the slowest upstream": the upstream as measured alone in the same rounds,
+        # or, without that measurement, its nominal latency.
+        base = LATENCY_FLOOR_MS if floor is None else floor
+        over = None if value is None else value - base
+        checks.append(
+            TargetCheck(
+                f"latency {label} added to the slowest upstream's own {label} (16 connections)",
+                f"≤ {limit:g} ms",
+                "not measured" if over is None else f"{over:+.2f} ms",
+                "SKIP" if over is None else "PASS" if over <= limit else "FAIL",
+            )
+        )
+    web_errors = [
+        line for line in results.error_lines() if line.split(":", 1)[0].endswith("/web-bff")
+    ]
+    measured_web = any(scenario.summary("web-bff") for scenario in results.scenarios.values()) or (
+        results.memory is not None
+    )
+    checks.append(
+        TargetCheck(
+            "no error responses (non-2xx, socket errors, partial answers)",
+            "0",
+            "not measured"
+            if not measured_web
+            else ("; ".join(web_errors) if web_errors else "0 in every web-bff run"),
+            "SKIP" if not measured_web else "FAIL" if web_errors else "PASS",
+        )
+    )
+    memory = results.memory
+    checks.append(
+        TargetCheck(
+            "memory flat after the long run",
+            "growth ≤ 5 MB or ≤ 5 %",
+            "not measured"
+            if memory is None
+            else f"{memory.growth_mb:+.1f} MB ({memory.growth_pct:+.1f} %)",
+            "SKIP" if memory is None else "PASS" if memory.flat else "FAIL",
+        )
+    )
+    return checks
+
+
+def markdown(results: Results) -> str:
+    config = results.config
+    lines = [
+        "# Gateway benchmark (`python -m bench`)",
+        "",
+        f"{'SMOKE run (no targets): ' if config.smoke else ''}"
+        f"{config.rounds} round(s) x {config.duration_s:g} s per contestant after a "
+        f"{config.warmup_s:g} s warm-up, order rotated every round; medians over rounds; "
+        f"errors summed over every run (warm-up included). Total {results.seconds:.0f} s.",
+        "",
+        "| environment | |",
+        "|---|---|",
+        *(f"| {key} | {value} |" for key, value in results.environment.items()),
+    ]
+    renderers = {
+        "latency": _latency_table,
+        "throughput": _throughput_table,
+        "scaling": _scaling_table,
+    }
+    for name, scenario in results.scenarios.items():
+        lines += ["", *renderers[name](scenario)]
+    if results.memory is not None:
+        lines += ["", *_memory_table(results.memory)]
+    lines += [
+        "",
+        "Headroom: *contestant CPU* is the contestant's process tree (utime + stime, all "
+        "threads) per second of wall time; *gateway core busy* includes the kernel's network "
+        "work on that core; *upstream CPU* and *load core busy* are the worst round. A load core "
+        "well below 100 % means upstreams and load generator had room to spare.",
+    ]
+    errors = results.error_lines()
+    lines += ["", "## errors", ""]
+    lines += [f"- {line}" for line in errors] if errors else ["None: every answer was a full 200."]
+    if results.targets:
+        lines += ["", "## targets (web-bff)", ""]
+        lines += [
+            f"- **{t.status}** {t.name}: {t.measured} (target {t.goal})" for t in results.targets
+        ]
+    return "\n".join(lines) + "\n"
