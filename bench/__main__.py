@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from ._harness import (
+    CACHED_TARGETS,
     CONTESTANTS,
     PRODUCT_ID,
     SCALING_TARGETS,
@@ -145,7 +146,7 @@ def run(config: Config, layout: Layout) -> Results:
     bench = Bench(children, config)
     try:
         instant = None
-        if {"throughput", "scaling", "memory"} & set(config.scenarios):
+        if {"throughput", "cached", "scaling", "memory"} & set(config.scenarios):
             instant = start_upstream(children, None)
         for name in config.scenarios:
             if name == "latency":
@@ -165,6 +166,11 @@ def run(config: Config, layout: Layout) -> Results:
                 assert instant is not None
                 results.scenarios[name] = run_scenario(
                     bench, name, contestants, instant, LOAD_CONNECTIONS
+                )
+            elif name == "cached":
+                assert instant is not None
+                results.scenarios[name] = run_scenario(
+                    bench, name, CACHED_TARGETS, instant, LOAD_CONNECTIONS
                 )
             elif name == "scaling":
                 assert instant is not None

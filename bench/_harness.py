@@ -38,6 +38,7 @@ from ._procs import (
 )
 
 __all__ = [
+    "CACHED_TARGETS",
     "CACHE_OFF_ENV",
     "CONTESTANTS",
     "LATENCY_FLOOR_MS",
@@ -52,7 +53,7 @@ __all__ = [
     "run_scenario",
 ]
 
-SCENARIOS = ("latency", "throughput", "scaling", "memory")
+SCENARIOS = ("latency", "throughput", "cached", "scaling", "memory")
 #: Per-service latency of the upstreams in the latency scenario (ms).
 UPSTREAM_LATENCY_MS = {"product": 20, "inventory": 30, "pricing": 15, "reviews": 40}
 #: The best any aggregator can do: the four calls run concurrently, so the slowest one.
@@ -72,10 +73,9 @@ SETTLE_WINDOW = 0.1
 SETTLE_TIMEOUT = 15.0
 
 # -- cache off -------------------------------------------------------------------------------
-#: Environment that turns web-bff's response cache OFF, so the benchmark measures aggregation
-#: rather than cache hits. web-bff has no cache yet, so this is empty; when a cache lands, put
-#: its "off" setting here (e.g. ``{"BFF_CACHE": "off"}``), and nothing else needs to change.
-CACHE_OFF_ENV: dict[str, str] = {}
+#: Environment that turns web-bff's cache OFF, so the throughput and latency scenarios measure
+#: aggregation rather than cache hits.
+CACHE_OFF_ENV: dict[str, str] = {"BFF_CACHE": "off"}
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,13 @@ CONTESTANTS: dict[str, Target] = {
     spec.name: Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS)
     for spec in (WEB_BFF, AIOHTTP, FASTAPI_HTTPX)
 }
+#: web-bff with its cache on (in-process, the default when REDIS_URL is unset), for the
+#: ``cached`` scenario, next to the same service with the cache off.
+WEB_BFF_CACHED = ServerSpec("web-bff-cached", WEB_BFF.argv, {"BFF_CACHE": "on"})
+CACHED_TARGETS = [
+    CONTESTANTS["web-bff"],
+    Target("web-bff-cached", WEB_BFF_CACHED, _PRODUCT_PATH, PRODUCT_PARTS),
+]
 SCALING_TARGETS = [
     Target(
         f"/agg/{n}",

@@ -226,6 +226,20 @@ def _throughput_table(result: ScenarioResult) -> list[str]:
     return lines
 
 
+def _cached_table(result: ScenarioResult) -> list[str]:
+    lines = _throughput_table(result)
+    lines[0] = (
+        f"## cached: {result.connections} connections; instant upstreams; one hot product, "
+        "web-bff with its in-process cache on (every request after the first is a whole-answer "
+        "hit) against the cache off"
+    )
+    ratio = _ratio(result, "web-bff-cached", "web-bff")
+    lines = [line for line in lines if not line.startswith("Ratios of")]
+    if ratio is not None:
+        lines += ["", f"Ratio of median aggregates/s: web-bff-cached / web-bff = **{ratio:.2f}x**."]
+    return lines
+
+
 def _fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
     """Least-squares line through (sources, µs): fixed cost and cost per source."""
     if len(points) < 2:
@@ -374,6 +388,7 @@ def markdown(results: Results) -> str:
     renderers = {
         "latency": _latency_table,
         "throughput": _throughput_table,
+        "cached": _cached_table,
         "scaling": _scaling_table,
     }
     for name, scenario in results.scenarios.items():

@@ -120,6 +120,7 @@ def _route(fan_out: int) -> HTTPRouteHandler:
 def create_app(environ: Mapping[str, str] | None = None) -> Litestar:
     """The scaling application, configured from the environment like web-bff."""
     return create_gateway_app(
+        name="scaling-bench",
         title="Scaling bench BFF",
         version="0.1.0",
         description="Aggregates of 4, 8 and 16 sources, for the gateway benchmark only.",

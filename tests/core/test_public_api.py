@@ -14,6 +14,7 @@ def test_exported_members() -> None:
         "AggregationFailed",
         "AiohttpTransport",
         "BFFError",
+        "CachePolicy",
         "ConfigurationError",
         "DeclarationError",
         "FailureReason",
@@ -29,6 +30,7 @@ def test_exported_members() -> None:
         "RequestError",
         "ResponseTooLarge",
         "Source",
+        "StalePart",
         "Transport",
         "TransportError",
         "UnknownParts",
@@ -36,6 +38,7 @@ def test_exported_members() -> None:
         "UpstreamUnavailable",
         "part_errors",
         "problem_for",
+        "stale_parts",
     ]
     for name in bff_core.__all__:
         assert getattr(bff_core, name) is not None, name

@@ -53,7 +53,9 @@ class Upstreams:
 
 
 def bff_env(upstreams_url: str, **extra: str) -> dict[str, str]:
-    return {**dict.fromkeys(URL_VARIABLES.values(), upstreams_url), **extra}
+    """The BFF's environment: these upstreams, and the cache off unless ``extra`` turns it on
+    (the contract tests count upstream calls; tests/services/test_cache.py covers the cache)."""
+    return {**dict.fromkeys(URL_VARIABLES.values(), upstreams_url), "BFF_CACHE": "off", **extra}
 
 
 @pytest.fixture(scope="session")

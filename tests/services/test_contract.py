@@ -348,7 +348,7 @@ def test_health_readiness_and_openapi(bff: RunningService, http: httpx.Client) -
     assert "application/problem+json" in operation["responses"]["404"]["content"]
     ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
     name = ok["$ref"].rsplit("/", 1)[1]
-    assert set(schema["components"]["schemas"][name]["properties"]) == {*PARTS, "errors"}
+    assert set(schema["components"]["schemas"][name]["properties"]) == {*PARTS, "errors", "stale"}
 
 
 def test_an_unknown_route_is_a_problem_too(bff: RunningService, http: httpx.Client) -> None:

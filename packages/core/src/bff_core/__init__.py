@@ -8,6 +8,7 @@ one outcome, reported in the :class:`AggregateResult`. Litestar wiring is in
 
 from typing import TYPE_CHECKING, Any
 
+from ._cache import CachePolicy
 from ._declaration import Aggregate, Param, Source
 from ._engine import Gateway
 from ._errors import (
@@ -23,7 +24,7 @@ from ._errors import (
     UpstreamUnavailable,
 )
 from ._outcome import AggregateResult, FailureReason, PartOutcome
-from ._report import PartError, Problem, part_errors, problem_for
+from ._report import PartError, Problem, StalePart, part_errors, problem_for, stale_parts
 from ._settings import GatewaySettings
 from ._transport import DEFAULT_MAX_BODY_BYTES, Transport, UpstreamResponse
 from ._transport_aiohttp import AiohttpTransport
@@ -39,6 +40,7 @@ __all__ = [
     "AggregationFailed",
     "AiohttpTransport",
     "BFFError",
+    "CachePolicy",
     "ConfigurationError",
     "DeclarationError",
     "FailureReason",
@@ -54,6 +56,7 @@ __all__ = [
     "RequestError",
     "ResponseTooLarge",
     "Source",
+    "StalePart",
     "Transport",
     "TransportError",
     "UnknownParts",
@@ -61,6 +64,7 @@ __all__ = [
     "UpstreamUnavailable",
     "part_errors",
     "problem_for",
+    "stale_parts",
 ]
 
 

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import msgspec
 
+from ._cache import CachePolicy
 from ._errors import DeclarationError, InvalidParameter, UnknownParts
 
 __all__ = ["Aggregate", "Param", "Source"]
@@ -106,6 +107,8 @@ class Source:
         critical: without this part there is no answer (the aggregate fails with 404/502/504).
         timeout: seconds this part may take, or ``None`` (the default) for no limit of its own;
             the aggregation's deadline applies either way.
+        cache: how the part's answers may be cached (when the gateway has a cache); ``None``:
+            never.
     """
 
     name: str
@@ -114,6 +117,7 @@ class Source:
     returns: Any
     critical: bool = False
     timeout: float | None = None
+    cache: CachePolicy | None = None
     _placeholders: tuple[_Placeholder, ...] = field(init=False, repr=False, compare=False)
     _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
     decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False, compare=False)
@@ -121,6 +125,8 @@ class Source:
     depends_on: frozenset[str] = field(init=False, repr=False, compare=False)
     #: the name of the task that fetches this part (visible in debuggers and task dumps)
     task_name: str = field(init=False, repr=False, compare=False)
+    #: the request parameters its path uses (cache entries are tagged with their values)
+    param_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -144,6 +150,11 @@ class Source:
         object.__setattr__(self, "_placeholders", placeholders)
         object.__setattr__(self, "decoder", decoder)
         object.__setattr__(self, "task_name", f"bff-part:{self.name}")
+        object.__setattr__(
+            self,
+            "param_names",
+            tuple(dict.fromkeys(p.path[0] for p in placeholders if p.source is None)),
+        )
         object.__setattr__(
             self,
             "depends_on",

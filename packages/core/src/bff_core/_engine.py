@@ -15,18 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
 
+from ._cache import Answer, PartCache
 from ._declaration import Aggregate, Source
 from ._errors import AggregationFailed, DeclarationError, ResponseTooLarge, UpstreamUnavailable
 from ._outcome import AggregateResult, PartOutcome
 from ._settings import HttpClient, make_transport
 from ._transport import Transport, UpstreamResponse
+
+if TYPE_CHECKING:
+    from ._cache_store import CacheStore
 
 __all__ = ["Gateway"]
 
@@ -48,6 +52,8 @@ class Gateway:
             ``http_client`` names.
         http_client: ``"pyreqwest"`` (the default, fastest) or ``"aiohttp"``; see
             :class:`GatewaySettings`.
+        cache: where sources with a cache policy keep their answers (in-process or Redis);
+            ``None``: nothing is cached. Closed by :meth:`aclose`.
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class Gateway:
         timeout: float = 1.0,
         transport: Transport | None = None,
         http_client: HttpClient = "pyreqwest",
+        cache: CacheStore | None = None,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -68,6 +75,11 @@ class Gateway:
             self.add(aggregate)
         self._owns_transport = transport is None
         self._transport = transport if transport is not None else make_transport(http_client)
+        self.cache = (
+            None
+            if cache is None
+            else PartCache(cache, self._transport, refresh_timeout=self.timeout)
+        )
 
     @property
     def transport(self) -> Transport:
@@ -144,10 +156,13 @@ class Gateway:
 
     async def readiness(self) -> dict[str, str]:
         """Named checks for ``/readyz``; a value starting with ``ok`` means the check passed."""
-        return {"configuration": "ok", "cache": "ok: in-process"}
+        cache = "ok: disabled" if self.cache is None else await self.cache.store.check()
+        return {"configuration": "ok", "cache": cache}
 
     async def aclose(self) -> None:
-        """Close the transport if the gateway created it."""
+        """Close the cache, and the transport if the gateway created it."""
+        if self.cache is not None:
+            await self.cache.aclose()
         if self._owns_transport:
             await self._transport.aclose()
 
@@ -218,7 +233,7 @@ class _Run:
         self.began = perf_counter()
         self.outcomes: dict[str, PartOutcome] = {}
         self.results: dict[str, Any] = {}
-        self.running: dict[asyncio.Task[UpstreamResponse], _Part] = {}
+        self.running: dict[asyncio.Task[UpstreamResponse | Answer], _Part] = {}
         self.started: dict[str, float] = {}
         self.waiting = [s for s in sources if s.depends_on]
         self.failed_critical: PartOutcome | None = None
@@ -240,9 +255,18 @@ class _Run:
         part_deadline = self.deadline
         if source.timeout is not None and now + source.timeout < part_deadline:
             part_deadline = now + source.timeout
-        task = self.loop.create_task(
-            self.gateway._transport.get(url, headers=self.headers, time_left=part_deadline - now),
-            name=source.task_name,
+        cache = self.gateway.cache
+        fetch: Coroutine[Any, Any, UpstreamResponse | Answer]
+        if source.cache is not None and cache is not None:
+            fetch = cache.get(
+                source, source.cache, url, self.headers, self.values, part_deadline - now
+            )
+        else:
+            fetch = self.gateway._transport.get(
+                url, headers=self.headers, time_left=part_deadline - now
+            )
+        task: asyncio.Task[UpstreamResponse | Answer] = self.loop.create_task(
+            fetch, name=source.task_name
         )
         if part_deadline < self.deadline:
             part.timer = self.loop.call_at(part_deadline, self._time_out, task, part)
@@ -250,11 +274,11 @@ class _Run:
         self.running[task] = part
 
     @staticmethod
-    def _time_out(task: asyncio.Task[UpstreamResponse], part: _Part) -> None:
+    def _time_out(task: asyncio.Task[UpstreamResponse | Answer], part: _Part) -> None:
         part.timed_out = True
         task.cancel()
 
-    def _on_done(self, task: asyncio.Task[UpstreamResponse]) -> None:
+    def _on_done(self, task: asyncio.Task[UpstreamResponse | Answer]) -> None:
         if self.closed:
             return
         part = self.running.pop(task)
@@ -314,7 +338,7 @@ class _Run:
             await _cancel_all(unfinished)
 
 
-def _outcome(part: _Part, task: asyncio.Task[UpstreamResponse]) -> PartOutcome:
+def _outcome(part: _Part, task: asyncio.Task[UpstreamResponse | Answer]) -> PartOutcome:
     """What a finished request means for its part: exactly one outcome."""
     source = part.source
     duration = perf_counter() - part.started
@@ -348,7 +372,16 @@ def _outcome(part: _Part, task: asyncio.Task[UpstreamResponse]) -> PartOutcome:
             duration=duration,
             detail=f"unexpected transport error: {type(error).__name__}",
         )
-    response = task.result()
+    result = task.result()
+    if isinstance(result, Answer):
+        response, stale, age, fresh_for = (
+            result.response,
+            result.stale,
+            result.age,
+            result.fresh_for,
+        )
+    else:
+        response, stale, age, fresh_for = result, False, None, 0.0
     status = response.status
     if not 200 <= status < 300:
         return PartOutcome(
@@ -368,7 +401,15 @@ def _outcome(part: _Part, task: asyncio.Task[UpstreamResponse]) -> PartOutcome:
             upstream_status=status,
             detail=str(exc)[:200],
         )
-    return PartOutcome(source.name, value=value, duration=duration, upstream_status=status)
+    return PartOutcome(
+        source.name,
+        value=value,
+        duration=duration,
+        upstream_status=status,
+        stale=stale,
+        age=age,
+        fresh_for=fresh_for,
+    )
 
 
 async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:

@@ -29,7 +29,17 @@ FAILURE_REASONS: tuple[FailureReason, ...] = (
 class PartOutcome:
     """The outcome of one part: ok with a value, or failed with exactly one reason."""
 
-    __slots__ = ("detail", "duration", "name", "reason", "upstream_status", "value")
+    __slots__ = (
+        "age",
+        "detail",
+        "duration",
+        "fresh_for",
+        "name",
+        "reason",
+        "stale",
+        "upstream_status",
+        "value",
+    )
 
     def __init__(
         self,
@@ -40,6 +50,9 @@ class PartOutcome:
         duration: float = 0.0,
         upstream_status: int | None = None,
         detail: str = "",
+        stale: bool = False,
+        age: float | None = None,
+        fresh_for: float = 0.0,
     ) -> None:
         self.name = name
         self.value = value
@@ -50,6 +63,12 @@ class PartOutcome:
         self.upstream_status = upstream_status
         #: a short human explanation for logs (never contains upstream addresses)
         self.detail = detail
+        #: served from the cache past its freshness (stale-while-revalidate, stale-if-error)
+        self.stale = stale
+        #: seconds since the upstream produced the value, when it came from the cache
+        self.age = age
+        #: seconds the value stays fresh (0: not cacheable); bounds the whole answer's caching
+        self.fresh_for = fresh_for
 
     @property
     def ok(self) -> bool:
@@ -98,6 +117,20 @@ class AggregateResult(Mapping[str, PartOutcome]):
     def failures(self) -> list[PartOutcome]:
         return [o for o in self._parts.values() if o.reason is not None]
 
+    @property
+    def stale(self) -> list[PartOutcome]:
+        """The parts served from the cache past their freshness."""
+        return [o for o in self._parts.values() if o.stale]
+
+    @property
+    def fresh_for(self) -> float:
+        """How long the whole answer may be cached: 0 unless every part is ok and fresh."""
+        if not self._parts:
+            return 0.0
+        return min(
+            (0.0 if o.reason is not None or o.stale else o.fresh_for) for o in self._parts.values()
+        )
+
     def server_timing(self) -> str:
         """A ``Server-Timing`` header value: each part's duration, failures described."""
         entries = []
@@ -105,6 +138,8 @@ class AggregateResult(Mapping[str, PartOutcome]):
             entry = f"{outcome.name};dur={outcome.duration * 1000:.1f}"
             if outcome.reason is not None:
                 entry += f';desc="{outcome.reason}"'
+            elif outcome.age is not None:
+                entry += ';desc="stale"' if outcome.stale else ';desc="cache"'
             entries.append(entry)
         entries.append(f"total;dur={self.duration * 1000:.1f}")
         return ", ".join(entries)

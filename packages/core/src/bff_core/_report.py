@@ -12,7 +12,7 @@ import msgspec
 from ._errors import AggregationFailed, RequestError, UnknownParts
 from ._outcome import AggregateResult, FailureReason, PartOutcome
 
-__all__ = ["PartError", "Problem", "part_errors", "problem_for"]
+__all__ = ["PartError", "Problem", "StalePart", "part_errors", "problem_for", "stale_parts"]
 
 PROBLEM_JSON = "application/problem+json"
 _PROBLEM_BASE = "urn:bff:problem:"
@@ -28,6 +28,22 @@ class PartError(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: FailureReason
     #: the upstream's HTTP status, when the reason is ``upstream_status``
     status: int | None = None
+
+
+class StalePart(msgspec.Struct, frozen=True):
+    """A part served from the cache past its freshness, because its upstream is being
+    refreshed (stale-while-revalidate) or failed (stale-if-error)."""
+
+    source: str
+    #: seconds since the upstream produced it
+    age: float
+
+
+def stale_parts(result: AggregateResult) -> list[StalePart]:
+    """The ``stale`` list of an answer: one entry per stale part, in order."""
+    return [
+        StalePart(source=o.name, age=round(o.age or 0.0, 1)) for o in result.values() if o.stale
+    ]
 
 
 class Problem(msgspec.Struct, omit_defaults=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
@@ -16,6 +17,8 @@ __all__ = ["GatewaySettings"]
 DEFAULT_UPSTREAM_URL = "http://127.0.0.1:9000"
 DEFAULT_TIMEOUT_MS = 1000
 _MAX_TIMEOUT_MS = 10 * 60 * 1000
+
+_NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 HttpClient: TypeAlias = Literal["pyreqwest", "aiohttp"]
 HTTP_CLIENTS: tuple[HttpClient, ...] = ("pyreqwest", "aiohttp")
@@ -38,6 +41,14 @@ class GatewaySettings:
     redis_url: str | None = None
     timeout: float = DEFAULT_TIMEOUT_MS / 1000
     http_client: HttpClient = "pyreqwest"
+    #: BFF_CACHE: cache upstream parts and whole answers (in Redis when redis_url is set)
+    cache: bool = True
+    #: BFF_CACHE_NAMESPACE: the deployment's key prefix in a shared Redis (default: the service)
+    cache_namespace: str | None = None
+    #: BFF_CACHE_MAX_ENTRIES: bound of the in-process cache
+    cache_max_entries: int = 10_000
+    #: BFF_ADMIN_TOKEN: bearer token of the admin endpoints; unset: they are disabled
+    admin_token: str | None = None
 
     @classmethod
     def from_env(
@@ -71,11 +82,30 @@ class GatewaySettings:
             raise ConfigurationError(
                 "BFF_HTTP_CLIENT", f"{http_client!r} is not one of {', '.join(HTTP_CLIENTS)}"
             )
+        cache = env.get("BFF_CACHE", "on").strip().lower()
+        if cache not in ("on", "off"):
+            raise ConfigurationError("BFF_CACHE", f"{cache!r} is not 'on' or 'off'")
+        namespace = env.get("BFF_CACHE_NAMESPACE", "").strip() or None
+        if namespace is not None and not _NAMESPACE.fullmatch(namespace):
+            raise ConfigurationError(
+                "BFF_CACHE_NAMESPACE",
+                f"{namespace!r} must be 1 to 64 letters, digits, '.', '_' or '-'",
+            )
+        max_entries = _positive_int(
+            "BFF_CACHE_MAX_ENTRIES", env.get("BFF_CACHE_MAX_ENTRIES", "10000"), 10_000_000
+        )
+        admin_token = env.get("BFF_ADMIN_TOKEN") or None
+        if admin_token is not None and len(admin_token) < 16:
+            raise ConfigurationError("BFF_ADMIN_TOKEN", "must be at least 16 characters")
         return cls(
             services=services,
             redis_url=redis_url,
             timeout=timeout_ms / 1000,
             http_client=http_client,
+            cache=cache == "on",
+            cache_namespace=namespace,
+            cache_max_entries=max_entries,
+            admin_token=admin_token,
         )
 
 

@@ -14,19 +14,26 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import msgspec
-from litestar import Litestar, Request, Response, get
+from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.config.app import AppConfig
 from litestar.di import Provide
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    ValidationException,
+)
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Operation, Schema
@@ -34,6 +41,7 @@ from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler, Scope
 
+from ._cache_store import make_store
 from ._declaration import Aggregate
 from ._engine import Gateway
 from ._errors import (
@@ -115,11 +123,34 @@ def aggregate_route(
         raise DeclarationError(f"view {view!r} of route {path} needs a return annotation")
     names = frozenset(p.name for p in aggregate.params) | {"fields"}
 
+    encode = msgspec.json.Encoder().encode
+    # Whole answers are cached under the view's shape too: a release that changes the view
+    # never reads an answer encoded by the one before.
+    view_shape = hashlib.blake2b(
+        msgspec.json.encode(msgspec.json.schema(view_type)), digest_size=6
+    ).hexdigest()
+    param_names = [p.name for p in aggregate.params]
+
     async def handler(scope: Scope) -> Response[Any]:
         query = _query(scope["query_string"], names)
         gateway: Gateway = scope["app"].state.gateway
+        if_none_match = _header(scope, b"if-none-match")
+        store = None if gateway.cache is None else gateway.cache.store
+        key = ""
+        if store is not None:
+            values = aggregate.validate_params(query)
+            fields = aggregate.plan(query.get("fields")).reported
+            encoded = "&".join(f"{n}={quote(values[n], safe='')}" for n in param_names)
+            key = f"agg:{aggregate.name}:{view_shape}:{encoded}:{','.join(sorted(fields))}"
+            cached = await store.get(key)
+            if cached is not None:
+                return _body_response(cached, if_none_match, 'cache;desc="hit"')
         result = await gateway.run(aggregate, query, fields=query.get("fields"))
-        return Response(view(result), headers={"server-timing": result.server_timing()})
+        body = encode(view(result))
+        if store is not None and (fresh_for := result.fresh_for) > 0:
+            tags = [f"{n}={v}" for n, v in aggregate.validate_params(query).items()]
+            await store.set(key, body, fresh_for, tags)
+        return _body_response(body, if_none_match, result.server_timing())
 
     handler.__annotations__ = {"scope": Scope, "return": Response[view_type]}  # type: ignore[valid-type]
     handler.__name__ = handler.__qualname__ = f"aggregate_{aggregate.name}"
@@ -158,12 +189,43 @@ def aggregate_route(
     )(handler)
 
 
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _body_response(body: bytes, if_none_match: bytes | None, timing: str) -> Response[Any]:
+    """The encoded answer with its ETag, or 304 when the client already has it."""
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    # no-cache: clients may keep the answer but ask again, with If-None-Match, every time.
+    headers = {"server-timing": timing, "etag": etag, "cache-control": "no-cache"}
+    if if_none_match is not None and _etag_matches(if_none_match, etag):
+        return Response(None, status_code=304, headers=headers)
+    return Response(body, media_type=MediaType.JSON, headers=headers)
+
+
+def _etag_matches(if_none_match: bytes, etag: str) -> bool:
+    # RFC 9110 13.1.2: weak comparison, a list of tags, or "*".
+    text = if_none_match.decode("latin-1").strip()
+    if text == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in text.split(","))
+
+
 def _query(raw: bytes, names: frozenset[str]) -> dict[str, str]:
     """The query parameters this route knows; a known one given twice is refused."""
     query: dict[str, str] = {}
     if not raw:
         return query
-    for name, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):
+    text = raw.decode("utf-8", "replace")
+    pairs: Iterable[tuple[str, str]]
+    if "%" in text or "+" in text or ";" in text:
+        pairs = parse_qsl(text, keep_blank_values=True)
+    else:  # nothing to decode: the common case, without urllib's general machinery
+        pairs = (pair.partition("=")[::2] for pair in text.split("&") if pair)
+    for name, value in pairs:
         if name in names:
             if name in query:
                 raise InvalidParameter(
@@ -181,15 +243,16 @@ class GatewayPlugin(InitPlugin):
             application before it serves anything); closed when the application shuts down.
     """
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, *, admin_token: str | None = None) -> None:
         self.gateway = gateway
+        self.admin_token = admin_token
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.lifespan.append(self._lifespan)
         app_config.dependencies["gateway"] = Provide(
             self._provide_gateway, use_cache=True, sync_to_thread=False
         )
-        app_config.route_handlers.extend([healthz, readyz])
+        app_config.route_handlers.extend([healthz, readyz, invalidate_cache])
         app_config.exception_handlers.update(
             {
                 AggregationFailed: _aggregation_failed,
@@ -199,6 +262,7 @@ class GatewayPlugin(InitPlugin):
             }
         )
         app_config.state["gateway"] = self.gateway  # aggregate routes read it from here
+        app_config.state["admin_token"] = self.admin_token
         return app_config
 
     def _provide_gateway(self) -> Gateway:
@@ -236,6 +300,7 @@ async def readyz(gateway: Gateway) -> Response[Readiness]:
 
 def create_gateway_app(
     *,
+    name: str,
     title: str,
     version: str,
     settings: GatewaySettings,
@@ -244,22 +309,88 @@ def create_gateway_app(
     transport: Transport | None = None,
     description: str | None = None,
 ) -> Litestar:
-    """A complete BFF application: the gateway, its routes, health, problems and OpenAPI."""
+    """A complete BFF application: the gateway, its routes, health, problems and OpenAPI.
+
+    ``name`` is the deployment's default cache namespace; with ``version`` and a digest of the
+    aggregates' declarations it prefixes every cache key, so deployments sharing a Redis never
+    collide and a new release never reads the shapes an older one stored.
+    """
+    store = None
+    if settings.cache:
+        namespace = (
+            f"{settings.cache_namespace or name}:{version}:{_declarations_digest(aggregates)}"
+        )
+        store = make_store(
+            settings.redis_url, namespace=namespace, max_entries=settings.cache_max_entries
+        )
     gateway = Gateway(
         services=settings.services,
         aggregates=aggregates,
         timeout=settings.timeout,
         transport=transport,
         http_client=settings.http_client,
+        cache=store,
     )
     return Litestar(
         route_handlers=list(route_handlers),
-        plugins=[GatewayPlugin(gateway)],
+        plugins=[GatewayPlugin(gateway, admin_token=settings.admin_token)],
         openapi_config=OpenAPIConfig(
             title=title, version=version, description=description, path="/schema"
         ),
         logging_config=None,
     )
+
+
+def _declarations_digest(aggregates: Sequence[Aggregate]) -> str:
+    described = [
+        (a.name, [(s.name, s.service, s.path, msgspec.json.schema(s.returns)) for s in a.sources])
+        for a in sorted(aggregates, key=lambda a: a.name)
+    ]
+    return hashlib.blake2b(msgspec.json.encode(described), digest_size=4).hexdigest()
+
+
+class Invalidated(msgspec.Struct, frozen=True):
+    invalidated: int
+    tags: list[str]
+
+
+@post(
+    "/admin/cache/invalidate",
+    tags=["admin"],
+    summary="Invalidate cached entries",
+    status_code=200,
+    responses={
+        401: ResponseSpec(Problem, media_type=PROBLEM_JSON, description="Missing or wrong token"),
+        404: ResponseSpec(Problem, media_type=PROBLEM_JSON, description="Admin API disabled"),
+    },
+)
+async def invalidate_cache(request: Request[Any, Any, Any]) -> Invalidated:
+    """Drop every cached part and answer made with these parameters, e.g. ``?id=p-1001``.
+
+    With Redis that is every instance of the deployment at once; in-process, this instance.
+    Needs ``Authorization: Bearer <BFF_ADMIN_TOKEN>``; without that setting the endpoint is off.
+    """
+    token: str | None = request.app.state.admin_token
+    if token is None:
+        raise NotFoundException("the admin API is disabled: BFF_ADMIN_TOKEN is not set")
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise NotAuthorizedException(
+            "a valid 'Authorization: Bearer <token>' header is required",
+            headers={"www-authenticate": "Bearer"},
+        )
+    tags = [f"{name}={value}" for name, value in request.query_params.items()]
+    if not tags:
+        raise InvalidParameter(
+            "name the entries to drop by their parameters, e.g. ?id=p-1001", parameter="query"
+        )
+    gateway: Gateway = request.app.state.gateway
+    count = 0
+    if gateway.cache is not None:
+        for tag in tags:
+            count += await gateway.cache.store.invalidate(tag)
+    logger.info("cache invalidated for %s: %d entries", ", ".join(tags), count)
+    return Invalidated(invalidated=count, tags=tags)
 
 
 def _problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[bytes]:

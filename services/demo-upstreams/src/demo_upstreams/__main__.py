@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SERVICE:KEY=VALUE[,KEY=VALUE...]",
         help=(
             "inject a fault from the start, e.g. reviews:status=503 or "
-            "pricing:latency_ms=300,rate=0.5 (repeatable; a bare KEY means KEY=true; services: "
+            "pricing:latency_ms=300,rate=0.5 (repeatable; a bare KEY means KEY=true; double-quote "
+            'a value with commas: reviews:cache_control="max-age=1, stale-if-error=60"; services: '
             f"{', '.join(SERVICES)}; keys: {', '.join(Fault.__struct_fields__)})"
         ),
     )

@@ -10,13 +10,13 @@ from http import HTTPStatus
 from typing import Final
 
 import msgspec
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ._catalogue import CATALOGUE
 from ._faults import SERVICES, Fault, FaultRegistry
 from ._requestlog import RequestLog
 
-__all__ = ["DEFAULT_LATENCY_MS", "create_app"]
+__all__ = ["DEFAULT_CACHE_CONTROL", "DEFAULT_LATENCY_MS", "create_app"]
 
 DEFAULT_LATENCY_MS: Final[Mapping[str, float]] = {
     "product": 20.0,
@@ -25,6 +25,17 @@ DEFAULT_LATENCY_MS: Final[Mapping[str, float]] = {
     "reviews": 40.0,
 }
 """Each service's typical answer time at ``latency_scale=1``."""
+
+DEFAULT_CACHE_CONTROL: Final[Mapping[str, str]] = {
+    "product": "max-age=60, stale-while-revalidate=300, stale-if-error=3600",
+    "inventory": "max-age=5, stale-while-revalidate=30, stale-if-error=300",
+    "pricing": "max-age=30, stale-while-revalidate=60, stale-if-error=600",
+    "reviews": "max-age=120, stale-while-revalidate=600, stale-if-error=3600",
+}
+"""Each service's ``Cache-Control`` on its 200 answers (RFC 9111, RFC 5861 ``stale-*``).
+
+Error answers (4xx, 5xx) carry ``no-store``; a fault's ``cache_control`` replaces the value.
+"""
 
 _JITTER: Final = 0.1
 # How often a hung handler checks whether its client left or the server is stopping: aiohttp
@@ -45,12 +56,28 @@ _PROBLEM_JSON: Final = "application/problem+json"
 _encode = msgspec.json.Encoder().encode
 
 
+def _json_headers(cache_control: str) -> Mapping[str, str]:
+    return {hdrs.CONTENT_TYPE: _JSON, hdrs.CACHE_CONTROL: cache_control}
+
+
+# Built once; aiohttp copies the headers it is given, so sharing these mappings is safe.
+_NO_STORE: Final = _json_headers("no-store")
+
+
+@lru_cache(maxsize=16)
+def _override_headers(cache_control: str) -> Mapping[str, str]:
+    """The headers of a 200 answer whose fault sets ``cache_control``."""
+    return _json_headers(cache_control)
+
+
 def _json(body: bytes, status: int = 200) -> web.Response:
+    """A JSON answer without caching headers (health check, admin API)."""
     return web.Response(body=body, status=status, content_type=_JSON)
 
 
 def _error(status: int, message: str) -> web.Response:
-    return _json(_encode({"error": message}), status)
+    """A service's error answer: never to be stored by a cache."""
+    return web.Response(body=_encode({"error": message}), status=status, headers=_NO_STORE)
 
 
 def _problem(status: int, slug: str, title: str, detail: str) -> web.Response:
@@ -82,6 +109,7 @@ class _Upstreams:
         self.log = log
         self.stopping = asyncio.Event()
         self._latency_s = dict(latency_s)
+        self._ok_headers = {s: _json_headers(DEFAULT_CACHE_CONTROL[s]) for s in SERVICES}
         # Encoded once: the hot path only looks bytes up.
         self._products = {e.product.id: _encode(e.product) for e in CATALOGUE}
         self._inventory = {e.product.id: _encode(e.inventory) for e in CATALOGUE}
@@ -111,13 +139,16 @@ class _Upstreams:
             known = self._products
             body = b"[" + b",".join(known[i] for i in ids.split(",") if i in known) + b"]"
         await self._delay("product", fault)
+        headers = self._ok_headers["product"]
         if fault is not None:
-            faulty = await self._misbehave(request, fault, body, array=True)
+            if fault.cache_control is not None:
+                headers = _override_headers(fault.cache_control)
+            faulty = await self._misbehave(request, fault, body, headers, array=True)
             if faulty is not None:
                 return faulty
         if body is None:
             return _error(400, "missing query parameter 'ids' (comma-separated product ids)")
-        return _json(body)
+        return web.Response(body=body, headers=headers)
 
     async def _answer(
         self, request: web.Request, service: str, bodies: Mapping[str, bytes], noun: str
@@ -128,13 +159,16 @@ class _Upstreams:
         ident = request.match_info["id"]
         body = bodies.get(ident)
         await self._delay(service, fault)
+        headers = self._ok_headers[service]
         if fault is not None:
-            faulty = await self._misbehave(request, fault, body, array=False)
+            if fault.cache_control is not None:
+                headers = _override_headers(fault.cache_control)
+            faulty = await self._misbehave(request, fault, body, headers, array=False)
             if faulty is not None:
                 return faulty
         if body is None:
             return _error(404, f"no {noun} with id {ident!r}")
-        return _json(body)
+        return web.Response(body=body, headers=headers)
 
     async def _delay(self, service: str, fault: Fault | None) -> None:
         delay = self._latency_s[service]
@@ -146,24 +180,36 @@ class _Upstreams:
             await asyncio.sleep(delay)
 
     async def _misbehave(
-        self, request: web.Request, fault: Fault, body: bytes | None, *, array: bool
+        self,
+        request: web.Request,
+        fault: Fault,
+        body: bytes | None,
+        ok_headers: Mapping[str, str],
+        *,
+        array: bool,
     ) -> web.StreamResponse | None:
-        """The faulty answer, or None when the fault only delays the normal one."""
+        """The faulty answer, or None when the fault only delays the normal one.
+
+        ``ok_headers`` are the headers of a 200 answer; an injected error status gets
+        ``no-store`` instead, whatever its body.
+        """
         if fault.hang:
             return await self._hang(request)
         if fault.drop:
             return _drop(request)
-        status = 200 if fault.status is None else fault.status
+        if fault.status is None:
+            status, headers = 200, ok_headers
+        else:
+            status, headers = fault.status, _NO_STORE
         if fault.malformed:
             whole = body or b'{"error": "this body was cut short on purpose"}'
             # A strict prefix of one JSON object or array is never valid JSON.
-            return _json(whole[: len(whole) // 2], status)
+            return web.Response(body=whole[: len(whole) // 2], status=status, headers=headers)
         if fault.wrong_shape:
-            return _json(
-                b'{"unexpected": "shape"}' if array else b'["unexpected", "shape"]', status
-            )
+            shape = b'{"unexpected": "shape"}' if array else b'["unexpected", "shape"]'
+            return web.Response(body=shape, status=status, headers=headers)
         if fault.huge_bytes is not None:
-            return _json(_huge_body(fault.huge_bytes), status)
+            return web.Response(body=_huge_body(fault.huge_bytes), status=status, headers=headers)
         if fault.status is not None:
             return _error(status, f"injected fault: {status} {_phrase(status)}".rstrip())
         return None

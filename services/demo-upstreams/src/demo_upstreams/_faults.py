@@ -20,6 +20,11 @@ SERVICES: Final[tuple[str, ...]] = ("product", "inventory", "pricing", "reviews"
 """The simulated services, as named in the admin API and in ``--fault``."""
 
 
+# A header value: printable ASCII, no leading or trailing space (HTTP trims those), 1-200
+# characters. \A and \Z because ``$`` would also match before a final newline.
+_CacheControl = Annotated[str, msgspec.Meta(max_length=200, pattern=r"\A[!-~](?:[ -~]*[!-~])?\Z")]
+
+
 class Fault(
     msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True
 ):
@@ -32,7 +37,9 @@ class Fault(
     body, by precedence, ``malformed`` (the normal JSON cut short), ``wrong_shape`` (valid JSON
     of the wrong type: an array where an object is expected, an object where an array is),
     ``huge_bytes`` (a valid JSON object of exactly that many bytes), an error object when
-    ``status`` is set, else the normal body.
+    ``status`` is set, else the normal body. ``cache_control`` replaces the service's
+    ``Cache-Control`` header on a 200 answer (error answers always carry ``no-store``); a
+    fault with only ``cache_control`` (and perhaps ``latency_ms``) serves the normal body.
 
     The constraints are checked when a fault is decoded (admin API, ``--fault``) or passed to
     :func:`validate_fault`, not when the struct is built directly.
@@ -45,6 +52,7 @@ class Fault(
     malformed: bool = False
     wrong_shape: bool = False
     huge_bytes: Annotated[int, msgspec.Meta(ge=2)] | None = None
+    cache_control: _CacheControl | None = None
     rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
     count: Annotated[int, msgspec.Meta(ge=1)] | None = None
 
@@ -124,6 +132,36 @@ class FaultRegistry:
 _FLAG_SYNTAX = "SERVICE:KEY=VALUE[,KEY=VALUE...]"
 
 
+def _split_items(flag: str, spec: str) -> list[str]:
+    """Split ``spec`` at the commas outside double quotes, dropping the quotes.
+
+    ``cache_control="max-age=1, stale-while-revalidate=5"`` keeps its comma; inside quotes,
+    ``""`` stands for one literal ``"`` (as in CSV).
+    """
+    items: list[str] = []
+    current: list[str] = []
+    quoted = False
+    i, end = 0, len(spec)
+    while i < end:
+        char = spec[i]
+        if char == '"':
+            if quoted and spec.startswith('"', i + 1):
+                current.append('"')
+                i += 1
+            else:
+                quoted = not quoted
+        elif char == "," and not quoted:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+        i += 1
+    if quoted:
+        raise ValueError(f"--fault {flag!r}: unterminated double quote")
+    items.append("".join(current))
+    return items
+
+
 def _parse_one(flag: str) -> tuple[str, dict[str, str]]:
     service, sep, spec = flag.partition(":")
     service = service.strip()
@@ -134,7 +172,7 @@ def _parse_one(flag: str) -> tuple[str, dict[str, str]]:
             f"--fault {flag!r}: unknown service {service!r} (expected one of {', '.join(SERVICES)})"
         )
     fields: dict[str, str] = {}
-    for item in spec.split(","):
+    for item in _split_items(flag, spec):
         key, has_value, value = item.partition("=")
         key = key.strip()
         if not key:
@@ -143,6 +181,10 @@ def _parse_one(flag: str) -> tuple[str, dict[str, str]]:
             raise ValueError(
                 f"--fault {flag!r}: unknown field {key!r} "
                 f"(expected one of {', '.join(Fault.__struct_fields__)})"
+            )
+        if not has_value and key == "cache_control":
+            raise ValueError(
+                f"--fault {flag!r}: cache_control needs a value, e.g. cache_control=no-store"
             )
         # A bare flag name such as ``reviews:hang`` switches that flag on.
         fields[key] = value.strip() if has_value else "true"
@@ -153,9 +195,11 @@ def parse_fault_flags(flags: Iterable[str]) -> dict[str, Fault]:
     """Turn ``--fault`` values into one fault per service.
 
     Each value is ``SERVICE:KEY=VALUE[,KEY=VALUE...]``, e.g. ``reviews:status=503`` or
-    ``pricing:latency_ms=300,rate=0.5``; a bare ``KEY`` means ``KEY=true``. Several values for
-    the same service are merged, later keys winning. Raises ``ValueError`` with a message fit
-    for the command line when a value is malformed or out of range.
+    ``pricing:latency_ms=300,rate=0.5``; a bare ``KEY`` means ``KEY=true``. A value holding
+    commas goes in double quotes: ``reviews:cache_control="max-age=1, stale-if-error=60"``
+    (``""`` inside the quotes is a literal ``"``). Several values for the same service are
+    merged, later keys winning. Raises ``ValueError`` with a message fit for the command line
+    when a value is malformed or out of range.
     """
     merged: dict[str, tuple[str, dict[str, str]]] = {}
     for flag in flags:

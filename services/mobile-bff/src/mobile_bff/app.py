@@ -14,11 +14,14 @@ import msgspec
 from bff_core import (
     Aggregate,
     AggregateResult,
+    CachePolicy,
     GatewaySettings,
     Param,
     PartError,
     Source,
+    StalePart,
     part_errors,
+    stale_parts,
 )
 from bff_core.litestar import aggregate_route, create_gateway_app
 from litestar import Litestar
@@ -68,6 +71,13 @@ class PhoneRating(msgspec.Struct):
     count: int
 
 
+# How long each part may be served from the cache: fresh, then stale while a refresh runs,
+# then stale while its upstream fails. The upstreams' Cache-Control can only shorten these.
+PRODUCT_CACHE = CachePolicy(ttl=60, stale_while_revalidate=300, stale_if_error=3600)
+STOCK_CACHE = CachePolicy(ttl=5, stale_while_revalidate=30, stale_if_error=300)
+PRICE_CACHE = CachePolicy(ttl=30, stale_while_revalidate=60, stale_if_error=600)
+REVIEWS_CACHE = CachePolicy(ttl=120, stale_while_revalidate=600, stale_if_error=3600)
+
 PRODUCT_SCREEN = Aggregate(
     "mobile_product_screen",
     params=[Param("id", max_length=128, description="The product's id")],
@@ -79,9 +89,23 @@ PRODUCT_SCREEN = Aggregate(
             returns=_UpstreamProduct,
             critical=True,
         ),
-        Source("inventory", service="inventory", path="/inventory/{id}", returns=PhoneStock),
-        Source("pricing", service="pricing", path="/prices/{id}", returns=PhonePrice),
-        Source("reviews", service="reviews", path="/reviews/{id}", returns=PhoneRating),
+        Source(
+            "inventory",
+            service="inventory",
+            path="/inventory/{id}",
+            returns=PhoneStock,
+            cache=STOCK_CACHE,
+        ),
+        Source(
+            "pricing", service="pricing", path="/prices/{id}", returns=PhonePrice, cache=PRICE_CACHE
+        ),
+        Source(
+            "reviews",
+            service="reviews",
+            path="/reviews/{id}",
+            returns=PhoneRating,
+            cache=REVIEWS_CACHE,
+        ),
     ],
 )
 
@@ -94,13 +118,15 @@ class ProductScreen(msgspec.Struct):
     pricing: PhonePrice | UnsetType | None = UNSET
     reviews: PhoneRating | UnsetType | None = UNSET
     errors: list[PartError] | UnsetType = UNSET
+    #: parts served from the cache past their freshness, and how old they are
+    stale: list[StalePart] | UnsetType = UNSET
 
     @classmethod
     def of(cls, result: AggregateResult) -> ProductScreen:
         parts = {name: outcome.value for name, outcome in result.items()}
         if parts.get("product") is not None:
             parts["product"] = PhoneProduct.of(parts["product"])
-        return cls(**parts, errors=part_errors(result) or UNSET)
+        return cls(**parts, errors=part_errors(result) or UNSET, stale=stale_parts(result) or UNSET)
 
 
 product_screen = aggregate_route(
@@ -114,6 +140,7 @@ product_screen = aggregate_route(
 def create_app(environ: Mapping[str, str] | None = None) -> Litestar:
     """The mobile BFF application, configured from the environment."""
     return create_gateway_app(
+        name="mobile-bff",
         title="Mobile BFF",
         version="0.1.0",
         description="Backend-for-Frontend of the mobile apps: trimmed payloads.",

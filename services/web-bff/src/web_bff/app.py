@@ -14,11 +14,14 @@ import msgspec
 from bff_core import (
     Aggregate,
     AggregateResult,
+    CachePolicy,
     GatewaySettings,
     Param,
     PartError,
     Source,
+    StalePart,
     part_errors,
+    stale_parts,
 )
 from bff_core.litestar import aggregate_route, create_gateway_app
 from litestar import Litestar
@@ -76,14 +79,38 @@ class Reviews(msgspec.Struct):
     top: list[Review]
 
 
+# How long each part may be served from the cache: fresh, then stale while a refresh runs,
+# then stale while its upstream fails. The upstreams' Cache-Control can only shorten these.
+PRODUCT_CACHE = CachePolicy(ttl=60, stale_while_revalidate=300, stale_if_error=3600)
+STOCK_CACHE = CachePolicy(ttl=5, stale_while_revalidate=30, stale_if_error=300)
+PRICE_CACHE = CachePolicy(ttl=30, stale_while_revalidate=60, stale_if_error=600)
+REVIEWS_CACHE = CachePolicy(ttl=120, stale_while_revalidate=600, stale_if_error=3600)
+
 PRODUCT_PAGE = Aggregate(
     "web_product_page",
     params=[Param("id", max_length=128, description="The product's id")],
     sources=[
-        Source("product", service="product", path="/products/{id}", returns=Product, critical=True),
-        Source("inventory", service="inventory", path="/inventory/{id}", returns=Inventory),
-        Source("pricing", service="pricing", path="/prices/{id}", returns=Pricing),
-        Source("reviews", service="reviews", path="/reviews/{id}", returns=Reviews),
+        Source(
+            "product",
+            service="product",
+            path="/products/{id}",
+            returns=Product,
+            critical=True,
+            cache=PRODUCT_CACHE,
+        ),
+        Source(
+            "inventory",
+            service="inventory",
+            path="/inventory/{id}",
+            returns=Inventory,
+            cache=STOCK_CACHE,
+        ),
+        Source(
+            "pricing", service="pricing", path="/prices/{id}", returns=Pricing, cache=PRICE_CACHE
+        ),
+        Source(
+            "reviews", service="reviews", path="/reviews/{id}", returns=Reviews, cache=REVIEWS_CACHE
+        ),
     ],
 )
 
@@ -96,11 +123,13 @@ class ProductPage(msgspec.Struct):
     pricing: Pricing | UnsetType | None = UNSET
     reviews: Reviews | UnsetType | None = UNSET
     errors: list[PartError] | UnsetType = UNSET
+    #: parts served from the cache past their freshness, and how old they are
+    stale: list[StalePart] | UnsetType = UNSET
 
     @classmethod
     def of(cls, result: AggregateResult) -> ProductPage:
         parts = {name: outcome.value for name, outcome in result.items()}
-        return cls(**parts, errors=part_errors(result) or UNSET)
+        return cls(**parts, errors=part_errors(result) or UNSET, stale=stale_parts(result) or UNSET)
 
 
 product_page = aggregate_route(
@@ -114,6 +143,7 @@ product_page = aggregate_route(
 def create_app(environ: Mapping[str, str] | None = None) -> Litestar:
     """The web BFF application, configured from the environment."""
     return create_gateway_app(
+        name="web-bff",
         title="Web BFF",
         version="0.1.0",
         description="Backend-for-Frontend of the web SPA: whole upstream objects.",

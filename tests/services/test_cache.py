@@ -1,0 +1,256 @@
+"""The cache, end to end: real BFF processes, the real demo upstreams (with their Cache-Control
+headers and injected faults) and a real Redis started by the test suite."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.processes import RunningService, run_service
+from tests.redis_server import RedisServer
+
+from .conftest import SERVICES, Upstreams, bff_env
+
+ROUTE = "/api/aggregated/product"
+TOKEN = "test-admin-token-0123456789"
+
+
+@contextmanager
+def cached_bff(
+    upstreams: Upstreams, module: str = "web_bff", **env: str
+) -> Iterator[RunningService]:
+    settings = {"BFF_CACHE": "on", "BFF_ADMIN_TOKEN": TOKEN, **env}
+    with run_service(module, env=bff_env(upstreams.url, **settings)) as service:
+        yield service
+
+
+def get(bff: RunningService, http: httpx.Client, query: str = "id=p-1001") -> httpx.Response:
+    return http.get(f"{bff.url}{ROUTE}?{query}")
+
+
+def wait_for(condition: Any, timeout: float = 3.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_the_embedded_cache_serves_repeats_without_upstream_calls(
+    upstreams: Upstreams, http: httpx.Client
+) -> None:
+    with cached_bff(upstreams) as bff:
+        first = get(bff, http)
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
+        second = get(bff, http)
+        assert second.json() == first.json()
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
+        # Parts are cached too: another selection of them needs no upstream either.
+        assert list(get(bff, http, "id=p-1001&fields=pricing,product").json()) == [
+            "product",
+            "pricing",
+        ]
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
+        assert http.get(f"{bff.url}/readyz").json()["checks"]["cache"].startswith("ok: in-process")
+
+
+def test_fields_and_the_full_page_never_collide(upstreams: Upstreams, http: httpx.Client) -> None:
+    with cached_bff(upstreams) as bff:
+        assert list(get(bff, http, "id=p-1001&fields=product,pricing").json()) == [
+            "product",
+            "pricing",
+        ]
+        assert list(get(bff, http).json()) == ["product", "inventory", "pricing", "reviews"]
+        assert list(get(bff, http, "id=p-1001&fields=pricing,product").json()) == [
+            "product",
+            "pricing",
+        ]
+
+
+def test_two_bff_processes_share_entries_through_redis(
+    upstreams: Upstreams, http: httpx.Client, redis_url: str
+) -> None:
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    env = {"REDIS_URL": redis_url, "BFF_CACHE_NAMESPACE": namespace}
+    with cached_bff(upstreams, **env) as first, cached_bff(upstreams, **env) as second:
+        get(first, http)
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
+        assert get(second, http).status_code == 200
+        # other fields: a different whole answer, made of parts the first process cached
+        assert get(second, http, "id=p-1001&fields=reviews,inventory").status_code == 200
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
+        assert http.get(f"{second.url}/readyz").json()["checks"]["cache"] == "ok: redis"
+    # Another deployment (namespace) shares nothing with them.
+    with cached_bff(upstreams, REDIS_URL=redis_url, BFF_CACHE_NAMESPACE=namespace + "x") as other:
+        get(other, http)
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 2)
+
+
+def test_fifty_concurrent_requests_for_a_cold_product_make_one_call_per_upstream(
+    upstreams: Upstreams, http: httpx.Client
+) -> None:
+    with cached_bff(upstreams) as bff:
+        for service in SERVICES:
+            upstreams.inject(service, latency_ms=300)
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            answers = list(pool.map(lambda _: get(bff, http, "id=p-1002"), range(50)))
+        assert {a.status_code for a in answers} == {200}
+        assert all("errors" not in a.json() for a in answers)
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
+
+
+def test_stale_while_revalidate_serves_at_once_and_refreshes_once(
+    upstreams: Upstreams, http: httpx.Client
+) -> None:
+    upstreams.inject("reviews", cache_control="max-age=1, stale-while-revalidate=30")
+    with cached_bff(upstreams) as bff:
+        get(bff, http)
+        time.sleep(1.2)
+        upstreams.inject("reviews", latency_ms=400, cache_control="max-age=60")
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            answers = list(pool.map(lambda _: get(bff, http), range(10)))
+        assert time.monotonic() - started < 0.3  # nobody waited for the slow refresh
+        for answer in answers:
+            body = answer.json()
+            assert body["reviews"] is not None
+            assert "errors" not in body
+            [stale] = body["stale"]
+            assert stale["source"] == "reviews"
+            assert stale["age"] >= 1.0
+        # One refresh in the background, not one per request that saw the part stale.
+        assert wait_for(lambda: upstreams.counts()["reviews"] == 2)
+        time.sleep(0.6)
+        assert upstreams.counts()["reviews"] == 2
+        assert "stale" not in get(bff, http).json()
+        assert upstreams.counts()["reviews"] == 2
+
+
+@pytest.mark.parametrize(
+    "fault", [{"status": 503}, {"drop": True}, {"hang": True}], ids=["503", "drop", "hang"]
+)
+def test_stale_if_error_serves_the_last_good_copy_and_says_how_old(
+    upstreams: Upstreams, http: httpx.Client, fault: dict[str, Any]
+) -> None:
+    upstreams.inject(
+        "reviews", cache_control="max-age=1, stale-while-revalidate=0, stale-if-error=60"
+    )
+    with cached_bff(upstreams, BFF_TIMEOUT_MS="500") as bff:
+        fresh = get(bff, http).json()
+        time.sleep(1.2)
+        upstreams.inject("reviews", **fault)
+        started = time.monotonic()
+        body = get(bff, http).json()
+        assert time.monotonic() - started < 0.6
+        assert body["reviews"] == fresh["reviews"]
+        assert "errors" not in body
+        [stale] = body["stale"]
+        assert stale["source"] == "reviews"
+        assert 1.0 <= stale["age"] < 5
+
+
+def test_failures_and_no_store_answers_are_not_cached(
+    upstreams: Upstreams, http: httpx.Client
+) -> None:
+    upstreams.inject("reviews", status=503)
+    upstreams.inject("pricing", cache_control="no-store")
+    upstreams.inject("inventory", cache_control="private, max-age=60")
+    with cached_bff(upstreams) as bff:
+        assert get(bff, http).json()["reviews"] is None
+        upstreams.client.delete(f"{upstreams.url}/admin/faults/reviews").raise_for_status()
+        body = get(bff, http).json()
+        assert body["reviews"] is not None
+        counts = upstreams.counts()
+        assert counts["product"] == 1  # cached
+        assert counts["reviews"] == 2  # the failure was not
+        assert counts["pricing"] == 2  # no-store
+        assert counts["inventory"] == 2  # private: per-user data
+        get(bff, http)
+        assert upstreams.counts()["reviews"] == 2  # the good answer was
+
+
+def test_etag_and_if_none_match(upstreams: Upstreams, http: httpx.Client) -> None:
+    with cached_bff(upstreams, module="mobile_bff") as bff:
+        first = get(bff, http)
+        etag = first.headers["etag"]
+        assert etag.startswith('"') and etag.endswith('"')
+        again = http.get(f"{bff.url}{ROUTE}?id=p-1001", headers={"if-none-match": etag})
+        assert again.status_code == 304
+        assert again.content == b""
+        assert again.headers["etag"] == etag
+        listed = http.get(
+            f"{bff.url}{ROUTE}?id=p-1001", headers={"if-none-match": f'"nope", W/{etag}'}
+        )
+        assert listed.status_code == 304
+        other = http.get(f"{bff.url}{ROUTE}?id=p-1001", headers={"if-none-match": '"nope"'})
+        assert other.status_code == 200
+        assert other.content == first.content
+    # Without a cache the answer has an ETag too.
+    with run_service("web_bff", env=bff_env(upstreams.url)) as plain:
+        etag = get(plain, http).headers["etag"]
+        response = http.get(f"{plain.url}{ROUTE}?id=p-1001", headers={"if-none-match": etag})
+        assert response.status_code == 304
+
+
+def test_an_operator_invalidates_one_product_everywhere(
+    upstreams: Upstreams, http: httpx.Client, redis_url: str
+) -> None:
+    env = {"REDIS_URL": redis_url, "BFF_CACHE_NAMESPACE": f"test-{uuid.uuid4().hex[:8]}"}
+    with cached_bff(upstreams, **env) as first, cached_bff(upstreams, **env) as second:
+        get(first, http)
+        get(first, http, "id=p-1003")
+        auth = {"authorization": f"Bearer {TOKEN}"}
+        url = f"{second.url}/admin/cache/invalidate?id=p-1001"
+        response = http.post(url, headers=auth)
+        assert response.status_code == 200, response.text
+        assert response.json()["invalidated"] >= 5  # four parts and the whole answer
+        get(first, http)
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 3)  # p-1001 again, p-1003 not
+        get(first, http, "id=p-1003")
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 3)
+
+        wrong = http.post(url, headers={"authorization": "Bearer wrong"})
+        assert wrong.status_code == 401
+        assert wrong.headers["content-type"].startswith("application/problem+json")
+        assert http.post(url).status_code == 401
+    with run_service("web_bff", env=bff_env(upstreams.url, BFF_CACHE="on")) as no_token:
+        disabled = http.post(f"{no_token.url}/admin/cache/invalidate?id=p-1001")
+        assert disabled.status_code == 404
+        assert "BFF_ADMIN_TOKEN" in disabled.json()["detail"]
+
+
+def test_redis_stopped_mid_run_never_fails_a_request(
+    upstreams: Upstreams, http: httpx.Client, redis_server: RedisServer
+) -> None:
+    env = {"REDIS_URL": redis_server.url, "BFF_CACHE_NAMESPACE": f"t-{uuid.uuid4().hex[:8]}"}
+    with cached_bff(upstreams, **env) as bff:
+        assert get(bff, http).status_code == 200
+        redis_server.stop()
+        for product in ("p-1001", "p-1002", "p-1003", "p-1004", "p-1001"):
+            started = time.monotonic()
+            response = get(bff, http, f"id={product}")
+            assert response.status_code == 200
+            assert "errors" not in response.json()
+            assert time.monotonic() - started < 0.5
+        ready = http.get(f"{bff.url}/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["cache"].startswith("unreachable")
+        assert "redis" in bff.log().lower()
+        redis_server.start()
+        assert wait_for(lambda: http.get(f"{bff.url}/readyz").status_code == 200, timeout=5)
+
+        def served_from_cache() -> bool:
+            get(bff, http, "id=p-1005")
+            before = upstreams.counts()
+            get(bff, http, "id=p-1005")
+            return upstreams.counts() == before
+
+        assert wait_for(served_from_cache, timeout=5)  # caching again
