@@ -168,8 +168,8 @@ class PartCache:
             return None
         try:
             return _decode_entry(raw)
-        except msgspec.DecodeError:
-            return None  # another release's shape: a miss, overwritten on the next store
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None  # not an entry this release can read: a miss, replaced on the next store
 
     def _shared_fetch(
         self,

@@ -180,7 +180,7 @@ Try:
   curl '{mobile}/api/aggregated/product?id=p-1001'
   # make the reviews service fail, see the aggregate degrade, then heal everything
   curl -X PUT {upstreams}/admin/faults/reviews -d '{{"status":503}}'
-  curl '{web}/api/aggregated/product?id=p-1001'
+  curl '{web}/api/aggregated/product?id=p-1002'
   curl -X DELETE {upstreams}/admin/faults
 
 Press Ctrl-C to stop everything.
