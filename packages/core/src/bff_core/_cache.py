@@ -190,8 +190,15 @@ class PartCache:
                 name=f"bff-cache-fetch:{source.name}",
             )
             self._inflight[key] = task
-            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+            task.add_done_callback(lambda done: self._forget(key, done))
         return task
+
+    def _forget(self, key: str, task: asyncio.Task[UpstreamResponse]) -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled():
+            # Retrieved here, so a failure nobody waited for any more (every run that wanted
+            # it ended first) is not reported as "exception never retrieved".
+            task.exception()
 
     async def _fetch_and_store(
         self,
