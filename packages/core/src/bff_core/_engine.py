@@ -7,8 +7,11 @@ Scheduling rules, in one place:
   first; what has not finished by the deadline ends as ``timeout``;
 - when a critical part fails, the rest is cancelled at once and :class:`AggregationFailed` is
   raised (the answer is an error anyway, so nobody waits for the slow parts);
-- nothing outlives :meth:`Gateway.run`: every task it started is finished or cancelled and
-  awaited before it returns or raises.
+- no task :meth:`Gateway.run` started outlives it: every one is finished or cancelled and
+  awaited before it returns or raises. Two things may go on after it, both bounded by the
+  deadline: a request the default pyreqwest client cannot abort (it ends in Rust at the
+  deadline, see ``docs/decisions/0002-hot-path.md``), and a cached source's shared fetch that
+  other requests are waiting for (owned by the cache, see ``_cache.py``).
 """
 
 from __future__ import annotations
