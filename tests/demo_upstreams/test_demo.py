@@ -6,9 +6,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
-from demo_upstreams._demo import _base_url, _Child, _run
+from demo_upstreams._demo import _base_url, _Child, _interrupt, _run, _sigterm_interrupts
 
 from ._procs import free_port, is_listening, wait_healthy
 
@@ -56,7 +57,20 @@ def test_child_dying_later_stops_the_others(capsys: pytest.CaptureFixture[str]) 
     assert not is_listening(survivor)
 
 
-def test_sigterm_stops_everything_cleanly() -> None:
+def test_the_first_stop_signal_ignores_the_next_ones_before_clean_up_starts() -> None:
+    # No window between the interrupt and the clean-up's own deferral of signals, in which a
+    # second signal could abort the clean-up (seen with `uv run` forwarding SIGTERM).
+    with _sigterm_interrupts():
+        assert signal.getsignal(signal.SIGTERM) is _interrupt
+        with pytest.raises(KeyboardInterrupt):
+            _interrupt(signal.SIGTERM, None)
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("signals", [1, 20], ids=["once", "repeated"])
+def test_sigterm_stops_everything_cleanly(signals: int) -> None:
     port = free_port()
     script = textwrap.dedent(
         f"""
@@ -74,7 +88,9 @@ def test_sigterm_stops_everything_cleanly() -> None:
         lines = iter(proc.stdout.readline, "")
         assert any(line.strip() == "READY" for line in lines)
         wait_healthy(f"http://127.0.0.1:{port}")
-        proc.send_signal(signal.SIGTERM)
+        for _ in range(signals):  # e.g. `uv run` forwarding the SIGTERM it got too
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.002)  # spread out, so some land while the first is being handled
         _, err = proc.communicate(timeout=15)
     finally:
         if proc.poll() is None:
