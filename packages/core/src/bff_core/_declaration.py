@@ -318,6 +318,13 @@ class Aggregate:
 class _Plan:
     sources: tuple[Source, ...]  # what to fetch, in dependency order
     reported: frozenset[str]  # what the caller asked for
+    # Split once here (plans are cached), not on every run:
+    roots: tuple[Source, ...] = field(init=False)  # start at once
+    dependents: tuple[Source, ...] = field(init=False)  # wait for others, in dependency order
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "roots", tuple(s for s in self.sources if not s.depends_on))
+        object.__setattr__(self, "dependents", tuple(s for s in self.sources if s.depends_on))
 
 
 def _check_unique(aggregate: str, kind: str, names: list[str]) -> None:

@@ -125,27 +125,29 @@ class Gateway:
         # Deadlines on the loop's clock (what call_at and timeout_at use); durations on
         # perf_counter, because uvloop's clock only has millisecond resolution.
         deadline = loop.time() + (self.timeout if time_limit is None else time_limit)
-        run = _Run(self, plan.sources, values, request_headers, deadline, loop)
-        for source in plan.sources:
-            if not source.depends_on:
-                run.start(source)
+        run = _Run(self, plan.dependents, values, request_headers, deadline, loop)
+        for source in plan.roots:
+            run.start(source)
+        cut_off: list[_Part] = []
         if run.running:
             timer = loop.call_at(deadline, run.finish)
             try:
                 await run.finished
             finally:
                 timer.cancel()
-                await run.close()
+                cut_off = await run.close()
         outcomes = run.outcomes
         failed_critical = run.failed_critical
         if failed_critical is None:
+            # The deadline ended the run: what was cut off, or never started, timed out.
             now = perf_counter()
+            started = {part.source.name: part.started for part in cut_off}
             for source in plan.sources:
                 if source.name not in outcomes:
                     outcomes[source.name] = outcome = PartOutcome(
                         source.name,
                         reason="timeout",
-                        duration=now - run.started.get(source.name, run.began),
+                        duration=now - started.get(source.name, run.began),
                         detail="aggregation deadline reached",
                     )
                     if source.critical and failed_critical is None:
@@ -214,7 +216,6 @@ class _Run:
         "outcomes",
         "results",
         "running",
-        "started",
         "values",
         "waiting",
     )
@@ -222,7 +223,7 @@ class _Run:
     def __init__(
         self,
         gateway: Gateway,
-        sources: Sequence[Source],
+        dependents: Sequence[Source],
         values: Mapping[str, str],
         headers: Mapping[str, str],
         deadline: float,
@@ -237,8 +238,7 @@ class _Run:
         self.outcomes: dict[str, PartOutcome] = {}
         self.results: dict[str, Any] = {}
         self.running: dict[asyncio.Task[UpstreamResponse | Answer], _Part] = {}
-        self.started: dict[str, float] = {}
-        self.waiting = [s for s in sources if s.depends_on]
+        self.waiting: Sequence[Source] = dependents
         self.failed_critical: PartOutcome | None = None
         self.finished: asyncio.Future[None] = loop.create_future()
         self.closed = False
@@ -253,7 +253,6 @@ class _Run:
             return
         url = self.gateway._services[source.service] + path
         part = _Part(source, perf_counter())
-        self.started[source.name] = part.started
         now = self.loop.time()
         part_deadline = self.deadline
         if source.timeout is not None and now + source.timeout < part_deadline:
@@ -324,10 +323,13 @@ class _Run:
         if not self.finished.done():
             self.finished.set_result(None)
 
-    async def close(self) -> None:
-        """Stop reacting, keep what finished meanwhile, cancel and await everything else."""
+    async def close(self) -> list[_Part]:
+        """Stop reacting, keep what finished meanwhile, cancel and await everything else.
+
+        Returns the parts it cut off.
+        """
         self.closed = True
-        unfinished = []
+        unfinished: dict[asyncio.Task[UpstreamResponse | Answer], _Part] = {}
         for task, part in self.running.items():
             if part.timer is not None:
                 part.timer.cancel()
@@ -335,10 +337,11 @@ class _Run:
                 # Finished, but its callback had not run yet when the run ended.
                 self._record(part.source, _outcome(part, task))
             else:
-                unfinished.append(task)
+                unfinished[task] = part
         self.running.clear()
         if unfinished:
             await _cancel_all(unfinished)
+        return list(unfinished.values())
 
 
 def _outcome(part: _Part, task: asyncio.Task[UpstreamResponse | Answer]) -> PartOutcome:

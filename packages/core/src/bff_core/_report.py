@@ -41,9 +41,7 @@ class StalePart(msgspec.Struct, frozen=True):
 
 def stale_parts(result: AggregateResult) -> list[StalePart]:
     """The ``stale`` list of an answer: one entry per stale part, in order."""
-    return [
-        StalePart(source=o.name, age=round(o.age or 0.0, 1)) for o in result.values() if o.stale
-    ]
+    return [StalePart(source=o.name, age=round(o.age or 0.0, 1)) for o in result.stale]
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
