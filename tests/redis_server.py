@@ -10,19 +10,14 @@ import subprocess
 import tempfile
 import time
 
-__all__ = ["RedisServer", "free_port", "redis_server_binary"]
+from tests.processes import free_port
+
+__all__ = ["RedisServer", "redis_server_binary"]
 
 
 def redis_server_binary() -> str | None:
     """The path of ``redis-server``, or ``None`` if it is not on PATH."""
     return shutil.which("redis-server")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisServer:

@@ -7,12 +7,9 @@ import time
 import urllib.error
 import urllib.request
 
+from tests.processes import free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+__all__ = ["free_port", "get", "is_listening", "wait_healthy"]
 
 
 def get(url: str, timeout: float = 1.0) -> tuple[int, bytes]:

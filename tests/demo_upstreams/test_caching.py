@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.request
 from typing import Any
 
@@ -14,7 +12,8 @@ from demo_upstreams import DEFAULT_CACHE_CONTROL, Fault, create_app, parse_fault
 from demo_upstreams.__main__ import main
 from yarl import URL
 
-from ._procs import free_port, wait_healthy
+from tests.processes import run_service
+
 from .conftest import ServerFactory, Upstream
 
 _PRODUCT = "max-age=60, stale-while-revalidate=300, stale-if-error=3600"
@@ -272,32 +271,11 @@ async def test_flag_faults_served(
 
 
 def test_real_program_with_a_cache_control_flag() -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "demo_upstreams",
-            "--port",
-            str(port),
-            "--latency-scale",
-            "0",
-            "--fault",
-            'product:cache_control="private, max-age=60"',
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_healthy(url)
-        with urllib.request.urlopen(url + "/products/p-1001", timeout=2) as response:
+    args = ["--latency-scale", "0", "--fault", 'product:cache_control="private, max-age=60"']
+    with run_service("demo_upstreams", args) as service:
+        with urllib.request.urlopen(service.url + "/products/p-1001", timeout=2) as response:
             assert response.status == 200
             assert response.headers["Cache-Control"] == "private, max-age=60"
-        with urllib.request.urlopen(url + "/reviews/p-1001", timeout=2) as response:
+        with urllib.request.urlopen(service.url + "/reviews/p-1001", timeout=2) as response:
             assert response.headers["Cache-Control"] == _REVIEWS
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 0, err
+    assert service.process.returncode == 0  # stopped cleanly by SIGTERM

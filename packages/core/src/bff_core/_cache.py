@@ -107,6 +107,29 @@ class Answer:
         self.fresh_for = fresh_for
 
 
+@dataclass(frozen=True, slots=True)
+class _Fetch:
+    """One upstream request a cache entry comes from, and the tags its entry gets."""
+
+    source: Source
+    policy: CachePolicy
+    url: str
+    headers: Mapping[str, str]
+    tags: list[str]
+
+    @classmethod
+    def of(
+        cls,
+        source: Source,
+        policy: CachePolicy,
+        url: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str],
+    ) -> _Fetch:
+        # Only made when a request must go out: a fresh hit pays for none of it.
+        return cls(source, policy, url, headers, [f"{n}={params[n]}" for n in source.param_names])
+
+
 class PartCache:
     """The per-gateway machinery between the engine, the store and the transport."""
 
@@ -129,8 +152,8 @@ class PartCache:
     ) -> Answer:
         """The part's answer, from the cache or the upstream, within ``time_left`` seconds.
 
-        Raises what the transport raises (or ``TimeoutError``) when there is no answer and no
-        entry to fall back on.
+        ``policy`` is the source's. Raises what the transport raises (or ``TimeoutError``)
+        when there is no answer and no entry to fall back on.
         """
         key = _key(source, policy, url, headers)
         if key is None:  # per-user data the policy does not allow to share
@@ -143,14 +166,14 @@ class PartCache:
             if age < entry.ttl:
                 return _answer(entry, age, stale=False)
             if age < entry.ttl + entry.swr:
-                self._refresh_later(key, source, policy, url, headers, params)
+                self._refresh_later(key, _Fetch.of(source, policy, url, headers, params))
                 return _answer(entry, age, stale=True)
-        fetch = self._shared_fetch(key, source, policy, url, headers, params)
+        shared = self._shared_fetch(key, _Fetch.of(source, policy, url, headers, params))
         remaining = time_left - (time.monotonic() - started)
         try:
             # Leave a moment before the run's deadline to fall back on a stale entry.
             async with asyncio.timeout(max(remaining - 0.002, 0.0)):
-                response = await asyncio.shield(fetch)
+                response = await asyncio.shield(shared)
         except (TimeoutError, UpstreamUnavailable, ResponseTooLarge):
             stale = _stale_if_error(entry)
             if stale is None:
@@ -171,23 +194,14 @@ class PartCache:
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None  # not an entry this release can read: a miss, replaced on the next store
 
-    def _shared_fetch(
-        self,
-        key: str,
-        source: Source,
-        policy: CachePolicy,
-        url: str,
-        headers: Mapping[str, str],
-        params: Mapping[str, str],
-    ) -> asyncio.Task[UpstreamResponse]:
+    def _shared_fetch(self, key: str, fetch: _Fetch) -> asyncio.Task[UpstreamResponse]:
         task = self._inflight.get(key)
         if task is None:
             # Owned by the cache, not by the run that started it: the runs waiting for it may
             # end (deadline, client gone) without cancelling it for the others; it is bounded
             # by its own timeout and stores what it gets.
             task = asyncio.get_running_loop().create_task(
-                self._fetch_and_store(key, source, policy, url, headers, params),
-                name=f"bff-cache-fetch:{source.name}",
+                self._fetch_and_store(key, fetch), name=f"bff-cache-fetch:{fetch.source.name}"
             )
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
@@ -200,51 +214,36 @@ class PartCache:
             # it ended first) is not reported as "exception never retrieved".
             task.exception()
 
-    async def _fetch_and_store(
-        self,
-        key: str,
-        source: Source,
-        policy: CachePolicy,
-        url: str,
-        headers: Mapping[str, str],
-        params: Mapping[str, str],
-    ) -> UpstreamResponse:
+    async def _fetch_and_store(self, key: str, fetch: _Fetch) -> UpstreamResponse:
         async with asyncio.timeout(self._refresh_timeout):
             response = await self._transport.get(
-                url, headers=headers, time_left=self._refresh_timeout
+                fetch.url, headers=fetch.headers, time_left=self._refresh_timeout
             )
-        windows = _windows(policy, response)
+        windows = _windows(fetch.policy, response)
         if windows is not None:
             try:
-                source.decoder.decode(response.body)
+                fetch.source.decoder.decode(response.body)
             except (msgspec.ValidationError, msgspec.DecodeError):
                 return response  # not what the source declares: never stored
             ttl, swr, sie = windows
             entry = Entry(time.time(), ttl, swr, sie, response.body)
-            tags = [f"{name}={params[name]}" for name in source.param_names]
-            await self.store.set(key, _encode_entry(entry), ttl + max(swr, sie), tags)
+            await self.store.set(key, _encode_entry(entry), ttl + max(swr, sie), fetch.tags)
         return response
 
-    def _refresh_later(
-        self,
-        key: str,
-        source: Source,
-        policy: CachePolicy,
-        url: str,
-        headers: Mapping[str, str],
-        params: Mapping[str, str],
-    ) -> None:
+    def _refresh_later(self, key: str, fetch: _Fetch) -> None:
         if key in self._refreshing or key in self._inflight:
             return  # one refresh per key, not one per request that saw it stale
         self._refreshing.add(key)
-        fetch = self._shared_fetch(key, source, policy, url, headers, params)
+        shared = self._shared_fetch(key, fetch)
 
         def done(task: asyncio.Task[UpstreamResponse]) -> None:
             self._refreshing.discard(key)
             if not task.cancelled() and task.exception() is not None:
-                logger.info("background refresh of %s failed: %s", source.name, task.exception())
+                logger.info(
+                    "background refresh of %s failed: %s", fetch.source.name, task.exception()
+                )
 
-        fetch.add_done_callback(done)
+        shared.add_done_callback(done)
 
     async def aclose(self) -> None:
         tasks = list(self._inflight.values())

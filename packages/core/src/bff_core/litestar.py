@@ -137,20 +137,20 @@ def aggregate_route(
         gateway: Gateway = scope["app"].state.gateway
         if_none_match = _header(scope, b"if-none-match")
         store = None if gateway.cache is None else gateway.cache.store
-        key = ""
-        if store is not None:
-            values = aggregate.validate_params(query)
-            fields = aggregate.plan(query.get("fields")).reported
-            encoded = "&".join(f"{n}={quote(values[n], safe='')}" for n in param_names)
-            key = f"agg:{aggregate.name}:{view_shape}:{encoded}:{','.join(sorted(fields))}"
-            cached = await store.get(key)
-            if cached is not None:
-                return _body_response(cached, if_none_match, 'cache;desc="hit"')
-        result = await gateway.run(aggregate, query, fields=query.get("fields"))
+        if store is None:
+            result = await gateway.run(aggregate, query, fields=query.get("fields"))
+            return _body_response(encode(view(result)), if_none_match, result.server_timing())
+        values = aggregate.validate_params(query)
+        fields = aggregate.plan(query.get("fields")).reported
+        encoded = "&".join(f"{n}={quote(values[n], safe='')}" for n in param_names)
+        key = f"agg:{aggregate.name}:{view_shape}:{encoded}:{','.join(sorted(fields))}"
+        cached = await store.get(key)
+        if cached is not None:
+            return _body_response(cached, if_none_match, 'cache;desc="hit"')
+        result = await gateway.run(aggregate, values, fields=query.get("fields"))
         body = encode(view(result))
-        if store is not None and (fresh_for := result.fresh_for) > 0:
-            tags = [f"{n}={v}" for n, v in aggregate.validate_params(query).items()]
-            await store.set(key, body, fresh_for, tags)
+        if (fresh_for := result.fresh_for) > 0:
+            await store.set(key, body, fresh_for, [f"{n}={v}" for n, v in values.items()])
         return _body_response(body, if_none_match, result.server_timing())
 
     handler.__annotations__ = {"scope": Scope, "return": Response[view_type]}  # type: ignore[valid-type]
