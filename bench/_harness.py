@@ -103,12 +103,13 @@ class Target:
 
 _PRODUCT_PATH = f"/api/aggregated/product?id={PRODUCT_ID}"
 
-WEB_BFF = ServerSpec(
-    "web-bff",
-    lambda port: [
+
+def _bff_core_app(module: str) -> Callable[[int], list[str]]:
+    """The command line of an app served by bff-core's production server, one worker."""
+    return lambda port: [
         sys.executable,
         "-m",
-        "web_bff",
+        module,
         "--host",
         "127.0.0.1",
         "--port",
@@ -117,9 +118,10 @@ WEB_BFF = ServerSpec(
         "1",
         "--log-level",
         "warning",
-    ],
-    CACHE_OFF_ENV,
-)
+    ]
+
+
+WEB_BFF = ServerSpec("web-bff", _bff_core_app("web_bff"), CACHE_OFF_ENV)
 AIOHTTP = ServerSpec(
     "aiohttp",
     lambda port: [
@@ -138,23 +140,7 @@ FASTAPI_HTTPX = ServerSpec(
         str(port),
     ],
 )
-SCALING_APP = ServerSpec(
-    "scaling-app",
-    lambda port: [
-        sys.executable,
-        "-m",
-        "bench.scaling_app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--log-level",
-        "warning",
-    ],
-    CACHE_OFF_ENV,
-)
+SCALING_APP = ServerSpec("scaling-app", _bff_core_app("bench.scaling_app"), CACHE_OFF_ENV)
 
 CONTESTANTS: dict[str, Target] = {
     spec.name: Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS)
