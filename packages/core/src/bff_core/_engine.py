@@ -29,8 +29,7 @@ from ._cache import Answer, PartCache
 from ._declaration import Aggregate, Source
 from ._errors import AggregationFailed, DeclarationError, ResponseTooLarge, UpstreamUnavailable
 from ._outcome import AggregateResult, PartOutcome
-from ._settings import HttpClient, make_transport
-from ._transport import Transport, UpstreamResponse
+from ._transport import HttpClient, Transport, UpstreamResponse, make_transport
 
 if TYPE_CHECKING:
     from ._cache_store import CacheStore

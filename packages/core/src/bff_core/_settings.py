@@ -6,11 +6,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
-from ._transport import Transport
+from ._transport import HTTP_CLIENTS, HttpClient
 
 __all__ = ["GatewaySettings"]
 
@@ -19,9 +18,6 @@ DEFAULT_TIMEOUT_MS = 1000
 _MAX_TIMEOUT_MS = 10 * 60 * 1000
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-HttpClient: TypeAlias = Literal["pyreqwest", "aiohttp"]
-HTTP_CLIENTS: tuple[HttpClient, ...] = ("pyreqwest", "aiohttp")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,17 +140,3 @@ def _positive_int(variable: str, value: str, maximum: int) -> int:
     if not 0 < number <= maximum:
         raise ConfigurationError(variable, f"{number} is not between 1 and {maximum}")
     return number
-
-
-def make_transport(http_client: HttpClient) -> Transport:
-    """A new transport of the kind ``http_client`` names."""
-    from ._transport_aiohttp import AiohttpTransport
-
-    if http_client == "aiohttp":
-        return AiohttpTransport()
-    if http_client != "pyreqwest":
-        raise ValueError(f"http_client must be one of {', '.join(HTTP_CLIENTS)}")
-    from ._transport_pyreqwest import PyreqwestTransport
-
-    # aiohttp for the rare URL pyreqwest cannot send byte for byte (dot segments).
-    return PyreqwestTransport(fallback=AiohttpTransport())

@@ -15,17 +15,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
+    "HTTP_CLIENTS",
+    "HttpClient",
     "Transport",
     "UpstreamResponse",
+    "make_transport",
 ]
 
 #: Bodies above this are refused (``ResponseTooLarge``) rather than buffered: a runaway upstream
 #: must not be able to exhaust the gateway's memory.
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+
+#: The built-in transports a gateway can make by name (``BFF_HTTP_CLIENT``).
+HttpClient: TypeAlias = Literal["pyreqwest", "aiohttp"]
+HTTP_CLIENTS: tuple[HttpClient, ...] = ("pyreqwest", "aiohttp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +68,17 @@ class Transport(Protocol):
     async def aclose(self) -> None:
         """Release every connection. The transport is not used afterwards."""
         ...
+
+
+def make_transport(http_client: HttpClient) -> Transport:
+    """A new transport of the kind ``http_client`` names."""
+    from ._transport_aiohttp import AiohttpTransport
+
+    if http_client == "aiohttp":
+        return AiohttpTransport()
+    if http_client != "pyreqwest":
+        raise ValueError(f"http_client must be one of {', '.join(HTTP_CLIENTS)}")
+    from ._transport_pyreqwest import PyreqwestTransport
+
+    # aiohttp for the rare URL pyreqwest cannot send byte for byte (dot segments).
+    return PyreqwestTransport(fallback=AiohttpTransport())
