@@ -14,7 +14,9 @@ def test_exported_members() -> None:
         "AggregationFailed",
         "AiohttpTransport",
         "BFFError",
+        "BreakerPolicy",
         "CachePolicy",
+        "CircuitOpen",
         "ConfigurationError",
         "DeclarationError",
         "FailureReason",
@@ -29,12 +31,15 @@ def test_exported_members() -> None:
         "PyreqwestTransport",
         "RequestError",
         "ResponseTooLarge",
+        "RetryBudget",
+        "RetryPolicy",
         "Source",
         "StalePart",
         "Transport",
         "TransportError",
         "UnknownParts",
         "UpstreamResponse",
+        "UpstreamStatus",
         "UpstreamUnavailable",
         "part_errors",
         "problem_for",
@@ -61,7 +66,7 @@ def test_every_error_derives_from_one_base() -> None:
         if isinstance(getattr(bff_core, name), type)
         and issubclass(getattr(bff_core, name), Exception)
     ]
-    assert len(errors) == 10
+    assert len(errors) == 11
     assert all(issubclass(error, bff_core.BFFError) for error in errors)
 
 

@@ -14,6 +14,7 @@ from ._engine import Gateway
 from ._errors import (
     AggregationFailed,
     BFFError,
+    CircuitOpen,
     ConfigurationError,
     DeclarationError,
     InvalidParameter,
@@ -25,6 +26,7 @@ from ._errors import (
 )
 from ._outcome import AggregateResult, FailureReason, PartOutcome
 from ._report import PartError, Problem, StalePart, part_errors, problem_for, stale_parts
+from ._resilience import BreakerPolicy, RetryBudget, RetryPolicy, UpstreamStatus
 from ._settings import GatewaySettings
 from ._transport import DEFAULT_MAX_BODY_BYTES, Transport, UpstreamResponse
 from ._transport_aiohttp import AiohttpTransport
@@ -40,7 +42,9 @@ __all__ = [
     "AggregationFailed",
     "AiohttpTransport",
     "BFFError",
+    "BreakerPolicy",
     "CachePolicy",
+    "CircuitOpen",
     "ConfigurationError",
     "DeclarationError",
     "FailureReason",
@@ -55,12 +59,15 @@ __all__ = [
     "PyreqwestTransport",
     "RequestError",
     "ResponseTooLarge",
+    "RetryBudget",
+    "RetryPolicy",
     "Source",
     "StalePart",
     "Transport",
     "TransportError",
     "UnknownParts",
     "UpstreamResponse",
+    "UpstreamStatus",
     "UpstreamUnavailable",
     "part_errors",
     "problem_for",

@@ -7,8 +7,8 @@ Where a part's answer comes from, decided per request:
   refreshed in the background, once per key however many requests see it stale;
 - otherwise the upstream, through one *shared fetch* per key: identical requests in flight at
   the same moment in this instance wait for the same fetch (coalescing);
-- when that fetch fails (timeout, connection, 5xx) and an entry is within its stale-if-error
-  window: that entry, marked stale with its age.
+- when that fetch fails (timeout, connection, 5xx, the upstream's circuit breaker open) and
+  an entry is within its stale-if-error window: that entry, marked stale with its age.
 
 What is stored is the upstream's 200 body, as received, with its freshness, so every BFF view
 decodes it with its own type. Never stored: failures, ``no-store``/``no-cache`` answers, and
@@ -25,18 +25,23 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import msgspec
 
-from ._errors import ResponseTooLarge, UpstreamUnavailable
-from ._transport import Transport, UpstreamResponse
+from ._errors import CircuitOpen, ResponseTooLarge, UpstreamUnavailable
+from ._transport import UpstreamResponse
 
 if TYPE_CHECKING:
     from ._cache_store import CacheStore
     from ._declaration import Source
+
+#: How the cache sends a request: the gateway's resilient fetch (breaker, retries, hedges).
+Fetcher: TypeAlias = Callable[
+    ["Source", str, Mapping[str, str], float], Awaitable[UpstreamResponse]
+]
 
 __all__ = ["CachePolicy"]
 
@@ -133,9 +138,9 @@ class _Fetch:
 class PartCache:
     """The per-gateway machinery between the engine, the store and the transport."""
 
-    def __init__(self, store: CacheStore, transport: Transport, *, refresh_timeout: float) -> None:
+    def __init__(self, store: CacheStore, fetch: Fetcher, *, refresh_timeout: float) -> None:
         self.store = store
-        self._transport = transport
+        self._fetch = fetch
         self._refresh_timeout = refresh_timeout
         self._inflight: dict[str, asyncio.Task[UpstreamResponse]] = {}
         self._refreshing: set[str] = set()
@@ -157,7 +162,7 @@ class PartCache:
         """
         key = _key(source, policy, url, headers)
         if key is None:  # per-user data the policy does not allow to share
-            return Answer(await self._transport.get(url, headers=headers, time_left=time_left))
+            return Answer(await self._fetch(source, url, headers, time_left))
         started = time.monotonic()
         entry = await self._read(key)
         now = time.time()
@@ -174,7 +179,7 @@ class PartCache:
             # Leave a moment before the run's deadline to fall back on a stale entry.
             async with asyncio.timeout(max(remaining - 0.002, 0.0)):
                 response = await asyncio.shield(shared)
-        except (TimeoutError, UpstreamUnavailable, ResponseTooLarge):
+        except (TimeoutError, UpstreamUnavailable, ResponseTooLarge, CircuitOpen):
             stale = _stale_if_error(entry)
             if stale is None:
                 raise
@@ -216,8 +221,8 @@ class PartCache:
 
     async def _fetch_and_store(self, key: str, fetch: _Fetch) -> UpstreamResponse:
         async with asyncio.timeout(self._refresh_timeout):
-            response = await self._transport.get(
-                fetch.url, headers=fetch.headers, time_left=self._refresh_timeout
+            response = await self._fetch(
+                fetch.source, fetch.url, fetch.headers, self._refresh_timeout
             )
         windows = _windows(fetch.policy, response)
         if windows is not None:

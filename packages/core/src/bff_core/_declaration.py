@@ -19,6 +19,7 @@ import msgspec
 
 from ._cache import CachePolicy
 from ._errors import DeclarationError, InvalidParameter, UnknownParts
+from ._resilience import RetryPolicy
 
 __all__ = ["Aggregate", "Param", "Source"]
 
@@ -109,6 +110,15 @@ class Source:
             the aggregation's deadline applies either way.
         cache: how the part's answers may be cached (when the gateway has a cache); ``None``:
             never.
+        retry: how a failed request is retried (connection failures, 5xx), within the
+            deadline and the service's retry budget; ``None`` (the default): never.
+        hedge_after: seconds after which, if the upstream has not answered, a second
+            identical request is sent; the first good answer wins and the other request is
+            cancelled. Set it near the upstream's usual slow answer (its p95, say). ``None``
+            (the default): never.
+        idempotent: whether sending the request twice is harmless. ``GET`` is idempotent by
+            HTTP's rules; an upstream whose ``GET`` has side effects must say ``False``, and
+            then cannot declare ``retry`` or ``hedge_after``.
     """
 
     name: str
@@ -118,6 +128,9 @@ class Source:
     critical: bool = False
     timeout: float | None = None
     cache: CachePolicy | None = None
+    retry: RetryPolicy | None = None
+    hedge_after: float | None = None
+    idempotent: bool = True
     _placeholders: tuple[_Placeholder, ...] = field(init=False, repr=False, compare=False)
     _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
     decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False, compare=False)
@@ -137,6 +150,18 @@ class Source:
             raise DeclarationError(f"source {self.name!r}: path {self.path!r} must start with '/'")
         if self.timeout is not None and not self.timeout > 0:
             raise DeclarationError(f"source {self.name!r}: timeout must be positive")
+        if self.hedge_after is not None:
+            if not self.hedge_after > 0:
+                raise DeclarationError(f"source {self.name!r}: hedge_after must be positive")
+            if self.timeout is not None and self.hedge_after >= self.timeout:
+                raise DeclarationError(
+                    f"source {self.name!r}: hedge_after ({self.hedge_after} s) must be shorter "
+                    f"than its timeout ({self.timeout} s), or the hedge could never answer"
+                )
+        if not self.idempotent and (self.retry is not None or self.hedge_after is not None):
+            raise DeclarationError(
+                f"source {self.name!r} is not idempotent: it cannot be retried or hedged"
+            )
         if "#" in self.path:
             raise DeclarationError(f"source {self.name!r}: path must not contain a fragment")
         literals, placeholders = _parse_template(self.name, self.path)

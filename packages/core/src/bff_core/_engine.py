@@ -25,10 +25,27 @@ from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
 
+from ._aio import cancel_and_wait
 from ._cache import Answer, PartCache
 from ._declaration import Aggregate, Source
-from ._errors import AggregationFailed, DeclarationError, ResponseTooLarge, UpstreamUnavailable
+from ._errors import (
+    AggregationFailed,
+    CircuitOpen,
+    DeclarationError,
+    ResponseTooLarge,
+    UpstreamUnavailable,
+)
 from ._outcome import AggregateResult, PartOutcome
+from ._resilience import (
+    DEADLINE_HEADER,
+    DEFAULT_BREAKER,
+    DEFAULT_RETRY_BUDGET,
+    BreakerPolicy,
+    RetryBudget,
+    Upstreams,
+    UpstreamStatus,
+    breaker_policies,
+)
 from ._transport import HttpClient, Transport, UpstreamResponse, make_transport
 
 if TYPE_CHECKING:
@@ -56,6 +73,14 @@ class Gateway:
             :class:`GatewaySettings`.
         cache: where sources with a cache policy keep their answers (in-process or Redis);
             ``None``: nothing is cached. Closed by :meth:`aclose`.
+        breakers: the circuit breaker of each upstream service: one :class:`BreakerPolicy`
+            for every service (the default), a mapping from service name to policy (services
+            it leaves out get the default policy, services mapped to ``None`` get no breaker),
+            or ``None`` for no breakers at all.
+        retry_budget: how many retries and hedges each service may get on top of its
+            requests; ``None``: sources' retry and hedge declarations are not acted upon.
+        deadline_header: the request header that tells upstreams how many milliseconds are
+            left until the gateway stops waiting, or ``None`` not to send it.
     """
 
     def __init__(
@@ -67,6 +92,9 @@ class Gateway:
         transport: Transport | None = None,
         http_client: HttpClient = "pyreqwest",
         cache: CacheStore | None = None,
+        breakers: BreakerPolicy | Mapping[str, BreakerPolicy | None] | None = DEFAULT_BREAKER,
+        retry_budget: RetryBudget | None = DEFAULT_RETRY_BUDGET,
+        deadline_header: str | None = DEADLINE_HEADER,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -77,10 +105,19 @@ class Gateway:
             self.add(aggregate)
         self._owns_transport = transport is None
         self._transport = transport if transport is not None else make_transport(http_client)
+        #: breakers, retries, hedges: every upstream request goes through it
+        self.upstreams = Upstreams(
+            self._services,
+            self._transport,
+            cancellable=getattr(self._transport, "cancellable", None),
+            breakers=breaker_policies(self._services, breakers),
+            budget=retry_budget,
+            deadline_header=deadline_header,
+        )
         self.cache = (
             None
             if cache is None
-            else PartCache(cache, self._transport, refresh_timeout=self.timeout)
+            else PartCache(cache, self.upstreams.fetch, refresh_timeout=self.timeout)
         )
 
     @property
@@ -163,8 +200,17 @@ class Gateway:
         cache = "ok: disabled" if self.cache is None else await self.cache.store.check()
         return {"configuration": "ok", "cache": cache}
 
+    def upstream_status(self) -> dict[str, UpstreamStatus]:
+        """Each upstream service's breaker state, retries and hedges (``/readyz`` detail).
+
+        An open breaker does not make the gateway unready: it serves what it can without
+        that upstream, which is what the breaker is for.
+        """
+        return self.upstreams.status()
+
     async def aclose(self) -> None:
         """Close the cache, and the transport if the gateway created it."""
+        await self.upstreams.aclose()
         if self.cache is not None:
             await self.cache.aclose()
         if self._owns_transport:
@@ -263,9 +309,7 @@ class _Run:
                 source, source.cache, url, self.headers, self.values, part_deadline - now
             )
         else:
-            fetch = self.gateway._transport.get(
-                url, headers=self.headers, time_left=part_deadline - now
-            )
+            fetch = self.gateway.upstreams.fetch(source, url, self.headers, part_deadline - now)
         task: asyncio.Task[UpstreamResponse | Answer] = self.loop.create_task(
             fetch, name=source.task_name
         )
@@ -339,7 +383,7 @@ class _Run:
                 unfinished[task] = part
         self.running.clear()
         if unfinished:
-            await _cancel_all(unfinished)
+            await cancel_and_wait(unfinished)
         return list(unfinished.values())
 
 
@@ -354,7 +398,11 @@ def _outcome(part: _Part, task: asyncio.Task[UpstreamResponse | Answer]) -> Part
         )
     error = task.exception()
     if error is not None:
-        if isinstance(error, TimeoutError):  # the transport's client gave up by itself
+        if isinstance(error, CircuitOpen):
+            return PartOutcome(
+                source.name, reason="circuit_open", duration=duration, detail=str(error)
+            )
+        if isinstance(error, TimeoutError):  # the request's own deadline, or the client's
             return PartOutcome(source.name, reason="timeout", duration=duration, detail=str(error))
         if isinstance(error, UpstreamUnavailable):
             return PartOutcome(
@@ -415,22 +463,3 @@ def _outcome(part: _Part, task: asyncio.Task[UpstreamResponse | Answer]) -> Part
         age=age,
         fresh_for=fresh_for,
     )
-
-
-async def _cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
-    """Cancel ``tasks`` and wait until every one has really finished.
-
-    Waited for even when the caller is being cancelled itself (a client that went away): a
-    stray task must never outlive the request. The caller's cancellation is re-raised after.
-    """
-    pending = set(tasks)
-    for task in pending:
-        task.cancel()
-    cancelled = False
-    while pending:
-        try:
-            _, pending = await asyncio.wait(pending)
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError

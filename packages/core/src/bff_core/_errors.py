@@ -8,7 +8,8 @@
     │   └── UnknownParts        ``fields`` names parts the aggregate does not have
     ├── TransportError          raised by a Transport, turned into a part outcome by the engine
     │   ├── UpstreamUnavailable could not connect, connection refused or lost
-    │   └── ResponseTooLarge    the upstream's body is above the configured limit
+    │   ├── ResponseTooLarge    the upstream's body is above the configured limit
+    │   └── CircuitOpen         the upstream's circuit breaker is open: nothing was sent
     └── AggregationFailed       a critical part failed, so there is no answer (HTTP 404/502/504)
 
 Part failures of optional sources are *not* exceptions: they are outcomes in the
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AggregationFailed",
     "BFFError",
+    "CircuitOpen",
     "ConfigurationError",
     "DeclarationError",
     "InvalidParameter",
@@ -96,6 +98,18 @@ class ResponseTooLarge(TransportError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"response body larger than {limit} bytes")
         self.limit = limit
+
+
+class CircuitOpen(TransportError):
+    """The upstream service's circuit breaker is open: the request was not sent.
+
+    Raised by the gateway's resilience layer (never by a transport) while a service has failed
+    too often lately; the part's outcome is ``circuit_open``.
+    """
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"circuit breaker of upstream {service!r} is open: request not sent")
+        self.service = service
 
 
 class AggregationFailed(BFFError):

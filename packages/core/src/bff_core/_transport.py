@@ -9,6 +9,10 @@ Timeouts are *not* the transport's job: the engine wraps every call in an asynci
 cancels it. A transport must therefore be cancellation-safe (a cancelled ``get`` releases its
 connection) and must raise only :class:`UpstreamUnavailable` or :class:`ResponseTooLarge` for
 failures it can name; anything else escaping it is a bug in the adapter.
+
+A transport whose library cannot stop a cancelled request (pyreqwest) may offer, as a
+``cancellable`` attribute, another transport that can; hedged requests, whose loser is
+cancelled, are sent through that one.
 """
 
 from __future__ import annotations

@@ -201,6 +201,15 @@ class PyreqwestTransport:
             chunks.append(bytes(chunk))
         return b"".join(chunks)
 
+    @property
+    def cancellable(self) -> Transport | None:
+        """A transport whose cancelled requests really stop: the ``fallback``, if any.
+
+        The gateway sends hedged requests through it, so the losing request of a hedge ends
+        when it is cancelled instead of running on in Rust until its timeout.
+        """
+        return self._fallback
+
     async def aclose(self) -> None:
         self._closed = True
         if self._owns_client and self._client is not None:

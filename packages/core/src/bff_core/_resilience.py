@@ -1,0 +1,711 @@
+"""Between the engine and the transport: circuit breakers, retries, hedges and deadlines.
+
+Every upstream request the gateway sends goes through :meth:`Upstreams.fetch`, whether the
+engine asks for it directly or the cache does (a miss, a background refresh). Per request:
+
+- the time left until the request's deadline travels to the upstream in a header
+  (``x-request-timeout-ms`` by default), so it can give up when nobody waits any more;
+- the request ends at its deadline with :class:`TimeoutError` (its own timer, 1 ms before the
+  engine's, so a timeout is seen *inside* the breaker and counts as a failure there);
+- each upstream *service* has a circuit breaker (pybreaker's, driven with ``calling()`` around
+  the await). After ``failures`` consecutive failures of the declared kinds it opens: requests
+  fail at once with :class:`CircuitOpen` and nothing is sent. After ``reset_timeout`` one trial
+  request is let through, alone, and decides: success closes the breaker, failure opens it for
+  another ``reset_timeout``. The trial belongs to the breaker, not to the request that started
+  it, so a request that ends early (its aggregate failed, its client left) does not cancel the
+  trial; a request cancelled for such reasons counts neither as failure nor as success;
+- a source that declares a :class:`RetryPolicy` is retried on the declared failures, after a
+  jittered exponential backoff, never past its deadline and only while the service's retry
+  budget allows (:class:`RetryBudget`: about 10 % extra requests at most);
+- a source that declares ``hedge_after`` gets a second request when the first has not answered
+  by then (from the same budget); the first good answer wins and the other is cancelled.
+
+Breaker transitions are logged (a warning when one opens) and can be shared between instances
+(``_breaker_share``); retries and hedges are counted per service, logged as a summary at most
+every 10 s per service, and shown by :meth:`Upstreams.status` (the ``/readyz`` detail).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import msgspec
+import pybreaker
+
+from ._aio import cancel_and_wait
+from ._errors import CircuitOpen, DeclarationError, UpstreamUnavailable
+from ._transport import Transport, UpstreamResponse
+
+if TYPE_CHECKING:
+    from ._declaration import Source
+
+__all__ = [
+    "BreakerPolicy",
+    "BreakerState",
+    "RetryBudget",
+    "RetryPolicy",
+    "UpstreamStatus",
+    "Upstreams",
+]
+
+logger = logging.getLogger("bff_core.resilience")
+
+#: What can count as a breaker failure, or be retried.
+FailureKind: TypeAlias = Literal["timeout", "unavailable", "5xx", "429"]
+_FAILURE_KINDS: tuple[FailureKind, ...] = ("timeout", "unavailable", "5xx", "429")
+BreakerState: TypeAlias = Literal["closed", "open", "half-open"]
+
+#: The default name of the header that carries the time left to an upstream.
+DEADLINE_HEADER = "x-request-timeout-ms"
+
+#: A request's own timer fires this much before the engine's deadline, so the timeout is seen
+#: by the breaker (as a TimeoutError) rather than as a cancellation from outside.
+_EARLY = 0.001
+#: A retry or hedge is not sent with less time left than this: it could not answer anyway.
+_MIN_ATTEMPT = 0.005
+#: The shortest interval between two summary log lines for one service.
+_SUMMARY_EVERY = 10.0
+
+
+def _kinds(owner: str, name: str, kinds: Iterable[str], allowed: tuple[str, ...]) -> frozenset[str]:
+    if isinstance(kinds, str):
+        raise DeclarationError(f"{owner}.{name} must be a collection of names, not a string")
+    chosen = frozenset(kinds)
+    unknown = sorted(chosen - set(allowed))
+    if unknown:
+        raise DeclarationError(
+            f"{owner}.{name}: unknown {', '.join(map(repr, unknown))}; "
+            f"choose among {', '.join(allowed)}"
+        )
+    return chosen
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerPolicy:
+    """When an upstream service's circuit breaker opens, and for how long.
+
+    Args:
+        failures: consecutive failures that open the breaker.
+        reset_timeout: seconds the breaker stays open before one trial request decides.
+        counts: which outcomes are failures: ``"timeout"`` (no answer by the deadline),
+            ``"unavailable"`` (no connection, connection lost), ``"5xx"`` (an answer with a
+            5xx status), ``"429"`` (Too Many Requests). Anything else, a 404 included, is an
+            answer: it counts as a success.
+    """
+
+    failures: int = 5
+    reset_timeout: float = 10.0
+    counts: frozenset[str] = frozenset({"timeout", "unavailable", "5xx"})
+
+    def __post_init__(self) -> None:
+        if self.failures < 1:
+            raise DeclarationError(
+                f"BreakerPolicy.failures must be at least 1, not {self.failures}"
+            )
+        if not self.reset_timeout > 0:
+            raise DeclarationError(
+                f"BreakerPolicy.reset_timeout must be positive, not {self.reset_timeout}"
+            )
+        counts = _kinds("BreakerPolicy", "counts", self.counts, _FAILURE_KINDS)
+        if not counts:
+            raise DeclarationError("BreakerPolicy.counts must name at least one outcome")
+        object.__setattr__(self, "counts", counts)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How a source's failed request is retried (only idempotent sources may declare one).
+
+    Args:
+        attempts: requests in all, the first included (2 to 5).
+        backoff: seconds; the n-th retry waits a random time between 0 and
+            ``backoff * 2**(n-1)`` ("full jitter"), at most ``max_backoff``.
+        max_backoff: the longest wait before a retry.
+        on: which failures are retried: ``"unavailable"`` (no connection, connection lost),
+            ``"5xx"`` (502, 503, 504 and every other 5xx status), ``"429"``. Timeouts are not
+            retried: the time is spent (declare ``hedge_after`` for slow answers instead).
+
+    A retry is only sent when it can still answer before the deadline and when the service's
+    :class:`RetryBudget` allows it.
+    """
+
+    attempts: int = 2
+    backoff: float = 0.025
+    max_backoff: float = 0.25
+    on: frozenset[str] = frozenset({"unavailable", "5xx"})
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.attempts <= 5:
+            raise DeclarationError(f"RetryPolicy.attempts must be 2 to 5, not {self.attempts}")
+        if self.backoff < 0 or self.max_backoff < 0:
+            raise DeclarationError("RetryPolicy backoff times must not be negative")
+        on = _kinds("RetryPolicy", "on", self.on, ("unavailable", "5xx", "429"))
+        if not on:
+            raise DeclarationError("RetryPolicy.on must name at least one failure")
+        object.__setattr__(self, "on", on)
+
+    def delay(self, retry: int) -> float:
+        """The (random) wait before the ``retry``-th retry, 1 for the first."""
+        return random.uniform(0.0, min(self.max_backoff, self.backoff * 2 ** (retry - 1)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryBudget:
+    """How many retries and hedges a service may get, relative to its requests.
+
+    Each request that is not itself a retry or a hedge earns the service ``ratio`` of a token;
+    a retry or hedge spends one. At most ``burst`` tokens are kept (and a new gateway starts
+    with that many), so however long it ran healthy, a service that starts failing gets at
+    most ``burst`` extra requests at once, then about ``ratio`` times its requests.
+    """
+
+    ratio: float = 0.1
+    burst: int = 10
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ratio <= 1:
+            raise DeclarationError(f"RetryBudget.ratio must be between 0 and 1, not {self.ratio}")
+        if self.burst < 0:
+            raise DeclarationError(f"RetryBudget.burst must not be negative, not {self.burst}")
+
+
+DEFAULT_BREAKER = BreakerPolicy()
+DEFAULT_RETRY_BUDGET = RetryBudget()
+
+
+class UpstreamStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``/readyz`` shows of one upstream service (counts since start-up)."""
+
+    breaker: BreakerState | Literal["none"]
+    #: consecutive failures counted by the breaker so far
+    failures: int
+    #: seconds until an open breaker lets a trial request through
+    opens_for: float | None = None
+    requests: int
+    retries: int
+    hedges: int
+    #: hedges whose answer came first
+    hedges_won: int
+    #: retries and hedges not sent because the budget was spent
+    over_budget: int
+    #: requests refused at once because the breaker was open
+    refused: int
+    #: tokens left in the retry budget
+    budget: float
+
+
+@dataclass(slots=True, eq=False)
+class _Upstream:
+    """One service's breaker, budget and counters."""
+
+    name: str
+    breaker: pybreaker.CircuitBreaker | None
+    storage: pybreaker.CircuitMemoryStorage | None
+    budget: RetryBudget | None
+    tokens: float = 0.0
+    trial: asyncio.Task[UpstreamResponse] | None = None
+    #: set while a transition received from a peer instance is applied (not published again)
+    applying_peer: bool = False
+    requests: int = 0
+    retries: int = 0
+    hedges: int = 0
+    hedges_won: int = 0
+    over_budget: int = 0
+    refused: int = 0
+    logged: dict[str, int] = field(default_factory=dict)
+    logged_at: float = 0.0
+
+    def earn(self) -> None:
+        self.requests += 1
+        budget = self.budget
+        if budget is not None and self.tokens < budget.burst:
+            self.tokens = min(self.tokens + budget.ratio, budget.burst)
+
+    def spend(self) -> bool:
+        if self.budget is None or self.tokens < 1.0:
+            self.over_budget += 1
+            return False
+        self.tokens -= 1.0
+        return True
+
+    def cooling(self) -> bool:
+        """Open, and its reset timeout has not elapsed: refuse without trying."""
+        assert self.breaker is not None and self.storage is not None
+        opened_at = self.storage.opened_at
+        return opened_at is not None and time.time() < (
+            opened_at.timestamp() + self.breaker.reset_timeout
+        )
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "retries": self.retries,
+            "hedges": self.hedges,
+            "hedges won": self.hedges_won,
+            "over budget": self.over_budget,
+            "refused by the open breaker": self.refused,
+        }
+
+    def maybe_log_summary(self) -> None:
+        """Log what changed since the last summary, at most every 10 s."""
+        now = time.monotonic()
+        if now - self.logged_at < _SUMMARY_EVERY:
+            return
+        counters = self.counters()
+        changes = [
+            f"{value - self.logged.get(name, 0)} {name}"
+            for name, value in counters.items()
+            if value != self.logged.get(name, 0)
+        ]
+        if changes:
+            since = "start-up" if not self.logged_at else f"{now - self.logged_at:.0f} s"
+            logger.info(
+                "upstream %s, since %s: %s (of %d requests)",
+                self.name,
+                since,
+                ", ".join(changes),
+                self.requests,
+            )
+        self.logged = counters
+        self.logged_at = now
+
+
+class _Counted(Exception):
+    """An answer the breaker must count as a failure (a 5xx, a 429): raised inside
+    ``calling()`` so pybreaker sees it, and turned back into the answer outside."""
+
+    def __init__(self, response: UpstreamResponse) -> None:
+        super().__init__(f"upstream answered {response.status}")
+        self.response = response
+
+
+class _Expiry:
+    """A request's own deadline timer: cancels the request's task, and remembers it did."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+
+#: Called with (service, new state, when it opened (wall clock) or None) on local transitions.
+TransitionHook: TypeAlias = Callable[[str, BreakerState, "float | None"], None]
+
+
+class Upstreams:
+    """The resilient way to every upstream service of one gateway.
+
+    Args:
+        services: the names of the services.
+        transport: how requests are sent.
+        cancellable: the transport hedged sources use: one whose cancelled request really
+            stops (the losing request of a hedge is cancelled). Defaults to ``transport``.
+        breakers: the breaker policy of each service (:func:`breaker_policies`); a service
+            mapped to ``None`` has no breaker.
+        budget: the retry budget of each service; ``None``: no retries and no hedges.
+        deadline_header: the request header that carries the milliseconds left, or ``None``.
+    """
+
+    def __init__(
+        self,
+        services: Iterable[str],
+        transport: Transport,
+        *,
+        cancellable: Transport | None = None,
+        breakers: Mapping[str, BreakerPolicy | None],
+        budget: RetryBudget | None,
+        deadline_header: str | None = DEADLINE_HEADER,
+    ) -> None:
+        self._transport = transport
+        self._cancellable = cancellable if cancellable is not None else transport
+        self._deadline_header = deadline_header.lower() if deadline_header else None
+        self._hooks: list[TransitionHook] = []
+        self._upstreams: dict[str, _Upstream] = {}
+        for name in services:
+            policy = breakers.get(name)
+            breaker = storage = None
+            if policy is not None:
+                storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+                counts = policy.counts
+                breaker = pybreaker.CircuitBreaker(
+                    fail_max=policy.failures,
+                    reset_timeout=policy.reset_timeout,
+                    # Only what the policy declares counts; pybreaker treats every other
+                    # exception (a cancellation from outside, say) as a success.
+                    exclude=[lambda exc, counts=counts: not _counts(exc, counts)],
+                    state_storage=storage,
+                    name=name,
+                    # Keep our own exception when it trips: the caller reports the real failure.
+                    throw_new_error_on_trip=False,
+                )
+            upstream = _Upstream(
+                name, breaker, storage, budget, tokens=float(budget.burst) if budget else 0.0
+            )
+            if breaker is not None:
+                breaker.add_listener(_Transitions(self, upstream))
+            self._upstreams[name] = upstream
+
+    @property
+    def deadline_header(self) -> str | None:
+        return self._deadline_header
+
+    def on_transition(self, hook: TransitionHook) -> None:
+        """Call ``hook`` on every breaker transition this instance makes itself."""
+        self._hooks.append(hook)
+
+    async def fetch(
+        self, source: Source, url: str, headers: Mapping[str, str], time_left: float
+    ) -> UpstreamResponse:
+        """``GET url`` for ``source``, within ``time_left`` seconds, with its declared
+        resilience. Raises :class:`CircuitOpen`, :class:`TimeoutError` or what the transport
+        raises; an answer with an error status is returned, after any retries."""
+        upstream = self._upstreams[source.service]
+        upstream.earn()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + time_left
+        retry = source.retry
+        if retry is None and source.hedge_after is None:
+            return await self._guarded(upstream, self._transport, url, headers, deadline)
+        attempt = 1
+        while True:
+            failure: UpstreamResponse | UpstreamUnavailable
+            try:
+                if source.hedge_after is None:
+                    response = await self._guarded(
+                        upstream, self._transport, url, headers, deadline
+                    )
+                else:
+                    response = await self._hedged(
+                        upstream, source.hedge_after, url, headers, deadline
+                    )
+            except UpstreamUnavailable as exc:
+                if retry is None or "unavailable" not in retry.on:
+                    raise
+                failure = exc
+            else:
+                if retry is None or not _retried_status(response.status, retry.on):
+                    return response
+                failure = response
+            if attempt >= retry.attempts:
+                return _give_up(failure)
+            delay = retry.delay(attempt)
+            if loop.time() + delay + _MIN_ATTEMPT >= deadline:
+                logger.debug("%s: no retry, the deadline is too close", source.name)
+                return _give_up(failure)
+            if not upstream.spend():
+                upstream.maybe_log_summary()
+                return _give_up(failure)
+            upstream.retries += 1
+            logger.debug(
+                "%s: retry %d in %.0f ms after %s",
+                source.name,
+                attempt,
+                delay * 1000,
+                _describe(failure),
+            )
+            upstream.maybe_log_summary()
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _hedged(
+        self,
+        upstream: _Upstream,
+        hedge_after: float,
+        url: str,
+        headers: Mapping[str, str],
+        deadline: float,
+    ) -> UpstreamResponse:
+        loop = asyncio.get_running_loop()
+        transport = self._cancellable
+        first = loop.create_task(self._guarded(upstream, transport, url, headers, deadline))
+        pending: set[asyncio.Task[UpstreamResponse]] = {first}
+        try:
+            await asyncio.wait(pending, timeout=hedge_after)
+            if first.done():
+                return first.result()
+            if loop.time() + _MIN_ATTEMPT >= deadline or not upstream.spend():
+                upstream.maybe_log_summary()
+                return await first
+            upstream.hedges += 1
+            logger.debug("%s: no answer after %.0f ms, hedging", upstream.name, hedge_after * 1000)
+            second = loop.create_task(self._guarded(upstream, transport, url, headers, deadline))
+            pending.add(second)
+            last: asyncio.Task[UpstreamResponse] = first
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in sorted(done, key=lambda t: t is second):
+                    last = task
+                    if task.exception() is None and task.result().status < 500:
+                        if task is second:
+                            upstream.hedges_won += 1
+                        upstream.maybe_log_summary()
+                        return task.result()
+            # Both failed: report the one that failed last.
+            return last.result()
+        finally:
+            unfinished = [task for task in pending if not task.done()]
+            if unfinished:
+                await cancel_and_wait(unfinished)
+
+    async def _guarded(
+        self,
+        upstream: _Upstream,
+        transport: Transport,
+        url: str,
+        headers: Mapping[str, str],
+        deadline: float,
+    ) -> UpstreamResponse:
+        """One request, through the service's breaker."""
+        breaker = upstream.breaker
+        if breaker is None:
+            return await self._send(transport, url, headers, deadline)
+        if breaker.current_state != pybreaker.STATE_CLOSED:
+            if upstream.trial is not None or upstream.cooling():
+                upstream.refused += 1
+                upstream.maybe_log_summary()
+                raise CircuitOpen(upstream.name)
+            # Time for the one trial request. It is the breaker's, not this caller's: a
+            # caller that stops waiting (its run failed, its client left) must not cancel it.
+            trial = asyncio.get_running_loop().create_task(
+                self._call(upstream, transport, url, headers, deadline),
+                name=f"bff-breaker-trial:{upstream.name}",
+            )
+            upstream.trial = trial
+            trial.add_done_callback(lambda done: _trial_done(upstream, done))
+            return await asyncio.shield(trial)
+        return await self._call(upstream, transport, url, headers, deadline)
+
+    async def _call(
+        self,
+        upstream: _Upstream,
+        transport: Transport,
+        url: str,
+        headers: Mapping[str, str],
+        deadline: float,
+    ) -> UpstreamResponse:
+        breaker = upstream.breaker
+        assert breaker is not None
+        try:
+            # pybreaker is synchronous: its calling() context manager around the await, never
+            # its Tornado call_async. Failures are what escapes the block; an answer that must
+            # count (5xx, 429) is raised as _Counted inside and returned outside.
+            with breaker.calling():
+                response = await self._send(transport, url, headers, deadline)
+                status = response.status
+                if status >= 500 or status == 429:
+                    raise _Counted(response)
+        except _Counted as counted:
+            return counted.response
+        except pybreaker.CircuitBreakerError:
+            upstream.refused += 1
+            raise CircuitOpen(upstream.name) from None
+        return response
+
+    async def _send(
+        self, transport: Transport, url: str, headers: Mapping[str, str], deadline: float
+    ) -> UpstreamResponse:
+        """The request itself, ended by its own timer at ``deadline``."""
+        loop = asyncio.get_running_loop()
+        time_left = deadline - loop.time()
+        if time_left <= _EARLY:
+            raise TimeoutError("no time left to send the request")
+        if self._deadline_header is not None:
+            headers = {**headers, self._deadline_header: str(int(time_left * 1000))}
+        task = asyncio.current_task()
+        assert task is not None
+        expiry = _Expiry(task)
+        timer = loop.call_at(deadline - _EARLY, expiry)
+        try:
+            return await transport.get(url, headers=headers, time_left=time_left)
+        except asyncio.CancelledError:
+            if expiry.fired and task.uncancel() == 0:
+                raise TimeoutError(f"no answer within {time_left * 1000:.0f} ms") from None
+            raise
+        finally:
+            timer.cancel()
+
+    def status(self) -> dict[str, UpstreamStatus]:
+        """Every service's breaker state and counters, for ``/readyz``."""
+        statuses = {}
+        for name, upstream in self._upstreams.items():
+            breaker, storage = upstream.breaker, upstream.storage
+            state: BreakerState | Literal["none"] = "none"
+            opens_for = None
+            failures = 0
+            if breaker is not None and storage is not None:
+                state = _state(breaker.current_state)
+                failures = storage.counter
+                if state == "open" and storage.opened_at is not None:
+                    opens_for = round(
+                        max(storage.opened_at.timestamp() + breaker.reset_timeout - time.time(), 0),
+                        3,
+                    )
+            statuses[name] = UpstreamStatus(
+                breaker=state,
+                failures=failures,
+                opens_for=opens_for,
+                requests=upstream.requests,
+                retries=upstream.retries,
+                hedges=upstream.hedges,
+                hedges_won=upstream.hedges_won,
+                over_budget=upstream.over_budget,
+                refused=upstream.refused,
+                budget=round(upstream.tokens, 2),
+            )
+        return statuses
+
+    def apply_peer_transition(
+        self, service: str, state: BreakerState, opened_at: float | None
+    ) -> bool:
+        """Apply a transition another instance made; return whether anything changed here.
+
+        An ``open`` sets this instance's breaker open since ``opened_at`` (wall clock), so it
+        lets its own trial through when the peer's reset timeout ends; ``closed`` closes it.
+        """
+        upstream = self._upstreams.get(service)
+        if upstream is None or upstream.breaker is None or upstream.storage is None:
+            return False
+        breaker, storage = upstream.breaker, upstream.storage
+        current = breaker.current_state
+        upstream.applying_peer = True
+        try:
+            if state == "open" and opened_at is not None:
+                when = datetime.fromtimestamp(opened_at, UTC)
+                if current == pybreaker.STATE_OPEN and (
+                    storage.opened_at is not None and storage.opened_at >= when
+                ):
+                    return False
+                if current != pybreaker.STATE_OPEN:
+                    breaker.open()
+                storage.opened_at = when
+                return True
+            if state == "closed" and current != pybreaker.STATE_CLOSED:
+                breaker.close()
+                return True
+            return False
+        finally:
+            upstream.applying_peer = False
+
+    def _transition(self, upstream: _Upstream, old: str | None, new: str) -> None:
+        state = _state(new)
+        storage = upstream.storage
+        opened_at = None
+        if state == "open" and storage is not None and storage.opened_at is not None:
+            opened_at = storage.opened_at.timestamp()
+        origin = " (as a peer instance said)" if upstream.applying_peer else ""
+        if state == "open":
+            assert upstream.breaker is not None
+            logger.warning(
+                "circuit breaker of upstream %s opened%s: requests to it fail at once for %g s",
+                upstream.name,
+                origin,
+                upstream.breaker.reset_timeout,
+            )
+        elif state == "half-open":
+            logger.info(
+                "circuit breaker of upstream %s half-open: one trial request", upstream.name
+            )
+        else:
+            logger.info("circuit breaker of upstream %s closed%s", upstream.name, origin)
+        if upstream.applying_peer:
+            return
+        for hook in self._hooks:
+            try:
+                hook(upstream.name, state, opened_at)
+            except Exception:
+                logger.exception("breaker transition hook failed")
+
+    async def aclose(self) -> None:
+        """Cancel trial requests still running."""
+        trials = [u.trial for u in self._upstreams.values() if u.trial is not None]
+        if trials:
+            await cancel_and_wait(trials)
+
+
+class _Transitions(pybreaker.CircuitBreakerListener):
+    def __init__(self, upstreams: Upstreams, upstream: _Upstream) -> None:
+        self._upstreams = upstreams
+        self._upstream = upstream
+
+    def state_change(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        old_state: pybreaker.CircuitBreakerState | None,
+        new_state: pybreaker.CircuitBreakerState,
+    ) -> None:
+        self._upstreams._transition(
+            self._upstream, None if old_state is None else old_state.name, new_state.name
+        )
+
+
+def _trial_done(upstream: _Upstream, task: asyncio.Task[UpstreamResponse]) -> None:
+    upstream.trial = None
+    if not task.cancelled():
+        task.exception()  # retrieved: the caller may have stopped waiting for it
+
+
+def _counts(exc: BaseException, counts: frozenset[str]) -> bool:
+    """Whether the breaker counts ``exc`` (escaping a request) as a failure."""
+    if isinstance(exc, _Counted):
+        status = exc.response.status
+        return ("5xx" in counts and status >= 500) or ("429" in counts and status == 429)
+    if isinstance(exc, TimeoutError):
+        return "timeout" in counts
+    if isinstance(exc, UpstreamUnavailable):
+        return "unavailable" in counts
+    return False
+
+
+def _retried_status(status: int, on: frozenset[str]) -> bool:
+    return (status >= 500 and "5xx" in on) or (status == 429 and "429" in on)
+
+
+def _give_up(failure: UpstreamResponse | UpstreamUnavailable) -> UpstreamResponse:
+    if isinstance(failure, UpstreamResponse):
+        return failure
+    raise failure
+
+
+def _describe(failure: UpstreamResponse | UpstreamUnavailable) -> str:
+    if isinstance(failure, UpstreamResponse):
+        return f"status {failure.status}"
+    return str(failure)
+
+
+def _state(name: str) -> BreakerState:
+    if name == pybreaker.STATE_OPEN:
+        return "open"
+    if name == pybreaker.STATE_HALF_OPEN:
+        return "half-open"
+    return "closed"
+
+
+def breaker_policies(
+    services: Iterable[str],
+    breakers: BreakerPolicy | Mapping[str, BreakerPolicy | None] | None,
+) -> dict[str, BreakerPolicy | None]:
+    """The breaker policy of every service: one for all, per service (others get the default
+    :class:`BreakerPolicy`), or none at all. A mapping naming unknown services is refused."""
+    names = list(services)
+    if breakers is None:
+        return dict.fromkeys(names)
+    if isinstance(breakers, BreakerPolicy):
+        return dict.fromkeys(names, breakers)
+    unknown = sorted(set(breakers) - set(names))
+    if unknown:
+        raise DeclarationError(
+            f"breakers declared for unknown service(s) {', '.join(unknown)} "
+            f"(services: {', '.join(sorted(names)) or 'none'})"
+        )
+    return {name: breakers.get(name, DEFAULT_BREAKER) for name in names}
