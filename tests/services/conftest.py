@@ -53,9 +53,19 @@ class Upstreams:
 
 
 def bff_env(upstreams_url: str, **extra: str) -> dict[str, str]:
-    """The BFF's environment: these upstreams, and the cache off unless ``extra`` turns it on
-    (the contract tests count upstream calls; tests/services/test_cache.py covers the cache)."""
-    return {**dict.fromkeys(URL_VARIABLES.values(), upstreams_url), "BFF_CACHE": "off", **extra}
+    """The BFF's environment: these upstreams, with the cache and the circuit breakers off
+    unless ``extra`` turns them on.
+
+    The contract tests count upstream calls and inject one fault after another into the same
+    BFF: with breakers on, the fifth failure of a service would open its breaker and change
+    the next tests' outcomes to ``circuit_open``. tests/services/test_cache.py covers the
+    cache, tests/services/test_resilience.py the breakers."""
+    return {
+        **dict.fromkeys(URL_VARIABLES.values(), upstreams_url),
+        "BFF_CACHE": "off",
+        "BFF_BREAKER": "off",
+        **extra,
+    }
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Self
 import msgspec
 
 from ._aio import cancel_and_wait
+from ._breaker_share import BreakerShare
 from ._cache import Answer, PartCache
 from ._declaration import Aggregate, Source
 from ._errors import (
@@ -81,6 +82,10 @@ class Gateway:
             requests; ``None``: sources' retry and hedge declarations are not acted upon.
         deadline_header: the request header that tells upstreams how many milliseconds are
             left until the gateway stops waiting, or ``None`` not to send it.
+        share_breakers: a Redis URL through which the breakers are shared with every other
+            instance using the same ``share_namespace``: when one opens here, it opens there
+            too (see ``_breaker_share``). Active between :meth:`start` and :meth:`aclose`.
+            ``None``: this instance's breakers are its own.
     """
 
     def __init__(
@@ -95,6 +100,8 @@ class Gateway:
         breakers: BreakerPolicy | Mapping[str, BreakerPolicy | None] | None = DEFAULT_BREAKER,
         retry_budget: RetryBudget | None = DEFAULT_RETRY_BUDGET,
         deadline_header: str | None = DEADLINE_HEADER,
+        share_breakers: str | None = None,
+        share_namespace: str = "bff",
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -113,6 +120,11 @@ class Gateway:
             breakers=breaker_policies(self._services, breakers),
             budget=retry_budget,
             deadline_header=deadline_header,
+        )
+        self._breaker_share = (
+            None
+            if share_breakers is None or breakers is None
+            else BreakerShare(share_breakers, namespace=share_namespace, upstreams=self.upstreams)
         )
         self.cache = (
             None
@@ -195,6 +207,20 @@ class Gateway:
         parts = {s.name: outcomes[s.name] for s in plan.sources if s.name in reported}
         return AggregateResult(aggregate.name, parts, perf_counter() - run.began)
 
+    async def start(self) -> None:
+        """Start the gateway's background work: sharing breaker state, when configured.
+
+        ``async with Gateway(...)`` calls it; so does the Litestar plugin at start-up.
+        """
+        if self._breaker_share is not None:
+            self._breaker_share.start()
+
+    def breaker_sharing(self) -> str:
+        """How breaker state is shared right now (``/readyz`` detail)."""
+        if self._breaker_share is None:
+            return "this instance only (not shared)"
+        return self._breaker_share.describe()
+
     async def readiness(self) -> dict[str, str]:
         """Named checks for ``/readyz``; a value starting with ``ok`` means the check passed."""
         cache = "ok: disabled" if self.cache is None else await self.cache.store.check()
@@ -210,6 +236,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Close the cache, and the transport if the gateway created it."""
+        if self._breaker_share is not None:
+            await self._breaker_share.aclose()
         await self.upstreams.aclose()
         if self.cache is not None:
             await self.cache.aclose()
@@ -217,6 +245,7 @@ class Gateway:
             await self._transport.aclose()
 
     async def __aenter__(self) -> Self:
+        await self.start()
         return self
 
     async def __aexit__(

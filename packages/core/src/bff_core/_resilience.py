@@ -581,6 +581,8 @@ class Upstreams:
         upstream.applying_peer = True
         try:
             if state == "open" and opened_at is not None:
+                if opened_at + breaker.reset_timeout <= time.time():
+                    return False  # that opening is over: trial requests decide now
                 when = datetime.fromtimestamp(opened_at, UTC)
                 if current == pybreaker.STATE_OPEN and (
                     storage.opened_at is not None and storage.opened_at >= when

@@ -45,6 +45,15 @@ class GatewaySettings:
     cache_max_entries: int = 10_000
     #: BFF_ADMIN_TOKEN: bearer token of the admin endpoints; unset: they are disabled
     admin_token: str | None = None
+    #: BFF_BREAKER: a circuit breaker per upstream service (shared through Redis if any)
+    breakers: bool = True
+    #: BFF_BREAKER_FAILURES: consecutive failures that open a breaker (default: the policy's)
+    breaker_failures: int | None = None
+    #: BFF_BREAKER_RESET_MS: how long an open breaker refuses before a trial (default: policy's)
+    breaker_reset: float | None = None
+    #: BFF_RETRY_BUDGET_PERCENT: retries and hedges allowed, in percent of each service's
+    #: requests; 0 turns retries and hedges off
+    retry_budget_percent: int = 10
 
     @classmethod
     def from_env(
@@ -78,9 +87,7 @@ class GatewaySettings:
             raise ConfigurationError(
                 "BFF_HTTP_CLIENT", f"{http_client!r} is not one of {', '.join(HTTP_CLIENTS)}"
             )
-        cache = env.get("BFF_CACHE", "on").strip().lower()
-        if cache not in ("on", "off"):
-            raise ConfigurationError("BFF_CACHE", f"{cache!r} is not 'on' or 'off'")
+        cache = "on" if _on_off("BFF_CACHE", env.get("BFF_CACHE", "on")) else "off"
         namespace = env.get("BFF_CACHE_NAMESPACE", "").strip() or None
         if namespace is not None and not _NAMESPACE.fullmatch(namespace):
             raise ConfigurationError(
@@ -93,6 +100,29 @@ class GatewaySettings:
         admin_token = env.get("BFF_ADMIN_TOKEN") or None
         if admin_token is not None and len(admin_token) < 16:
             raise ConfigurationError("BFF_ADMIN_TOKEN", "must be at least 16 characters")
+        breakers = _on_off("BFF_BREAKER", env.get("BFF_BREAKER", "on"))
+        breaker_failures = (
+            _positive_int("BFF_BREAKER_FAILURES", env["BFF_BREAKER_FAILURES"], 1000)
+            if env.get("BFF_BREAKER_FAILURES")
+            else None
+        )
+        breaker_reset = (
+            _positive_int("BFF_BREAKER_RESET_MS", env["BFF_BREAKER_RESET_MS"], _MAX_TIMEOUT_MS)
+            / 1000
+            if env.get("BFF_BREAKER_RESET_MS")
+            else None
+        )
+        budget_text = env.get("BFF_RETRY_BUDGET_PERCENT", "10").strip()
+        try:
+            retry_budget_percent = int(budget_text)
+        except ValueError:
+            raise ConfigurationError(
+                "BFF_RETRY_BUDGET_PERCENT", f"{budget_text!r} is not a whole number"
+            ) from None
+        if not 0 <= retry_budget_percent <= 100:
+            raise ConfigurationError(
+                "BFF_RETRY_BUDGET_PERCENT", f"{retry_budget_percent} is not between 0 and 100"
+            )
         return cls(
             services=services,
             redis_url=redis_url,
@@ -102,6 +132,10 @@ class GatewaySettings:
             cache_namespace=namespace,
             cache_max_entries=max_entries,
             admin_token=admin_token,
+            breakers=breakers,
+            breaker_failures=breaker_failures,
+            breaker_reset=breaker_reset,
+            retry_budget_percent=retry_budget_percent,
         )
 
 
@@ -140,3 +174,10 @@ def _positive_int(variable: str, value: str, maximum: int) -> int:
     if not 0 < number <= maximum:
         raise ConfigurationError(variable, f"{number} is not between 1 and {maximum}")
     return number
+
+
+def _on_off(variable: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word not in ("on", "off"):
+        raise ConfigurationError(variable, f"{value!r} is not 'on' or 'off'")
+    return word == "on"

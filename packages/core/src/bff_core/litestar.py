@@ -19,9 +19,9 @@ import hashlib
 import hmac
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar, get_type_hints
 from urllib.parse import parse_qsl, quote
 
@@ -54,6 +54,7 @@ from ._errors import (
 )
 from ._outcome import AggregateResult
 from ._report import PROBLEM_JSON, Problem, problem_for
+from ._resilience import DEFAULT_BREAKER, BreakerPolicy, RetryBudget, UpstreamStatus
 from ._settings import GatewaySettings
 from ._transport import Transport
 
@@ -77,9 +78,14 @@ class Health(msgspec.Struct, frozen=True):
     status: str
 
 
-class Readiness(msgspec.Struct, frozen=True):
+class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     status: str
+    #: what decides readiness: configuration loaded, cache reachable
     checks: dict[str, str]
+    #: detail that does not: each upstream's breaker state, retries and hedges
+    upstreams: dict[str, UpstreamStatus]
+    #: whether breaker state is shared with the other instances (through Redis)
+    breaker_sharing: str
 
 
 def _problem_spec(description: str) -> ResponseSpec:
@@ -276,6 +282,7 @@ class GatewayPlugin(InitPlugin):
         # collection; and a serving process allocates fast, so collections run less often.
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
+        await self.gateway.start()
         try:
             yield
         finally:
@@ -295,11 +302,20 @@ def healthz() -> Health:
     responses={},
 )
 async def readyz(gateway: Gateway) -> Response[Readiness]:
-    """Ready to serve: configuration loaded, cache reachable. 503 when a check fails."""
+    """Ready to serve: configuration loaded, cache reachable. 503 when a check fails.
+
+    The answer also shows each upstream's circuit breaker, retries and hedges. An open breaker
+    does not make the instance unready: it still serves what it can.
+    """
     checks = await gateway.readiness()
     ready = all(value.startswith("ok") for value in checks.values())
     return Response(
-        Readiness(status="ready" if ready else "not ready", checks=checks),
+        Readiness(
+            status="ready" if ready else "not ready",
+            checks=checks,
+            upstreams=gateway.upstream_status(),
+            breaker_sharing=gateway.breaker_sharing(),
+        ),
         status_code=200 if ready else 503,
     )
 
@@ -314,12 +330,18 @@ def create_gateway_app(
     route_handlers: Sequence[ControllerRouterHandler],
     transport: Transport | None = None,
     description: str | None = None,
+    breakers: BreakerPolicy | Mapping[str, BreakerPolicy] = DEFAULT_BREAKER,
 ) -> Litestar:
     """A complete BFF application: the gateway, its routes, health, problems and OpenAPI.
 
     ``name`` is the deployment's default cache namespace; with ``version`` and a digest of the
     aggregates' declarations it prefixes every cache key, so deployments sharing a Redis never
-    collide and a new release never reads the shapes an older one stored.
+    collide and a new release never reads the shapes an older one stored. Breaker state is
+    shared, through the same Redis, by the instances of that namespace, whatever their version.
+
+    ``breakers`` declares the upstreams' circuit breakers (one policy for all, or per service);
+    ``BFF_BREAKER_FAILURES`` and ``BFF_BREAKER_RESET_MS`` override their thresholds, and
+    ``BFF_BREAKER=off`` removes them.
     """
     store = None
     if settings.cache:
@@ -329,6 +351,7 @@ def create_gateway_app(
         store = make_store(
             settings.redis_url, namespace=namespace, max_entries=settings.cache_max_entries
         )
+    percent = settings.retry_budget_percent
     gateway = Gateway(
         services=settings.services,
         aggregates=aggregates,
@@ -336,6 +359,10 @@ def create_gateway_app(
         transport=transport,
         http_client=settings.http_client,
         cache=store,
+        breakers=_tuned(breakers, settings) if settings.breakers else None,
+        retry_budget=RetryBudget(ratio=percent / 100) if percent else None,
+        share_breakers=settings.redis_url,
+        share_namespace=settings.cache_namespace or name,
     )
     return Litestar(
         route_handlers=list(route_handlers),
@@ -345,6 +372,24 @@ def create_gateway_app(
         ),
         logging_config=None,
     )
+
+
+def _tuned(
+    breakers: BreakerPolicy | Mapping[str, BreakerPolicy], settings: GatewaySettings
+) -> BreakerPolicy | dict[str, BreakerPolicy]:
+    """The declared breaker policies with the thresholds the environment overrides."""
+
+    def tune(policy: BreakerPolicy) -> BreakerPolicy:
+        return replace(
+            policy,
+            failures=settings.breaker_failures or policy.failures,
+            reset_timeout=settings.breaker_reset or policy.reset_timeout,
+        )
+
+    if isinstance(breakers, BreakerPolicy):
+        return tune(breakers)
+    declared = {**dict.fromkeys(settings.services, DEFAULT_BREAKER), **breakers}
+    return {service: tune(policy) for service, policy in declared.items()}
 
 
 def _declarations_digest(aggregates: Sequence[Aggregate]) -> str:

@@ -14,10 +14,12 @@ import msgspec
 from bff_core import (
     Aggregate,
     AggregateResult,
+    BreakerPolicy,
     CachePolicy,
     GatewaySettings,
     Param,
     PartError,
+    RetryPolicy,
     Source,
     StalePart,
     part_errors,
@@ -78,6 +80,14 @@ STOCK_CACHE = CachePolicy(ttl=5, stale_while_revalidate=30, stale_if_error=300)
 PRICE_CACHE = CachePolicy(ttl=30, stale_while_revalidate=60, stale_if_error=600)
 REVIEWS_CACHE = CachePolicy(ttl=120, stale_while_revalidate=600, stale_if_error=3600)
 
+# When an upstream is failing, stop calling it: after 5 timeouts, connection failures or 5xx
+# answers in a row its breaker opens for 10 s (404s are answers, not failures). Every part is
+# retried once after a connection failure or a 5xx, within the deadline and a 10 % budget; a
+# product answer later than 100 ms (several times its usual latency) gets a second request.
+BREAKERS = BreakerPolicy(failures=5, reset_timeout=10, counts={"timeout", "unavailable", "5xx"})
+RETRY_ONCE = RetryPolicy(attempts=2, on={"unavailable", "5xx"})
+PRODUCT_HEDGE_AFTER = 0.1
+
 PRODUCT_SCREEN = Aggregate(
     "mobile_product_screen",
     params=[Param("id", max_length=128, description="The product's id")],
@@ -95,9 +105,15 @@ PRODUCT_SCREEN = Aggregate(
             path="/inventory/{id}",
             returns=PhoneStock,
             cache=STOCK_CACHE,
+            retry=RETRY_ONCE,
         ),
         Source(
-            "pricing", service="pricing", path="/prices/{id}", returns=PhonePrice, cache=PRICE_CACHE
+            "pricing",
+            service="pricing",
+            path="/prices/{id}",
+            returns=PhonePrice,
+            cache=PRICE_CACHE,
+            retry=RETRY_ONCE,
         ),
         Source(
             "reviews",
@@ -105,6 +121,7 @@ PRODUCT_SCREEN = Aggregate(
             path="/reviews/{id}",
             returns=PhoneRating,
             cache=REVIEWS_CACHE,
+            retry=RETRY_ONCE,
         ),
     ],
 )
@@ -146,5 +163,6 @@ def create_app(environ: Mapping[str, str] | None = None) -> Litestar:
         description="Backend-for-Frontend of the mobile apps: trimmed payloads.",
         settings=GatewaySettings.from_env(SERVICE_URL_VARIABLES, environ),
         aggregates=[PRODUCT_SCREEN],
+        breakers=BREAKERS,
         route_handlers=[product_screen],
     )
