@@ -111,8 +111,8 @@ async def test_request_log(upstream: Upstream) -> None:
 
     log = await upstream.requests()
     assert set(log) == {"product", "inventory", "pricing", "reviews"}
-    assert log["inventory"] == {"count": 0, "requests": []}
-    assert log["pricing"] == {"count": 0, "requests": []}
+    assert log["inventory"] == {"count": 0, "requests": [], "abandoned": 0, "gave_up": 0}
+    assert log["pricing"] == {"count": 0, "requests": [], "abandoned": 0, "gave_up": 0}
     assert log["reviews"]["count"] == 2
     assert [r["path"] for r in log["reviews"]["requests"]] == ["/reviews/p-1001", "/reviews/nope"]
     (listed,) = log["product"]["requests"]
@@ -143,4 +143,9 @@ async def test_request_log_reset(upstream: Upstream) -> None:
     await upstream.get("/prices/p-1001")
     status, _, _ = await _send(upstream, "DELETE", "/admin/requests")
     assert status == 204
-    assert (await upstream.requests())["pricing"] == {"count": 0, "requests": []}
+    assert (await upstream.requests())["pricing"] == {
+        "count": 0,
+        "requests": [],
+        "abandoned": 0,
+        "gave_up": 0,
+    }

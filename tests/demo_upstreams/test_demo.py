@@ -60,12 +60,25 @@ def test_child_dying_later_stops_the_others(capsys: pytest.CaptureFixture[str]) 
 def test_the_first_stop_signal_ignores_the_next_ones_before_clean_up_starts() -> None:
     # No window between the interrupt and the clean-up's own deferral of signals, in which a
     # second signal could abort the clean-up (seen with `uv run` forwarding SIGTERM).
-    with _sigterm_interrupts():
-        assert signal.getsignal(signal.SIGTERM) is _interrupt
-        with pytest.raises(KeyboardInterrupt):
-            _interrupt(signal.SIGTERM, None)
+    # And none after the clean-up either: a late repeat must not kill the exiting program.
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _sigterm_interrupts():
+            assert signal.getsignal(signal.SIGTERM) is _interrupt
+            with pytest.raises(KeyboardInterrupt):
+                _interrupt(signal.SIGTERM, None)
+            assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def test_without_a_stop_signal_the_handlers_are_restored() -> None:
+    with _sigterm_interrupts():
+        assert signal.getsignal(signal.SIGINT) is _interrupt
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

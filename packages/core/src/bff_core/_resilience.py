@@ -32,6 +32,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -102,7 +103,7 @@ class BreakerPolicy:
 
     failures: int = 5
     reset_timeout: float = 10.0
-    counts: frozenset[str] = frozenset({"timeout", "unavailable", "5xx"})
+    counts: AbstractSet[str] = frozenset({"timeout", "unavailable", "5xx"})
 
     def __post_init__(self) -> None:
         if self.failures < 1:
@@ -139,7 +140,7 @@ class RetryPolicy:
     attempts: int = 2
     backoff: float = 0.025
     max_backoff: float = 0.25
-    on: frozenset[str] = frozenset({"unavailable", "5xx"})
+    on: AbstractSet[str] = frozenset({"unavailable", "5xx"})
 
     def __post_init__(self) -> None:
         if not 2 <= self.attempts <= 5:
@@ -657,7 +658,7 @@ def _trial_done(upstream: _Upstream, task: asyncio.Task[UpstreamResponse]) -> No
         task.exception()  # retrieved: the caller may have stopped waiting for it
 
 
-def _counts(exc: BaseException, counts: frozenset[str]) -> bool:
+def _counts(exc: BaseException, counts: AbstractSet[str]) -> bool:
     """Whether the breaker counts ``exc`` (escaping a request) as a failure."""
     if isinstance(exc, _Counted):
         status = exc.response.status
@@ -669,7 +670,7 @@ def _counts(exc: BaseException, counts: frozenset[str]) -> bool:
     return False
 
 
-def _retried_status(status: int, on: frozenset[str]) -> bool:
+def _retried_status(status: int, on: AbstractSet[str]) -> bool:
     return (status >= 500 and "5xx" in on) or (status == 429 and "429" in on)
 
 

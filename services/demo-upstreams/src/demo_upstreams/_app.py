@@ -37,6 +37,9 @@ DEFAULT_CACHE_CONTROL: Final[Mapping[str, str]] = {
 Error answers (4xx, 5xx) carry ``no-store``; a fault's ``cache_control`` replaces the value.
 """
 
+#: The header in which callers say how many milliseconds they will wait (bff-core sends it).
+DEADLINE_HEADER: Final = "x-request-timeout-ms"
+
 _JITTER: Final = 0.1
 # How often a hung handler checks whether its client left or the server is stopping: aiohttp
 # does not cancel handlers when the client disconnects, so there is nothing to await instead.
@@ -138,12 +141,14 @@ class _Upstreams:
         if ids is not None:
             known = self._products
             body = b"[" + b",".join(known[i] for i in ids.split(",") if i in known) + b"]"
-        await self._delay("product", fault)
+        late = await self._work(request, "product", fault)
+        if late is not None:
+            return late
         headers = self._ok_headers["product"]
         if fault is not None:
             if fault.cache_control is not None:
                 headers = _override_headers(fault.cache_control)
-            faulty = await self._misbehave(request, fault, body, headers, array=True)
+            faulty = await self._misbehave(request, "product", fault, body, headers, array=True)
             if faulty is not None:
                 return faulty
         if body is None:
@@ -158,30 +163,54 @@ class _Upstreams:
         # match_info is already percent-decoded, and an encoded "/" stays inside the segment.
         ident = request.match_info["id"]
         body = bodies.get(ident)
-        await self._delay(service, fault)
+        late = await self._work(request, service, fault)
+        if late is not None:
+            return late
         headers = self._ok_headers[service]
         if fault is not None:
             if fault.cache_control is not None:
                 headers = _override_headers(fault.cache_control)
-            faulty = await self._misbehave(request, fault, body, headers, array=False)
+            faulty = await self._misbehave(request, service, fault, body, headers, array=False)
             if faulty is not None:
                 return faulty
         if body is None:
             return _error(404, f"no {noun} with id {ident!r}")
         return web.Response(body=body, headers=headers)
 
-    async def _delay(self, service: str, fault: Fault | None) -> None:
+    async def _work(
+        self, request: web.Request, service: str, fault: Fault | None
+    ) -> web.StreamResponse | None:
+        """Take the service's time to answer; a response when there is no point answering.
+
+        Like a deadline-aware service, it stops working when the caller's deadline
+        (``x-request-timeout-ms``) passes first, and answers 504 then. A client that left
+        meanwhile gets nothing. Both are counted in the request log.
+        """
         delay = self._latency_s[service]
         if delay:
             delay *= random.uniform(1 - _JITTER, 1 + _JITTER)
         if fault is not None:
             delay += fault.latency_ms / 1000
-        if delay > 0:
-            await asyncio.sleep(delay)
+        if delay <= 0:
+            return None
+        budget = _deadline(request)
+        if budget is not None and budget < delay:
+            await asyncio.sleep(budget)
+            self.log.gave_up(service)
+            return _error(
+                504, f"gave up after {budget * 1000:.0f} ms: the caller's deadline passed"
+            )
+        await asyncio.sleep(delay)
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            self.log.abandoned(service)
+            return _drop(request)
+        return None
 
     async def _misbehave(
         self,
         request: web.Request,
+        service: str,
         fault: Fault,
         body: bytes | None,
         ok_headers: Mapping[str, str],
@@ -194,7 +223,7 @@ class _Upstreams:
         ``no-store`` instead, whatever its body.
         """
         if fault.hang:
-            return await self._hang(request)
+            return await self._hang(request, service)
         if fault.drop:
             return _drop(request)
         if fault.status is None:
@@ -214,10 +243,12 @@ class _Upstreams:
             return _error(status, f"injected fault: {status} {_phrase(status)}".rstrip())
         return None
 
-    async def _hang(self, request: web.Request) -> web.StreamResponse:
+    async def _hang(self, request: web.Request, service: str) -> web.StreamResponse:
+        # A hung service ignores deadlines: it is stuck, not slow.
         while not self.stopping.is_set():
             transport = request.transport
             if transport is None or transport.is_closing():
+                self.log.abandoned(service)
                 break
             await asyncio.sleep(_HANG_POLL_S)
         # Whether the client left or the server is stopping, this request gets no answer.
@@ -284,6 +315,14 @@ def _drop(request: web.Request) -> web.StreamResponse:
         transport.abort()
     # aiohttp fails to write this to the dead transport and treats it as a client disconnect.
     return web.Response(status=204)
+
+
+def _deadline(request: web.Request) -> float | None:
+    """Seconds the caller will still wait, from its ``x-request-timeout-ms``, if it sent one."""
+    value = request.headers.get(DEADLINE_HEADER)
+    if value is None or not value.isdigit():
+        return None
+    return int(value) / 1000
 
 
 def _phrase(status: int) -> str:

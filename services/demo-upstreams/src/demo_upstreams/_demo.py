@@ -165,7 +165,10 @@ def _sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            # After a stop signal the handlers stay ignored: the program is on its way out, and
+            # a repeated signal arriving after the clean-up must not kill it with status -15.
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, handler)
 
 
 def _supervise(

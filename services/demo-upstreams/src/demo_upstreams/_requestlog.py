@@ -30,17 +30,23 @@ class ServiceRequests(msgspec.Struct, frozen=True):
     count: int
     requests: list[RecordedRequest]
     """The most recent ones, oldest first."""
+    abandoned: int = 0
+    """Requests whose client went away (closed the connection) before the answer was ready."""
+    gave_up: int = 0
+    """Requests answered 504 early because their deadline (``x-request-timeout-ms``) passed."""
 
 
 class RequestLog:
     """Counts every request per service and keeps the most recent ones."""
 
-    __slots__ = ("_counts", "_keep", "_recent")
+    __slots__ = ("_abandoned", "_counts", "_gave_up", "_keep", "_recent")
 
     def __init__(self, *, keep: int = 100) -> None:
         # keep=0 still counts, but skips copying headers: the cheap mode for benchmarks.
         self._keep = keep
         self._counts: dict[str, int] = dict.fromkeys(SERVICES, 0)
+        self._abandoned: dict[str, int] = dict.fromkeys(SERVICES, 0)
+        self._gave_up: dict[str, int] = dict.fromkeys(SERVICES, 0)
         self._recent: dict[str, deque[RecordedRequest]] = {
             service: deque(maxlen=keep) for service in SERVICES
         }
@@ -59,15 +65,30 @@ class RequestLog:
             RecordedRequest(method=request.method, path=path, query=query, headers=headers)
         )
 
+    def abandoned(self, service: str) -> None:
+        """Note that a client of ``service`` left before its answer was ready."""
+        self._abandoned[service] += 1
+
+    def gave_up(self, service: str) -> None:
+        """Note that ``service`` stopped working on a request whose deadline passed."""
+        self._gave_up[service] += 1
+
     def reset(self) -> None:
         """Forget everything recorded so far."""
         for service in SERVICES:
             self._counts[service] = 0
+            self._abandoned[service] = 0
+            self._gave_up[service] = 0
             self._recent[service].clear()
 
     def snapshot(self) -> dict[str, ServiceRequests]:
         """Per service, the request count and the most recent requests."""
         return {
-            service: ServiceRequests(count=self._counts[service], requests=list(recent))
+            service: ServiceRequests(
+                count=self._counts[service],
+                requests=list(recent),
+                abandoned=self._abandoned[service],
+                gave_up=self._gave_up[service],
+            )
             for service, recent in self._recent.items()
         }
