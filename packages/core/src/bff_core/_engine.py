@@ -8,10 +8,14 @@ Scheduling rules, in one place:
 - when a critical part fails, the rest is cancelled at once and :class:`AggregationFailed` is
   raised (the answer is an error anyway, so nobody waits for the slow parts);
 - no task :meth:`Gateway.run` started outlives it: every one is finished or cancelled and
-  awaited before it returns or raises. Two things may go on after it, both bounded by the
+  awaited before it returns or raises. Three things may go on after it, all bounded by the
   deadline: a request the default pyreqwest client cannot abort (it ends in Rust at the
-  deadline, see ``docs/decisions/0002-hot-path.md``), and a cached source's shared fetch that
-  other requests are waiting for (owned by the cache, see ``_cache.py``).
+  deadline, see ``docs/decisions/0002-hot-path.md``), a cached source's shared fetch that
+  other requests are waiting for (owned by the cache, see ``_cache.py``), and a circuit
+  breaker's trial request (owned by the breaker, see ``_resilience.py``).
+
+Every upstream request goes through :class:`~bff_core._resilience.Upstreams` (breakers,
+retries, hedges, the deadline header), directly or through the cache.
 """
 
 from __future__ import annotations

@@ -202,13 +202,28 @@ class UpstreamStatus(msgspec.Struct, frozen=True, kw_only=True):
     budget: float
 
 
+class _Storage(pybreaker.CircuitMemoryStorage):
+    """pybreaker's in-memory state, which can skip one reset of the failure count."""
+
+    def __init__(self, state: str) -> None:
+        super().__init__(state)
+        #: set just before pybreaker records a cancelled request as a success
+        self.keep_count_once = False
+
+    def reset_counter(self) -> None:
+        if self.keep_count_once:
+            self.keep_count_once = False
+            return
+        super().reset_counter()
+
+
 @dataclass(slots=True, eq=False)
 class _Upstream:
     """One service's breaker, budget and counters."""
 
     name: str
     breaker: pybreaker.CircuitBreaker | None
-    storage: pybreaker.CircuitMemoryStorage | None
+    storage: _Storage | None
     budget: RetryBudget | None
     tokens: float = 0.0
     trial: asyncio.Task[UpstreamResponse] | None = None
@@ -230,11 +245,15 @@ class _Upstream:
             self.tokens = min(self.tokens + budget.ratio, budget.burst)
 
     def spend(self) -> bool:
-        if self.budget is None or self.tokens < 1.0:
+        # A hair under 1: ten earnings of 0.1 add up to 0.9999999999999999.
+        if self.budget is None or self.tokens < 1.0 - 1e-9:
             self.over_budget += 1
             return False
         self.tokens -= 1.0
         return True
+
+    def is_open(self) -> bool:
+        return self.breaker is not None and self.breaker.current_state != pybreaker.STATE_CLOSED
 
     def cooling(self) -> bool:
         """Open, and its reset timeout has not elapsed: refuse without trying."""
@@ -246,11 +265,12 @@ class _Upstream:
 
     def counters(self) -> dict[str, int]:
         return {
+            "requests": self.requests,
             "retries": self.retries,
             "hedges": self.hedges,
             "hedges won": self.hedges_won,
             "over budget": self.over_budget,
-            "refused by the open breaker": self.refused,
+            "refused (breaker open)": self.refused,
         }
 
     def maybe_log_summary(self) -> None:
@@ -260,19 +280,13 @@ class _Upstream:
             return
         counters = self.counters()
         changes = [
-            f"{value - self.logged.get(name, 0)} {name}"
+            f"{name} +{value - self.logged.get(name, 0)}"
             for name, value in counters.items()
             if value != self.logged.get(name, 0)
         ]
         if changes:
-            since = "start-up" if not self.logged_at else f"{now - self.logged_at:.0f} s"
-            logger.info(
-                "upstream %s, since %s: %s (of %d requests)",
-                self.name,
-                since,
-                ", ".join(changes),
-                self.requests,
-            )
+            since = "start-up" if not self.logged_at else f"{now - self.logged_at:.0f} s ago"
+            logger.info("upstream %s since %s: %s", self.name, since, ", ".join(changes))
         self.logged = counters
         self.logged_at = now
 
@@ -337,13 +351,13 @@ class Upstreams:
             policy = breakers.get(name)
             breaker = storage = None
             if policy is not None:
-                storage = pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
+                storage = _Storage(pybreaker.STATE_CLOSED)
                 counts = policy.counts
                 breaker = pybreaker.CircuitBreaker(
                     fail_max=policy.failures,
                     reset_timeout=policy.reset_timeout,
                     # Only what the policy declares counts; pybreaker treats every other
-                    # exception (a cancellation from outside, say) as a success.
+                    # exception as a success (a cancellation is neither: see _call).
                     exclude=[lambda exc, counts=counts: not _counts(exc, counts)],
                     state_storage=storage,
                     name=name,
@@ -398,7 +412,8 @@ class Upstreams:
                 if retry is None or not _retried_status(response.status, retry.on):
                     return response
                 failure = response
-            if attempt >= retry.attempts:
+            if attempt >= retry.attempts or upstream.is_open():
+                # An open breaker (this failure may have opened it) would refuse the retry.
                 return _give_up(failure)
             delay = retry.delay(attempt)
             if loop.time() + delay + _MIN_ATTEMPT >= deadline:
@@ -435,7 +450,11 @@ class Upstreams:
             await asyncio.wait(pending, timeout=hedge_after)
             if first.done():
                 return first.result()
-            if loop.time() + _MIN_ATTEMPT >= deadline or not upstream.spend():
+            if (
+                loop.time() + _MIN_ATTEMPT >= deadline
+                or upstream.is_open()  # the breaker would refuse the hedge
+                or not upstream.spend()
+            ):
                 upstream.maybe_log_summary()
                 return await first
             upstream.hedges += 1
@@ -502,7 +521,15 @@ class Upstreams:
             # its Tornado call_async. Failures are what escapes the block; an answer that must
             # count (5xx, 429) is raised as _Counted inside and returned outside.
             with breaker.calling():
-                response = await self._send(transport, url, headers, deadline)
+                try:
+                    response = await self._send(transport, url, headers, deadline)
+                except asyncio.CancelledError:
+                    # Cancelled from outside (the aggregate failed, the client left, a hedge
+                    # lost): no verdict on the upstream. pybreaker knows only failure and
+                    # success, and would reset the consecutive-failure count: keep it.
+                    assert upstream.storage is not None
+                    upstream.storage.keep_count_once = True
+                    raise
                 status = response.status
                 if status >= 500 or status == 429:
                     raise _Counted(response)
@@ -530,7 +557,11 @@ class Upstreams:
         try:
             return await transport.get(url, headers=headers, time_left=time_left)
         except asyncio.CancelledError:
-            if expiry.fired and task.uncancel() == 0:
+            if expiry.fired:
+                # The deadline passed: a timeout, even if the engine's own timer (a moment
+                # later, often in the same loop pass) cancelled the task too. Raised as such
+                # so the breaker counts it; the task ends with it either way.
+                task.uncancel()
                 raise TimeoutError(f"no answer within {time_left * 1000:.0f} ms") from None
             raise
         finally:
@@ -601,6 +632,10 @@ class Upstreams:
             upstream.applying_peer = False
 
     def _transition(self, upstream: _Upstream, old: str | None, new: str) -> None:
+        if old == new:
+            # A request sent before the breaker opened failed after it did: pybreaker opens it
+            # again (from now). Not news: neither logged nor published again.
+            return
         state = _state(new)
         storage = upstream.storage
         opened_at = None

@@ -9,8 +9,11 @@ Trade-offs:
 
 - The session is bound to the event loop it was created in, so the transport creates it lazily,
   on the first ``get`` inside the running loop (constructing the transport needs no loop).
-- aiohttp retries a ``GET`` once when a *reused* keep-alive connection turns out to have been
-  closed by the upstream; a fresh connection that is dropped is reported, not retried.
+- aiohttp itself sends a ``GET`` again, once, when the connection is closed before an answer
+  (``ServerDisconnectedError``), whether the connection was reused or fresh; only the second
+  drop is reported. That protects against keep-alive races, but the resend is invisible to the
+  gateway's retry budget and breaker (``_resilience.py``), and carries the first request's
+  deadline header.
 - The owned session sets no client timeouts: the engine imposes deadlines by cancelling the
   task. A caller-supplied session keeps its own timeouts; when one fires the transport raises
   the builtin :class:`TimeoutError`, which the engine reports as ``timeout``.
