@@ -30,6 +30,7 @@ from ._harness import (
     CACHED_TARGETS,
     CONTESTANTS,
     PRODUCT_ID,
+    RESILIENCE_TARGETS,
     SCALING_TARGETS,
     SCENARIOS,
     UPSTREAM_LATENCY_MS,
@@ -146,7 +147,7 @@ def run(config: Config, layout: Layout) -> Results:
     bench = Bench(children, config)
     try:
         instant = None
-        if {"throughput", "cached", "scaling", "memory"} & set(config.scenarios):
+        if {"throughput", "cached", "resilience", "scaling", "memory"} & set(config.scenarios):
             instant = start_upstream(children, None)
         for name in config.scenarios:
             if name == "latency":
@@ -171,6 +172,11 @@ def run(config: Config, layout: Layout) -> Results:
                 assert instant is not None
                 results.scenarios[name] = run_scenario(
                     bench, name, CACHED_TARGETS, instant, LOAD_CONNECTIONS
+                )
+            elif name == "resilience":
+                assert instant is not None
+                results.scenarios[name] = run_scenario(
+                    bench, name, RESILIENCE_TARGETS, instant, LOAD_CONNECTIONS
                 )
             elif name == "scaling":
                 assert instant is not None

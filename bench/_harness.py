@@ -42,6 +42,7 @@ __all__ = [
     "CACHE_OFF_ENV",
     "CONTESTANTS",
     "LATENCY_FLOOR_MS",
+    "RESILIENCE_TARGETS",
     "SCENARIOS",
     "Bench",
     "Config",
@@ -53,7 +54,7 @@ __all__ = [
     "run_scenario",
 ]
 
-SCENARIOS = ("latency", "throughput", "cached", "scaling", "memory")
+SCENARIOS = ("latency", "throughput", "cached", "resilience", "scaling", "memory")
 #: Per-service latency of the upstreams in the latency scenario (ms).
 UPSTREAM_LATENCY_MS = {"product": 20, "inventory": 30, "pricing": 15, "reviews": 40}
 #: The best any aggregator can do: the four calls run concurrently, so the slowest one.
@@ -152,6 +153,17 @@ WEB_BFF_CACHED = ServerSpec("web-bff-cached", WEB_BFF.argv, {"BFF_CACHE": "on"})
 CACHED_TARGETS = [
     CONTESTANTS["web-bff"],
     Target("web-bff-cached", WEB_BFF_CACHED, _PRODUCT_PATH, PRODUCT_PARTS),
+]
+#: web-bff with its circuit breakers, retries and hedge off, for the ``resilience`` scenario:
+#: what that layer costs per aggregate when every upstream is healthy.
+WEB_BFF_BARE = ServerSpec(
+    "web-bff-no-resilience",
+    WEB_BFF.argv,
+    {**CACHE_OFF_ENV, "BFF_BREAKER": "off", "BFF_RETRY_BUDGET_PERCENT": "0"},
+)
+RESILIENCE_TARGETS = [
+    CONTESTANTS["web-bff"],
+    Target("web-bff-no-resilience", WEB_BFF_BARE, _PRODUCT_PATH, PRODUCT_PARTS),
 ]
 SCALING_TARGETS = [
     Target(

@@ -240,6 +240,23 @@ def _cached_table(result: ScenarioResult) -> list[str]:
     return lines
 
 
+def _resilience_table(result: ScenarioResult) -> list[str]:
+    lines = _throughput_table(result)
+    lines[0] = (
+        f"## resilience: {result.connections} connections; instant upstreams; web-bff as shipped "
+        "(a circuit breaker per upstream, retries, the product's hedge, the deadline header) "
+        "against the same service with BFF_BREAKER=off and BFF_RETRY_BUDGET_PERCENT=0"
+    )
+    ratio = _ratio(result, "web-bff", "web-bff-no-resilience")
+    lines = [line for line in lines if not line.startswith("Ratios of")]
+    if ratio is not None:
+        lines += [
+            "",
+            f"Ratio of median aggregates/s: web-bff / web-bff-no-resilience = **{ratio:.2f}x**.",
+        ]
+    return lines
+
+
 def _fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
     """Least-squares line through (sources, µs): fixed cost and cost per source."""
     if len(points) < 2:
@@ -389,6 +406,7 @@ def markdown(results: Results) -> str:
         "latency": _latency_table,
         "throughput": _throughput_table,
         "cached": _cached_table,
+        "resilience": _resilience_table,
         "scaling": _scaling_table,
     }
     for name, scenario in results.scenarios.items():

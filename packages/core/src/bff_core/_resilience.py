@@ -133,8 +133,9 @@ class RetryPolicy:
             ``"5xx"`` (502, 503, 504 and every other 5xx status), ``"429"``. Timeouts are not
             retried: the time is spent (declare ``hedge_after`` for slow answers instead).
 
-    A retry is only sent when it can still answer before the deadline and when the service's
-    :class:`RetryBudget` allows it.
+    A retry is only sent when the time left after its backoff is at least what the failed
+    attempt took (and 5 ms), so it can still answer before the deadline, and when the
+    service's :class:`RetryBudget` allows it.
     """
 
     attempts: int = 2
@@ -245,8 +246,10 @@ class _Upstream:
             self.tokens = min(self.tokens + budget.ratio, budget.burst)
 
     def spend(self) -> bool:
+        if self.budget is None:
+            return False  # retries and hedges are off: not a budget running out
         # A hair under 1: ten earnings of 0.1 add up to 0.9999999999999999.
-        if self.budget is None or self.tokens < 1.0 - 1e-9:
+        if self.tokens < 1.0 - 1e-9:
             self.over_budget += 1
             return False
         self.tokens -= 1.0
@@ -395,6 +398,7 @@ class Upstreams:
         attempt = 1
         while True:
             failure: UpstreamResponse | UpstreamUnavailable
+            started = loop.time()
             try:
                 if source.hedge_after is None:
                     response = await self._guarded(
@@ -416,7 +420,10 @@ class Upstreams:
                 # An open breaker (this failure may have opened it) would refuse the retry.
                 return _give_up(failure)
             delay = retry.delay(attempt)
-            if loop.time() + delay + _MIN_ATTEMPT >= deadline:
+            now = loop.time()
+            # A retry must have the time the failed attempt took (at least 5 ms): one sent
+            # into the last milliseconds would only turn a telling 503 into a timeout.
+            if now + delay + max(now - started, _MIN_ATTEMPT) >= deadline:
                 logger.debug("%s: no retry, the deadline is too close", source.name)
                 return _give_up(failure)
             if not upstream.spend():

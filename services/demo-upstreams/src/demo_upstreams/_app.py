@@ -196,13 +196,15 @@ class _Upstreams:
         budget = _deadline(request)
         if budget is not None and budget < delay:
             await asyncio.sleep(budget)
+            if _client_gone(request):
+                self.log.abandoned(service)
+                return _drop(request)
             self.log.gave_up(service)
             return _error(
                 504, f"gave up after {budget * 1000:.0f} ms: the caller's deadline passed"
             )
         await asyncio.sleep(delay)
-        transport = request.transport
-        if transport is None or transport.is_closing():
+        if _client_gone(request):
             self.log.abandoned(service)
             return _drop(request)
         return None
@@ -317,10 +319,16 @@ def _drop(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def _deadline(request: web.Request) -> float | None:
     """Seconds the caller will still wait, from its ``x-request-timeout-ms``, if it sent one."""
     value = request.headers.get(DEADLINE_HEADER)
-    if value is None or not value.isdigit():
+    # isascii too: str.isdigit() accepts digits int() refuses ("²") or reads oddly ("٣").
+    if value is None or not (value.isascii() and value.isdigit()):
         return None
     return int(value) / 1000
 
