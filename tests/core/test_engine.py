@@ -363,11 +363,8 @@ async def test_cancelling_a_run_releases_every_upstream_call(
     upstream: ScriptedUpstream, transport: type[AiohttpTransport] | None, released_within: float
 ) -> None:
     upstream.script("*", Reply(hang=True))
-    gateway = Gateway(
-        services={"svc": upstream.url},
-        timeout=0.5,
-        transport=None if transport is None else transport(),
-    )
+    own_transport = None if transport is None else transport()
+    gateway = Gateway(services={"svc": upstream.url}, timeout=0.5, transport=own_transport)
     try:
         started = time.monotonic()
         run = asyncio.ensure_future(gateway.run(four_parts(), {"id": "1"}))
@@ -385,6 +382,8 @@ async def test_cancelling_a_run_releases_every_upstream_call(
         assert time.monotonic() - started < released_within
     finally:
         await gateway.aclose()
+        if own_transport is not None:  # a transport passed in is the caller's to close
+            await own_transport.aclose()
 
 
 async def test_server_timing_names_every_part_and_the_total(
