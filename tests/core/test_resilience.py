@@ -818,7 +818,7 @@ async def test_retries_stop_when_the_breaker_opens(upstream: ScriptedUpstream) -
 async def test_a_hedge_answers_when_the_first_request_is_slow(
     upstream: ScriptedUpstream, default_client: bool
 ) -> None:
-    sequence(upstream, "/a/1", Reply(json={"n": 1}, delay=1.0), Reply(json={"n": 2}))
+    sequence(upstream, "/a/1", Reply(json={"n": 1}, delay=3.0), Reply(json={"n": 2}))
     aggregate = single(hedge_after=0.05)
     async with gateway(upstream, timeout=1.5, default_client=default_client) as gw:
         result, elapsed = await timed(gw, aggregate)
@@ -830,8 +830,10 @@ async def test_a_hedge_answers_when_the_first_request_is_slow(
         assert (counted.requests, counted.hedges, counted.hedges_won) == (1, 1, 1)
         assert counted.budget == 9.0
         assert bff_tasks() == []
-        # The loser was cancelled, and the upstream saw its client go away.
-        await eventually(lambda: upstream.abandoned == ["/a/1"])
+        # The loser was cancelled, and the upstream saw its client go away: at once with
+        # aiohttp; pyreqwest cannot abort it, so it ends in Rust at the part's deadline.
+        within = 2.0 if default_client else 0.3
+        await eventually(lambda: upstream.abandoned == ["/a/1"], within=within)
 
 
 async def test_the_first_request_may_still_win_after_the_hedge_is_sent(

@@ -47,6 +47,15 @@ def test_values_are_read() -> None:
         ("BFF_TIMEOUT_MS", "-5", "is not between 1 and"),
         ("REDIS_URL", "localhost:6379", "is not a Redis URL"),
         ("REDIS_URL", "http://127.0.0.1:6379", "is not a Redis URL"),
+        ("BFF_CACHE", "yes", "is not 'on' or 'off'"),
+        ("BFF_BREAKER", "disabled", "is not 'on' or 'off'"),
+        ("BFF_BREAKER_FAILURES", "five", "is not a whole number"),
+        ("BFF_BREAKER_FAILURES", "0", "is not between 1 and 1000"),
+        ("BFF_BREAKER_RESET_MS", "10s", "is not a whole number"),
+        ("BFF_BREAKER_RESET_MS", "-1", "is not between 1 and"),
+        ("BFF_RETRY_BUDGET_PERCENT", "10%", "is not a whole number"),
+        ("BFF_RETRY_BUDGET_PERCENT", "101", "is not between 0 and 100"),
+        ("BFF_RETRY_BUDGET_PERCENT", "-1", "is not between 0 and 100"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str, message: str) -> None:
@@ -64,3 +73,22 @@ def test_the_http_client_is_chosen_by_name() -> None:
     with pytest.raises(ConfigurationError) as caught:
         GatewaySettings.from_env(VARIABLES, {"BFF_HTTP_CLIENT": "curl"})
     assert str(caught.value) == "BFF_HTTP_CLIENT: 'curl' is not one of pyreqwest, aiohttp"
+
+
+def test_resilience_settings() -> None:
+    defaults = GatewaySettings.from_env(VARIABLES, {})
+    assert defaults.breakers is True
+    assert (defaults.breaker_failures, defaults.breaker_reset) == (None, None)
+    assert defaults.retry_budget_percent == 10
+    settings = GatewaySettings.from_env(
+        VARIABLES,
+        {
+            "BFF_BREAKER": " OFF ",
+            "BFF_BREAKER_FAILURES": "3",
+            "BFF_BREAKER_RESET_MS": "2500",
+            "BFF_RETRY_BUDGET_PERCENT": "0",
+        },
+    )
+    assert settings.breakers is False
+    assert (settings.breaker_failures, settings.breaker_reset) == (3, 2.5)
+    assert settings.retry_budget_percent == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from tests.processes import free_port
         ("BFF_TIMEOUT_MS", "0"),
         ("REDIS_URL", "127.0.0.1:6379"),
         ("BFF_HTTP_CLIENT", "requests"),
+        ("BFF_BREAKER_FAILURES", "many"),
+        ("BFF_RETRY_BUDGET_PERCENT", "200"),
     ],
 )
 def test_bad_configuration_stops_start_up_naming_the_variable(
@@ -52,3 +55,21 @@ def test_bad_command_line_is_refused(module: str) -> None:
     )
     assert completed.returncode == 2
     assert "--port" in completed.stderr
+
+
+@pytest.mark.parametrize("module", ["web_bff", "mobile_bff"])
+def test_the_environment_tunes_the_declared_breakers(module: str) -> None:
+    create_app = importlib.import_module(module).create_app
+    declared = create_app({}).state.gateway.upstream_status()
+    assert {s.breaker for s in declared.values()} == {"closed"}
+    assert {(s.opens_after, s.reset_timeout, s.budget) for s in declared.values()} == {
+        (5, 10.0, 10.0)
+    }
+    tuned = create_app(
+        {"BFF_BREAKER_FAILURES": "2", "BFF_BREAKER_RESET_MS": "1500"}
+    ).state.gateway.upstream_status()
+    assert {(s.opens_after, s.reset_timeout) for s in tuned.values()} == {(2, 1.5)}
+    off = create_app(
+        {"BFF_BREAKER": "off", "BFF_RETRY_BUDGET_PERCENT": "0"}
+    ).state.gateway.upstream_status()
+    assert {(s.breaker, s.opens_after, s.budget) for s in off.values()} == {("none", None, 0.0)}

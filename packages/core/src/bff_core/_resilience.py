@@ -5,8 +5,9 @@ engine asks for it directly or the cache does (a miss, a background refresh). Pe
 
 - the time left until the request's deadline travels to the upstream in a header
   (``x-request-timeout-ms`` by default), so it can give up when nobody waits any more;
-- the request ends at its deadline with :class:`TimeoutError` (its own timer, 1 ms before the
-  engine's, so a timeout is seen *inside* the breaker and counts as a failure there);
+- a request cancelled at its deadline (by the engine's timer, or the cache's) ends inside the
+  breaker as :class:`TimeoutError`, so the breaker counts it; one cancelled before its
+  deadline, from outside, is no verdict on the upstream and counts neither way;
 - each upstream *service* has a circuit breaker (pybreaker's, driven with ``calling()`` around
   the await). After ``failures`` consecutive failures of the declared kinds it opens: requests
   fail at once with :class:`CircuitOpen` and nothing is sent. After ``reset_timeout`` one trial
@@ -18,7 +19,13 @@ engine asks for it directly or the cache does (a miss, a background refresh). Pe
   jittered exponential backoff, never past its deadline and only while the service's retry
   budget allows (:class:`RetryBudget`: about 10 % extra requests at most);
 - a source that declares ``hedge_after`` gets a second request when the first has not answered
-  by then (from the same budget); the first good answer wins and the other is cancelled.
+  by then (from the same budget); the first good answer wins and the other is cancelled. The
+  first request goes through the gateway's transport, the hedge through its *cancellable*
+  one (aiohttp, beside the default pyreqwest): a losing hedge's connection is closed at once.
+  A losing first request is closed at once too with ``BFF_HTTP_CLIENT=aiohttp``; pyreqwest
+  cannot abort it, so it is abandoned and ends in Rust at its deadline (decision 0002), which
+  the deadline header also tells the upstream. Sending the first request through aiohttp
+  instead would cost every hedged part aiohttp's higher CPU per request, hedge or not.
 
 Breaker transitions are logged (a warning when one opens) and can be shared between instances
 (``_breaker_share``); retries and hedges are counted per service, logged as a summary at most
@@ -66,8 +73,8 @@ BreakerState: TypeAlias = Literal["closed", "open", "half-open"]
 #: The default name of the header that carries the time left to an upstream.
 DEADLINE_HEADER = "x-request-timeout-ms"
 
-#: A request's own timer fires this much before the engine's deadline, so the timeout is seen
-#: by the breaker (as a TimeoutError) rather than as a cancellation from outside.
+#: A cancellation this close to a request's deadline is the deadline's (uvloop's clock ticks in
+#: milliseconds): a timeout, which the breaker counts.
 _EARLY = 0.001
 #: A retry or hedge is not sent with less time left than this: it could not answer anyway.
 _MIN_ATTEMPT = 0.005
@@ -188,6 +195,9 @@ class UpstreamStatus(msgspec.Struct, frozen=True, kw_only=True):
     breaker: BreakerState | Literal["none"]
     #: consecutive failures counted by the breaker so far
     failures: int
+    #: the consecutive failures that open it (its policy), and how long it then stays open
+    opens_after: int | None = None
+    reset_timeout: float | None = None
     #: seconds until an open breaker lets a trial request through
     opens_for: float | None = None
     requests: int
@@ -303,18 +313,88 @@ class _Counted(Exception):
         self.response = response
 
 
-class _Expiry:
-    """A request's own deadline timer: cancels the request's task, and remembers it did."""
+class _Hedge:
+    """The second request of a hedged part: sent by a timer, and what it won."""
 
-    __slots__ = ("fired", "task")
+    __slots__ = (
+        "awaiting_first",
+        "deadline",
+        "headers",
+        "owner",
+        "task",
+        "upstream",
+        "upstreams",
+        "url",
+        "won",
+    )
 
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self.task = task
-        self.fired = False
+    def __init__(
+        self,
+        upstreams: Upstreams,
+        upstream: _Upstream,
+        url: str,
+        headers: Mapping[str, str],
+        deadline: float,
+        owner: asyncio.Task[Any],
+    ) -> None:
+        self.upstreams = upstreams
+        self.upstream = upstream
+        self.url = url
+        self.headers = headers
+        self.deadline = deadline
+        #: the task waiting for the first request
+        self.owner = owner
+        self.awaiting_first = False
+        self.task: asyncio.Task[UpstreamResponse] | None = None
+        self.won: UpstreamResponse | None = None
 
-    def __call__(self) -> None:
-        self.fired = True
-        self.task.cancel()
+    def send(self) -> None:
+        """The first request is late: send the hedge, if the budget and the clock allow."""
+        upstream = self.upstream
+        loop = asyncio.get_running_loop()
+        if not self.awaiting_first:
+            return
+        if (
+            loop.time() + _MIN_ATTEMPT >= self.deadline
+            or upstream.is_open()  # the breaker would refuse the hedge
+            or not upstream.spend()
+        ):
+            upstream.maybe_log_summary()
+            return
+        upstream.hedges += 1
+        logger.debug("%s: no answer yet, hedging", upstream.name)
+        upstreams = self.upstreams
+        self.task = loop.create_task(
+            upstreams._attempt(
+                upstream, upstreams._cancellable, self.url, self.headers, self.deadline
+            ),
+            name=f"bff-hedge:{upstream.name}",
+        )
+        self.task.add_done_callback(self._answered)
+
+    async def outcome(self) -> UpstreamResponse:
+        """The hedge's answer, once the first request failed."""
+        assert self.task is not None
+        response = await self.task
+        if response.status < 500:
+            self.upstream.hedges_won += 1
+        return response
+
+    def _answered(self, task: asyncio.Task[UpstreamResponse]) -> None:
+        if task.cancelled():
+            return
+        if task.exception() is not None or task.result().status >= 500:
+            return  # a failed hedge: the first request may still answer
+        if self.awaiting_first:
+            # The hedge answered first: it wins, and the first request is cancelled.
+            self.won = task.result()
+            self.upstream.hedges_won += 1
+            self.upstream.maybe_log_summary()
+            self.owner.cancel()
+
+
+def _left(deadline: float) -> float:
+    return deadline - asyncio.get_running_loop().time()
 
 
 #: Called with (service, new state, when it opened (wall clock) or None) on local transitions.
@@ -394,14 +474,14 @@ class Upstreams:
         deadline = loop.time() + time_left
         retry = source.retry
         if retry is None and source.hedge_after is None:
-            return await self._guarded(upstream, self._transport, url, headers, deadline)
+            return await self._attempt(upstream, self._transport, url, headers, deadline)
         attempt = 1
         while True:
             failure: UpstreamResponse | UpstreamUnavailable
             started = loop.time()
             try:
                 if source.hedge_after is None:
-                    response = await self._guarded(
+                    response = await self._attempt(
                         upstream, self._transport, url, headers, deadline
                     )
                 else:
@@ -449,43 +529,41 @@ class Upstreams:
         headers: Mapping[str, str],
         deadline: float,
     ) -> UpstreamResponse:
-        loop = asyncio.get_running_loop()
-        transport = self._cancellable
-        first = loop.create_task(self._guarded(upstream, transport, url, headers, deadline))
-        pending: set[asyncio.Task[UpstreamResponse]] = {first}
-        try:
-            await asyncio.wait(pending, timeout=hedge_after)
-            if first.done():
-                return first.result()
-            if (
-                loop.time() + _MIN_ATTEMPT >= deadline
-                or upstream.is_open()  # the breaker would refuse the hedge
-                or not upstream.spend()
-            ):
-                upstream.maybe_log_summary()
-                return await first
-            upstream.hedges += 1
-            logger.debug("%s: no answer after %.0f ms, hedging", upstream.name, hedge_after * 1000)
-            second = loop.create_task(self._guarded(upstream, transport, url, headers, deadline))
-            pending.add(second)
-            last: asyncio.Task[UpstreamResponse] = first
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in sorted(done, key=lambda t: t is second):
-                    last = task
-                    if task.exception() is None and task.result().status < 500:
-                        if task is second:
-                            upstream.hedges_won += 1
-                        upstream.maybe_log_summary()
-                        return task.result()
-            # Both failed: report the one that failed last.
-            return last.result()
-        finally:
-            unfinished = [task for task in pending if not task.done()]
-            if unfinished:
-                await cancel_and_wait(unfinished)
+        """The request, and a second one if the first has not answered after ``hedge_after``.
 
-    async def _guarded(
+        The first request runs in the caller's task on the fast transport, with one timer
+        beside it: an answer in time costs nothing more. The hedge runs in a task of its own on
+        the cancellable transport. The first good answer wins and the other request is
+        cancelled (see the module documentation for what that means with pyreqwest).
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        hedge = _Hedge(self, upstream, url, headers, deadline, task)
+        timer = asyncio.get_running_loop().call_later(hedge_after, hedge.send)
+        hedge.awaiting_first = True
+        try:
+            try:
+                response = await self._attempt(upstream, self._transport, url, headers, deadline)
+            finally:
+                hedge.awaiting_first = False  # from now on, a hedge's answer is awaited here
+        except asyncio.CancelledError:
+            if hedge.won is not None and task.uncancel() == 0:
+                return hedge.won  # the hedge answered first and cancelled the first request
+            raise
+        except (TimeoutError, UpstreamUnavailable, CircuitOpen):
+            if hedge.task is None:
+                raise
+            return await hedge.outcome()  # the first failed: the hedge may still answer
+        else:
+            if response.status >= 500 and hedge.task is not None and not hedge.task.done():
+                return await hedge.outcome()
+            return response
+        finally:
+            timer.cancel()
+            if hedge.task is not None and not hedge.task.done():
+                await cancel_and_wait([hedge.task])
+
+    async def _attempt(
         self,
         upstream: _Upstream,
         transport: Transport,
@@ -496,7 +574,9 @@ class Upstreams:
         """One request, through the service's breaker."""
         breaker = upstream.breaker
         if breaker is None:
-            return await self._send(transport, url, headers, deadline)
+            return await transport.get(
+                url, headers=self._with_deadline(headers, deadline), time_left=_left(deadline)
+            )
         if breaker.current_state != pybreaker.STATE_CLOSED:
             if upstream.trial is not None or upstream.cooling():
                 upstream.refused += 1
@@ -505,15 +585,15 @@ class Upstreams:
             # Time for the one trial request. It is the breaker's, not this caller's: a
             # caller that stops waiting (its run failed, its client left) must not cancel it.
             trial = asyncio.get_running_loop().create_task(
-                self._call(upstream, transport, url, headers, deadline),
+                self._trial(upstream, transport, url, headers, deadline),
                 name=f"bff-breaker-trial:{upstream.name}",
             )
             upstream.trial = trial
             trial.add_done_callback(lambda done: _trial_done(upstream, done))
             return await asyncio.shield(trial)
-        return await self._call(upstream, transport, url, headers, deadline)
+        return await self._call(upstream, breaker, transport, url, headers, deadline)
 
-    async def _call(
+    async def _trial(
         self,
         upstream: _Upstream,
         transport: Transport,
@@ -521,19 +601,39 @@ class Upstreams:
         headers: Mapping[str, str],
         deadline: float,
     ) -> UpstreamResponse:
-        breaker = upstream.breaker
-        assert breaker is not None
+        assert upstream.breaker is not None
+        # Nobody else bounds this task: its own deadline does (a timeout, counted).
+        async with asyncio.timeout_at(deadline):
+            return await self._call(upstream, upstream.breaker, transport, url, headers, deadline)
+
+    async def _call(
+        self,
+        upstream: _Upstream,
+        breaker: pybreaker.CircuitBreaker,
+        transport: Transport,
+        url: str,
+        headers: Mapping[str, str],
+        deadline: float,
+    ) -> UpstreamResponse:
         try:
             # pybreaker is synchronous: its calling() context manager around the await, never
             # its Tornado call_async. Failures are what escapes the block; an answer that must
             # count (5xx, 429) is raised as _Counted inside and returned outside.
             with breaker.calling():
                 try:
-                    response = await self._send(transport, url, headers, deadline)
+                    response = await transport.get(
+                        url,
+                        headers=self._with_deadline(headers, deadline),
+                        time_left=_left(deadline),
+                    )
                 except asyncio.CancelledError:
-                    # Cancelled from outside (the aggregate failed, the client left, a hedge
-                    # lost): no verdict on the upstream. pybreaker knows only failure and
-                    # success, and would reset the consecutive-failure count: keep it.
+                    if asyncio.get_running_loop().time() >= deadline - _EARLY:
+                        # Cancelled at the deadline (the engine's timer, the cache's): the
+                        # upstream did not answer in time. A timeout, for the breaker too.
+                        raise TimeoutError("no answer by the deadline") from None
+                    # Cancelled before it, from outside (the aggregate failed, the client
+                    # left, a hedge won): no verdict on the upstream. pybreaker knows only
+                    # failure and success, and would reset the failure count: keep it.
                     assert upstream.storage is not None
                     upstream.storage.keep_count_once = True
                     raise
@@ -547,32 +647,11 @@ class Upstreams:
             raise CircuitOpen(upstream.name) from None
         return response
 
-    async def _send(
-        self, transport: Transport, url: str, headers: Mapping[str, str], deadline: float
-    ) -> UpstreamResponse:
-        """The request itself, ended by its own timer at ``deadline``."""
-        loop = asyncio.get_running_loop()
-        time_left = deadline - loop.time()
-        if time_left <= _EARLY:
-            raise TimeoutError("no time left to send the request")
-        if self._deadline_header is not None:
-            headers = {**headers, self._deadline_header: str(int(time_left * 1000))}
-        task = asyncio.current_task()
-        assert task is not None
-        expiry = _Expiry(task)
-        timer = loop.call_at(deadline - _EARLY, expiry)
-        try:
-            return await transport.get(url, headers=headers, time_left=time_left)
-        except asyncio.CancelledError:
-            if expiry.fired:
-                # The deadline passed: a timeout, even if the engine's own timer (a moment
-                # later, often in the same loop pass) cancelled the task too. Raised as such
-                # so the breaker counts it; the task ends with it either way.
-                task.uncancel()
-                raise TimeoutError(f"no answer within {time_left * 1000:.0f} ms") from None
-            raise
-        finally:
-            timer.cancel()
+    def _with_deadline(self, headers: Mapping[str, str], deadline: float) -> Mapping[str, str]:
+        if self._deadline_header is None:
+            return headers
+        left = int(_left(deadline) * 1000)
+        return {**headers, self._deadline_header: str(left if left > 0 else 0)}
 
     def status(self) -> dict[str, UpstreamStatus]:
         """Every service's breaker state and counters, for ``/readyz``."""
@@ -593,6 +672,8 @@ class Upstreams:
             statuses[name] = UpstreamStatus(
                 breaker=state,
                 failures=failures,
+                opens_after=None if breaker is None else breaker.fail_max,
+                reset_timeout=None if breaker is None else breaker.reset_timeout,
                 opens_for=opens_for,
                 requests=upstream.requests,
                 retries=upstream.retries,

@@ -301,12 +301,13 @@ def healthz() -> Health:
     summary="Ready",
     responses={},
 )
-async def readyz(gateway: Gateway) -> Response[Readiness]:
+async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
     """Ready to serve: configuration loaded, cache reachable. 503 when a check fails.
 
     The answer also shows each upstream's circuit breaker, retries and hedges. An open breaker
     does not make the instance unready: it still serves what it can.
     """
+    gateway: Gateway = request.app.state.gateway
     checks = await gateway.readiness()
     ready = all(value.startswith("ok") for value in checks.values())
     return Response(

@@ -1,0 +1,159 @@
+"""Breaker state shared through a real Redis: two gateways in one process, as two instances.
+
+Each gateway has its own breakers and its own Redis connections, exactly as two processes
+would; only the namespace ties them together. The end-to-end version with BFF processes is in
+tests/services/test_resilience.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import msgspec
+import pytest
+from bff_core import Aggregate, BreakerPolicy, Gateway, Param, Source
+
+from ..redis_server import RedisServer
+from .scripted_upstream import Reply, ScriptedUpstream, scripted_upstream
+
+POLICY = BreakerPolicy(failures=2, reset_timeout=0.5)
+AGGREGATE = Aggregate(
+    "one", params=[Param("id")], sources=[Source("a", service="svc", path="/a/{id}", returns=dict)]
+)
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[ScriptedUpstream]:
+    async with scripted_upstream() as server:
+        yield server
+
+
+@asynccontextmanager
+async def instance(
+    upstream: ScriptedUpstream, redis_url: str, namespace: str
+) -> AsyncIterator[Gateway]:
+    async with Gateway(
+        services={"svc": upstream.url},
+        breakers=POLICY,
+        retry_budget=None,
+        share_breakers=redis_url,
+        share_namespace=namespace,
+    ) as gateway:
+        await until(lambda: gateway.breaker_sharing().startswith("shared"))
+        yield gateway
+
+
+async def until(condition: Callable[[], bool], within: float = 2.0) -> None:
+    for _ in range(int(within / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    assert condition()
+
+
+def state(gateway: Gateway) -> str:
+    return gateway.upstream_status()["svc"].breaker
+
+
+async def trip(gateway: Gateway, upstream: ScriptedUpstream) -> None:
+    upstream.script("/a/1", Reply(status=503, json={}))
+    for _ in range(POLICY.failures):
+        assert (await gateway.run(AGGREGATE, {"id": "1"}))["a"].upstream_status == 503
+    assert state(gateway) == "open"
+
+
+async def test_an_opening_and_a_closing_reach_the_other_instance(
+    upstream: ScriptedUpstream, redis_url: str, redis_namespace: str
+) -> None:
+    async with (
+        instance(upstream, redis_url, redis_namespace) as first,
+        instance(upstream, redis_url, redis_namespace) as second,
+        instance(upstream, redis_url, redis_namespace + "-other") as stranger,
+    ):
+        await trip(first, upstream)
+        await until(lambda: state(second) == "open", within=1.0)
+        sent = len(upstream.received)
+        assert (await second.run(AGGREGATE, {"id": "1"}))["a"].reason == "circuit_open"
+        assert len(upstream.received) == sent
+        assert state(stranger) == "closed"
+        assert second.breaker_sharing().endswith("transitions received from peers: 1")
+        # The peer's opening time is kept: the second instance tries its trial when the first
+        # one's reset timeout ends, and the first success closes both.
+        upstream.script("/a/1", Reply(json={"ok": True}))
+        await asyncio.sleep(POLICY.reset_timeout)
+        assert (await second.run(AGGREGATE, {"id": "1"}))["a"].ok
+        assert state(second) == "closed"
+        await until(lambda: state(first) == "closed", within=1.0)
+
+
+async def test_an_instance_that_starts_later_learns_the_open_breakers(
+    upstream: ScriptedUpstream, redis_url: str, redis_namespace: str
+) -> None:
+    async with instance(upstream, redis_url, redis_namespace) as first:
+        await trip(first, upstream)
+        await asyncio.sleep(0.05)  # published
+        async with instance(upstream, redis_url, redis_namespace) as late:
+            assert state(late) == "open"
+
+
+async def test_a_malformed_message_is_ignored(
+    upstream: ScriptedUpstream,
+    redis_url: str,
+    redis_namespace: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import redis.asyncio
+
+    caplog.set_level(logging.WARNING, logger="bff_core.resilience")
+    async with instance(upstream, redis_url, redis_namespace) as gateway:
+        client = redis.asyncio.from_url(redis_url)
+        try:
+            await client.publish(f"{redis_namespace}:breakers", b"not json")
+            wrong = {"origin": "x", "service": "svc", "state": "ajar", "at": 0.0}
+            await client.publish(f"{redis_namespace}:breakers", msgspec.json.encode(wrong))
+        finally:
+            await client.aclose()
+        await until(lambda: len(caplog.records) >= 2)
+        assert all("malformed breaker transition" in r.getMessage() for r in caplog.records)
+        assert state(gateway) == "closed"
+        assert gateway.breaker_sharing().startswith("shared")
+
+
+async def test_redis_down_then_back(
+    upstream: ScriptedUpstream, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bff_core.resilience")
+    async with (
+        instance(upstream, redis_server.url, "outage") as first,
+        instance(upstream, redis_server.url, "outage") as second,
+    ):
+        redis_server.stop()
+        await until(lambda: first.breaker_sharing().startswith("this instance only"))
+        # Each instance decides alone meanwhile, and requests are not slowed down by Redis.
+        await trip(first, upstream)
+        assert state(second) == "closed"
+
+        def warned(text: str) -> bool:
+            return any(
+                text in r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+            )
+
+        assert warned("breaker sharing through redis interrupted")
+        await until(lambda: warned("could not share the open breaker"))  # published later
+        redis_server.start()
+        await until(lambda: first.breaker_sharing().startswith("shared"), within=3.0)
+        await until(lambda: second.breaker_sharing().startswith("shared"), within=3.0)
+        assert any(
+            "breaker sharing through redis is back" in r.getMessage() for r in caplog.records
+        )
+        # Sharing works again: the first closes its breaker after a good trial, the second
+        # opens its own, and that opening reaches the first.
+        upstream.script("/a/1", Reply(json={"ok": True}))
+        await asyncio.sleep(POLICY.reset_timeout)
+        assert (await first.run(AGGREGATE, {"id": "1"}))["a"].ok
+        assert state(first) == "closed"
+        await trip(second, upstream)
+        await until(lambda: state(first) == "open", within=1.0)
