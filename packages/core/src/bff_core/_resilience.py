@@ -473,7 +473,15 @@ class Upstreams:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + time_left
         retry = source.retry
-        if retry is None and source.hedge_after is None:
+        if (retry is None and source.hedge_after is None) or upstream.budget is None:
+            # The hot path: one request, through the breaker when it is closed.
+            breaker = upstream.breaker
+            if breaker is None:
+                return await self._transport.get(
+                    url, headers=self._telling(headers, time_left), time_left=time_left
+                )
+            if breaker.current_state == pybreaker.STATE_CLOSED:
+                return await self._call(upstream, breaker, self._transport, url, headers, deadline)
             return await self._attempt(upstream, self._transport, url, headers, deadline)
         attempt = 1
         while True:
@@ -575,7 +583,7 @@ class Upstreams:
         breaker = upstream.breaker
         if breaker is None:
             return await transport.get(
-                url, headers=self._with_deadline(headers, deadline), time_left=_left(deadline)
+                url, headers=self._telling(headers, left := _left(deadline)), time_left=left
             )
         if breaker.current_state != pybreaker.STATE_CLOSED:
             if upstream.trial is not None or upstream.cooling():
@@ -621,10 +629,9 @@ class Upstreams:
             # count (5xx, 429) is raised as _Counted inside and returned outside.
             with breaker.calling():
                 try:
+                    left = _left(deadline)
                     response = await transport.get(
-                        url,
-                        headers=self._with_deadline(headers, deadline),
-                        time_left=_left(deadline),
+                        url, headers=self._telling(headers, left), time_left=left
                     )
                 except asyncio.CancelledError:
                     if asyncio.get_running_loop().time() >= deadline - _EARLY:
@@ -647,10 +654,11 @@ class Upstreams:
             raise CircuitOpen(upstream.name) from None
         return response
 
-    def _with_deadline(self, headers: Mapping[str, str], deadline: float) -> Mapping[str, str]:
+    def _telling(self, headers: Mapping[str, str], time_left: float) -> Mapping[str, str]:
+        """``headers``, and the milliseconds left in the deadline header."""
         if self._deadline_header is None:
             return headers
-        left = int(_left(deadline) * 1000)
+        left = int(time_left * 1000)
         return {**headers, self._deadline_header: str(left if left > 0 else 0)}
 
     def status(self) -> dict[str, UpstreamStatus]:
