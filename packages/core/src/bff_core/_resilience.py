@@ -454,10 +454,6 @@ class Upstreams:
                 breaker.add_listener(_Transitions(self, upstream))
             self._upstreams[name] = upstream
 
-    @property
-    def deadline_header(self) -> str | None:
-        return self._deadline_header
-
     def on_transition(self, hook: TransitionHook) -> None:
         """Call ``hook`` on every breaker transition this instance makes itself."""
         self._hooks.append(hook)
