@@ -26,10 +26,8 @@ from typing import Literal
 
 import msgspec
 import redis.asyncio
-import redis.exceptions
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
+from ._redis import close_quietly, connect, describe
 from ._resilience import BreakerState, Upstreams
 
 __all__ = ["BreakerShare"]
@@ -101,12 +99,8 @@ class BreakerShare:
 
     def _connect(self) -> redis.asyncio.Redis:
         if self._client is None:
-            self._client = redis.asyncio.from_url(
-                self._url,
-                socket_connect_timeout=_PUBLISH_TIMEOUT,
-                health_check_interval=0,
-                retry=Retry(NoBackoff(), 0),
-            )
+            # No socket timeout: the subscription waits for messages as long as it takes.
+            self._client = connect(self._url, timeout=_PUBLISH_TIMEOUT, socket_timeout=None)
         return self._client
 
     # --- publishing --------------------------------------------------------------------------
@@ -211,14 +205,10 @@ class BreakerShare:
             await asyncio.gather(*self._publishing, return_exceptions=True)
         client, self._client = self._client, None
         if client is not None:
-            try:
-                async with asyncio.timeout(_PUBLISH_TIMEOUT):
-                    await client.aclose()
-            except Exception as exc:
-                logger.debug("closing the breaker-share client failed: %s", _describe(exc))
+            await close_quietly(
+                client, within=_PUBLISH_TIMEOUT, logger=logger, what="breaker-share client"
+            )
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return describe(exc, _PUBLISH_TIMEOUT)

@@ -22,8 +22,8 @@ from typing import Protocol, TypeVar, cast, runtime_checkable
 
 import redis.asyncio
 import redis.exceptions
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+
+from ._redis import close_quietly, connect, describe
 
 __all__ = [
     "CacheStore",
@@ -335,11 +335,9 @@ class RedisStore:
         """Close the connections to Redis."""
         client, self._client = self._client, None
         if client is not None:
-            try:
-                async with asyncio.timeout(self._op_timeout):
-                    await client.aclose()
-            except Exception as exc:  # closing a broken connection must not fail shutdown
-                logger.debug("closing the redis cache client failed: %s", self._describe(exc))
+            await close_quietly(
+                client, within=self._op_timeout, logger=logger, what="redis cache client"
+            )
 
     def _key(self, key: str | bytes) -> str:
         return f"{self._namespace}:k:{_text(key)}"
@@ -352,14 +350,9 @@ class RedisStore:
 
     def _connect(self) -> redis.asyncio.Redis:
         if self._client is None:
-            self._client = redis.asyncio.from_url(
-                self._url,
-                socket_timeout=self._op_timeout,
-                socket_connect_timeout=self._op_timeout,
-                health_check_interval=0,
-                # redis-py retries 3 times with backoff by default: that would stretch one
-                # failed operation far past op_timeout. The store's own down window replaces it.
-                retry=Retry(NoBackoff(), 0),
+            # No retries inside redis-py: the store's own down window replaces them.
+            self._client = connect(
+                self._url, timeout=self._op_timeout, socket_timeout=self._op_timeout
             )
         return self._client
 
@@ -408,9 +401,7 @@ class RedisStore:
             )
 
     def _describe(self, exc: BaseException) -> str:
-        if isinstance(exc, TimeoutError) and not str(exc):
-            return f"no answer within {self._op_timeout * 1000:g} ms"
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return describe(exc, self._op_timeout)
 
 
 def _text(key: str | bytes) -> str:
