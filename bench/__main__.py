@@ -143,11 +143,18 @@ def run(config: Config, layout: Layout) -> Results:
     started = time.monotonic()
     results = Results(environment=environment(layout, config.generator), config=config)
     contestants = [CONTESTANTS[name] for name in config.contestants]
+    #: the scenarios measured against the instant upstreams at full load, and what each measures
+    on_instant = {
+        "throughput": contestants,
+        "cached": CACHED_TARGETS,
+        "resilience": RESILIENCE_TARGETS,
+        "scaling": SCALING_TARGETS,
+    }
     children = Children(layout)
     bench = Bench(children, config)
     try:
         instant = None
-        if {"throughput", "cached", "resilience", "scaling", "memory"} & set(config.scenarios):
+        if {*on_instant, "memory"} & set(config.scenarios):
             instant = start_upstream(children, None)
         for name in config.scenarios:
             if name == "latency":
@@ -163,25 +170,10 @@ def run(config: Config, layout: Layout) -> Results:
                     )
                 finally:
                     children.stop(delayed.child)
-            elif name == "throughput":
+            elif name in on_instant:
                 assert instant is not None
                 results.scenarios[name] = run_scenario(
-                    bench, name, contestants, instant, LOAD_CONNECTIONS
-                )
-            elif name == "cached":
-                assert instant is not None
-                results.scenarios[name] = run_scenario(
-                    bench, name, CACHED_TARGETS, instant, LOAD_CONNECTIONS
-                )
-            elif name == "resilience":
-                assert instant is not None
-                results.scenarios[name] = run_scenario(
-                    bench, name, RESILIENCE_TARGETS, instant, LOAD_CONNECTIONS
-                )
-            elif name == "scaling":
-                assert instant is not None
-                results.scenarios[name] = run_scenario(
-                    bench, name, SCALING_TARGETS, instant, LOAD_CONNECTIONS
+                    bench, name, on_instant[name], instant, LOAD_CONNECTIONS
                 )
             elif name == "memory":
                 assert instant is not None

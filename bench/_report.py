@@ -226,35 +226,36 @@ def _throughput_table(result: ScenarioResult) -> list[str]:
     return lines
 
 
-def _cached_table(result: ScenarioResult) -> list[str]:
+def _pair_table(result: ScenarioResult, about: str, first: str, second: str) -> list[str]:
+    """A throughput table of two variants of web-bff, and the ratio ``first / second``."""
     lines = _throughput_table(result)
-    lines[0] = (
-        f"## cached: {result.connections} connections; instant upstreams; one hot product, "
-        "web-bff with its in-process cache on (every request after the first is a whole-answer "
-        "hit) against the cache off"
-    )
-    ratio = _ratio(result, "web-bff-cached", "web-bff")
+    lines[0] = f"## {result.name}: {result.connections} connections; instant upstreams; {about}"
+    ratio = _ratio(result, first, second)
     lines = [line for line in lines if not line.startswith("Ratios of")]
     if ratio is not None:
-        lines += ["", f"Ratio of median aggregates/s: web-bff-cached / web-bff = **{ratio:.2f}x**."]
+        lines += ["", f"Ratio of median aggregates/s: {first} / {second} = **{ratio:.2f}x**."]
     return lines
+
+
+def _cached_table(result: ScenarioResult) -> list[str]:
+    return _pair_table(
+        result,
+        "one hot product, web-bff with its in-process cache on (every request after the first "
+        "is a whole-answer hit) against the cache off",
+        "web-bff-cached",
+        "web-bff",
+    )
 
 
 def _resilience_table(result: ScenarioResult) -> list[str]:
-    lines = _throughput_table(result)
-    lines[0] = (
-        f"## resilience: {result.connections} connections; instant upstreams; web-bff as shipped "
-        "(a circuit breaker per upstream, retries, the product's hedge, the deadline header) "
-        "against the same service with BFF_BREAKER=off and BFF_RETRY_BUDGET_PERCENT=0"
+    return _pair_table(
+        result,
+        "web-bff as shipped (a circuit breaker per upstream, retries, the product's hedge, the "
+        "deadline header) against the same service with BFF_BREAKER=off and "
+        "BFF_RETRY_BUDGET_PERCENT=0",
+        "web-bff",
+        "web-bff-no-resilience",
     )
-    ratio = _ratio(result, "web-bff", "web-bff-no-resilience")
-    lines = [line for line in lines if not line.startswith("Ratios of")]
-    if ratio is not None:
-        lines += [
-            "",
-            f"Ratio of median aggregates/s: web-bff / web-bff-no-resilience = **{ratio:.2f}x**.",
-        ]
-    return lines
 
 
 def _fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
