@@ -87,7 +87,7 @@ class GatewaySettings:
             raise ConfigurationError(
                 "BFF_HTTP_CLIENT", f"{http_client!r} is not one of {', '.join(HTTP_CLIENTS)}"
             )
-        cache = "on" if _on_off("BFF_CACHE", env.get("BFF_CACHE", "on")) else "off"
+        cache = _on_off("BFF_CACHE", env.get("BFF_CACHE", "on"))
         namespace = env.get("BFF_CACHE_NAMESPACE", "").strip() or None
         if namespace is not None and not _NAMESPACE.fullmatch(namespace):
             raise ConfigurationError(
@@ -128,7 +128,7 @@ class GatewaySettings:
             redis_url=redis_url,
             timeout=timeout_ms / 1000,
             http_client=http_client,
-            cache=cache == "on",
+            cache=cache,
             cache_namespace=namespace,
             cache_max_entries=max_entries,
             admin_token=admin_token,
