@@ -245,8 +245,7 @@ class _Upstreams:
     async def _hang(self, request: web.Request, service: str) -> web.StreamResponse:
         # A hung service ignores deadlines: it is stuck, not slow.
         while not self.stopping.is_set():
-            transport = request.transport
-            if transport is None or transport.is_closing():
+            if _client_gone(request):
                 self.log.abandoned(service)
                 break
             await asyncio.sleep(_HANG_POLL_S)
