@@ -268,13 +268,17 @@ class _Upstream:
     def is_open(self) -> bool:
         return self.breaker is not None and self.breaker.current_state != pybreaker.STATE_CLOSED
 
-    def cooling(self) -> bool:
-        """Open, and its reset timeout has not elapsed: refuse without trying."""
+    def open_for(self) -> float:
+        """Seconds until an open breaker's reset timeout ends (0 or less: it has ended)."""
         assert self.breaker is not None and self.storage is not None
         opened_at = self.storage.opened_at
-        return opened_at is not None and time.time() < (
-            opened_at.timestamp() + self.breaker.reset_timeout
-        )
+        if opened_at is None:
+            return 0.0
+        return opened_at.timestamp() + self.breaker.reset_timeout - time.time()
+
+    def cooling(self) -> bool:
+        """Open, and its reset timeout has not elapsed: refuse without trying."""
+        return self.open_for() > 0
 
     def counters(self) -> dict[str, int]:
         return {
@@ -669,10 +673,7 @@ class Upstreams:
                 state = _state(breaker.current_state)
                 failures = storage.counter
                 if state == "open" and storage.opened_at is not None:
-                    opens_for = round(
-                        max(storage.opened_at.timestamp() + breaker.reset_timeout - time.time(), 0),
-                        3,
-                    )
+                    opens_for = round(max(upstream.open_for(), 0.0), 3)
             statuses[name] = UpstreamStatus(
                 breaker=state,
                 failures=failures,
