@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
+from .redis_cluster import RedisCluster, redis_cli_binary
 from .redis_server import RedisServer, redis_server_binary
 
 NO_REDIS = (
@@ -72,3 +74,36 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+NO_CLUSTER = (
+    "cluster tests need redis-server and redis-cli on PATH (apt-get install redis-server "
+    "redis-tools): they start a three-master Redis Cluster of their own"
+)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """The ``redis+cluster://`` URL of a private three-master cluster, for the whole session."""
+    with _cluster() as cluster:
+        yield cluster.url
+
+
+@pytest.fixture
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A private three-master cluster for this test alone, which it may break."""
+    with _cluster() as cluster:
+        yield cluster
+
+
+@contextmanager
+def _cluster() -> Iterator[RedisCluster]:
+    server, cli = redis_server_binary(), redis_cli_binary()
+    if server is None or cli is None:
+        pytest.fail(NO_CLUSTER)
+    cluster = RedisCluster(server, cli)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()

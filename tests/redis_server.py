@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 
 from tests.processes import free_port
 
@@ -23,9 +24,12 @@ def redis_server_binary() -> str | None:
 class RedisServer:
     """A ``redis-server`` without persistence on 127.0.0.1; ``start``/``stop`` keep the port."""
 
-    def __init__(self, binary: str, port: int | None = None) -> None:
+    def __init__(
+        self, binary: str, port: int | None = None, *, extra_args: Sequence[str] = ()
+    ) -> None:
         self.binary = binary
         self.port = port or free_port()
+        self.extra_args = tuple(extra_args)
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in close()
@@ -45,6 +49,7 @@ class RedisServer:
                 self.binary,
                 *("--port", str(self.port), "--bind", "127.0.0.1"),
                 *("--save", "", "--appendonly", "no", "--protected-mode", "no"),
+                *self.extra_args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,

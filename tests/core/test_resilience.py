@@ -28,7 +28,7 @@ from bff_core import (
     Source,
     UpstreamStatus,
 )
-from bff_core._cache_store import MemoryStore
+from bff_core._cache import MemoryStore
 
 from .scripted_upstream import Reply, ScriptedUpstream, scripted_upstream
 

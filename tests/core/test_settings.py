@@ -47,6 +47,13 @@ def test_values_are_read() -> None:
         ("BFF_TIMEOUT_MS", "-5", "is not between 1 and"),
         ("REDIS_URL", "localhost:6379", "is not a Redis URL"),
         ("REDIS_URL", "http://127.0.0.1:6379", "is not a Redis URL"),
+        ("REDIS_URL", "redis://127.0.0.1:port", "has an invalid port"),
+        ("REDIS_URL", "redis+cluster://10.0.0.1", "'10.0.0.1' is not host:port"),
+        ("REDIS_URL", "redis+cluster://10.0.0.1:7000,,10.0.0.2:7000", "'(empty)' is not"),
+        ("REDIS_URL", "redis+cluster://10.0.0.1:70000", "is not host:port"),
+        ("BFF_CACHE_NEAR_MS", "1s", "is not a whole number"),
+        ("BFF_CACHE_NEAR_MS", "-1", "is not between 0 and 60000"),
+        ("BFF_CACHE_NEAR_MS", "60001", "is not between 0 and 60000"),
         ("BFF_CACHE", "yes", "is not 'on' or 'off'"),
         ("BFF_BREAKER", "disabled", "is not 'on' or 'off'"),
         ("BFF_BREAKER_FAILURES", "five", "is not a whole number"),
@@ -92,3 +99,23 @@ def test_resilience_settings() -> None:
     assert settings.breakers is False
     assert (settings.breaker_failures, settings.breaker_reset) == (3, 2.5)
     assert settings.retry_budget_percent == 0
+
+
+def test_redis_one_server_or_a_cluster() -> None:
+    from bff_core._redis import parse_redis_url
+
+    one = parse_redis_url("rediss://user:secret@cache.internal:6380/2")
+    assert (one.cluster, one.describe()) == (False, "redis")
+    cluster = parse_redis_url("rediss+cluster://app:s%40cret@10.0.0.1:7000, 10.0.0.2:7001")
+    assert cluster.cluster_nodes == (("10.0.0.1", 7000), ("10.0.0.2", 7001))
+    assert (cluster.username, cluster.password, cluster.tls) == ("app", "s@cret", True)
+    assert cluster.describe() == "redis cluster"
+    assert parse_redis_url("redis+cluster://[::1]:7000").cluster_nodes == (("::1", 7000),)
+    settings = GatewaySettings.from_env(VARIABLES, {"REDIS_URL": "redis+cluster://h:7000"})
+    assert settings.redis_url == "redis+cluster://h:7000"
+
+
+def test_the_near_cache_setting() -> None:
+    assert GatewaySettings.from_env(VARIABLES, {}).cache_near == 1.0
+    assert GatewaySettings.from_env(VARIABLES, {"BFF_CACHE_NEAR_MS": "250"}).cache_near == 0.25
+    assert GatewaySettings.from_env(VARIABLES, {"BFF_CACHE_NEAR_MS": "0"}).cache_near is None

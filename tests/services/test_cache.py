@@ -3,6 +3,7 @@ headers and injected faults) and a real Redis started by the test suite."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,8 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio
+from bff_core._redis import connect, parse_redis_url
 
 from tests.processes import RunningService, run_service
+from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
 from .conftest import SERVICES, Upstreams, bff_env
@@ -75,23 +79,81 @@ def test_fields_and_the_full_page_never_collide(upstreams: Upstreams, http: http
         ]
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def shared_url(request: pytest.FixtureRequest) -> str:
+    """A single Redis, then a Redis Cluster: the same behaviour from the same code."""
+    url: str = request.getfixturevalue(
+        "redis_cluster_url" if request.param == "redis-cluster" else "redis_url"
+    )
+    return url
+
+
+def stored_entries(url: str, namespace: str) -> int:
+    """How many entries a deployment has in Redis (whichever master holds them)."""
+
+    async def count() -> int:
+        client = connect(parse_redis_url(url), timeout=2.0, socket_timeout=2.0)
+        try:
+            return len([k async for k in client.scan_iter(match=f"{namespace}:*:k:*")])
+        finally:
+            await client.aclose()
+
+    return asyncio.run(count())
+
+
 def test_two_bff_processes_share_entries_through_redis(
-    upstreams: Upstreams, http: httpx.Client, redis_url: str
+    upstreams: Upstreams, http: httpx.Client, shared_url: str
 ) -> None:
     namespace = f"test-{uuid.uuid4().hex[:8]}"
-    env = {"REDIS_URL": redis_url, "BFF_CACHE_NAMESPACE": namespace}
+    env = {"REDIS_URL": shared_url, "BFF_CACHE_NAMESPACE": namespace}
     with cached_bff(upstreams, **env) as first, cached_bff(upstreams, **env) as second:
         get(first, http)
         assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
+        # Written after the answer, off its path: four parts and the whole answer.
+        assert wait_for(lambda: stored_entries(shared_url, namespace) == 5)
         assert get(second, http).status_code == 200
         # other fields: a different whole answer, made of parts the first process cached
         assert get(second, http, "id=p-1001&fields=reviews,inventory").status_code == 200
         assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
-        assert http.get(f"{second.url}/readyz").json()["checks"]["cache"] == "ok: redis"
+        cache_check = http.get(f"{second.url}/readyz").json()["checks"]["cache"]
+        assert cache_check.startswith("ok: redis")
     # Another deployment (namespace) shares nothing with them.
-    with cached_bff(upstreams, REDIS_URL=redis_url, BFF_CACHE_NAMESPACE=namespace + "x") as other:
+    with cached_bff(upstreams, REDIS_URL=shared_url, BFF_CACHE_NAMESPACE=namespace + "x") as other:
         get(other, http)
         assert upstreams.counts() == dict.fromkeys(SERVICES, 2)
+
+
+def redis_gets(url: str) -> int:
+    """GET commands the Redis server has run so far."""
+
+    async def count() -> int:
+        client = redis.asyncio.from_url(url)
+        try:
+            stats = await client.info("commandstats")
+            return int(stats.get("cmdstat_get", {}).get("calls", 0))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(count())
+
+
+def test_a_hot_product_costs_no_redis_round_trip_per_request(
+    upstreams: Upstreams, http: httpx.Client, redis_url: str
+) -> None:
+    env = {"REDIS_URL": redis_url, "BFF_CACHE_NAMESPACE": f"test-{uuid.uuid4().hex[:8]}"}
+    with (
+        cached_bff(upstreams, BFF_CACHE_NEAR_MS="60000", **env) as near,
+        cached_bff(upstreams, BFF_CACHE_NEAR_MS="0", **env) as alone,
+    ):
+        get(near, http)
+        before = redis_gets(redis_url)
+        for _ in range(20):
+            assert get(near, http).headers["server-timing"] == 'cache;desc="hit"'
+        assert redis_gets(redis_url) == before  # from its near cache, every time
+        for _ in range(20):
+            assert get(alone, http).headers["server-timing"] == 'cache;desc="hit"'
+        assert redis_gets(redis_url) - before >= 20  # without one: Redis every time
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
 
 
 def test_fifty_concurrent_requests_for_a_cold_product_make_one_call_per_upstream(
@@ -202,20 +264,25 @@ def test_etag_and_if_none_match(upstreams: Upstreams, http: httpx.Client) -> Non
 
 
 def test_an_operator_invalidates_one_product_everywhere(
-    upstreams: Upstreams, http: httpx.Client, redis_url: str
+    upstreams: Upstreams, http: httpx.Client, shared_url: str
 ) -> None:
-    env = {"REDIS_URL": redis_url, "BFF_CACHE_NAMESPACE": f"test-{uuid.uuid4().hex[:8]}"}
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    # Near caches that would hold entries for a minute: only the invalidation clears them.
+    env = {"REDIS_URL": shared_url, "BFF_CACHE_NAMESPACE": namespace, "BFF_CACHE_NEAR_MS": "60000"}
     with cached_bff(upstreams, **env) as first, cached_bff(upstreams, **env) as second:
         get(first, http)
         get(first, http, "id=p-1003")
+        assert wait_for(lambda: stored_entries(shared_url, namespace) == 10)
+        assert get(second, http).status_code == 200  # now in the second's near cache too
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 2)
         auth = {"authorization": f"Bearer {TOKEN}"}
-        url = f"{second.url}/admin/cache/invalidate?id=p-1001"
+        url = f"{first.url}/admin/cache/invalidate?id=p-1001"
         response = http.post(url, headers=auth)
         assert response.status_code == 200, response.text
-        assert response.json()["invalidated"] >= 5  # four parts and the whole answer
-        get(first, http)
-        assert upstreams.counts() == dict.fromkeys(SERVICES, 3)  # p-1001 again, p-1003 not
-        get(first, http, "id=p-1003")
+        assert response.json() == {"invalidated": 5, "tags": ["id=p-1001"], "instances_told": 2}
+        get(second, http)  # its near copy is gone at once: asked for again
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 3)
+        get(first, http, "id=p-1003")  # p-1003 was not invalidated
         assert upstreams.counts() == dict.fromkeys(SERVICES, 3)
 
         wrong = http.post(url, headers={"authorization": "Bearer wrong"})
@@ -255,3 +322,34 @@ def test_redis_stopped_mid_run_never_fails_a_request(
             return upstreams.counts() == before
 
         assert wait_for(served_from_cache, timeout=5)  # caching again
+
+
+def test_a_cluster_master_stopped_mid_run_never_fails_a_request(
+    upstreams: Upstreams, http: httpx.Client, redis_cluster: RedisCluster
+) -> None:
+    env = {"REDIS_URL": redis_cluster.url, "BFF_CACHE_NAMESPACE": f"t-{uuid.uuid4().hex[:8]}"}
+    with cached_bff(upstreams, **env) as bff, cached_bff(upstreams, **env) as peer:
+        assert get(bff, http).status_code == 200
+        assert http.get(f"{bff.url}/readyz").json()["checks"]["cache"] == (
+            "ok: redis cluster (3 masters)"
+        )
+        redis_cluster.nodes[1].stop()
+        for product in ("p-1001", "p-1002", "p-1003", "p-1004", "p-1001", "p-1006"):
+            for service in (bff, peer):
+                started = time.monotonic()
+                response = get(service, http, f"id={product}")
+                assert response.status_code == 200
+                assert "errors" not in response.json()
+                assert time.monotonic() - started < 1.5
+        assert wait_for(lambda: http.get(f"{bff.url}/readyz").status_code == 503, timeout=5)
+        redis_cluster.nodes[1].start()
+        redis_cluster.wait_until_ok()
+        assert wait_for(lambda: http.get(f"{bff.url}/readyz").status_code == 200, timeout=10)
+
+        def served_from_cache() -> bool:
+            get(bff, http, "id=p-1007")
+            before = upstreams.counts()
+            get(peer, http, "id=p-1007")  # the other instance: from the cluster
+            return upstreams.counts() == before
+
+        assert wait_for(served_from_cache, timeout=10)  # caching again

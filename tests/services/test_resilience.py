@@ -270,9 +270,17 @@ def test_an_open_breaker_of_the_critical_part_answers_502_at_once(
         assert upstream(mobile, http, "product")["refused"] == 3
 
 
+@pytest.mark.parametrize("redis", ["redis", "redis-cluster"])
 def test_breakers_are_shared_through_redis_by_the_instances_of_one_namespace(
-    upstreams: Upstreams, http: httpx.Client, redis_url: str, redis_namespace: str
+    upstreams: Upstreams,
+    http: httpx.Client,
+    redis_namespace: str,
+    request: pytest.FixtureRequest,
+    redis: str,
 ) -> None:
+    redis_url: str = request.getfixturevalue(
+        "redis_cluster_url" if redis == "redis-cluster" else "redis_url"
+    )
     shared = {
         "BFF_BREAKER": "on",
         "BFF_RETRY_BUDGET_PERCENT": "0",

@@ -8,11 +8,11 @@ Scheduling rules, in one place:
 - when a critical part fails, the rest is cancelled at once and :class:`AggregationFailed` is
   raised (the answer is an error anyway, so nobody waits for the slow parts);
 - no task :meth:`Gateway.run` started outlives it: every one is finished or cancelled and
-  awaited before it returns or raises. Three things may go on after it, all bounded by the
-  deadline: a request the default pyreqwest client cannot abort (it ends in Rust at the
-  deadline, see ``docs/decisions/0002-hot-path.md``), a cached source's shared fetch that
-  other requests are waiting for (owned by the cache, see ``_cache.py``), and a circuit
-  breaker's trial request (owned by the breaker, see ``_resilience.py``).
+  awaited before it returns or raises. Three things may go on after it, each bounded: a
+  request the default pyreqwest client cannot abort (it ends in Rust at the deadline, see
+  ``docs/decisions/0002-hot-path.md``), a cached source's lookup that other requests are
+  waiting for, with its write to the store (owned by the cache, see ``_cache/_lookups.py``),
+  and a circuit breaker's trial request (owned by the breaker, see ``_resilience.py``).
 
 Every upstream request goes through :class:`~bff_core._resilience.Upstreams` (breakers,
 retries, hedges, the deadline header), directly or through the cache.
@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any, Self
 import msgspec
 
 from ._aio import cancel_and_wait
-from ._breaker_share import BreakerShare
-from ._cache import Answer, PartCache
+from ._cache import Answer, Cache
 from ._declaration import Aggregate, Source
 from ._errors import (
     AggregationFailed,
@@ -41,6 +40,7 @@ from ._errors import (
     UpstreamUnavailable,
 )
 from ._outcome import AggregateResult, PartOutcome
+from ._peers import Peers
 from ._resilience import (
     DEADLINE_HEADER,
     DEFAULT_BREAKER,
@@ -54,7 +54,7 @@ from ._resilience import (
 from ._transport import HttpClient, Transport, UpstreamResponse, make_transport
 
 if TYPE_CHECKING:
-    from ._cache_store import CacheStore
+    from ._cache import CacheStore
 
 __all__ = ["Gateway"]
 
@@ -76,8 +76,9 @@ class Gateway:
             ``http_client`` names.
         http_client: ``"pyreqwest"`` (the default, fastest) or ``"aiohttp"``; see
             :class:`GatewaySettings`.
-        cache: where sources with a cache policy keep their answers (in-process or Redis);
-            ``None``: nothing is cached. Closed by :meth:`aclose`.
+        cache: where sources with a cache policy keep their answers (in-process, or Redis
+            behind a near cache: ``bff_core._cache.make_store``); ``None``: nothing is cached.
+            Connected by :meth:`start`, closed by :meth:`aclose`.
         breakers: the circuit breaker of each upstream service: one :class:`BreakerPolicy`
             for every service (the default), a mapping from service name to policy (services
             it leaves out get the default policy, services mapped to ``None`` get no breaker),
@@ -86,10 +87,12 @@ class Gateway:
             requests; ``None``: sources' retry and hedge declarations are not acted upon.
         deadline_header: the request header that tells upstreams how many milliseconds are
             left until the gateway stops waiting, or ``None`` not to send it.
-        share_breakers: a Redis URL through which the breakers are shared with every other
-            instance using the same ``share_namespace``: when one opens here, it opens there
-            too (see ``_breaker_share``). Active between :meth:`start` and :meth:`aclose`.
-            ``None``: this instance's breakers are its own.
+        peers: a Redis URL (one server or a cluster) through which this instance and every
+            other one using the same ``peers_namespace`` tell each other what changed (see
+            ``_peers``): a breaker that opens here opens there too, and an invalidation
+            (:meth:`invalidate`) clears their near caches too. Active between :meth:`start`
+            and :meth:`aclose`. ``None``: this instance's breakers are its own.
+        peers_namespace: the deployment's name among the instances sharing ``peers``.
     """
 
     def __init__(
@@ -104,8 +107,8 @@ class Gateway:
         breakers: BreakerPolicy | Mapping[str, BreakerPolicy | None] | None = DEFAULT_BREAKER,
         retry_budget: RetryBudget | None = DEFAULT_RETRY_BUDGET,
         deadline_header: str | None = DEADLINE_HEADER,
-        share_breakers: str | None = None,
-        share_namespace: str = "bff",
+        peers: str | None = None,
+        peers_namespace: str = "bff",
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -125,16 +128,20 @@ class Gateway:
             budget=retry_budget,
             deadline_header=deadline_header,
         )
-        self._breaker_share = (
-            None
-            if share_breakers is None or breakers is None
-            else BreakerShare(share_breakers, namespace=share_namespace, upstreams=self.upstreams)
-        )
         self.cache = (
-            None
-            if cache is None
-            else PartCache(cache, self.upstreams.fetch, refresh_timeout=self.timeout)
+            None if cache is None else Cache(cache, self.upstreams.fetch, refresh_timeout=timeout)
         )
+        self._peers = (
+            None
+            if peers is None or (breakers is None and cache is None)
+            else Peers(
+                peers,
+                namespace=peers_namespace,
+                upstreams=None if breakers is None else self.upstreams,
+                forget=None if cache is None else cache.forget,
+            )
+        )
+        self._shares_breakers = self._peers is not None and breakers is not None
 
     @property
     def transport(self) -> Transport:
@@ -212,18 +219,33 @@ class Gateway:
         return AggregateResult(aggregate.name, parts, perf_counter() - run.began)
 
     async def start(self) -> None:
-        """Start the gateway's background work: sharing breaker state, when configured.
+        """Connect to the cache's store, and start listening to its peers, when configured.
 
         ``async with Gateway(...)`` calls it; so does the Litestar plugin at start-up.
         """
-        if self._breaker_share is not None:
-            self._breaker_share.start()
+        if self.cache is not None:
+            await self.cache.store.start()
+        if self._peers is not None:
+            self._peers.start()
 
     def breaker_sharing(self) -> str:
         """How breaker state is shared right now (``/readyz`` detail)."""
-        if self._breaker_share is None:
+        if self._peers is None or not self._shares_breakers:
             return "this instance only (not shared)"
-        return self._breaker_share.describe()
+        return self._peers.describe()
+
+    async def invalidate(self, tags: Sequence[str]) -> tuple[int, int | None]:
+        """Drop every cached part and answer carrying any of ``tags`` (``"id=p-1001"``),
+        where they are shared and in the near cache of every instance.
+
+        Returns how many entries were deleted, and how many instances were told (this one
+        included; ``None``: no peers configured, or Redis could not be told).
+        """
+        if self.cache is None:
+            return 0, None
+        count = await self.cache.invalidate(tags)
+        told = None if self._peers is None else await self._peers.invalidated(tags)
+        return count, told
 
     async def readiness(self) -> dict[str, str]:
         """Named checks for ``/readyz``; a value starting with ``ok`` means the check passed."""
@@ -240,8 +262,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Close the cache, and the transport if the gateway created it."""
-        if self._breaker_share is not None:
-            await self._breaker_share.aclose()
+        if self._peers is not None:
+            await self._peers.aclose()
         await self.upstreams.aclose()
         if self.cache is not None:
             await self.cache.aclose()

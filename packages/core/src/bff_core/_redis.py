@@ -1,39 +1,209 @@
-"""What every Redis client of bff-core shares: how it connects, closes and describes failures.
+"""What every Redis client of bff-core shares: which Redis a URL names (one server or a
+cluster), how a client connects, subscribes, closes and describes its failures.
 
-The cache store (``_cache_store``) and the breaker sharing (``_breaker_share``) each keep their
-own client, because they use it differently (short operations; a long-lived subscription).
+The cache store (``_cache``) and the peers' channel (``_peers``) each keep their own client,
+because they use it differently (short batched operations; a long-lived subscription). Both
+work unchanged on a single Redis and on a Redis Cluster: the client is either
+``redis.asyncio.Redis`` or ``redis.asyncio.RedisCluster``, which speak the same commands and
+pipelines, and the keys they use are hash-tagged so that what must share a slot does.
+
+URLs:
+
+- ``redis://[user:password@]host:port[/db]``, ``rediss://...`` (TLS), ``unix:///path``: one
+  server (or a managed service's single endpoint);
+- ``redis+cluster://[user:password@]host:port[,host:port...]``, ``rediss+cluster://...``: a
+  Redis Cluster, found through any of the nodes named (the others are discovered).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from typing import TypeAlias
+from urllib.parse import unquote, urlsplit
 
 import redis.asyncio
+import redis.asyncio.client
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-__all__ = ["close_quietly", "connect", "describe"]
+__all__ = [
+    "AnyRedis",
+    "RedisTarget",
+    "close_pubsub_quietly",
+    "close_quietly",
+    "connect",
+    "describe",
+    "parse_redis_url",
+    "sharded_pubsub",
+]
+
+#: A client of one server or of a cluster: the same commands and pipelines.
+AnyRedis: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
+
+_SINGLE_SCHEMES = ("redis", "rediss", "unix")
+_CLUSTER_SCHEMES = {"redis+cluster": False, "rediss+cluster": True}
+_EXAMPLES = "e.g. redis://127.0.0.1:6379/0 or redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
 
 
-def connect(url: str, *, timeout: float, socket_timeout: float | None) -> redis.asyncio.Redis:
-    """A client that fails within ``timeout`` to connect, and never retries by itself.
+@dataclass(frozen=True, slots=True)
+class RedisTarget:
+    """A Redis URL, checked: one server, or the seed nodes of a cluster."""
 
-    redis-py retries 3 times with backoff by default: that would stretch one failed operation
-    far past the caller's own deadline. Each caller has its own way to try again later.
-    ``socket_timeout=None`` suits a subscription, which waits for messages indefinitely.
-    """
-    return redis.asyncio.from_url(
+    url: str
+    #: the seed nodes (host, port) of a cluster; empty for a single server
+    cluster_nodes: tuple[tuple[str, int], ...] = ()
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    @property
+    def cluster(self) -> bool:
+        return bool(self.cluster_nodes)
+
+    def describe(self) -> str:
+        """``redis`` or ``redis cluster``, for ``/readyz`` and the logs."""
+        return "redis cluster" if self.cluster else "redis"
+
+
+def parse_redis_url(url: str) -> RedisTarget:
+    """The Redis ``url`` names; :class:`ValueError` saying what is wrong with it otherwise."""
+    scheme, separator, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not separator:
+        raise ValueError(f"{url!r} is not a Redis URL, {_EXAMPLES}")
+    if scheme in _SINGLE_SCHEMES:
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as exc:
+            raise ValueError(f"{url!r} has an invalid port ({exc})") from None
+        if scheme != "unix" and not parts.hostname:
+            raise ValueError(f"{url!r} has no host, {_EXAMPLES}")
+        return RedisTarget(url)
+    if scheme not in _CLUSTER_SCHEMES:
+        raise ValueError(f"{url!r} is not a Redis URL, {_EXAMPLES}")
+    userinfo, at, hosts = rest.rpartition("@")
+    if not at:
+        userinfo = ""
+    hosts = hosts.split("/", 1)[0].split("?", 1)[0]
+    nodes = []
+    for address in hosts.split(","):
+        host, colon, port_text = address.strip().rpartition(":")
+        if not colon or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(
+                f"{url!r}: {address.strip() or '(empty)'!r} is not host:port; a cluster URL "
+                "names one or more nodes, e.g. redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
+            )
+        nodes.append((host.strip("[]"), int(port_text)))
+    username, _, password = userinfo.partition(":")
+    return RedisTarget(
         url,
-        socket_timeout=socket_timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=0,
-        retry=Retry(NoBackoff(), 0),
+        cluster_nodes=tuple(nodes),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+        tls=_CLUSTER_SCHEMES[scheme],
     )
 
 
+def connect(target: RedisTarget, *, timeout: float, socket_timeout: float | None) -> AnyRedis:
+    """A client that fails within ``timeout`` to connect, and never retries by itself.
+
+    redis-py retries 3 times with backoff by default: that would stretch one failed operation
+    far past the caller's own deadline. Each caller has its own way to try again later (a
+    cluster client still follows the cluster's redirections when slots move).
+    ``socket_timeout=None`` suits a subscription, which waits for messages indefinitely.
+    """
+    if not target.cluster:
+        return redis.asyncio.from_url(
+            target.url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=0,
+            retry=Retry(NoBackoff(), 0),
+        )
+    return redis.asyncio.RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.cluster_nodes],
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=timeout,
+        # One retry: what a cluster client needs to follow a moved slot after a failover;
+        # the caller bounds the whole operation anyway.
+        retry=Retry(NoBackoff(), 1),
+        # Start (and keep working) while some slots have no master: the others are usable.
+        require_full_coverage=False,
+    )
+
+
+async def sharded_pubsub(
+    client: AnyRedis, target: RedisTarget, channel: str
+) -> tuple[redis.asyncio.client.PubSub, redis.asyncio.Redis | None]:
+    """A pub/sub connection subscribed (``SSUBSCRIBE``) to the shard channel ``channel``.
+
+    Sharded pub/sub (Redis 7) works on a single server as on a cluster: on a cluster the
+    subscription must be made on the node that owns the channel's slot, so it is a plain
+    connection to that node. Returns the pub/sub and, on a cluster, that node's client, for
+    the caller to close with it.
+    """
+    if isinstance(client, redis.asyncio.RedisCluster):
+        await client.initialize()
+        node = client.get_node_from_key(channel)
+        if node is None:
+            raise redis.exceptions.ClusterDownError(f"no node serves the slot of {channel!r}")
+        node_client: redis.asyncio.Redis | None = redis.asyncio.Redis(
+            host=node.host,
+            port=int(node.port),
+            username=target.username,
+            password=target.password,
+            ssl=target.tls,
+            socket_connect_timeout=client.connection_kwargs.get("socket_connect_timeout"),
+            socket_timeout=None,
+            retry=Retry(NoBackoff(), 0),
+        )
+        assert node_client is not None
+        pubsub = node_client.pubsub(ignore_subscribe_messages=True)
+    else:
+        node_client = None
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        await pubsub.ssubscribe(channel)
+    except BaseException:
+        await _close_pubsub(pubsub, node_client)
+        raise
+    return pubsub, node_client
+
+
+async def _close_pubsub(
+    pubsub: redis.asyncio.client.PubSub, node_client: redis.asyncio.Redis | None
+) -> None:
+    try:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    finally:
+        if node_client is not None:
+            await node_client.aclose()
+
+
+async def close_pubsub_quietly(
+    pubsub: redis.asyncio.client.PubSub,
+    node_client: redis.asyncio.Redis | None,
+    *,
+    within: float,
+    logger: logging.Logger,
+) -> None:
+    """Close what :func:`sharded_pubsub` opened, within ``within`` seconds, never raising."""
+    try:
+        async with asyncio.timeout(within):
+            await _close_pubsub(pubsub, node_client)
+    except Exception as exc:
+        logger.debug("closing a subscription failed: %s", describe(exc, within))
+
+
 async def close_quietly(
-    client: redis.asyncio.Redis, *, within: float, logger: logging.Logger, what: str
+    client: AnyRedis, *, within: float, logger: logging.Logger, what: str
 ) -> None:
     """Close ``client`` within ``within`` seconds; a failure is logged at debug level, not raised:
     closing a broken connection must not fail a shutdown."""

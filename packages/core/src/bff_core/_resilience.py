@@ -28,7 +28,7 @@ engine asks for it directly or the cache does (a miss, a background refresh). Pe
   instead would cost every hedged part aiohttp's higher CPU per request, hedge or not.
 
 Breaker transitions are logged (a warning when one opens) and can be shared between instances
-(``_breaker_share``); retries and hedges are counted per service, logged as a summary at most
+(``_peers``); retries and hedges are counted per service, logged as a summary at most
 every 10 s per service, and shown by :meth:`Upstreams.status` (the ``/readyz`` detail).
 """
 

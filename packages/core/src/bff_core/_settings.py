@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError
+from ._redis import parse_redis_url
 from ._transport import HTTP_CLIENTS, HttpClient
 
 __all__ = ["GatewaySettings"]
@@ -18,6 +19,8 @@ DEFAULT_TIMEOUT_MS = 1000
 _MAX_TIMEOUT_MS = 10 * 60 * 1000
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+DEFAULT_CACHE_NEAR_MS = 1000
+_MAX_CACHE_NEAR_MS = 60_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,7 +29,8 @@ class GatewaySettings:
 
     Attributes:
         services: base URL of every upstream service, by service name (no trailing slash).
-        redis_url: the shared Redis, or ``None`` for in-process state only.
+        redis_url: the shared Redis (one server, or a cluster: ``redis+cluster://...``), or
+            ``None`` for in-process state only.
         timeout: deadline of a whole aggregation, in seconds.
         http_client: the upstream client: ``pyreqwest`` (fastest; a request abandoned before
             the deadline ends at the deadline) or ``aiohttp`` (a cancelled request's
@@ -41,8 +45,11 @@ class GatewaySettings:
     cache: bool = True
     #: BFF_CACHE_NAMESPACE: the deployment's key prefix in a shared Redis (default: the service)
     cache_namespace: str | None = None
-    #: BFF_CACHE_MAX_ENTRIES: bound of the in-process cache
+    #: BFF_CACHE_MAX_ENTRIES: bound of the in-process cache (or of the near cache before Redis)
     cache_max_entries: int = 10_000
+    #: BFF_CACHE_NEAR_MS: with Redis, how long an instance may serve a fresh entry from its
+    #: own memory before asking Redis again (seconds); ``None``: no near cache
+    cache_near: float | None = DEFAULT_CACHE_NEAR_MS / 1000
     #: BFF_ADMIN_TOKEN: bearer token of the admin endpoints; unset: they are disabled
     admin_token: str | None = None
     #: BFF_BREAKER: a circuit breaker per upstream service (shared through Redis if any)
@@ -76,9 +83,12 @@ class GatewaySettings:
             service: _http_url(variable, env.get(variable, default_upstream_url))
             for service, variable in service_variables.items()
         }
-        redis_url = env.get("REDIS_URL") or None
+        redis_url = (env.get("REDIS_URL") or "").strip() or None
         if redis_url is not None:
-            _redis_url("REDIS_URL", redis_url)
+            try:
+                parse_redis_url(redis_url)
+            except ValueError as exc:
+                raise ConfigurationError("REDIS_URL", str(exc)) from None
         timeout_ms = _positive_int(
             "BFF_TIMEOUT_MS", env.get("BFF_TIMEOUT_MS", str(DEFAULT_TIMEOUT_MS)), _MAX_TIMEOUT_MS
         )
@@ -96,6 +106,12 @@ class GatewaySettings:
             )
         max_entries = _positive_int(
             "BFF_CACHE_MAX_ENTRIES", env.get("BFF_CACHE_MAX_ENTRIES", "10000"), 10_000_000
+        )
+        near_ms = _int_between(
+            "BFF_CACHE_NEAR_MS",
+            env.get("BFF_CACHE_NEAR_MS", str(DEFAULT_CACHE_NEAR_MS)),
+            0,
+            _MAX_CACHE_NEAR_MS,
         )
         admin_token = env.get("BFF_ADMIN_TOKEN") or None
         if admin_token is not None and len(admin_token) < 16:
@@ -131,6 +147,7 @@ class GatewaySettings:
             cache=cache,
             cache_namespace=namespace,
             cache_max_entries=max_entries,
+            cache_near=near_ms / 1000 or None,
             admin_token=admin_token,
             breakers=breakers,
             breaker_failures=breaker_failures,
@@ -156,23 +173,17 @@ def _http_url(variable: str, value: str) -> str:
     return value.rstrip("/")
 
 
-def _redis_url(variable: str, value: str) -> None:
-    parts = urlsplit(value)
-    if parts.scheme not in ("redis", "rediss", "unix") or (
-        parts.scheme != "unix" and not parts.hostname
-    ):
-        raise ConfigurationError(
-            variable, f"{value!r} is not a Redis URL, e.g. redis://127.0.0.1:6379/0"
-        )
-
-
 def _positive_int(variable: str, value: str, maximum: int) -> int:
+    return _int_between(variable, value, 1, maximum)
+
+
+def _int_between(variable: str, value: str, minimum: int, maximum: int) -> int:
     try:
         number = int(value.strip())
     except ValueError:
         raise ConfigurationError(variable, f"{value!r} is not a whole number") from None
-    if not 0 < number <= maximum:
-        raise ConfigurationError(variable, f"{number} is not between 1 and {maximum}")
+    if not minimum <= number <= maximum:
+        raise ConfigurationError(variable, f"{number} is not between {minimum} and {maximum}")
     return number
 
 

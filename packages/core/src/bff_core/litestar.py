@@ -42,7 +42,7 @@ from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler, Scope
 
-from ._cache_store import make_store
+from ._cache import make_store
 from ._declaration import Aggregate
 from ._engine import Gateway
 from ._errors import (
@@ -142,21 +142,21 @@ def aggregate_route(
         query = _query(scope["query_string"], names)
         gateway: Gateway = scope["app"].state.gateway
         if_none_match = _header(scope, b"if-none-match")
-        store = None if gateway.cache is None else gateway.cache.store
-        if store is None:
+        cache = gateway.cache
+        if cache is None:
             result = await gateway.run(aggregate, query, fields=query.get("fields"))
             return _body_response(encode(view(result)), if_none_match, result.server_timing())
         values = aggregate.validate_params(query)
         fields = aggregate.plan(query.get("fields")).reported
         encoded = "&".join(f"{n}={quote(values[n], safe='')}" for n in param_names)
         key = f"agg:{aggregate.name}:{view_shape}:{encoded}:{','.join(sorted(fields))}"
-        cached = await store.get(key)
+        cached = await cache.answer(key)
         if cached is not None:
-            return _body_response(cached, if_none_match, 'cache;desc="hit"')
+            return _body_response(cached.body, if_none_match, 'cache;desc="hit"')
         result = await gateway.run(aggregate, values, fields=query.get("fields"))
         body = encode(view(result))
         if (fresh_for := result.fresh_for) > 0:
-            await store.set(key, body, fresh_for, [f"{n}={v}" for n, v in values.items()])
+            cache.keep_answer(key, body, fresh_for, [f"{n}={v}" for n, v in values.items()])
         return _body_response(body, if_none_match, result.server_timing())
 
     handler.__annotations__ = {"scope": Scope, "return": Response[view_type]}  # type: ignore[valid-type]
@@ -350,7 +350,10 @@ def create_gateway_app(
             f"{settings.cache_namespace or name}:{version}:{_declarations_digest(aggregates)}"
         )
         store = make_store(
-            settings.redis_url, namespace=namespace, max_entries=settings.cache_max_entries
+            settings.redis_url,
+            namespace=namespace,
+            max_entries=settings.cache_max_entries,
+            near_hold=settings.cache_near,
         )
     percent = settings.retry_budget_percent
     gateway = Gateway(
@@ -362,8 +365,8 @@ def create_gateway_app(
         cache=store,
         breakers=_tuned(breakers, settings) if settings.breakers else None,
         retry_budget=RetryBudget(ratio=percent / 100) if percent else None,
-        share_breakers=settings.redis_url,
-        share_namespace=settings.cache_namespace or name,
+        peers=settings.redis_url,
+        peers_namespace=settings.cache_namespace or name,
     )
     return Litestar(
         route_handlers=list(route_handlers),
@@ -402,8 +405,12 @@ def _declarations_digest(aggregates: Sequence[Aggregate]) -> str:
 
 
 class Invalidated(msgspec.Struct, frozen=True):
+    #: entries deleted where they are shared (in-process: here)
     invalidated: int
     tags: list[str]
+    #: instances told to drop their near-cache copies, this one included (``null``: no Redis,
+    #: or Redis could not be told; their copies then end within BFF_CACHE_NEAR_MS)
+    instances_told: int | None = None
 
 
 @post(
@@ -421,6 +428,7 @@ async def invalidate_cache(request: Request[Any, Any, Any]) -> Invalidated:
 
     With Redis that is every instance of the deployment at once; in-process, this instance.
     Needs ``Authorization: Bearer <BFF_ADMIN_TOKEN>``; without that setting the endpoint is off.
+    With Redis, every instance also drops its near-cache copies at once (Redis pub/sub).
     """
     token: str | None = request.app.state.admin_token
     if token is None:
@@ -437,12 +445,14 @@ async def invalidate_cache(request: Request[Any, Any, Any]) -> Invalidated:
             "name the entries to drop by their parameters, e.g. ?id=p-1001", parameter="query"
         )
     gateway: Gateway = request.app.state.gateway
-    count = 0
-    if gateway.cache is not None:
-        for tag in tags:
-            count += await gateway.cache.store.invalidate(tag)
-    logger.info("cache invalidated for %s: %d entries", ", ".join(tags), count)
-    return Invalidated(invalidated=count, tags=tags)
+    count, told = await gateway.invalidate(tags)
+    logger.info(
+        "cache invalidated for %s: %d entries%s",
+        ", ".join(tags),
+        count,
+        "" if told is None else f", {told} instances told",
+    )
+    return Invalidated(invalidated=count, tags=tags, instances_told=told)
 
 
 def _problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[bytes]:

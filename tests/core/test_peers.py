@@ -1,8 +1,9 @@
-"""Breaker state shared through a real Redis: two gateways in one process, as two instances.
+"""Instances telling each other what changed, through a real Redis and a real Redis Cluster:
+two gateways in one process, as two instances.
 
-Each gateway has its own breakers and its own Redis connections, exactly as two processes
-would; only the namespace ties them together. The end-to-end version with BFF processes is in
-tests/services/test_resilience.py.
+Each gateway has its own breakers, its own near cache and its own Redis connections, exactly as
+two processes would; only the namespace ties them together. The end-to-end versions with BFF
+processes are in tests/services/test_resilience.py and tests/services/test_cache.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from contextlib import asynccontextmanager
 
 import msgspec
 import pytest
-from bff_core import Aggregate, BreakerPolicy, Gateway, Param, Source
+from bff_core import Aggregate, BreakerPolicy, CachePolicy, Gateway, Param, Source
+from bff_core._cache import CacheStore, make_store
+from bff_core._redis import connect, parse_redis_url
 
 from ..redis_server import RedisServer
 from .scripted_upstream import Reply, ScriptedUpstream, scripted_upstream
@@ -31,16 +34,29 @@ async def upstream() -> AsyncIterator[ScriptedUpstream]:
         yield server
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def shared_url(request: pytest.FixtureRequest) -> str:
+    """Each in turn: a single Redis, and a cluster (sharded pub/sub on the channel's master)."""
+    url: str = request.getfixturevalue(
+        "redis_cluster_url" if request.param == "redis-cluster" else "redis_url"
+    )
+    return url
+
+
 @asynccontextmanager
 async def instance(
-    upstream: ScriptedUpstream, redis_url: str, namespace: str
+    upstream: ScriptedUpstream,
+    redis_url: str,
+    namespace: str,
+    cache: CacheStore | None = None,
 ) -> AsyncIterator[Gateway]:
     async with Gateway(
         services={"svc": upstream.url},
         breakers=POLICY,
         retry_budget=None,
-        share_breakers=redis_url,
-        share_namespace=namespace,
+        cache=cache,
+        peers=redis_url,
+        peers_namespace=namespace,
     ) as gateway:
         await until(lambda: gateway.breaker_sharing().startswith("shared"))
         yield gateway
@@ -66,12 +82,12 @@ async def trip(gateway: Gateway, upstream: ScriptedUpstream) -> None:
 
 
 async def test_an_opening_and_a_closing_reach_the_other_instance(
-    upstream: ScriptedUpstream, redis_url: str, redis_namespace: str
+    upstream: ScriptedUpstream, shared_url: str, redis_namespace: str
 ) -> None:
     async with (
-        instance(upstream, redis_url, redis_namespace) as first,
-        instance(upstream, redis_url, redis_namespace) as second,
-        instance(upstream, redis_url, redis_namespace + "-other") as stranger,
+        instance(upstream, shared_url, redis_namespace) as first,
+        instance(upstream, shared_url, redis_namespace) as second,
+        instance(upstream, shared_url, redis_namespace + "-other") as stranger,
     ):
         await trip(first, upstream)
         await until(lambda: state(second) == "open", within=1.0)
@@ -90,34 +106,67 @@ async def test_an_opening_and_a_closing_reach_the_other_instance(
 
 
 async def test_an_instance_that_starts_later_learns_the_open_breakers(
-    upstream: ScriptedUpstream, redis_url: str, redis_namespace: str
+    upstream: ScriptedUpstream, shared_url: str, redis_namespace: str
 ) -> None:
-    async with instance(upstream, redis_url, redis_namespace) as first:
+    async with instance(upstream, shared_url, redis_namespace) as first:
         await trip(first, upstream)
         await asyncio.sleep(0.05)  # published
-        async with instance(upstream, redis_url, redis_namespace) as late:
+        async with instance(upstream, shared_url, redis_namespace) as late:
             assert state(late) == "open"
+
+
+CACHED = Aggregate(
+    "cached",
+    params=[Param("id")],
+    sources=[Source("a", service="svc", path="/a/{id}", returns=dict, cache=CachePolicy(ttl=60))],
+)
+
+
+async def test_an_invalidation_clears_every_near_cache_at_once(
+    upstream: ScriptedUpstream, shared_url: str, redis_namespace: str
+) -> None:
+    def store() -> CacheStore:
+        # A near cache that would hold entries for a minute: only the invalidation clears it.
+        return make_store(shared_url, namespace=redis_namespace, near_hold=60)
+
+    upstream.script("/a/1", Reply(json={"version": 1}))
+    async with (
+        instance(upstream, shared_url, redis_namespace, store()) as first,
+        instance(upstream, shared_url, redis_namespace, store()) as second,
+    ):
+        assert (await first.run(CACHED, {"id": "1"}))["a"].value == {"version": 1}
+        # Written to Redis after the answer: the lookup ends once it is there.
+        await until(lambda: first.cache is not None and not first.cache._lookups)
+        for _ in range(2):  # from Redis, then from its near cache
+            assert (await second.run(CACHED, {"id": "1"}))["a"].value == {"version": 1}
+        assert len(upstream.received) == 1
+        upstream.script("/a/1", Reply(json={"version": 2}))
+        count, told = await first.invalidate(["id=1"])
+        assert count == 1
+        assert told == 2  # both instances are subscribed
+        await until(lambda: second._peers is not None and second._peers.invalidations == 1)
+        assert (await second.run(CACHED, {"id": "1"}))["a"].value == {"version": 2}
+        assert (await first.run(CACHED, {"id": "1"}))["a"].value == {"version": 2}
 
 
 async def test_a_malformed_message_is_ignored(
     upstream: ScriptedUpstream,
-    redis_url: str,
+    shared_url: str,
     redis_namespace: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import redis.asyncio
-
     caplog.set_level(logging.WARNING, logger="bff_core.resilience")
-    async with instance(upstream, redis_url, redis_namespace) as gateway:
-        client = redis.asyncio.from_url(redis_url)
+    async with instance(upstream, shared_url, redis_namespace) as gateway:
+        client = connect(parse_redis_url(shared_url), timeout=2.0, socket_timeout=2.0)
+        channel = f"{{{redis_namespace}}}:peers"
         try:
-            await client.publish(f"{redis_namespace}:breakers", b"not json")
-            wrong = {"origin": "x", "service": "svc", "state": "ajar", "at": 0.0}
-            await client.publish(f"{redis_namespace}:breakers", msgspec.json.encode(wrong))
+            await client.spublish(channel, b"not json")
+            wrong = {"type": "breaker", "origin": "x", "service": "svc", "state": "ajar", "at": 0}
+            await client.spublish(channel, msgspec.json.encode(wrong))
         finally:
             await client.aclose()
         await until(lambda: len(caplog.records) >= 2)
-        assert all("malformed breaker transition" in r.getMessage() for r in caplog.records)
+        assert all("malformed message" in r.getMessage() for r in caplog.records)
         assert state(gateway) == "closed"
         assert gateway.breaker_sharing().startswith("shared")
 

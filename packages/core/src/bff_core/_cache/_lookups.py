@@ -1,0 +1,308 @@
+"""Caching of upstream parts and whole answers: freshness, stale-while-revalidate,
+stale-if-error, coalescing.
+
+Where a part's answer comes from, decided per request:
+
+- a fresh entry held in this process (the in-process store, or the near cache in front of
+  Redis): served, nothing else happens;
+- otherwise the part's *lookup* for its key, one at a time per key in this instance: requests
+  that want the key meanwhile all wait for the same lookup (coalescing). A lookup reads the
+  store (Redis: with every other read of the same moment, in one round trip) and then:
+  - a fresh entry: that is the answer;
+  - a stale entry within its stale-while-revalidate window: served at once, marked stale, and
+    refreshed by the lookup in the background: one refresh however many requests see it;
+  - otherwise the upstream, through the resilient fetch (breaker, retries, hedges): one
+    request for everyone waiting, and when it fails (timeout, connection, 5xx, the upstream's
+    circuit breaker open) an entry within its stale-if-error window, marked stale with its
+    age.
+
+A lookup ends only once what it fetched is in the store (and, before that, in this process),
+so a request never misses a key that a lookup of this instance has just fetched: it either
+joins the lookup or reads what the lookup stored. Those waiting get the answer as soon as it
+arrives; the write to the store follows, off their path.
+
+What is stored is the upstream's 200 body, as received, with its freshness, so every BFF view
+decodes it with its own type. Never stored: failures, ``no-store``/``no-cache`` answers, and
+per-user data (a request with credentials, or a ``private`` answer) unless the source's policy
+says ``per_user``. The upstream's ``Cache-Control`` (``max-age``, ``stale-while-revalidate``,
+``stale-if-error``) can shorten the declared windows, never lengthen them.
+
+Whole answers (the encoded view of an aggregate) are kept the same way, for as long as every
+part in them is fresh, and written in the background.
+
+The store (in-process or Redis) never fails a request: a store that is down is a cache miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeAlias
+
+import msgspec
+
+from .._errors import CircuitOpen, ResponseTooLarge, UpstreamUnavailable
+from .._transport import UpstreamResponse
+from ._policy import CachePolicy, Entry, freshness, windows
+
+if TYPE_CHECKING:
+    from .._declaration import Source
+    from ._stores import CacheStore
+
+#: How the cache sends a request: the gateway's resilient fetch (breaker, retries, hedges).
+Fetcher: TypeAlias = Callable[
+    ["Source", str, Mapping[str, str], float], Awaitable[UpstreamResponse]
+]
+
+__all__ = ["Answer", "Cache"]
+
+logger = logging.getLogger("bff_core.cache")
+
+#: Headers that make a request per-user: its answer must not be shared with other users.
+_CREDENTIALS = ("authorization", "cookie")
+#: Leave this much before a part's deadline to fall back on a stale entry.
+_FALLBACK_MARGIN = 0.002
+#: The failures after which a stale-if-error entry is served instead.
+_FAILURES = (TimeoutError, UpstreamUnavailable, ResponseTooLarge, CircuitOpen)
+
+
+class Answer:
+    """What a cached part resolves to: a response, and where it came from."""
+
+    __slots__ = ("age", "fresh_for", "response", "stale")
+
+    def __init__(
+        self,
+        response: UpstreamResponse,
+        *,
+        stale: bool = False,
+        age: float | None = None,
+        fresh_for: float = 0.0,
+    ) -> None:
+        self.response = response
+        #: served from the cache past its freshness (stale-while-revalidate or stale-if-error)
+        self.stale = stale
+        #: seconds since the upstream produced it, when it came from the cache
+        self.age = age
+        #: how much longer it is fresh (0: not cacheable), for the whole-aggregate cache
+        self.fresh_for = fresh_for
+
+
+class _Lookup:
+    """One key's lookup in this instance: what the store held, and what the upstream said."""
+
+    __slots__ = ("found", "headers", "policy", "response", "source", "tags", "task", "url")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        source: Source,
+        policy: CachePolicy,
+        url: str,
+        headers: Mapping[str, str],
+        tags: list[str],
+    ) -> None:
+        self.source = source
+        self.policy = policy
+        self.url = url
+        self.headers = headers
+        self.tags = tags
+        #: the entry the store held (``None``: none), once it answered
+        self.found: asyncio.Future[Entry | None] = loop.create_future()
+        #: the upstream's answer, once the lookup fetched one
+        self.response: asyncio.Future[UpstreamResponse] = loop.create_future()
+        self.task: asyncio.Task[None] | None = None
+
+
+class Cache:
+    """The per-gateway machinery between the engine, the store and the transport."""
+
+    def __init__(self, store: CacheStore, fetch: Fetcher, *, refresh_timeout: float) -> None:
+        self.store = store
+        self._fetch = fetch
+        self._refresh_timeout = refresh_timeout
+        self._lookups: dict[str, _Lookup] = {}
+        #: whole answers being written, by key: one write per key at a time
+        self._writing: dict[str, asyncio.Task[None]] = {}
+
+    async def get(
+        self,
+        source: Source,
+        policy: CachePolicy,
+        url: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str],
+        time_left: float,
+    ) -> Answer:
+        """The part's answer, from the cache or the upstream, within ``time_left`` seconds.
+
+        ``policy`` is the source's. Raises what the transport raises (or ``TimeoutError``)
+        when there is no answer and no entry to fall back on.
+        """
+        key = _key(source, policy, url, headers)
+        if key is None:  # per-user data the policy does not allow to share
+            return Answer(await self._fetch(source, url, headers, time_left))
+        held = self.store.peek(key)
+        if held is not None:
+            age = time.time() - held.stored_at
+            if age < held.ttl:
+                return _answer(held, age, stale=False)  # the hot path: nothing else to do
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + time_left
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            lookup = self._start(loop, key, source, policy, url, headers, params)
+        found = lookup.found
+        entry = found.result() if found.done() else await asyncio.shield(found)
+        response = lookup.response
+        if entry is not None and not _succeeded(response):
+            age = max(time.time() - entry.stored_at, 0.0)
+            if age < entry.ttl or response.cancelled():
+                # Fresh (a lookup that found it fresh fetches nothing, even if it has turned
+                # stale since by a hair).
+                return _answer(entry, age, stale=age >= entry.ttl)
+            if age < entry.ttl + entry.swr:
+                return _answer(entry, age, stale=True)  # the lookup refreshes it
+        try:
+            async with asyncio.timeout_at(max(deadline - _FALLBACK_MARGIN, loop.time())):
+                answer = await asyncio.shield(response)
+        except _FAILURES:
+            stale = _stale_if_error(entry)
+            if stale is None:
+                raise
+            return stale
+        if answer.status >= 500:
+            stale = _stale_if_error(entry)
+            if stale is not None:
+                return stale
+        return Answer(answer, fresh_for=freshness(policy, answer))
+
+    def _start(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        key: str,
+        source: Source,
+        policy: CachePolicy,
+        url: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str],
+    ) -> _Lookup:
+        tags = [f"{n}={params[n]}" for n in source.param_names]
+        lookup = self._lookups[key] = _Lookup(loop, source, policy, url, headers, tags)
+        # Owned by the cache, not by the run that started it: the runs waiting for it may end
+        # (deadline, client gone) without cancelling it for the others; it is bounded by its
+        # own timeout and stores what it gets.
+        lookup.task = loop.create_task(
+            self._look_up(key, lookup), name=f"bff-cache-lookup:{source.name}"
+        )
+        return lookup
+
+    async def _look_up(self, key: str, lookup: _Lookup) -> None:
+        try:
+            entry = await self.store.get(key)
+            lookup.found.set_result(entry)
+            now = time.time()
+            if entry is not None and now - entry.stored_at < entry.ttl:
+                return
+            refreshing = entry is not None and now - entry.stored_at < entry.ttl + entry.swr
+            try:
+                async with asyncio.timeout(self._refresh_timeout):
+                    response = await self._fetch(
+                        lookup.source, lookup.url, lookup.headers, self._refresh_timeout
+                    )
+            except Exception as exc:
+                if refreshing:
+                    logger.info("background refresh of %s failed: %s", lookup.source.name, exc)
+                lookup.response.set_exception(exc)
+                lookup.response.exception()  # retrieved: nobody may be waiting any more
+                return
+            lookup.response.set_result(response)
+            stored = _entry_of(lookup, response)
+            if stored is not None:
+                await self.store.set(key, stored)
+        finally:
+            del self._lookups[key]
+            for future in (lookup.found, lookup.response):
+                if not future.done():
+                    future.cancel()  # the lookup itself was cancelled (shutdown)
+
+    async def answer(self, key: str) -> Entry | None:
+        """The whole answer cached under ``key``, if it is fresh."""
+        entry = self.store.peek(key)
+        if entry is None:
+            entry = await self.store.get(key)
+            if entry is None:
+                return None
+        return entry if time.time() - entry.stored_at < entry.ttl else None
+
+    def keep_answer(self, key: str, body: bytes, fresh_for: float, tags: Sequence[str]) -> None:
+        """Cache the whole answer ``body`` for ``fresh_for`` seconds, in the background."""
+        if key in self._writing:
+            return  # the same answer, made by a request that ran at the same moment
+        task = asyncio.get_running_loop().create_task(
+            self.store.set(key, Entry.now(body, fresh_for, tags=tags)), name="bff-cache-answer"
+        )
+        self._writing[key] = task
+        task.add_done_callback(lambda _: self._writing.pop(key, None))
+
+    async def invalidate(self, tags: Iterable[str]) -> int:
+        """Delete every entry carrying any of ``tags``; return how many were deleted."""
+        count = 0
+        for tag in tags:
+            count += await self.store.invalidate(tag)
+        return count
+
+    async def aclose(self) -> None:
+        tasks = [lookup.task for lookup in self._lookups.values() if lookup.task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._writing:
+            await asyncio.gather(*self._writing.values(), return_exceptions=True)
+        await self.store.aclose()
+
+
+def _entry_of(lookup: _Lookup, response: UpstreamResponse) -> Entry | None:
+    """What to store of ``response``, or ``None``: not cacheable, or not what the source
+    declares (a body that would fail every request that read it back)."""
+    found = windows(lookup.policy, response)
+    if found is None:
+        return None
+    try:
+        lookup.source.decoder.decode(response.body)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    ttl, swr, sie = found
+    return Entry.now(response.body, ttl, swr, sie, lookup.tags)
+
+
+def _succeeded(future: asyncio.Future[UpstreamResponse]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
+def _key(source: Source, policy: CachePolicy, url: str, headers: Mapping[str, str]) -> str | None:
+    credentials = [headers[h] for h in _CREDENTIALS if h in headers]
+    if not credentials:
+        return f"part:{source.name}:{url}"
+    if not policy.per_user:
+        return None
+    user = hashlib.blake2b("\n".join(credentials).encode(), digest_size=12).hexdigest()
+    return f"part:{source.name}:{url}:user={user}"
+
+
+def _answer(entry: Entry, age: float, *, stale: bool) -> Answer:
+    response = UpstreamResponse(status=200, headers={}, body=entry.body)
+    return Answer(response, stale=stale, age=age, fresh_for=max(entry.ttl - age, 0.0))
+
+
+def _stale_if_error(entry: Entry | None) -> Answer | None:
+    if entry is None:
+        return None
+    age = max(time.time() - entry.stored_at, 0.0)
+    if age < entry.ttl + entry.sie:
+        return _answer(entry, age, stale=True)
+    return None

@@ -1,0 +1,100 @@
+"""A private Redis Cluster of three masters on free loopback ports, which a test may break.
+
+Made the way an operator makes one: three ``redis-server --cluster-enabled yes`` processes,
+joined and given their slots by ``redis-cli --cluster create``. No replicas, no persistence:
+a master that is stopped takes its slots with it until it is started again, on the same port
+and with the same node configuration, when it rejoins with its slots (and no data).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.processes import free_port
+from tests.redis_server import RedisServer
+
+__all__ = ["RedisCluster", "redis_cli_binary"]
+
+#: How long the cluster waits before it calls a silent master failed. Short, so a test that
+#: stops one sees the cluster react within a second or two, as a real one does after its own.
+NODE_TIMEOUT_MS = 1000
+
+
+def redis_cli_binary() -> str | None:
+    return shutil.which("redis-cli")
+
+
+class RedisCluster:
+    """Three masters; ``url`` is the ``redis+cluster://`` URL naming all of them."""
+
+    def __init__(self, server_binary: str, cli_binary: str, masters: int = 3) -> None:
+        self._cli = cli_binary
+        self._dir = tempfile.TemporaryDirectory(prefix="redis-cluster-")
+        self.nodes: list[RedisServer] = []
+        for index in range(masters):
+            port = free_port()
+            config = Path(self._dir.name) / f"nodes-{index}.conf"
+            self.nodes.append(
+                RedisServer(
+                    server_binary,
+                    port=port,
+                    extra_args=(
+                        *("--cluster-enabled", "yes"),
+                        *("--cluster-config-file", str(config)),
+                        # The cluster bus on a free port of its own (port + 10000 may be taken).
+                        *("--cluster-port", str(free_port())),
+                        *("--cluster-node-timeout", str(NODE_TIMEOUT_MS)),
+                        *("--dir", self._dir.name),
+                    ),
+                )
+            )
+        self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+
+    def start(self, timeout: float = 30.0) -> None:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        created = subprocess.run(
+            [self._cli, "--cluster", "create", *addresses, "--cluster-replicas", "0"],
+            input="yes\n",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if created.returncode != 0:
+            raise RuntimeError(
+                f"redis-cli --cluster create failed:\n{created.stdout}\n{created.stderr}"
+            )
+        self.wait_until_ok(timeout)
+
+    def wait_until_ok(self, timeout: float = 30.0) -> None:
+        """Until every running master says ``cluster_state:ok``."""
+        deadline = time.monotonic() + timeout
+        while not all(_cluster_ok(node.port) for node in self.nodes if node.running):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis cluster did not reach cluster_state:ok")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+        self._dir.cleanup()
+
+
+def _cluster_ok(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"CLUSTER INFO\r\n")
+            reply = sock.makefile("rb")
+            header = reply.readline()  # a bulk string: $<length>
+            if not header.startswith(b"$"):
+                return False
+            return b"cluster_state:ok" in reply.read(int(header[1:]))
+    except (OSError, ValueError):
+        return False
