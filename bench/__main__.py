@@ -6,9 +6,13 @@
                     [--generator auto|wrk|builtin]
 
 Scenarios: ``latency`` (delayed upstreams, 16 connections: overhead over the 40 ms floor),
-``throughput`` (instant upstreams, 64 connections: aggregates/s), ``scaling`` (4, 8, 16 sources
-per aggregate: CPU per aggregate and per source), ``memory`` (web-bff's RSS before and after a
-long run). Markdown goes to stdout and ``bench/results/latest.md``, everything (every round's raw
+``throughput`` (instant upstreams, 64 connections: aggregates/s), ``cached`` (one hot product:
+the in-process cache, Redis with and without the near cache, against the cache off),
+``resilience`` (breakers, retries and hedges against none), ``cold-burst`` (fifty clients at
+once for each of many cold products, in-process and with Redis: upstream requests per product
+and answers that are not 200), ``scaling`` (4, 8, 16 sources per aggregate: CPU per aggregate
+and per source), ``memory`` (web-bff's RSS before and after a long run).
+Markdown goes to stdout and ``bench/results/latest.md``, everything (every round's raw
 numbers too) to ``bench/results/latest.json`` (``smoke.md``/``smoke.json`` for ``--smoke``, so CI
 never overwrites real results); progress goes to stderr.
 
@@ -26,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from ._burst import BURST_LATENCY_MS, run_cold_burst
 from ._harness import (
     CACHED_TARGETS,
     CONTESTANTS,
@@ -36,8 +41,11 @@ from ._harness import (
     UPSTREAM_LATENCY_MS,
     Bench,
     Config,
+    Target,
+    before,
     run_memory,
     run_scenario,
+    start_redis,
     start_upstream,
 )
 from ._load import generator_name
@@ -50,6 +58,8 @@ LOAD_CONNECTIONS = 64
 #: (rounds, seconds per run, warm-up seconds, memory long-run seconds)
 FULL = (5, 5.0, 2.0, 60.0)
 SMOKE = (1, 1.0, 1.0, 3.0)
+#: Cold products per deployment in the cold-burst scenario (full run, smoke run).
+BURST_PRODUCTS = (30, 3)
 
 
 def _names(text: str, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -102,6 +112,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         help="where the markdown goes (default results/latest.md; results/smoke.md for --smoke)",
     )
     parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of an earlier commit (git worktree add): its web-bff also runs in the "
+        "cached and cold-burst scenarios, so before and after are measured in the same run",
+    )
+    parser.add_argument(
         "--generator",
         choices=["auto", "wrk", "builtin"],
         default="auto",
@@ -124,6 +140,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         generator = generator_name(args.generator)
     except BenchError as exc:
         parser.error(str(exc))
+    if args.before is not None and not (args.before / "services" / "web-bff").is_dir():
+        parser.error(f"--before {args.before}: not a checkout of this repository")
     config = Config(
         rounds=rounds,
         duration_s=duration,
@@ -134,6 +152,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         generator=generator,
         smoke=args.smoke,
         check=args.check,
+        before=args.before.resolve() if args.before is not None else None,
     )
     return config, args
 
@@ -141,12 +160,24 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
 def run(config: Config, layout: Layout) -> Results:
     """Every selected scenario; all processes are gone when this returns or raises."""
     started = time.monotonic()
-    results = Results(environment=environment(layout, config.generator), config=config)
+    results = Results(
+        environment=environment(layout, config.generator, config.before), config=config
+    )
     contestants = [CONTESTANTS[name] for name in config.contestants]
     #: the scenarios measured against the instant upstreams at full load, and what each measures
+    cached = CACHED_TARGETS
+    if config.before is not None:
+        cached = [
+            *cached,
+            *(
+                Target(spec.name, spec, target.path, target.parts)
+                for target in CACHED_TARGETS[1:3]
+                for spec in [before(target.server, config.before)]
+            ),
+        ]
     on_instant = {
         "throughput": contestants,
-        "cached": CACHED_TARGETS,
+        "cached": cached,
         "resilience": RESILIENCE_TARGETS,
         "scaling": SCALING_TARGETS,
     }
@@ -156,6 +187,9 @@ def run(config: Config, layout: Layout) -> Results:
         instant = None
         if {*on_instant, "memory"} & set(config.scenarios):
             instant = start_upstream(children, None)
+        redis = None
+        if {"cached", "cold-burst"} & set(config.scenarios):
+            redis = start_redis(children)
         for name in config.scenarios:
             if name == "latency":
                 delayed = start_upstream(children, UPSTREAM_LATENCY_MS)
@@ -173,8 +207,20 @@ def run(config: Config, layout: Layout) -> Results:
             elif name in on_instant:
                 assert instant is not None
                 results.scenarios[name] = run_scenario(
-                    bench, name, on_instant[name], instant, LOAD_CONNECTIONS
+                    bench, name, on_instant[name], instant, LOAD_CONNECTIONS, redis=redis
                 )
+            elif name == "cold-burst":
+                slow = start_upstream(children, BURST_LATENCY_MS)
+                try:
+                    results.burst = run_cold_burst(
+                        bench,
+                        slow,
+                        redis,
+                        BURST_PRODUCTS[1 if config.smoke else 0],
+                        before_tree=config.before,
+                    )
+                finally:
+                    children.stop(slow.child)
             elif name == "memory":
                 assert instant is not None
                 if "web-bff" not in config.contestants:
@@ -191,7 +237,7 @@ def run(config: Config, layout: Layout) -> Results:
 
 def write(results: Results, json_path: Path, markdown_path: Path, text: str) -> None:
     for path, content in (
-        (json_path, json.dumps(results.to_json(), indent=2) + "\n"),
+        (json_path, json.dumps(results.to_json(), indent=2, default=str) + "\n"),
         (markdown_path, text),
     ):
         path.parent.mkdir(parents=True, exist_ok=True)

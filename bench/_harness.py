@@ -11,12 +11,16 @@ medians over the rounds (:class:`Summary`).
 
 from __future__ import annotations
 
+import os
 import select
+import shutil
+import socket
 import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from ._load import LoadResult, run_load
@@ -54,7 +58,7 @@ __all__ = [
     "run_scenario",
 ]
 
-SCENARIOS = ("latency", "throughput", "cached", "resilience", "scaling", "memory")
+SCENARIOS = ("latency", "throughput", "cached", "resilience", "cold-burst", "scaling", "memory")
 #: Per-service latency of the upstreams in the latency scenario (ms).
 UPSTREAM_LATENCY_MS = {"product": 20, "inventory": 30, "pricing": 15, "reviews": 40}
 #: The best any aggregator can do: the four calls run concurrently, so the slowest one.
@@ -86,6 +90,18 @@ class ServerSpec:
     name: str
     argv: Callable[[int], list[str]]
     env: Mapping[str, str] = field(default_factory=dict)
+    #: started with REDIS_URL naming the benchmark's Redis (on the load core)
+    redis: bool = False
+
+
+def before(spec: ServerSpec, tree: Path) -> ServerSpec:
+    """``spec`` run from another checkout (an earlier commit), to compare in the same run."""
+    sources = [tree / "packages" / "core" / "src", *sorted((tree / "services").glob("*/src"))]
+    return replace(
+        spec,
+        name=f"{spec.name}@before",
+        env={**spec.env, "PYTHONPATH": os.pathsep.join(map(str, sources))},
+    )
 
 
 @dataclass(frozen=True)
@@ -147,12 +163,25 @@ CONTESTANTS: dict[str, Target] = {
     spec.name: Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS)
     for spec in (WEB_BFF, AIOHTTP, FASTAPI_HTTPX)
 }
-#: web-bff with its cache on (in-process, the default when REDIS_URL is unset), for the
-#: ``cached`` scenario, next to the same service with the cache off.
+#: web-bff with its cache on, for the ``cached`` scenario, next to the same service with the
+#: cache off: in-process (the default when REDIS_URL is unset), then with REDIS_URL as every
+#: real deployment runs it (its near cache on, as shipped), then without the near cache.
 WEB_BFF_CACHED = ServerSpec("web-bff-cached", WEB_BFF.argv, {"BFF_CACHE": "on"})
+WEB_BFF_CACHED_REDIS = ServerSpec(
+    "web-bff-cached-redis", WEB_BFF.argv, {"BFF_CACHE": "on"}, redis=True
+)
+WEB_BFF_CACHED_REDIS_NO_NEAR = ServerSpec(
+    "web-bff-cached-redis-no-near",
+    WEB_BFF.argv,
+    {"BFF_CACHE": "on", "BFF_CACHE_NEAR_MS": "0"},
+    redis=True,
+)
 CACHED_TARGETS = [
     CONTESTANTS["web-bff"],
-    Target("web-bff-cached", WEB_BFF_CACHED, _PRODUCT_PATH, PRODUCT_PARTS),
+    *(
+        Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS)
+        for spec in (WEB_BFF_CACHED, WEB_BFF_CACHED_REDIS, WEB_BFF_CACHED_REDIS_NO_NEAR)
+    ),
 ]
 #: web-bff with its circuit breakers, retries and hedge off, for the ``resilience`` scenario:
 #: what that layer costs per aggregate when every upstream is healthy.
@@ -189,6 +218,9 @@ class Config:
     generator: str
     smoke: bool
     check: bool
+    #: a checkout of an earlier commit whose web-bff also runs in the cached and cold-burst
+    #: scenarios, so before and after are measured in the same run
+    before: Path | None = None
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -227,6 +259,46 @@ def start_upstream(children: Children, latency_ms: Mapping[str, float] | None) -
 
 
 @dataclass
+class Redis:
+    """The benchmark's own redis-server, on the load core with the upstreams."""
+
+    child: Child
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+def start_redis(children: Children) -> Redis | None:
+    """A private ``redis-server`` (no persistence) on the load core, or ``None`` when the
+    binary is missing (the contestants that need it are then left out, and the report says so)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        warn("  redis-server not found: the contestants with REDIS_URL are left out")
+        return None
+    port = free_port()
+    child = children.spawn(
+        "redis",
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        core=children.layout.load_core,
+    )
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise BenchError(f"redis-server exited:\n{child.log_tail()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    return Redis(child, port)
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise BenchError("redis-server did not answer PING")
+
+
+@dataclass
 class Server:
     """A running gateway process."""
 
@@ -245,7 +317,9 @@ class Server:
             )
 
 
-def _spawn_server(children: Children, spec: ServerSpec, upstream: Upstream) -> Server:
+def _spawn_server(
+    children: Children, spec: ServerSpec, upstream: Upstream, redis: Redis | None = None
+) -> Server:
     port = free_port()
     env = {
         "PRODUCT_SERVICE_URL": upstream.url,
@@ -254,6 +328,10 @@ def _spawn_server(children: Children, spec: ServerSpec, upstream: Upstream) -> S
         "REVIEWS_SERVICE_URL": upstream.url,
         **spec.env,
     }
+    if spec.redis:
+        if redis is None:
+            raise BenchError(f"{spec.name} needs the benchmark's Redis")
+        env["REDIS_URL"] = redis.url
     child = children.spawn(
         spec.name, spec.argv(port), core=children.layout.gateway_core, env=child_environment(env)
     )
@@ -261,10 +339,13 @@ def _spawn_server(children: Children, spec: ServerSpec, upstream: Upstream) -> S
 
 
 def start_servers(
-    children: Children, specs: Sequence[ServerSpec], upstream: Upstream
+    children: Children,
+    specs: Sequence[ServerSpec],
+    upstream: Upstream,
+    redis: Redis | None = None,
 ) -> list[Server]:
     """Start every server at once (they import in parallel), then wait until each is healthy."""
-    servers = [_spawn_server(children, spec, upstream) for spec in specs]
+    servers = [_spawn_server(children, spec, upstream, redis) for spec in specs]
     deadline = time.monotonic() + STARTUP_TIMEOUT
     for index, server in enumerate(servers):
         for attempt in range(START_ATTEMPTS):
@@ -281,7 +362,7 @@ def start_servers(
                 )
                 raise BenchError(f"{server.spec.name} {what}; its output:\n{log}")
             warn(f"  {server.spec.name}: port {server.port} was taken, retrying on another")
-            server = servers[index] = _spawn_server(children, server.spec, upstream)
+            server = servers[index] = _spawn_server(children, server.spec, upstream, redis)
             deadline = max(deadline, time.monotonic() + STARTUP_TIMEOUT)
     return servers
 
@@ -594,16 +675,20 @@ def run_scenario(
     upstream: Upstream,
     connections: int,
     reference_path: str | None = None,
+    redis: Redis | None = None,
 ) -> ScenarioResult:
     """Start the targets' servers, warm each target up, then the rotated rounds.
 
     ``reference_path``: also load that upstream path directly in every round, as the floor
-    the contestants are compared with.
+    the contestants are compared with. ``redis``: the Redis of the targets that need one;
+    without it, they are left out.
     """
     started = time.monotonic()
+    if redis is None:
+        targets = [t for t in targets if not t.server.redis]
     specs = list({t.server.name: t.server for t in targets}.values())
     warn(f"[{name}] starting {', '.join(s.name for s in specs)}")
-    servers = start_servers(bench.children, specs, upstream)
+    servers = start_servers(bench.children, specs, upstream, redis)
     by_name = {s.spec.name: s for s in servers}
     runs: dict[str, list[Run]] = {t.name: [] for t in targets}
     upstream_alone: list[LoadResult] = []

@@ -11,10 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import subprocess
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
+from ._burst import BURST_LATENCY_MS, BurstResult
 from ._harness import (
     CACHE_OFF_ENV,
     LATENCY_FLOOR_MS,
@@ -46,6 +49,8 @@ MIN_RATIO_AIOHTTP = 1.5
 MIN_RATIO_FASTAPI = 10.0
 MAX_P50_OVER_FLOOR_MS = 1.0
 MAX_P99_OVER_FLOOR_MS = 6.0
+#: web-bff with REDIS_URL (its near cache on), against its in-process cache: issue 9.
+MIN_RATIO_REDIS_CACHED = 0.8
 
 
 def _cpu_model() -> str:
@@ -66,7 +71,10 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def environment(layout: Layout, generator: str) -> dict[str, str]:
+def environment(layout: Layout, generator: str, before: Path | None = None) -> dict[str, str]:
+    described = {}
+    if before is not None:
+        described["before (…@before contestants)"] = _git_describe(before)
     return {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu_model(),
@@ -88,7 +96,21 @@ def environment(layout: Layout, generator: str) -> dict[str, str]:
             if CACHE_OFF_ENV
             else "no cache to turn off yet"
         ),
+        **described,
     }
+
+
+def _git_describe(tree: Path) -> str:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return str(tree)
 
 
 @dataclass
@@ -105,6 +127,7 @@ class Results:
     config: Config
     scenarios: dict[str, ScenarioResult] = field(default_factory=dict)
     memory: MemoryResult | None = None
+    burst: BurstResult | None = None
     targets: list[TargetCheck] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -118,6 +141,12 @@ class Results:
             for s in scenario.summaries:
                 if s.errors or s.tree_changed:
                     lines.append(f"{scenario.name}/{s.target}: {_errors(s)}")
+        if self.burst is not None:
+            for b in self.burst.summaries:
+                if b.non_200 or b.partial:
+                    lines.append(
+                        f"cold-burst/{b.contestant}: {b.non_200} non-200, {b.partial} partial"
+                    )
         if self.memory is not None:
             long_run = self.memory.long_run
             if self.memory.errors or long_run.headroom.tree_changed:
@@ -238,13 +267,60 @@ def _pair_table(result: ScenarioResult, about: str, first: str, second: str) -> 
 
 
 def _cached_table(result: ScenarioResult) -> list[str]:
-    return _pair_table(
-        result,
-        "one hot product, web-bff with its in-process cache on (every request after the first "
-        "is a whole-answer hit) against the cache off",
-        "web-bff-cached",
-        "web-bff",
+    lines = _throughput_table(result)
+    lines[0] = (
+        f"## cached: {result.connections} connections; instant upstreams; one hot product "
+        "(every request after the first is a whole-answer hit): web-bff with its in-process "
+        "cache, with REDIS_URL (Redis on the load core; its near cache on, as shipped), with "
+        "REDIS_URL and BFF_CACHE_NEAR_MS=0, against the cache off"
     )
+    lines = [line for line in lines if not line.startswith("Ratios of")]
+    ratios = [
+        f"{top} / {bottom} = **{ratio:.2f}x**"
+        for top, bottom in (
+            ("web-bff-cached", "web-bff"),
+            ("web-bff-cached-redis", "web-bff-cached"),
+            ("web-bff-cached-redis-no-near", "web-bff-cached"),
+            ("web-bff-cached-redis", "web-bff-cached-redis-no-near"),
+            ("web-bff-cached-redis@before", "web-bff-cached@before"),
+            ("web-bff-cached-redis", "web-bff-cached-redis@before"),
+        )
+        if (ratio := _ratio(result, top, bottom)) is not None
+    ]
+    if ratios:
+        lines += ["", "Ratios of median aggregates/s: " + "; ".join(ratios) + "."]
+    return lines
+
+
+def _burst_table(burst: BurstResult) -> list[str]:
+    services = ", ".join(f"{k} {v} ms" for k, v in BURST_LATENCY_MS.items())
+    lines = [
+        f"## cold-burst: {burst.clients} clients at once for each of {burst.products} cold "
+        f"products; upstreams delayed ({services}); BFF_TIMEOUT_MS=500",
+        "",
+        "| deployment | bursts | answers | not 200 | partial | product requests per burst "
+        "(min..max) | most inventory / pricing / reviews requests of a burst "
+        "| same burst on the other instance: upstream requests (max) | p50 ms | max ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for b in burst.summaries:
+        up = b.max_upstream
+        other = "" if b.other_instance_max is None else str(b.other_instance_max)
+        lines.append(
+            f"| {b.contestant} | {b.bursts} | {b.requests:,} | {b.non_200} "
+            f"({100 * b.non_200_share:.1f} %) | {b.partial} | "
+            f"{min(b.product_requests)}..{max(b.product_requests)} | "
+            f"{up['inventory']} / {up['pricing']} / {up['reviews']} | {other} | "
+            f"{b.p50_ms:.0f} | {b.max_ms:.0f} |"
+        )
+    lines += [
+        "",
+        "The promise: every answer a whole 200; one request per upstream and burst (the "
+        "product's: 2 with its hedge, sent after 100 ms while the retry budget allows); none "
+        "for the same burst on another instance sharing the Redis.",
+    ]
+    lines += [f"Left out: {why}." for why in burst.skipped]
+    return lines
 
 
 def _resilience_table(result: ScenarioResult) -> list[str]:
@@ -375,6 +451,43 @@ def evaluate_targets(results: Results) -> list[TargetCheck]:
             "SKIP" if not measured_web else "FAIL" if web_errors else "PASS",
         )
     )
+    cached = results.scenarios.get("cached")
+    redis_ratio = _ratio(cached, "web-bff-cached-redis", "web-bff-cached") if cached else None
+    checks.append(
+        TargetCheck(
+            "cached with REDIS_URL vs the in-process cache (one hot product)",
+            f"≥ {MIN_RATIO_REDIS_CACHED:g}x",
+            "not measured" if redis_ratio is None else f"{redis_ratio:.2f}x",
+            "SKIP"
+            if redis_ratio is None
+            else "PASS"
+            if redis_ratio >= MIN_RATIO_REDIS_CACHED
+            else "FAIL",
+        )
+    )
+    burst = results.burst
+    if burst is None:
+        checks.append(TargetCheck("cold bursts", "", "not measured", "SKIP"))
+    for b in burst.summaries if burst is not None else []:
+        kept = (
+            not b.non_200
+            and not b.partial
+            and max(b.product_requests) <= 2
+            and all(b.max_upstream[s] == 1 for s in ("inventory", "pricing", "reviews"))
+            and not b.other_instance_max
+        )
+        checks.append(
+            TargetCheck(
+                f"cold bursts, {b.contestant}",
+                "every answer a whole 200; at most 2 product requests (with the hedge) and 1 "
+                "of each other service per burst; none on the other instance",
+                f"{b.non_200} not 200, {b.partial} partial; product "
+                f"{min(b.product_requests)}..{max(b.product_requests)}; others at most "
+                f"{max(b.max_upstream[s] for s in ('inventory', 'pricing', 'reviews'))}"
+                + ("" if b.other_instance_max is None else f"; other {b.other_instance_max}"),
+                "PASS" if kept else "FAIL",
+            )
+        )
     memory = results.memory
     checks.append(
         TargetCheck(
@@ -412,6 +525,8 @@ def markdown(results: Results) -> str:
     }
     for name, scenario in results.scenarios.items():
         lines += ["", *renderers[name](scenario)]
+    if results.burst is not None:
+        lines += ["", *_burst_table(results.burst)]
     if results.memory is not None:
         lines += ["", *_memory_table(results.memory)]
     lines += [

@@ -9,6 +9,10 @@ demo's, so every contestant aggregates the same bytes.
 
 prints the port it listens on, then serves until stdin closes (its parent went away) or for an
 hour at most. Each answer is delayed by its service's latency (a timer, no sleeping task).
+
+For scenarios that need products nobody asked for yet, an id ``<catalogue id>.<anything>``
+(``p-1001.burst-7``) is answered as that catalogue product. ``GET /stats`` answers the requests
+received so far per service, which a scenario compares before and after.
 """
 
 from __future__ import annotations
@@ -62,11 +66,25 @@ def build_routes() -> dict[bytes, tuple[str, bytes]]:
 
 
 NOT_FOUND = _response(b"404 Not Found", b'{"error":"not found"}')
+STATS = b"/stats"
+
+
+def route(target: bytes) -> tuple[str, bytes]:
+    """(service, whole response) of a request target; a copy's id is its catalogue id."""
+    found = Upstreams.routes.get(target)
+    if found is not None:
+        return found
+    base, dot, _ = target.partition(b".")
+    if dot and b"?" not in target:
+        return Upstreams.routes.get(base, ("", NOT_FOUND))
+    return "", NOT_FOUND
 
 
 class Upstreams(asyncio.Protocol):
     routes: dict[bytes, tuple[str, bytes]] = {}
     latency: dict[str, float] = {}
+    #: requests received per service
+    received: dict[str, int] = dict.fromkeys(PREFIXES.values(), 0)
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
@@ -86,7 +104,13 @@ class Upstreams(asyncio.Protocol):
             buffer = buffer[end + 4 :]
             parts = line.split(b" ")
             target = parts[1] if len(parts) == 3 else b""
-            service, response = self.routes.get(target, ("", NOT_FOUND))
+            if target == STATS:
+                stats = msgspec.json.encode(self.received)
+                self._write(_response(b"200 OK", stats))
+                continue
+            service, response = route(target)
+            if service:
+                self.received[service] += 1
             delay = self.latency.get(service, 0.0)
             if delay:
                 # Answers on one keep-alive connection are not pipelined by the gateways, so a
