@@ -171,7 +171,7 @@ def run(config: Config, layout: Layout) -> Results:
             *cached,
             *(
                 Target(spec.name, spec, target.path, target.parts)
-                for target in CACHED_TARGETS[1:3]
+                for target in CACHED_TARGETS[:3]
                 for spec in [before(target.server, config.before)]
             ),
         ]

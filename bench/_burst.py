@@ -77,6 +77,8 @@ class BurstSummary:
     product_requests: list[int]
     #: the most requests any burst caused, per service
     max_upstream: dict[str, int]
+    #: upstream requests of each burst, every service together
+    total_requests: list[int]
     p50_ms: float
     max_ms: float
     #: the most upstream requests a burst caused against the other instance (redis only)
@@ -158,6 +160,7 @@ def _summary(contestant: str, bursts: list[Burst]) -> BurstSummary:
         partial=sum(b.partial for b in bursts),
         product_requests=[b.upstream["product"] for b in bursts],
         max_upstream={s: max((b.upstream[s] for b in bursts), default=0) for s in PRODUCT_PARTS},
+        total_requests=[sum(b.upstream.values()) for b in bursts],
         p50_ms=statistics.median(latencies) if latencies else 0.0,
         max_ms=max(latencies, default=0.0),
         other_instance_max=max(others) if others else None,

@@ -227,7 +227,9 @@ class Cache:
             del self._lookups[key]
             for future in (lookup.found, lookup.response):
                 if not future.done():
-                    future.cancel()  # the lookup itself was cancelled (shutdown)
+                    # Nothing will come: the entry was fresh (no fetch), or the lookup itself
+                    # was cancelled (shutdown).
+                    future.cancel()
 
     async def answer(self, key: str) -> Entry | None:
         """The whole answer cached under ``key``, if it is fresh."""
