@@ -125,10 +125,6 @@ class Peers:
     def channel(self) -> str:
         return self._channel
 
-    @property
-    def subscribed(self) -> bool:
-        return self._subscribed
-
     def start(self) -> None:
         """Subscribe in the background (call with the serving loop running)."""
         if self._listener is None:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from ._cache import DEFAULT_NEAR_HOLD
 from ._errors import ConfigurationError
 from ._redis import parse_redis_url
 from ._transport import HTTP_CLIENTS, HttpClient
@@ -19,7 +20,7 @@ DEFAULT_TIMEOUT_MS = 1000
 _MAX_TIMEOUT_MS = 10 * 60 * 1000
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-DEFAULT_CACHE_NEAR_MS = 1000
+DEFAULT_CACHE_NEAR_MS = round(DEFAULT_NEAR_HOLD * 1000)
 _MAX_CACHE_NEAR_MS = 60_000
 
 
