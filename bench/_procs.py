@@ -197,7 +197,8 @@ class Children:
         return child
 
     def stop(self, *children: Child) -> None:
-        """SIGTERM each (closing stdin first: the upstreams exit on that), SIGKILL the rest."""
+        """SIGINT each, what Ctrl-C sends (closing stdin first: the upstreams exit on that; a
+        BFF stops at once, without the drain SIGTERM starts), then SIGKILL the rest."""
         for child in children:
             child.refresh_tree()
             if child.process.stdin is not None:
@@ -205,7 +206,7 @@ class Children:
                     child.process.stdin.close()
             if child.alive():
                 with contextlib.suppress(ProcessLookupError):
-                    child.process.terminate()
+                    child.process.send_signal(signal.SIGINT)
         deadline = time.monotonic() + TERMINATE_GRACE
         for child in children:
             try:

@@ -69,8 +69,10 @@ def run_service(
 
 
 def stop(service: RunningService) -> None:
+    """SIGINT, as Ctrl-C: a BFF stops at once (SIGTERM would drain it first, for
+    BFF_DRAIN_MS; tests/services/test_drain.py sends that one itself)."""
     if service.process.poll() is None:
-        service.process.send_signal(signal.SIGTERM)
+        service.process.send_signal(signal.SIGINT)
         try:
             service.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -54,6 +54,8 @@ def test_values_are_read() -> None:
         ("BFF_CACHE_NEAR_MS", "1s", "is not a whole number"),
         ("BFF_CACHE_NEAR_MS", "-1", "is not between 0 and 60000"),
         ("BFF_CACHE_NEAR_MS", "60001", "is not between 0 and 60000"),
+        ("BFF_DRAIN_MS", "5s", "is not a whole number"),
+        ("BFF_DRAIN_MS", "-1", "is not between 0 and"),
         ("BFF_CACHE", "yes", "is not 'on' or 'off'"),
         ("BFF_BREAKER", "disabled", "is not 'on' or 'off'"),
         ("BFF_BREAKER_FAILURES", "five", "is not a whole number"),
@@ -113,6 +115,11 @@ def test_redis_one_server_or_a_cluster() -> None:
     assert parse_redis_url("redis+cluster://[::1]:7000").cluster_nodes == (("::1", 7000),)
     settings = GatewaySettings.from_env(VARIABLES, {"REDIS_URL": "redis+cluster://h:7000"})
     assert settings.redis_url == "redis+cluster://h:7000"
+
+
+def test_the_drain_setting() -> None:
+    assert GatewaySettings.from_env(VARIABLES, {}).drain == 5.0
+    assert GatewaySettings.from_env(VARIABLES, {"BFF_DRAIN_MS": "0"}).drain == 0.0
 
 
 def test_the_near_cache_setting() -> None:

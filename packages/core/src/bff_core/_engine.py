@@ -142,6 +142,8 @@ class Gateway:
             )
         )
         self._shares_breakers = self._peers is not None and breakers is not None
+        #: set by :meth:`drain`: the instance is stopping, and says so to load balancers
+        self.draining = False
 
     @property
     def transport(self) -> Transport:
@@ -247,10 +249,20 @@ class Gateway:
         told = None if self._peers is None else await self._peers.invalidated(tags)
         return count, told
 
+    def drain(self) -> None:
+        """The instance is about to stop: from now on it is not ready (``/readyz`` 503), so
+        load balancers stop sending it requests, while it still serves every one that comes."""
+        if not self.draining:
+            self.draining = True
+            logger.info("draining: not ready any more, still serving until the stop")
+
     async def readiness(self) -> dict[str, str]:
         """Named checks for ``/readyz``; a value starting with ``ok`` means the check passed."""
         cache = "ok: disabled" if self.cache is None else await self.cache.store.check()
-        return {"configuration": "ok", "cache": cache}
+        checks = {"configuration": "ok", "cache": cache}
+        if self.draining:
+            checks["draining"] = "stopping: not taking new work once the drain ends"
+        return checks
 
     def upstream_status(self) -> dict[str, UpstreamStatus]:
         """Each upstream service's breaker state, retries and hedges (``/readyz`` detail).

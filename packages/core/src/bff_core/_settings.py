@@ -21,6 +21,7 @@ _MAX_TIMEOUT_MS = 10 * 60 * 1000
 
 _NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DEFAULT_CACHE_NEAR_MS = round(DEFAULT_NEAR_HOLD * 1000)
+DEFAULT_DRAIN_MS = 5000
 _MAX_CACHE_NEAR_MS = 60_000
 
 
@@ -62,6 +63,9 @@ class GatewaySettings:
     #: BFF_RETRY_BUDGET_PERCENT: retries and hedges allowed, in percent of each service's
     #: requests; 0 turns retries and hedges off
     retry_budget_percent: int = 10
+    #: BFF_DRAIN_MS: after SIGTERM, how long the instance keeps serving while /readyz says 503,
+    #: so load balancers stop sending to it before it stops (seconds; 0: stop at once)
+    drain: float = DEFAULT_DRAIN_MS / 1000
 
     @classmethod
     def from_env(
@@ -140,6 +144,9 @@ class GatewaySettings:
             raise ConfigurationError(
                 "BFF_RETRY_BUDGET_PERCENT", f"{retry_budget_percent} is not between 0 and 100"
             )
+        drain_ms = _int_between(
+            "BFF_DRAIN_MS", env.get("BFF_DRAIN_MS", str(DEFAULT_DRAIN_MS)), 0, _MAX_TIMEOUT_MS
+        )
         return cls(
             services=services,
             redis_url=redis_url,
@@ -154,6 +161,7 @@ class GatewaySettings:
             breaker_failures=breaker_failures,
             breaker_reset=breaker_reset,
             retry_budget_percent=retry_budget_percent,
+            drain=drain_ms / 1000,
         )
 
 

@@ -14,11 +14,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import gc
 import hashlib
 import hmac
 import logging
+import os
+import signal
 import sys
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -283,10 +288,24 @@ class GatewayPlugin(InitPlugin):
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
         await self.gateway.start()
+        _on_drain_signal(self.gateway.drain)
         try:
             yield
         finally:
             await self.gateway.aclose()
+
+
+#: What the serving process sends each worker when a drain starts (see :func:`serve`).
+DRAIN_SIGNAL = signal.SIGUSR1
+
+
+def _on_drain_signal(drain: Callable[[], None]) -> None:
+    """Call ``drain`` when this process receives :data:`DRAIN_SIGNAL`, if it can listen for
+    signals at all (a loop in the main thread; not, say, a test client's portal thread)."""
+    try:
+        asyncio.get_running_loop().add_signal_handler(DRAIN_SIGNAL, drain)
+    except (NotImplementedError, RuntimeError, ValueError):
+        logger.debug("no drain signal handler in this process")
 
 
 @get("/healthz", tags=["health"], summary="Alive", sync_to_thread=False)
@@ -531,6 +550,8 @@ def serve(
 
     granian (a Rust HTTP server, ASGI interface, uvloop) is the production server: on one core
     it serves the aggregate well ahead of uvicorn (``docs/decisions/0002-hot-path.md``).
+    SIGTERM drains first (``BFF_DRAIN_MS``: ``/readyz`` 503 while every request is still
+    served), then stops; SIGINT stops at once (``docs/decisions/0005-draining.md``).
 
     Args:
         prog: the command's name, for ``--help`` and messages.
@@ -561,11 +582,11 @@ def serve(
         except ConfigurationError as exc:
             print(f"{prog}: configuration error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-    from granian import Granian
     from granian.constants import Interfaces, Loops
     from granian.log import LogLevels
 
-    Granian(
+    drain = GatewaySettings.from_env({}).drain
+    _draining_server(drain)(
         app_factory,
         factory=True,
         address=args.host,
@@ -577,4 +598,48 @@ def serve(
         log_level=LogLevels(args.log_level),
         log_access=False,
         respawn_failed_workers=True,
+        # After the drain, the requests in flight get this long to finish before a worker is
+        # killed: more than any aggregation may take.
+        workers_kill_timeout=_STOP_BOUND_S,
     ).serve()
+
+
+#: Seconds the workers get to finish the requests in flight once they are told to stop.
+_STOP_BOUND_S = 30
+
+
+def _draining_server(drain: float) -> type[Any]:
+    """granian's server, with a drain between SIGTERM and the stop.
+
+    granian's main process owns the signals: SIGINT and SIGTERM both stop it at once (it closes
+    the listening socket and tells every worker to finish what it has). This subclass keeps
+    SIGINT so (Ctrl-C skips the drain) and turns the first SIGTERM into a drain: it tells every
+    worker process (:data:`DRAIN_SIGNAL`), whose ``/readyz`` answers 503 from then on, keeps
+    the socket open and serving for ``drain`` seconds, then stops as granian does. A second
+    SIGTERM, or a SIGINT, during the drain stops at once. See docs/decisions/0005-draining.md.
+    """
+    from granian import Granian
+
+    class DrainingGranian(Granian):  # type: ignore[misc, valid-type]
+        _drain_timer: threading.Timer | None = None
+
+        def signal_handler_interrupt(self, *args: Any, **kwargs: Any) -> None:
+            signum = args[0] if args else None
+            if signum == signal.SIGTERM and drain > 0 and self._drain_timer is None:
+                logger.info("SIGTERM: draining for %g s, then stopping", drain)
+                for worker in list(self.wrks):
+                    # granian's worker process is a multiprocessing.Process, ``inner``. One
+                    # that is gone, or not started yet, takes no requests anyway.
+                    pid = getattr(getattr(worker, "inner", None), "pid", None)
+                    if pid is not None:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, DRAIN_SIGNAL)
+                self._drain_timer = threading.Timer(drain, super().signal_handler_interrupt)
+                self._drain_timer.daemon = True
+                self._drain_timer.start()
+                return
+            if self._drain_timer is not None:
+                self._drain_timer.cancel()
+            super().signal_handler_interrupt(*args, **kwargs)
+
+    return DrainingGranian
