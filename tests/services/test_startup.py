@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.processes import free_port
+from tests.processes import free_port, run_service
 
 
 @pytest.mark.parametrize("module", ["web_bff", "mobile_bff"])
@@ -45,16 +45,32 @@ def test_bad_configuration_stops_start_up_naming_the_variable(
 
 
 @pytest.mark.parametrize("module", ["web_bff", "mobile_bff"])
-def test_bad_command_line_is_refused(module: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--port", "not-a-port"], "--port"),
+        (["--workers", "0"], "--workers"),
+        (["--workers", "many"], "--workers"),
+    ],
+)
+def test_bad_command_line_is_refused(module: str, args: list[str], named: str) -> None:
     completed = subprocess.run(
-        [sys.executable, "-m", module, "--port", "not-a-port"],
+        [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
     assert completed.returncode == 2
-    assert "--port" in completed.stderr
+    assert named in completed.stderr
+
+
+def test_workers_auto_starts_one_per_core_it_may_use() -> None:
+    from bff_core._cpus import workers_for_cpu_limit
+
+    expected = workers_for_cpu_limit()
+    with run_service("web_bff", ["--workers", "auto"], env={"BFF_CACHE": "off"}) as bff:
+        assert bff.log().count("Spawning worker-") == expected
 
 
 @pytest.mark.parametrize("module", ["web_bff", "mobile_bff"])

@@ -8,7 +8,8 @@
 - :func:`aggregate_route` is a whole ``GET`` route for an aggregate: parameters from the query,
   ``fields``, the client's view, ``Server-Timing``; one line per route in a service.
 - :func:`aggregate_response` wraps a custom handler's payload with the ``Server-Timing`` header.
-- :func:`serve` is the command line of a BFF: ``--host``, ``--port``, ``--workers``.
+- :func:`serve` is the command line of a BFF: ``--host``, ``--port``, ``--workers`` (a number,
+  or ``auto``: the container's CPU limit).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler, Scope
 
 from ._cache import make_store
+from ._cpus import workers_for_cpu_limit
 from ._declaration import Aggregate
 from ._engine import Gateway
 from ._errors import (
@@ -565,16 +567,17 @@ def serve(
     parser.add_argument("--port", type=int, default=default_port, help="port to listen on")
     parser.add_argument(
         "--workers",
-        type=int,
+        type=_workers,
         default=1,
-        help="worker processes; one per core the service may use (default 1)",
+        help="worker processes, one per core the service may use, or 'auto': the CPU limit "
+        "of its container (cgroup), rounded down, at least 1 (default 1)",
     )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port} is not a TCP port")
-    if args.workers < 1:
-        parser.error("--workers must be at least 1")
+    if args.workers == "auto":
+        args.workers = workers_for_cpu_limit()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     if check is not None:
         try:
@@ -602,6 +605,20 @@ def serve(
         # killed: more than any aggregation may take.
         workers_kill_timeout=_STOP_BOUND_S,
     ).serve()
+
+
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        workers = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of workers, nor 'auto'"
+        ) from None
+    if workers < 1:
+        raise argparse.ArgumentTypeError("must be at least 1, or 'auto'")
+    return workers
 
 
 #: Seconds the workers get to finish the requests in flight once they are told to stop.
