@@ -240,8 +240,8 @@ def test_a_half_open_breaker_lets_one_trial_through_which_decides(
 def test_an_open_breaker_of_the_critical_part_answers_502_at_once(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    # The mobile BFF: its product part has neither retries nor hedges.
-    with bff(upstreams, "mobile_bff", BFF_BREAKER="on") as mobile:
+    # Retries and hedges off (a budget of 0): every request is one upstream request.
+    with bff(upstreams, "mobile_bff", BFF_BREAKER="on", BFF_RETRY_BUDGET_PERCENT="0") as mobile:
         upstreams.inject("product", status=503)
         for _ in range(5):
             failed = get(mobile, http)

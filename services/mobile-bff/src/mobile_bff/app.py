@@ -98,6 +98,9 @@ PRODUCT_SCREEN = Aggregate(
             path="/products/{id}",
             returns=_UpstreamProduct,
             critical=True,
+            cache=PRODUCT_CACHE,
+            retry=RETRY_ONCE,
+            hedge_after=PRODUCT_HEDGE_AFTER,
         ),
         Source(
             "inventory",
