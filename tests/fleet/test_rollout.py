@@ -15,7 +15,7 @@ def out_of_rotation(fleet: Fleet, backend: str, address: str) -> bool:
 
 def test_a_rolling_restart_of_every_instance_loses_no_request(fleet: Fleet) -> None:
     fleet.inject("reviews", status=503, rate=0.2)
-    with Load(fleet, threads=6, max_requests=50_000, max_seconds=150) as load:
+    with Load(fleet, threads=6, max_requests=300_000, max_seconds=150) as load:
         assert wait_for(lambda: load.count() >= 100, timeout=10)
         for instance in fleet.instances:
             backend, address = fleet.backend_of(instance), f"{instance.host}:{instance.port}"
