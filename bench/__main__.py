@@ -8,7 +8,8 @@
 Scenarios: ``latency`` (delayed upstreams, 16 connections: overhead over the 40 ms floor),
 ``throughput`` (instant upstreams, 64 connections: aggregates/s), ``cached`` (one hot product:
 the in-process cache, Redis with and without the near cache, against the cache off),
-``resilience`` (breakers, retries and hedges against none), ``cold-burst`` (fifty clients at
+``resilience`` (breakers, retries and hedges against none), ``telemetry`` (Prometheus metrics
+against none), ``cold-burst`` (fifty clients at
 once for each of many cold products, in-process and with Redis: upstream requests per product
 and answers that are not 200), ``scaling`` (4, 8, 16 sources per aggregate: CPU per aggregate
 and per source), ``memory`` (web-bff's RSS before and after a long run).
@@ -38,6 +39,7 @@ from ._harness import (
     RESILIENCE_TARGETS,
     SCALING_TARGETS,
     SCENARIOS,
+    TELEMETRY_TARGETS,
     UPSTREAM_LATENCY_MS,
     Bench,
     Config,
@@ -179,6 +181,7 @@ def run(config: Config, layout: Layout) -> Results:
         "throughput": contestants,
         "cached": cached,
         "resilience": RESILIENCE_TARGETS,
+        "telemetry": TELEMETRY_TARGETS,
         "scaling": SCALING_TARGETS,
     }
     children = Children(layout)

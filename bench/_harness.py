@@ -48,6 +48,7 @@ __all__ = [
     "LATENCY_FLOOR_MS",
     "RESILIENCE_TARGETS",
     "SCENARIOS",
+    "TELEMETRY_TARGETS",
     "Bench",
     "Config",
     "MemoryResult",
@@ -58,7 +59,16 @@ __all__ = [
     "run_scenario",
 ]
 
-SCENARIOS = ("latency", "throughput", "cached", "resilience", "cold-burst", "scaling", "memory")
+SCENARIOS = (
+    "latency",
+    "throughput",
+    "cached",
+    "resilience",
+    "telemetry",
+    "cold-burst",
+    "scaling",
+    "memory",
+)
 #: Per-service latency of the upstreams in the latency scenario (ms).
 UPSTREAM_LATENCY_MS = {"product": 20, "inventory": 30, "pricing": 15, "reviews": 40}
 #: The best any aggregator can do: the four calls run concurrently, so the slowest one.
@@ -193,6 +203,14 @@ WEB_BFF_BARE = ServerSpec(
 RESILIENCE_TARGETS = [
     CONTESTANTS["web-bff"],
     Target("web-bff-no-resilience", WEB_BFF_BARE, _PRODUCT_PATH, PRODUCT_PARTS),
+]
+#: web-bff with its Prometheus metrics off, for the ``telemetry`` scenario: what they cost.
+WEB_BFF_NO_METRICS = ServerSpec(
+    "web-bff-no-metrics", WEB_BFF.argv, {**CACHE_OFF_ENV, "BFF_METRICS": "off"}
+)
+TELEMETRY_TARGETS = [
+    CONTESTANTS["web-bff"],
+    Target("web-bff-no-metrics", WEB_BFF_NO_METRICS, _PRODUCT_PATH, PRODUCT_PARTS),
 ]
 SCALING_TARGETS = [
     Target(

@@ -338,6 +338,16 @@ def _resilience_table(result: ScenarioResult) -> list[str]:
     )
 
 
+def _telemetry_table(result: ScenarioResult) -> list[str]:
+    return _pair_table(
+        result,
+        "web-bff as shipped (Prometheus metrics on: every request, part, cache lookup and "
+        "upstream counted) against the same service with BFF_METRICS=off",
+        "web-bff",
+        "web-bff-no-metrics",
+    )
+
+
 def _fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
     """Least-squares line through (sources, µs): fixed cost and cost per source."""
     if len(points) < 2:
@@ -527,6 +537,7 @@ def markdown(results: Results) -> str:
         "throughput": _throughput_table,
         "cached": _cached_table,
         "resilience": _resilience_table,
+        "telemetry": _telemetry_table,
         "scaling": _scaling_table,
     }
     for name, scenario in results.scenarios.items():

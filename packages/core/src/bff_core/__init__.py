@@ -24,7 +24,8 @@ from ._errors import (
     UnknownParts,
     UpstreamUnavailable,
 )
-from ._outcome import AggregateResult, FailureReason, PartOutcome
+from ._metrics import Metrics
+from ._outcome import AggregateResult, CacheResult, FailureReason, PartOutcome
 from ._report import PartError, Problem, StalePart, part_errors, problem_for, stale_parts
 from ._resilience import BreakerPolicy, RetryBudget, RetryPolicy, UpstreamStatus
 from ._settings import GatewaySettings
@@ -44,6 +45,7 @@ __all__ = [
     "BFFError",
     "BreakerPolicy",
     "CachePolicy",
+    "CacheResult",
     "CircuitOpen",
     "ConfigurationError",
     "DeclarationError",
@@ -52,6 +54,7 @@ __all__ = [
     "GatewaySettings",
     "HttpxTransport",
     "InvalidParameter",
+    "Metrics",
     "Param",
     "PartError",
     "PartOutcome",

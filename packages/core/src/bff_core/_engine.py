@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Self
 import msgspec
 
 from ._aio import cancel_and_wait
-from ._cache import Answer, Cache
+from ._cache import Answer, Cache, RedisStore, TieredStore
 from ._declaration import Aggregate, Source
 from ._errors import (
     AggregationFailed,
@@ -39,7 +39,8 @@ from ._errors import (
     ResponseTooLarge,
     UpstreamUnavailable,
 )
-from ._outcome import AggregateResult, PartOutcome
+from ._metrics import Metrics
+from ._outcome import FAILURE_REASONS, AggregateResult, CacheResult, PartOutcome
 from ._peers import Peers
 from ._resilience import (
     DEADLINE_HEADER,
@@ -109,12 +110,17 @@ class Gateway:
         deadline_header: str | None = DEADLINE_HEADER,
         peers: str | None = None,
         peers_namespace: str = "bff",
+        metrics: Metrics | None = None,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         self._services = {name: url.rstrip("/") for name, url in services.items()}
         self.timeout = timeout
+        self.metrics = metrics
         self.aggregates: dict[str, Aggregate] = {}
+        #: per aggregate, the sources whose values the cache keeps (for the metrics)
+        self._cached_sources: dict[str, frozenset[str]] = {}
+        self._caching = cache is not None
         for aggregate in aggregates:
             self.add(aggregate)
         self._owns_transport = transport is None
@@ -127,6 +133,7 @@ class Gateway:
             breakers=breaker_policies(self._services, breakers),
             budget=retry_budget,
             deadline_header=deadline_header,
+            metrics=metrics,
         )
         self.cache = (
             None if cache is None else Cache(cache, self.upstreams.fetch, refresh_timeout=timeout)
@@ -142,6 +149,13 @@ class Gateway:
             )
         )
         self._shares_breakers = self._peers is not None and breakers is not None
+        if metrics is not None:
+            metrics.set_gauge(("bff_aggregation_deadline_seconds", ()), timeout)
+            if cache is not None:
+                metrics.cache_health(True)
+                shared = cache.shared if isinstance(cache, TieredStore) else cache
+                if isinstance(shared, RedisStore):
+                    shared.on_health = metrics.cache_health
         #: set by :meth:`drain`: the instance is stopping, and says so to load balancers
         self.draining = False
 
@@ -160,6 +174,23 @@ class Gateway:
         if aggregate.name in self.aggregates and self.aggregates[aggregate.name] is not aggregate:
             raise DeclarationError(f"two aggregates are named {aggregate.name!r}")
         self.aggregates[aggregate.name] = aggregate
+        self._cached_sources[aggregate.name] = frozenset(
+            s.name for s in aggregate.sources if s.cache is not None and self._caching
+        )
+        if self.metrics is not None:
+            self.metrics.declare(
+                [
+                    (
+                        aggregate.name,
+                        [
+                            (s.name, s.name in self._cached_sources[aggregate.name])
+                            for s in aggregate.sources
+                        ],
+                    )
+                ],
+                sorted(aggregate.services),
+                FAILURE_REASONS,
+            )
 
     async def run(
         self,
@@ -213,6 +244,10 @@ class Gateway:
                     )
                     if source.critical and failed_critical is None:
                         failed_critical = outcome
+        if self.metrics is not None:
+            self.metrics.observe_parts(
+                aggregate.name, outcomes.values(), self._cached_sources[aggregate.name]
+            )
         if failed_critical is not None:
             failures = [o for o in outcomes.values() if o.reason is not None]
             raise AggregationFailed(aggregate.name, failed_critical, failures)
@@ -229,6 +264,8 @@ class Gateway:
             await self.cache.store.start()
         if self._peers is not None:
             self._peers.start()
+        if self.metrics is not None:
+            self.metrics.start()
 
     def breaker_sharing(self) -> str:
         """How breaker state is shared right now (``/readyz`` detail)."""
@@ -274,6 +311,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Close the cache, and the transport if the gateway created it."""
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self._peers is not None:
             await self._peers.aclose()
         await self.upstreams.aclose()
@@ -493,6 +532,7 @@ def _outcome(part: _Part, task: asyncio.Task[UpstreamResponse | Answer]) -> Part
             detail=f"unexpected transport error: {type(error).__name__}",
         )
     result = task.result()
+    cache: CacheResult | None = None
     if isinstance(result, Answer):
         response, stale, age, fresh_for = (
             result.response,
@@ -500,6 +540,12 @@ def _outcome(part: _Part, task: asyncio.Task[UpstreamResponse | Answer]) -> Part
             result.age,
             result.fresh_for,
         )
+        if result.bypassed:
+            cache = "bypassed"
+        elif age is None:
+            cache = "miss"
+        else:
+            cache = "stale" if stale else "hit"
     else:
         response, stale, age, fresh_for = result, False, None, 0.0
     status = response.status
@@ -529,4 +575,5 @@ def _outcome(part: _Part, task: asyncio.Task[UpstreamResponse | Answer]) -> Part
         stale=stale,
         age=age,
         fresh_for=fresh_for,
+        cache=cache,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal, TypeAlias
 
-__all__ = ["AggregateResult", "FailureReason", "PartOutcome"]
+__all__ = ["AggregateResult", "CacheResult", "FailureReason", "PartOutcome"]
 
 FailureReason: TypeAlias = Literal[
     "timeout",  # no answer within the part's timeout or the aggregation's deadline
@@ -15,6 +15,10 @@ FailureReason: TypeAlias = Literal[
     "circuit_open",  # the upstream's circuit breaker is open; nothing was sent
     "dependency_failed",  # a source this one depends on failed, so it could not be built
 ]
+
+#: Where a cached source's value came from: fresh from the cache, stale from the cache, from
+#: the upstream after a lookup, or from the upstream without one (the policy does not share it).
+CacheResult: TypeAlias = Literal["hit", "stale", "miss", "bypassed"]
 
 FAILURE_REASONS: tuple[FailureReason, ...] = (
     "timeout",
@@ -31,6 +35,7 @@ class PartOutcome:
 
     __slots__ = (
         "age",
+        "cache",
         "detail",
         "duration",
         "fresh_for",
@@ -53,6 +58,7 @@ class PartOutcome:
         stale: bool = False,
         age: float | None = None,
         fresh_for: float = 0.0,
+        cache: CacheResult | None = None,
     ) -> None:
         self.name = name
         self.value = value
@@ -69,6 +75,8 @@ class PartOutcome:
         self.age = age
         #: seconds the value stays fresh (0: not cacheable); bounds the whole answer's caching
         self.fresh_for = fresh_for
+        #: what the cache did for a cached source's value (``None``: not cached, or failed)
+        self.cache: CacheResult | None = cache
 
     @property
     def ok(self) -> bool:

@@ -53,6 +53,7 @@ from ._transport import Transport, UpstreamResponse
 
 if TYPE_CHECKING:
     from ._declaration import Source
+    from ._metrics import Metrics, UpstreamMeter
 
 __all__ = [
     "BreakerPolicy",
@@ -248,9 +249,13 @@ class _Upstream:
     refused: int = 0
     logged: dict[str, int] = field(default_factory=dict)
     logged_at: float = 0.0
+    #: the same counts as Prometheus metrics, when the gateway has them
+    meter: UpstreamMeter | None = None
 
     def earn(self) -> None:
         self.requests += 1
+        if self.meter is not None:
+            self.meter.requests.inc()
         budget = self.budget
         if budget is not None and self.tokens < budget.burst:
             self.tokens = min(self.tokens + budget.ratio, budget.burst)
@@ -261,6 +266,8 @@ class _Upstream:
         # A hair under 1: ten earnings of 0.1 add up to 0.9999999999999999.
         if self.tokens < 1.0 - 1e-9:
             self.over_budget += 1
+            if self.meter is not None:
+                self.meter.over_budget.inc()
             return False
         self.tokens -= 1.0
         return True
@@ -366,6 +373,8 @@ class _Hedge:
             upstream.maybe_log_summary()
             return
         upstream.hedges += 1
+        if upstream.meter is not None:
+            upstream.meter.hedges.inc()
         logger.debug("%s: no answer yet, hedging", upstream.name)
         upstreams = self.upstreams
         self.task = loop.create_task(
@@ -382,6 +391,8 @@ class _Hedge:
         response = await self.task
         if response.status < 500:
             self.upstream.hedges_won += 1
+            if self.upstream.meter is not None:
+                self.upstream.meter.hedges_won.inc()
         return response
 
     def _answered(self, task: asyncio.Task[UpstreamResponse]) -> None:
@@ -393,6 +404,8 @@ class _Hedge:
             # The hedge answered first: it wins, and the first request is cancelled.
             self.won = task.result()
             self.upstream.hedges_won += 1
+            if self.upstream.meter is not None:
+                self.upstream.meter.hedges_won.inc()
             self.upstream.maybe_log_summary()
             self.owner.cancel()
 
@@ -417,6 +430,7 @@ class Upstreams:
             mapped to ``None`` has no breaker.
         budget: the retry budget of each service; ``None``: no retries and no hedges.
         deadline_header: the request header that carries the milliseconds left, or ``None``.
+        metrics: where the counts and breaker states are exported too, if anywhere.
     """
 
     def __init__(
@@ -428,6 +442,7 @@ class Upstreams:
         breakers: Mapping[str, BreakerPolicy | None],
         budget: RetryBudget | None,
         deadline_header: str | None = DEADLINE_HEADER,
+        metrics: Metrics | None = None,
     ) -> None:
         self._transport = transport
         self._cancellable = cancellable if cancellable is not None else transport
@@ -452,8 +467,15 @@ class Upstreams:
                     throw_new_error_on_trip=False,
                 )
             upstream = _Upstream(
-                name, breaker, storage, budget, tokens=float(budget.burst) if budget else 0.0
+                name,
+                breaker,
+                storage,
+                budget,
+                tokens=float(budget.burst) if budget else 0.0,
+                meter=None if metrics is None else metrics.upstream(name),
             )
+            if upstream.meter is not None and breaker is not None:
+                upstream.meter.breaker("closed")
             if breaker is not None:
                 breaker.add_listener(_Transitions(self, upstream))
             self._upstreams[name] = upstream
@@ -518,6 +540,8 @@ class Upstreams:
                 upstream.maybe_log_summary()
                 return _give_up(failure)
             upstream.retries += 1
+            if upstream.meter is not None:
+                upstream.meter.retries.inc()
             logger.debug(
                 "%s: retry %d in %.0f ms after %s",
                 source.name,
@@ -588,6 +612,8 @@ class Upstreams:
         if breaker.current_state != pybreaker.STATE_CLOSED:
             if upstream.trial is not None or upstream.cooling():
                 upstream.refused += 1
+                if upstream.meter is not None:
+                    upstream.meter.refused.inc()
                 upstream.maybe_log_summary()
                 raise CircuitOpen(upstream.name)
             # Time for the one trial request. It is the breaker's, not this caller's: a
@@ -651,6 +677,8 @@ class Upstreams:
             return counted.response
         except pybreaker.CircuitBreakerError:
             upstream.refused += 1
+            if upstream.meter is not None:
+                upstream.meter.refused.inc()
             raise CircuitOpen(upstream.name) from None
         return response
 
@@ -730,6 +758,8 @@ class Upstreams:
             # again (from now). Not news: neither logged nor published again.
             return
         state = _state(new)
+        if upstream.meter is not None:
+            upstream.meter.breaker(state)
         storage = upstream.storage
         opened_at = None
         if state == "open" and storage is not None and storage.opened_at is not None:

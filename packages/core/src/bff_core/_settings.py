@@ -66,6 +66,8 @@ class GatewaySettings:
     #: BFF_DRAIN_MS: after SIGTERM, how long the instance keeps serving while /readyz says 503,
     #: so load balancers stop sending to it before it stops (seconds; 0: stop at once)
     drain: float = DEFAULT_DRAIN_MS / 1000
+    #: BFF_METRICS: Prometheus metrics at GET /metrics
+    metrics: bool = True
 
     @classmethod
     def from_env(
@@ -162,6 +164,7 @@ class GatewaySettings:
             breaker_reset=breaker_reset,
             retry_budget_percent=retry_budget_percent,
             drain=drain_ms / 1000,
+            metrics=_on_off("BFF_METRICS", env.get("BFF_METRICS", "on")),
         )
 
 

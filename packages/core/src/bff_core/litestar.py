@@ -16,18 +16,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import gc
 import hashlib
 import hmac
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from time import perf_counter
 from typing import Any, TypeVar, get_type_hints
 from urllib.parse import parse_qsl, quote
 
@@ -35,6 +39,7 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.config.app import AppConfig
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
@@ -46,7 +51,7 @@ from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Operation, Schema
 from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.plugins import InitPlugin
-from litestar.types import ControllerRouterHandler, Scope
+from litestar.types import ASGIApp, ControllerRouterHandler, Message, Receive, Scope, Send
 
 from ._cache import make_store
 from ._cpus import workers_for_cpu_limit
@@ -59,6 +64,7 @@ from ._errors import (
     InvalidParameter,
     RequestError,
 )
+from ._metrics import METRICS_CONTENT_TYPE, METRICS_DIR_VARIABLE, Metrics
 from ._outcome import AggregateResult
 from ._report import PROBLEM_JSON, Problem, problem_for
 from ._resilience import DEFAULT_BREAKER, BreakerPolicy, RetryBudget, UpstreamStatus
@@ -158,6 +164,8 @@ def aggregate_route(
         encoded = "&".join(f"{n}={quote(values[n], safe='')}" for n in param_names)
         key = f"agg:{aggregate.name}:{view_shape}:{encoded}:{','.join(sorted(fields))}"
         cached = await cache.answer(key)
+        if gateway.metrics is not None:
+            gateway.metrics.observe_answer(aggregate.name, cached is not None)
         if cached is not None:
             return _body_response(cached.body, if_none_match, 'cache;desc="hit"')
         result = await gateway.run(aggregate, values, fields=query.get("fields"))
@@ -267,6 +275,9 @@ class GatewayPlugin(InitPlugin):
             self._provide_gateway, use_cache=True, sync_to_thread=False
         )
         app_config.route_handlers.extend([healthz, readyz, invalidate_cache])
+        if self.gateway.metrics is not None:
+            app_config.route_handlers.append(metrics_endpoint)
+            app_config.middleware.insert(0, _measured(self.gateway.metrics))
         app_config.exception_handlers.update(
             {
                 AggregationFailed: _aggregation_failed,
@@ -314,6 +325,53 @@ def _on_drain_signal(drain: Callable[[], None]) -> None:
 def healthz() -> Health:
     """The process is up and serving."""
     return Health(status="ok")
+
+
+@get(
+    "/metrics",
+    tags=["health"],
+    summary="Prometheus metrics",
+    media_type=METRICS_CONTENT_TYPE,
+    sync_to_thread=False,
+)
+def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Every metric in Prometheus' text format (of every worker process); see the README,
+    section Observability, for what each one means."""
+    metrics: Metrics = request.app.state.gateway.metrics
+    return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
+
+
+def _measured(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
+    """Middleware: each request's route template, method, status and duration."""
+
+    def middleware(app: ASGIApp) -> ASGIApp:
+        async def measured(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != ScopeType.HTTP:
+                await app(scope, receive, send)
+                return
+            method = scope["method"]
+            started = perf_counter()
+            status = 500  # unless an answer starts: the request failed without one
+
+            async def sending(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                await send(message)
+
+            try:
+                await app(scope, receive, sending)
+            finally:
+                metrics.observe_request(
+                    scope.get("path_template") or "unmatched",
+                    method,
+                    status,
+                    perf_counter() - started,
+                )
+
+        return measured
+
+    return middleware
 
 
 @get(
@@ -388,6 +446,7 @@ def create_gateway_app(
         retry_budget=RetryBudget(ratio=percent / 100) if percent else None,
         peers=settings.redis_url,
         peers_namespace=settings.cache_namespace or name,
+        metrics=Metrics() if settings.metrics else None,
     )
     return Litestar(
         route_handlers=list(route_handlers),
@@ -578,6 +637,12 @@ def serve(
         parser.error(f"--port {args.port} is not a TCP port")
     if args.workers == "auto":
         args.workers = workers_for_cpu_limit()
+    if args.workers > 1 and not os.environ.get(METRICS_DIR_VARIABLE):
+        # Several workers: each writes its metrics there, and /metrics adds them up; fresh for
+        # each start.
+        directory = tempfile.mkdtemp(prefix=f"{prog}-metrics-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        os.environ[METRICS_DIR_VARIABLE] = directory
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     if check is not None:
         try:

@@ -72,7 +72,7 @@ _FAILURES = (TimeoutError, UpstreamUnavailable, ResponseTooLarge, CircuitOpen)
 class Answer:
     """What a cached part resolves to: a response, and where it came from."""
 
-    __slots__ = ("age", "fresh_for", "response", "stale")
+    __slots__ = ("age", "bypassed", "fresh_for", "response", "stale")
 
     def __init__(
         self,
@@ -81,6 +81,7 @@ class Answer:
         stale: bool = False,
         age: float | None = None,
         fresh_for: float = 0.0,
+        bypassed: bool = False,
     ) -> None:
         self.response = response
         #: served from the cache past its freshness (stale-while-revalidate or stale-if-error)
@@ -89,6 +90,8 @@ class Answer:
         self.age = age
         #: how much longer it is fresh (0: not cacheable), for the whole-aggregate cache
         self.fresh_for = fresh_for
+        #: not looked up: the policy does not share this answer (per-user data)
+        self.bypassed = bypassed
 
 
 class _Lookup:
@@ -144,7 +147,7 @@ class Cache:
         """
         key = _key(source, policy, url, headers)
         if key is None:  # per-user data the policy does not allow to share
-            return Answer(await self._fetch(source, url, headers, time_left))
+            return Answer(await self._fetch(source, url, headers, time_left), bypassed=True)
         held = self.store.peek(key)
         if held is not None:
             age = time.time() - held.stored_at

@@ -170,6 +170,8 @@ class RedisStore:
         self._down_until = 0.0
         self._probing = False
         self._closing = False
+        #: called with False when Redis is taken for down, True when it is back (metrics)
+        self.on_health: Callable[[bool], None] | None = None
 
     @property
     def namespace(self) -> str:
@@ -413,12 +415,16 @@ class RedisStore:
         if self._down:
             self._down = False
             logger.info("redis is back: the cache is in use again")
+            if self.on_health is not None:
+                self.on_health(True)
 
     def _mark_down(self, exc: BaseException) -> None:
         self._probing = False
         self._down_until = time.monotonic() + self._retry_after
         if not self._down:
             self._down = True
+            if self.on_health is not None:
+                self.on_health(False)
             logger.warning(
                 "redis cache unavailable, serving without it (next attempt in %gs): %s",
                 self._retry_after,

@@ -1,0 +1,198 @@
+"""GET /metrics of a real BFF process: what the requests, parts, cache and upstreams did, in
+bounded series, added up across worker processes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.processes import RunningService, run_service
+from tests.services.conftest import Upstreams, bff_env
+
+ROUTE = "/api/aggregated/product"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(service: RunningService, http: httpx.Client) -> Samples:
+    response = http.get(service.url + "/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+@contextmanager
+def bff(
+    upstreams: Upstreams, module: str = "web_bff", *args: str, **env: str
+) -> Iterator[RunningService]:
+    with run_service(module, list(args), env=bff_env(upstreams.url, **env)) as service:
+        yield service
+
+
+def test_requests_parts_cache_and_upstreams_are_counted(
+    upstreams: Upstreams, http: httpx.Client
+) -> None:
+    with bff(upstreams, BFF_CACHE="on", BFF_BREAKER="on", BFF_RETRY_BUDGET_PERCENT="0") as web:
+        upstreams.inject("reviews", status=503)
+        for product_id in ("p-1001", "p-1002", "p-1001"):
+            assert http.get(web.url + ROUTE, params={"id": product_id}).status_code == 200
+        assert http.get(web.url + ROUTE, params={"id": "p-9999"}).status_code == 404
+        assert http.get(web.url + ROUTE).status_code == 400
+        assert http.get(web.url + "/no/such/route").status_code == 404
+        samples = scrape(web, http)
+
+    def requests(status: str) -> float:
+        return value(
+            samples,
+            "bff_http_request_duration_seconds_count",
+            route=ROUTE,
+            method="GET",
+            status=status,
+        )
+
+    assert (requests("200"), requests("404"), requests("400")) == (3, 1, 1)
+    # Route templates only: never the path a client made up.
+    assert not [key for key in samples if "/no/such/route" in str(key)]
+
+    def parts(source: str, outcome: str) -> float:
+        return value(
+            samples,
+            "bff_part_outcomes_total",
+            aggregate="web_product_page",
+            source=source,
+            outcome=outcome,
+        )
+
+    assert parts("reviews", "upstream_status") == 3
+    assert parts("reviews", "ok") == 0
+    # p-1001 a second time: product, inventory and pricing from the cache (reviews failed).
+    assert parts("product", "ok") == 3
+    assert parts("product", "upstream_status") == 1  # p-9999: the product service's 404
+    assert parts("inventory", "ok") == 3
+    assert value(samples, "bff_cache_lookups_total", source="product", result="hit") == 1
+    assert value(samples, "bff_cache_lookups_total", source="product", result="miss") == 3
+    assert value(samples, "bff_cache_lookups_total", source="reviews", result="miss") == 3
+    # Every answer had a failed part: none was cached whole.
+    assert (
+        value(
+            samples, "bff_answer_cache_lookups_total", aggregate="web_product_page", result="miss"
+        )
+        == 4
+    )
+    assert value(samples, "bff_part_duration_seconds_count", source="product") == 4
+    # Four sent; p-9999's was cut off by the critical 404, so it has no part outcome.
+    assert value(samples, "bff_upstream_requests_total", service="reviews") == 4
+    assert value(samples, "bff_upstream_breaker_state", service="reviews") == 0  # 3 < 5
+    assert value(samples, "bff_upstream_breaker_state", service="product") == 0
+    # Series exist before their first event, so a rate over them never misses it.
+    assert (
+        "bff_part_outcomes_total",
+        frozenset(
+            {"aggregate": "web_product_page", "source": "pricing", "outcome": "timeout"}.items()
+        ),
+    ) in samples
+
+
+def test_breaker_state_retries_and_refusals(upstreams: Upstreams, http: httpx.Client) -> None:
+    with bff(upstreams, BFF_BREAKER="on") as web:
+        upstreams.inject("inventory", status=503)
+        for n in range(6):
+            http.get(web.url + ROUTE, params={"id": f"p-{1001 + n}"})
+        samples = scrape(web, http)
+    assert value(samples, "bff_upstream_breaker_state", service="inventory") == 2  # open
+    assert value(samples, "bff_upstream_retries_total", service="inventory") >= 1
+    assert value(samples, "bff_upstream_refused_total", service="inventory") >= 1
+    outcome = value(
+        samples,
+        "bff_part_outcomes_total",
+        aggregate="web_product_page",
+        source="inventory",
+        outcome="circuit_open",
+    )
+    assert outcome >= 1
+
+
+def series(samples: Samples) -> set[tuple[str, frozenset[tuple[str, str]]]]:
+    return set(samples)
+
+
+def test_a_thousand_distinct_ids_add_no_series(upstreams: Upstreams, http: httpx.Client) -> None:
+    with bff(upstreams, "mobile_bff", BFF_CACHE="on") as mobile:
+        # Every kind of answer once: known ids, unknown ones (404), a bad one (400).
+        for product_id in ("p-1001", "p-1004", "nope"):
+            http.get(mobile.url + ROUTE, params={"id": product_id})
+        http.get(mobile.url + ROUTE, params={"id": "x" * 200})
+        scrape(mobile, http)  # the scrape's own series
+        before = series(scrape(mobile, http))
+        for n in range(1000):
+            product_id = f"p-{1001 + n % 12}" if n % 2 else f"unknown-{n}"
+            http.get(mobile.url + ROUTE, params={"id": product_id})
+        after = scrape(mobile, http)
+    assert series(after) == before
+    assert (
+        value(
+            after,
+            "bff_http_request_duration_seconds_count",
+            route=ROUTE,
+            method="GET",
+            status="404",
+        )
+        >= 500
+    )
+    assert not [key for key in after if "unknown-" in str(key) or "p-10" in str(key)]
+
+
+def test_with_several_workers_every_scrape_adds_up_all_of_them(
+    upstreams: Upstreams, http: httpx.Client
+) -> None:
+    with bff(upstreams, "web_bff", "--workers", "2") as web:
+        for n in range(200):
+            # New connections, so both workers take some.
+            assert httpx.get(web.url + ROUTE, params={"id": f"p-{1001 + n % 12}"}).is_success
+        # Each worker writes its totals every second: give the other one that long.
+        time.sleep(1.5)
+        counts = set()
+        for _ in range(10):
+            samples = httpx.get(web.url + "/metrics").text
+            parsed = {
+                (s.name, frozenset(s.labels.items())): s.value
+                for f in text_string_to_metric_families(samples)
+                for s in f.samples
+            }
+            counts.add(
+                value(
+                    parsed,
+                    "bff_http_request_duration_seconds_count",
+                    route=ROUTE,
+                    method="GET",
+                    status="200",
+                )
+            )
+            counts.add(
+                value(
+                    parsed,
+                    "bff_part_outcomes_total",
+                    aggregate="web_product_page",
+                    source="product",
+                    outcome="ok",
+                )
+            )
+    assert counts == {200.0}
+
+
+def test_metrics_can_be_turned_off(upstreams: Upstreams, http: httpx.Client) -> None:
+    with bff(upstreams, BFF_METRICS="off") as web:
+        assert http.get(web.url + ROUTE, params={"id": "p-1001"}).status_code == 200
+        assert http.get(web.url + "/metrics").status_code == 404
