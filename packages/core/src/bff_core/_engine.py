@@ -52,6 +52,7 @@ from ._resilience import (
     UpstreamStatus,
     breaker_policies,
 )
+from ._tracing import PartTrace, Tracing
 from ._transport import HttpClient, Transport, UpstreamResponse, make_transport
 
 if TYPE_CHECKING:
@@ -111,12 +112,14 @@ class Gateway:
         peers: str | None = None,
         peers_namespace: str = "bff",
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
         self._services = {name: url.rstrip("/") for name, url in services.items()}
         self.timeout = timeout
         self.metrics = metrics
+        self.tracing = tracing
         self.aggregates: dict[str, Aggregate] = {}
         #: per aggregate, the sources whose values the cache keeps (for the metrics)
         self._cached_sources: dict[str, frozenset[str]] = {}
@@ -134,6 +137,7 @@ class Gateway:
             budget=retry_budget,
             deadline_header=deadline_header,
             metrics=metrics,
+            tracing=tracing,
         )
         self.cache = (
             None if cache is None else Cache(cache, self.upstreams.fetch, refresh_timeout=timeout)
@@ -217,7 +221,7 @@ class Gateway:
         # Deadlines on the loop's clock (what call_at and timeout_at use); durations on
         # perf_counter, because uvloop's clock only has millisecond resolution.
         deadline = loop.time() + (self.timeout if time_limit is None else time_limit)
-        run = _Run(self, plan.dependents, values, request_headers, deadline, loop)
+        run = _Run(self, plan.dependents, values, request_headers, deadline, loop, aggregate.name)
         for source in plan.roots:
             run.start(source)
         cut_off: list[_Part] = []
@@ -244,13 +248,25 @@ class Gateway:
                     )
                     if source.critical and failed_critical is None:
                         failed_critical = outcome
+        if self.tracing is not None:
+            for part in cut_off:
+                if part.trace is not None:
+                    self.tracing.end_part(
+                        part.trace,
+                        outcomes.get(part.source.name)
+                        or PartOutcome(
+                            part.source.name, reason="timeout", detail="abandoned: critical failed"
+                        ),
+                    )
         if self.metrics is not None:
             self.metrics.observe_parts(
                 aggregate.name, outcomes.values(), self._cached_sources[aggregate.name]
             )
         if failed_critical is not None:
             failures = [o for o in outcomes.values() if o.reason is not None]
-            raise AggregationFailed(aggregate.name, failed_critical, failures)
+            raise AggregationFailed(
+                aggregate.name, failed_critical, failures, list(outcomes.values())
+            )
         reported = plan.reported
         parts = {s.name: outcomes[s.name] for s in plan.sources if s.name in reported}
         return AggregateResult(aggregate.name, parts, perf_counter() - run.began)
@@ -313,6 +329,8 @@ class Gateway:
         """Close the cache, and the transport if the gateway created it."""
         if self.metrics is not None:
             await self.metrics.stop()
+        if self.tracing is not None:
+            self.tracing.shutdown()
         if self._peers is not None:
             await self._peers.aclose()
         await self.upstreams.aclose()
@@ -337,13 +355,14 @@ class Gateway:
 class _Part:
     """One started request: its source, when it started, and its own timer if it has one."""
 
-    __slots__ = ("source", "started", "timed_out", "timer")
+    __slots__ = ("source", "started", "timed_out", "timer", "trace")
 
     def __init__(self, source: Source, started: float) -> None:
         self.source = source
         self.started = started
         self.timer: asyncio.TimerHandle | None = None
         self.timed_out = False
+        self.trace: PartTrace | None = None
 
 
 class _Run:
@@ -356,6 +375,7 @@ class _Run:
     """
 
     __slots__ = (
+        "aggregate",
         "began",
         "closed",
         "deadline",
@@ -379,8 +399,10 @@ class _Run:
         headers: Mapping[str, str],
         deadline: float,
         loop: asyncio.AbstractEventLoop,
+        aggregate: str = "",
     ) -> None:
         self.gateway = gateway
+        self.aggregate = aggregate
         self.values = values
         self.headers = headers
         self.deadline = deadline
@@ -416,9 +438,16 @@ class _Run:
             )
         else:
             fetch = self.gateway.upstreams.fetch(source, url, self.headers, part_deadline - now)
-        task: asyncio.Task[UpstreamResponse | Answer] = self.loop.create_task(
-            fetch, name=source.task_name
-        )
+        tracing = self.gateway.tracing
+        if tracing is None:
+            task: asyncio.Task[UpstreamResponse | Answer] = self.loop.create_task(
+                fetch, name=source.task_name
+            )
+        else:
+            # The task copies the context now: its requests carry the part's span.
+            part.trace, tokens = tracing.start_part(self.aggregate, source.name, source.service)
+            task = self.loop.create_task(fetch, name=source.task_name)
+            tracing.restore(tokens)
         if part_deadline < self.deadline:
             part.timer = self.loop.call_at(part_deadline, self._time_out, task, part)
         task.add_done_callback(self._on_done)
@@ -435,7 +464,7 @@ class _Run:
         part = self.running.pop(task)
         if part.timer is not None:
             part.timer.cancel()
-        self._record(part.source, _outcome(part, task))
+        self._record(part.source, _outcome(part, task), part)
         if self.failed_critical is not None:
             self.finish()
             return
@@ -444,7 +473,11 @@ class _Run:
         if not self.running:
             self.finish()
 
-    def _record(self, source: Source, outcome: PartOutcome) -> None:
+    def _record(self, source: Source, outcome: PartOutcome, part: _Part | None = None) -> None:
+        if part is not None and part.trace is not None:
+            assert self.gateway.tracing is not None
+            self.gateway.tracing.end_part(part.trace, outcome)
+            part.trace = None
         self.outcomes[source.name] = outcome
         if outcome.reason is None:
             self.results[source.name] = outcome.value
@@ -484,7 +517,7 @@ class _Run:
                 part.timer.cancel()
             if task.done() and (not task.cancelled() or part.timed_out):
                 # Finished, but its callback had not run yet when the run ended.
-                self._record(part.source, _outcome(part, task))
+                self._record(part.source, _outcome(part, task), part)
             else:
                 unfinished[task] = part
         self.running.clear()

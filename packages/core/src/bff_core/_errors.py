@@ -121,11 +121,17 @@ class AggregationFailed(BFFError):
     """
 
     def __init__(
-        self, aggregate: str, critical: PartOutcome, failures: Sequence[PartOutcome]
+        self,
+        aggregate: str,
+        critical: PartOutcome,
+        failures: Sequence[PartOutcome],
+        outcomes: Sequence[PartOutcome] = (),
     ) -> None:
         self.aggregate = aggregate
         self.critical = critical
         self.failures = tuple(failures)
+        #: every part's outcome, the successful ones too (for logs)
+        self.outcomes = tuple(outcomes) or self.failures
         self.status = _status_for(critical)
         super().__init__(
             f"aggregate {aggregate!r}: critical part {critical.name!r} failed "

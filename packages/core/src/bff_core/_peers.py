@@ -211,6 +211,7 @@ class Peers:
                         "alone meanwhile (retrying every %g s): %s",
                         _RETRY_AFTER,
                         problem,
+                        extra={"event": "peers_down", "error": problem},
                     )
                 self._subscribed = False
                 self._problem = problem
@@ -228,7 +229,7 @@ class Peers:
                 for raw in recorded.values():
                     self._apply_transition(raw, catching_up=True)
             if self._problem is not None:
-                logger.info("breaker sharing through redis is back")
+                logger.info("breaker sharing through redis is back", extra={"event": "peers_up"})
             self._subscribed, self._problem = True, None
             while True:
                 message = await pubsub.get_message(timeout=None)

@@ -54,6 +54,7 @@ from ._transport import Transport, UpstreamResponse
 if TYPE_CHECKING:
     from ._declaration import Source
     from ._metrics import Metrics, UpstreamMeter
+    from ._tracing import Tracing
 
 __all__ = [
     "BreakerPolicy",
@@ -431,6 +432,7 @@ class Upstreams:
         budget: the retry budget of each service; ``None``: no retries and no hedges.
         deadline_header: the request header that carries the milliseconds left, or ``None``.
         metrics: where the counts and breaker states are exported too, if anywhere.
+        tracing: puts each attempt's trace context in its headers, when tracing is on.
     """
 
     def __init__(
@@ -443,8 +445,10 @@ class Upstreams:
         budget: RetryBudget | None,
         deadline_header: str | None = DEADLINE_HEADER,
         metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._transport = transport
+        self._tracing = tracing
         self._cancellable = cancellable if cancellable is not None else transport
         self._deadline_header = deadline_header.lower() if deadline_header else None
         self._hooks: list[TransitionHook] = []
@@ -683,7 +687,9 @@ class Upstreams:
         return response
 
     def _telling(self, headers: Mapping[str, str], time_left: float) -> Mapping[str, str]:
-        """``headers``, and the milliseconds left in the deadline header."""
+        """``headers``, the milliseconds left in the deadline header, and the trace context."""
+        if self._tracing is not None:
+            headers = self._tracing.outgoing(headers)
         if self._deadline_header is None:
             return headers
         left = int(time_left * 1000)
@@ -772,13 +778,30 @@ class Upstreams:
                 upstream.name,
                 origin,
                 upstream.breaker.reset_timeout,
+                extra={
+                    "event": "breaker_opened",
+                    "service": upstream.name,
+                    "from_peer": upstream.applying_peer,
+                    "reset_timeout_s": upstream.breaker.reset_timeout,
+                },
             )
         elif state == "half-open":
             logger.info(
-                "circuit breaker of upstream %s half-open: one trial request", upstream.name
+                "circuit breaker of upstream %s half-open: one trial request",
+                upstream.name,
+                extra={"event": "breaker_half_open", "service": upstream.name},
             )
         else:
-            logger.info("circuit breaker of upstream %s closed%s", upstream.name, origin)
+            logger.info(
+                "circuit breaker of upstream %s closed%s",
+                upstream.name,
+                origin,
+                extra={
+                    "event": "breaker_closed",
+                    "service": upstream.name,
+                    "from_peer": upstream.applying_peer,
+                },
+            )
         if upstream.applying_peer:
             return
         for hook in self._hooks:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
 
 from ._cache import DEFAULT_NEAR_HOLD
@@ -68,6 +69,12 @@ class GatewaySettings:
     drain: float = DEFAULT_DRAIN_MS / 1000
     #: BFF_METRICS: Prometheus metrics at GET /metrics
     metrics: bool = True
+    #: BFF_LOG_FORMAT: ``text`` (readable lines) or ``json`` (one object per line)
+    log_format: Literal["text", "json"] = "text"
+    #: BFF_ACCESS_LOG: one line per request, with each part's outcome
+    access_log: bool = False
+    #: the OTEL_* variables: OpenTelemetry's own configuration of tracing
+    otel: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(
@@ -165,6 +172,9 @@ class GatewaySettings:
             retry_budget_percent=retry_budget_percent,
             drain=drain_ms / 1000,
             metrics=_on_off("BFF_METRICS", env.get("BFF_METRICS", "on")),
+            log_format=_log_format(env.get("BFF_LOG_FORMAT", "text")),
+            access_log=_on_off("BFF_ACCESS_LOG", env.get("BFF_ACCESS_LOG", "off")),
+            otel={k: v for k, v in env.items() if k.startswith("OTEL_")},
         )
 
 
@@ -204,3 +214,12 @@ def _on_off(variable: str, value: str) -> bool:
     if word not in ("on", "off"):
         raise ConfigurationError(variable, f"{value!r} is not 'on' or 'off'")
     return word == "on"
+
+
+def _log_format(value: str) -> Literal["text", "json"]:
+    word = value.strip().lower()
+    if word == "text":
+        return "text"
+    if word == "json":
+        return "json"
+    raise ConfigurationError("BFF_LOG_FORMAT", f"{value!r} is not 'text' or 'json'")

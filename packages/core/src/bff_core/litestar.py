@@ -23,11 +23,13 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
 import tempfile
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -64,11 +66,13 @@ from ._errors import (
     InvalidParameter,
     RequestError,
 )
+from ._logs import ACCESS_LOGGER, configure_logging
 from ._metrics import METRICS_CONTENT_TYPE, METRICS_DIR_VARIABLE, Metrics
 from ._outcome import AggregateResult
 from ._report import PROBLEM_JSON, Problem, problem_for
 from ._resilience import DEFAULT_BREAKER, BreakerPolicy, RetryBudget, UpstreamStatus
 from ._settings import GatewaySettings
+from ._tracing import Tracing
 from ._transport import Transport
 
 __all__ = [
@@ -155,9 +159,12 @@ def aggregate_route(
         query = _query(scope["query_string"], names)
         gateway: Gateway = scope["app"].state.gateway
         if_none_match = _header(scope, b"if-none-match")
+        seen: dict[str, Any] = scope["state"][_STATE_KEY]
+        # The request id travels to every upstream this request calls.
+        headers = {REQUEST_ID_HEADER: seen["request_id"]}
         cache = gateway.cache
         if cache is None:
-            result = await gateway.run(aggregate, query, fields=query.get("fields"))
+            result = await _run(gateway, aggregate, query, query.get("fields"), headers, seen)
             return _body_response(encode(view(result)), if_none_match, result.server_timing())
         values = aggregate.validate_params(query)
         fields = aggregate.plan(query.get("fields")).reported
@@ -167,8 +174,10 @@ def aggregate_route(
         if gateway.metrics is not None:
             gateway.metrics.observe_answer(aggregate.name, cached is not None)
         if cached is not None:
+            seen["answer_cache"] = "hit"
             return _body_response(cached.body, if_none_match, 'cache;desc="hit"')
-        result = await gateway.run(aggregate, values, fields=query.get("fields"))
+        seen["answer_cache"] = "miss"
+        result = await _run(gateway, aggregate, values, query.get("fields"), headers, seen)
         body = encode(view(result))
         if (fresh_for := result.fresh_for) > 0:
             cache.keep_answer(key, body, fresh_for, [f"{n}={v}" for n, v in values.items()])
@@ -209,6 +218,24 @@ def aggregate_route(
         responses=PROBLEM_RESPONSES,
         operation_class=AggregateOperation,
     )(handler)
+
+
+async def _run(
+    gateway: Gateway,
+    aggregate: Aggregate,
+    values: Mapping[str, str | None],
+    fields: str | None,
+    headers: Mapping[str, str],
+    seen: dict[str, Any],
+) -> AggregateResult:
+    """``gateway.run``, leaving every part's outcome for the access log."""
+    try:
+        result = await gateway.run(aggregate, values, fields=fields, headers=headers)
+    except AggregationFailed as failed:
+        seen["outcomes"] = failed.outcomes
+        raise
+    seen["outcomes"] = result.values()
+    return result
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -265,9 +292,12 @@ class GatewayPlugin(InitPlugin):
             application before it serves anything); closed when the application shuts down.
     """
 
-    def __init__(self, gateway: Gateway, *, admin_token: str | None = None) -> None:
+    def __init__(
+        self, gateway: Gateway, *, admin_token: str | None = None, access_log: bool = False
+    ) -> None:
         self.gateway = gateway
         self.admin_token = admin_token
+        self.access_log = access_log
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.lifespan.append(self._lifespan)
@@ -277,7 +307,9 @@ class GatewayPlugin(InitPlugin):
         app_config.route_handlers.extend([healthz, readyz, invalidate_cache])
         if self.gateway.metrics is not None:
             app_config.route_handlers.append(metrics_endpoint)
-            app_config.middleware.insert(0, _measured(self.gateway.metrics))
+        app_config.middleware.insert(
+            0, _edge(self.gateway.metrics, self.access_log, self.gateway.tracing)
+        )
         app_config.exception_handlers.update(
             {
                 AggregationFailed: _aggregation_failed,
@@ -341,37 +373,113 @@ def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
 
-def _measured(metrics: Metrics) -> Callable[[ASGIApp], ASGIApp]:
-    """Middleware: each request's route template, method, status and duration."""
+REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
+#: What a client may send as its request id: a token of up to 128 visible characters.
+_REQUEST_ID_PATTERN = re.compile(rb"[A-Za-z0-9._:/+=@-]{1,128}")
+#: Where the edge middleware leaves what the handler learned, for the access log.
+_STATE_KEY = "bff"
+
+
+def _edge(
+    metrics: Metrics | None, access_log: bool, tracing: Tracing | None
+) -> Callable[[ASGIApp], ASGIApp]:
+    """Middleware around every route: the request id (the client's ``X-Request-ID`` if it is
+    a sane token, else a new one) in the response and in every upstream request, each
+    request's route, status and duration in the metrics, and the access log line."""
+    access = logging.getLogger(ACCESS_LOGGER)
 
     def middleware(app: ASGIApp) -> ASGIApp:
-        async def measured(scope: Scope, receive: Receive, send: Send) -> None:
+        async def edge(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
                 return
             method = scope["method"]
             started = perf_counter()
+            given = _header(scope, _REQUEST_ID)
+            request_id = (
+                given
+                if given is not None and _REQUEST_ID_PATTERN.fullmatch(given)
+                else uuid.uuid4().hex.encode()
+            )
+            seen: dict[str, Any] = {"request_id": request_id.decode()}
+            scope.setdefault("state", {})[_STATE_KEY] = seen
             status = 500  # unless an answer starts: the request failed without one
 
             async def sending(message: Message) -> None:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
+                    message["headers"] = [*message.get("headers", ()), (_REQUEST_ID, request_id)]
                 await send(message)
 
+            route = scope.get("path_template") or "unmatched"
+            if tracing is not None:
+                span, token = tracing.start_request(
+                    method, route, scope["headers"], scope.get("path", "")
+                )
             try:
                 await app(scope, receive, sending)
             finally:
-                metrics.observe_request(
-                    scope.get("path_template") or "unmatched",
-                    method,
-                    status,
-                    perf_counter() - started,
-                )
+                elapsed = perf_counter() - started
+                if tracing is not None:
+                    tracing.end_request(span, token, status)
+                if metrics is not None:
+                    metrics.observe_request(route, method, status, elapsed)
+                if access_log:
+                    _log_access(access, scope, method, route, status, elapsed, seen)
 
-        return measured
+        return edge
 
     return middleware
+
+
+def _log_access(
+    access: logging.Logger,
+    scope: Scope,
+    method: str,
+    route: str,
+    status: int,
+    elapsed: float,
+    seen: dict[str, Any],
+) -> None:
+    query = scope.get("query_string", b"").decode("latin-1")
+    path = scope.get("path", "")
+    target = f"{path}?{query}" if query else path
+    parts = [
+        {
+            "source": o.name,
+            "outcome": o.reason or "ok",
+            "duration_ms": round(o.duration * 1000, 2),
+            **({"cache": o.cache} if o.cache is not None else {}),
+            **({"status": o.upstream_status} if o.reason == "upstream_status" else {}),
+        }
+        for o in seen.get("outcomes", ())
+    ]
+    described = " ".join(
+        f"{p['source']}={p['outcome']}" + (f"({p['cache']})" if "cache" in p else "") for p in parts
+    )
+    access.info(
+        "%s %s %d %.1fms %s%s",
+        method,
+        target,
+        status,
+        elapsed * 1000,
+        seen["request_id"],
+        f" {described}" if described else "",
+        extra={
+            "event": "request",
+            "request_id": seen["request_id"],
+            "method": method,
+            "route": route,
+            "path": path,
+            "query": query,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+            **({"parts": parts} if parts else {}),
+            **({"answer_cache": seen["answer_cache"]} if "answer_cache" in seen else {}),
+        },
+    )
 
 
 @get(
@@ -447,10 +555,13 @@ def create_gateway_app(
         peers=settings.redis_url,
         peers_namespace=settings.cache_namespace or name,
         metrics=Metrics() if settings.metrics else None,
+        tracing=Tracing.from_env(name, settings.otel),
     )
     return Litestar(
         route_handlers=list(route_handlers),
-        plugins=[GatewayPlugin(gateway, admin_token=settings.admin_token)],
+        plugins=[
+            GatewayPlugin(gateway, admin_token=settings.admin_token, access_log=settings.access_log)
+        ],
         openapi_config=OpenAPIConfig(
             title=title, version=version, description=description, path="/schema"
         ),
@@ -643,7 +754,12 @@ def serve(
         directory = tempfile.mkdtemp(prefix=f"{prog}-metrics-")
         atexit.register(shutil.rmtree, directory, ignore_errors=True)
         os.environ[METRICS_DIR_VARIABLE] = directory
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        log_format = GatewaySettings.from_env({}).log_format
+    except ConfigurationError as exc:
+        print(f"{prog}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(args.log_level, log_format)
     if check is not None:
         try:
             check()

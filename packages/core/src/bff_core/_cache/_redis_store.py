@@ -414,7 +414,10 @@ class RedisStore:
         self._probing = False
         if self._down:
             self._down = False
-            logger.info("redis is back: the cache is in use again")
+            logger.info(
+                "redis is back: the cache is in use again",
+                extra={"event": "redis_up", "redis": self.name},
+            )
             if self.on_health is not None:
                 self.on_health(True)
 
@@ -429,6 +432,7 @@ class RedisStore:
                 "redis cache unavailable, serving without it (next attempt in %gs): %s",
                 self._retry_after,
                 self._describe(exc),
+                extra={"event": "redis_down", "redis": self.name, "error": self._describe(exc)},
             )
 
     def _describe(self, exc: BaseException) -> str:
