@@ -102,6 +102,8 @@ class ServerSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     #: started with REDIS_URL naming the benchmark's Redis (on the load core)
     redis: bool = False
+    #: started with its OTLP exporter pointed at the upstreams (which accept and drop spans)
+    otlp: bool = False
 
 
 def before(spec: ServerSpec, tree: Path) -> ServerSpec:
@@ -208,9 +210,35 @@ RESILIENCE_TARGETS = [
 WEB_BFF_NO_METRICS = ServerSpec(
     "web-bff-no-metrics", WEB_BFF.argv, {**CACHE_OFF_ENV, "BFF_METRICS": "off"}
 )
+#: ... and with the JSON access log on, as the Kubernetes overlays run it.
+WEB_BFF_ACCESS_LOG = ServerSpec(
+    "web-bff-access-log",
+    WEB_BFF.argv,
+    {**CACHE_OFF_ENV, "BFF_ACCESS_LOG": "on", "BFF_LOG_FORMAT": "json"},
+)
+#: ... and with OpenTelemetry tracing on, sampling 1 % and every request (OTLP/HTTP to the
+#: upstreams' process, which drops the spans).
+WEB_BFF_TRACED_1 = ServerSpec(
+    "web-bff-traced-1pct",
+    WEB_BFF.argv,
+    {**CACHE_OFF_ENV, "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+    otlp=True,
+)
+WEB_BFF_TRACED_100 = ServerSpec(
+    "web-bff-traced-100pct",
+    WEB_BFF.argv,
+    {**CACHE_OFF_ENV, "OTEL_TRACES_SAMPLER": "always_on"},
+    otlp=True,
+)
 TELEMETRY_TARGETS = [
-    CONTESTANTS["web-bff"],
-    Target("web-bff-no-metrics", WEB_BFF_NO_METRICS, _PRODUCT_PATH, PRODUCT_PARTS),
+    Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS)
+    for spec in (
+        WEB_BFF,
+        WEB_BFF_NO_METRICS,
+        WEB_BFF_ACCESS_LOG,
+        WEB_BFF_TRACED_1,
+        WEB_BFF_TRACED_100,
+    )
 ]
 SCALING_TARGETS = [
     Target(
@@ -346,6 +374,8 @@ def _spawn_server(
         "REVIEWS_SERVICE_URL": upstream.url,
         **spec.env,
     }
+    if spec.otlp:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = upstream.url
     if spec.redis:
         if redis is None:
             raise BenchError(f"{spec.name} needs the benchmark's Redis")

@@ -342,10 +342,16 @@ def _telemetry_table(result: ScenarioResult) -> list[str]:
     return _pair_table(
         result,
         "web-bff as shipped (Prometheus metrics on: every request, part, cache lookup and "
-        "upstream counted) against the same service with BFF_METRICS=off",
+        "upstream counted) against the same service with BFF_METRICS=off, and with the JSON "
+        "access log on (BFF_ACCESS_LOG=on, BFF_LOG_FORMAT=json), and with OpenTelemetry "
+        "tracing exporting over OTLP/HTTP, sampling 1 % and 100 %",
         "web-bff",
         "web-bff-no-metrics",
-    )
+    ) + [
+        f"Ratio {variant} / web-bff = **{ratio:.2f}x**."
+        for variant in ("web-bff-access-log", "web-bff-traced-1pct", "web-bff-traced-100pct")
+        if (ratio := _ratio(result, variant, "web-bff")) is not None
+    ]
 
 
 def _fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:

@@ -12,7 +12,8 @@ hour at most. Each answer is delayed by its service's latency (a timer, no sleep
 
 For scenarios that need products nobody asked for yet, an id ``<catalogue id>.<anything>``
 (``p-1001.burst-7``) is answered as that catalogue product. ``GET /stats`` answers the requests
-received so far per service, which a scenario compares before and after.
+received so far per service, which a scenario compares before and after. A ``POST`` (an OTLP
+exporter's spans, in the telemetry scenario) is read and answered 200.
 """
 
 from __future__ import annotations
@@ -69,6 +70,14 @@ NOT_FOUND = _response(b"404 Not Found", b'{"error":"not found"}')
 STATS = b"/stats"
 
 
+def _content_length(head: bytes) -> int:
+    for header in head.split(b"\r\n")[1:]:
+        name, _, value = header.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value.strip() or 0)
+    return 0
+
+
 def route(target: bytes) -> tuple[str, bytes]:
     """(service, whole response) of a request target; a copy's id is its catalogue id."""
     found = Upstreams.routes.get(target)
@@ -101,6 +110,15 @@ class Upstreams(asyncio.Protocol):
             if end < 0:
                 break
             line = buffer[: buffer.find(b"\r\n")]
+            if line.startswith(b"POST "):
+                # An OTLP exporter's spans (the telemetry scenario's tracing variants):
+                # read the body, answer 200, keep nothing.
+                length = _content_length(buffer[:end])
+                if len(buffer) < end + 4 + length:
+                    break
+                buffer = buffer[end + 4 + length :]
+                self._write(_response(b"200 OK", b""))
+                continue
             buffer = buffer[end + 4 :]
             parts = line.split(b" ")
             target = parts[1] if len(parts) == 3 else b""
