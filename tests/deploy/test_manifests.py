@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from bff_core import GatewaySettings
-from bff_core.litestar import _STOP_BOUND_S
+from bff_core.litestar._serve import _STOP_BOUND_S
 
 from tests.deploy.dockerfile import REPO, parse
 from tests.fleet.fleet import HAPROXY_CONFIG, haproxy_binary

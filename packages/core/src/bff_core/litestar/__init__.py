@@ -1,0 +1,29 @@
+"""Litestar integration: the only part of bff-core that imports Litestar, one module per concern.
+
+- :class:`GatewayPlugin` owns the :class:`~bff_core.Gateway` for the application's lifespan,
+  provides it to handlers as the ``gateway`` dependency, answers every error as
+  ``application/problem+json`` and serves ``/healthz`` and ``/readyz``.
+- :func:`create_gateway_app` builds a whole BFF application from settings, aggregates and
+  route handlers, with the OpenAPI document at ``/schema/openapi.json``.
+- :func:`aggregate_route` is a whole ``GET`` route for an aggregate: parameters from the query,
+  ``fields``, the client's view, ``Server-Timing``; one line per route in a service.
+- :func:`aggregate_response` wraps a custom handler's payload with the ``Server-Timing`` header.
+- :func:`serve` is the command line of a BFF: ``--host``, ``--port``, ``--workers`` (a number,
+  or ``auto``: the container's CPU limit).
+"""
+
+from ._app import GatewayPlugin, create_gateway_app
+from ._health import Health, Readiness
+from ._routes import PROBLEM_RESPONSES, aggregate_response, aggregate_route
+from ._serve import serve
+
+__all__ = [
+    "PROBLEM_RESPONSES",
+    "GatewayPlugin",
+    "Health",
+    "Readiness",
+    "aggregate_response",
+    "aggregate_route",
+    "create_gateway_app",
+    "serve",
+]

@@ -1,0 +1,176 @@
+"""The plugin that owns the gateway, and a whole BFF application built from settings."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+
+import msgspec
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins import InitPlugin
+from litestar.types import ControllerRouterHandler
+
+from .._cache import make_store
+from .._declaration import Aggregate
+from .._engine import Gateway
+from .._errors import AggregationFailed, RequestError
+from .._metrics import Metrics
+from .._resilience import DEFAULT_BREAKER, BreakerPolicy, RetryBudget
+from .._settings import GatewaySettings
+from .._tracing import Tracing
+from .._transport import Transport
+from ._admin import invalidate_cache
+from ._drain import _on_drain_signal
+from ._edge import _edge
+from ._health import healthz, metrics_endpoint, readyz
+from ._problems import _aggregation_failed, _http_exception, _request_error, _unexpected
+
+
+class GatewayPlugin(InitPlugin):
+    """Wires a :class:`Gateway` into a Litestar application.
+
+    Args:
+        gateway: built at start-up (so a misdeclared aggregate or a missing service stops the
+            application before it serves anything); closed when the application shuts down.
+    """
+
+    def __init__(
+        self, gateway: Gateway, *, admin_token: str | None = None, access_log: bool = False
+    ) -> None:
+        self.gateway = gateway
+        self.admin_token = admin_token
+        self.access_log = access_log
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.lifespan.append(self._lifespan)
+        app_config.dependencies["gateway"] = Provide(
+            self._provide_gateway, use_cache=True, sync_to_thread=False
+        )
+        app_config.route_handlers.extend([healthz, readyz, invalidate_cache])
+        if self.gateway.metrics is not None:
+            app_config.route_handlers.append(metrics_endpoint)
+        app_config.middleware.insert(
+            0, _edge(self.gateway.metrics, self.access_log, self.gateway.tracing)
+        )
+        app_config.exception_handlers.update(
+            {
+                AggregationFailed: _aggregation_failed,
+                RequestError: _request_error,
+                HTTPException: _http_exception,
+                Exception: _unexpected,
+            }
+        )
+        app_config.state["gateway"] = self.gateway  # aggregate routes read it from here
+        app_config.state["admin_token"] = self.admin_token
+        return app_config
+
+    def _provide_gateway(self) -> Gateway:
+        return self.gateway
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
+        # Everything allocated while starting (modules, the app, declarations) lives as long as
+        # the process: moved out of the collector's sight, it is not traversed again on every
+        # collection; and a serving process allocates fast, so collections run less often.
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
+        await self.gateway.start()
+        _on_drain_signal(self.gateway.drain)
+        try:
+            yield
+        finally:
+            await self.gateway.aclose()
+
+
+def create_gateway_app(
+    *,
+    name: str,
+    title: str,
+    version: str,
+    settings: GatewaySettings,
+    aggregates: Sequence[Aggregate],
+    route_handlers: Sequence[ControllerRouterHandler],
+    transport: Transport | None = None,
+    description: str | None = None,
+    breakers: BreakerPolicy | Mapping[str, BreakerPolicy] = DEFAULT_BREAKER,
+) -> Litestar:
+    """A complete BFF application: the gateway, its routes, health, problems and OpenAPI.
+
+    ``name`` is the deployment's default cache namespace; with ``version`` and a digest of the
+    aggregates' declarations it prefixes every cache key, so deployments sharing a Redis never
+    collide and a new release never reads the shapes an older one stored. Breaker state is
+    shared, through the same Redis, by the instances of that namespace, whatever their version.
+
+    ``breakers`` declares the upstreams' circuit breakers (one policy for all, or per service);
+    ``BFF_BREAKER_FAILURES`` and ``BFF_BREAKER_RESET_MS`` override their thresholds, and
+    ``BFF_BREAKER=off`` removes them.
+    """
+    store = None
+    if settings.cache:
+        namespace = (
+            f"{settings.cache_namespace or name}:{version}:{_declarations_digest(aggregates)}"
+        )
+        store = make_store(
+            settings.redis_url,
+            namespace=namespace,
+            max_entries=settings.cache_max_entries,
+            near_hold=settings.cache_near,
+        )
+    percent = settings.retry_budget_percent
+    gateway = Gateway(
+        services=settings.services,
+        aggregates=aggregates,
+        timeout=settings.timeout,
+        transport=transport,
+        http_client=settings.http_client,
+        cache=store,
+        breakers=_tuned(breakers, settings) if settings.breakers else None,
+        retry_budget=RetryBudget(ratio=percent / 100) if percent else None,
+        peers=settings.redis_url,
+        peers_namespace=settings.cache_namespace or name,
+        metrics=Metrics() if settings.metrics else None,
+        tracing=Tracing.from_env(name, settings.otel),
+    )
+    return Litestar(
+        route_handlers=list(route_handlers),
+        plugins=[
+            GatewayPlugin(gateway, admin_token=settings.admin_token, access_log=settings.access_log)
+        ],
+        openapi_config=OpenAPIConfig(
+            title=title, version=version, description=description, path="/schema"
+        ),
+        logging_config=None,
+    )
+
+
+def _tuned(
+    breakers: BreakerPolicy | Mapping[str, BreakerPolicy], settings: GatewaySettings
+) -> BreakerPolicy | dict[str, BreakerPolicy]:
+    """The declared breaker policies with the thresholds the environment overrides."""
+
+    def tune(policy: BreakerPolicy) -> BreakerPolicy:
+        return replace(
+            policy,
+            failures=settings.breaker_failures or policy.failures,
+            reset_timeout=settings.breaker_reset or policy.reset_timeout,
+        )
+
+    if isinstance(breakers, BreakerPolicy):
+        return tune(breakers)
+    declared = {**dict.fromkeys(settings.services, DEFAULT_BREAKER), **breakers}
+    return {service: tune(policy) for service, policy in declared.items()}
+
+
+def _declarations_digest(aggregates: Sequence[Aggregate]) -> str:
+    described = [
+        (a.name, [(s.name, s.service, s.path, msgspec.json.schema(s.returns)) for s in a.sources])
+        for a in sorted(aggregates, key=lambda a: a.name)
+    ]
+    return hashlib.blake2b(msgspec.json.encode(described), digest_size=4).hexdigest()

@@ -1,0 +1,82 @@
+"""Every error answered as application/problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from .._errors import AggregationFailed, RequestError
+from .._report import PROBLEM_JSON, Problem, problem_for
+
+logger = logging.getLogger("bff_core")
+
+
+_problem_encoder = msgspec.json.Encoder()
+
+
+def _problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[bytes]:
+    return Response(
+        _problem_encoder.encode(problem),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _aggregation_failed(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, AggregationFailed)
+    timing = ", ".join(
+        f'{o.name};dur={o.duration * 1000:.1f};desc="{o.reason}"' for o in exc.failures
+    )
+    return _problem_response(
+        problem_for(exc, instance=request.url.path), headers={"server-timing": timing}
+    )
+
+
+def _request_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, RequestError)
+    return _problem_response(problem_for(exc, instance=request.url.path))
+
+
+def _http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
+        detail = f"{detail}: {exc.extra}"
+    title = _status_phrase(exc.status_code)
+    return _problem_response(
+        Problem(
+            type="about:blank",
+            title=title,
+            status=exc.status_code,
+            detail=detail or title,
+            instance=request.url.path,
+        ),
+        headers=exc.headers,
+    )
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _problem_response(
+        Problem(
+            type="about:blank",
+            title="Internal Server Error",
+            status=500,
+            detail="the gateway failed unexpectedly; the error is logged",
+            instance=request.url.path,
+        )
+    )
+
+
+def _status_phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"

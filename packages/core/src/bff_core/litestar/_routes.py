@@ -1,0 +1,198 @@
+"""Aggregate routes: the query, the whole-answer cache, ETag and 304, Server-Timing."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, get_type_hints
+from urllib.parse import parse_qsl, quote
+
+import msgspec
+from litestar import MediaType, Response, get
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Operation, Schema
+from litestar.openapi.spec import Parameter as OpenAPIParameter
+from litestar.types import Scope
+
+from .._declaration import Aggregate
+from .._engine import Gateway
+from .._errors import AggregationFailed, DeclarationError, InvalidParameter
+from .._outcome import AggregateResult
+from .._report import PROBLEM_JSON, Problem
+from ._edge import _STATE_KEY, REQUEST_ID_HEADER, _header
+
+T = TypeVar("T")
+
+
+def _problem_spec(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=Problem, media_type=PROBLEM_JSON, description=description)
+
+
+#: OpenAPI descriptions of the problem answers of an aggregate route, for ``responses=``.
+PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
+    400: _problem_spec("A parameter is missing or malformed, or `fields` names unknown parts"),
+    404: _problem_spec("The critical upstream answered 404: the item does not exist"),
+    502: _problem_spec("A critical upstream failed (unavailable, error status, invalid answer)"),
+    504: _problem_spec("A critical upstream did not answer before the deadline"),
+}
+
+
+def aggregate_response(result: AggregateResult, payload: T) -> Response[T]:
+    """Answer ``payload`` with a ``Server-Timing`` header giving each part's duration."""
+    return Response(payload, headers={"server-timing": result.server_timing()})
+
+
+def aggregate_route(
+    path: str,
+    aggregate: Aggregate,
+    view: Callable[[AggregateResult], T],
+    *,
+    summary: str,
+    description: str | None = None,
+) -> HTTPRouteHandler:
+    """``GET path``: run ``aggregate`` with the query's parameters and answer ``view(result)``.
+
+    The query holds the aggregate's parameters and ``fields`` (comma-separated part names;
+    the other parts' upstreams are not called). A parameter given twice is a 400, like every
+    malformed request. The OpenAPI document shows the parameters and the view's type, which
+    must be the return annotation of ``view``.
+
+    The handler reads the query string itself instead of declaring Litestar parameters:
+    Litestar's parameter and dependency injection costs more per request than the rest of its
+    routing together (see ``docs/decisions/0002-hot-path.md``), and this is the hot path.
+    """
+    view_type = get_type_hints(view).get("return")
+    if view_type is None:
+        raise DeclarationError(f"view {view!r} of route {path} needs a return annotation")
+    names = frozenset(p.name for p in aggregate.params) | {"fields"}
+
+    encode = msgspec.json.Encoder().encode
+    # Whole answers are cached under the view's shape too: a release that changes the view
+    # never reads an answer encoded by the one before.
+    view_shape = hashlib.blake2b(
+        msgspec.json.encode(msgspec.json.schema(view_type)), digest_size=6
+    ).hexdigest()
+    param_names = [p.name for p in aggregate.params]
+
+    async def handler(scope: Scope) -> Response[Any]:
+        query = _query(scope["query_string"], names)
+        gateway: Gateway = scope["app"].state.gateway
+        if_none_match = _header(scope, b"if-none-match")
+        seen: dict[str, Any] = scope["state"][_STATE_KEY]
+        # The request id travels to every upstream this request calls.
+        headers = {REQUEST_ID_HEADER: seen["request_id"]}
+        cache = gateway.cache
+        if cache is None:
+            result = await _run(gateway, aggregate, query, query.get("fields"), headers, seen)
+            return _body_response(encode(view(result)), if_none_match, result.server_timing())
+        values = aggregate.validate_params(query)
+        fields = aggregate.plan(query.get("fields")).reported
+        encoded = "&".join(f"{n}={quote(values[n], safe='')}" for n in param_names)
+        key = f"agg:{aggregate.name}:{view_shape}:{encoded}:{','.join(sorted(fields))}"
+        cached = await cache.answer(key)
+        if gateway.metrics is not None:
+            gateway.metrics.observe_answer(aggregate.name, cached is not None)
+        if cached is not None:
+            seen["answer_cache"] = "hit"
+            return _body_response(cached.body, if_none_match, 'cache;desc="hit"')
+        seen["answer_cache"] = "miss"
+        result = await _run(gateway, aggregate, values, query.get("fields"), headers, seen)
+        body = encode(view(result))
+        if (fresh_for := result.fresh_for) > 0:
+            cache.keep_answer(key, body, fresh_for, [f"{n}={v}" for n, v in values.items()])
+        return _body_response(body, if_none_match, result.server_timing())
+
+    handler.__annotations__ = {"scope": Scope, "return": Response[view_type]}  # type: ignore[valid-type]
+    handler.__name__ = handler.__qualname__ = f"aggregate_{aggregate.name}"
+    parameters = [
+        OpenAPIParameter(
+            name=p.name,
+            param_in="query",
+            required=p.required,
+            description=p.description or None,
+            schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=p.max_length),
+        )
+        for p in aggregate.params
+    ]
+    parameters.append(
+        OpenAPIParameter(
+            name="fields",
+            param_in="query",
+            required=False,
+            description="Comma-separated parts to return; the other upstreams are not called. "
+            f"Parts: {', '.join(aggregate.part_names)}. Default: all.",
+            schema=Schema(type=OpenAPIType.STRING),
+        )
+    )
+
+    @dataclass
+    class AggregateOperation(Operation):
+        def __post_init__(self) -> None:
+            self.parameters = [*parameters, *(self.parameters or [])]
+
+    return get(
+        path,
+        summary=summary,
+        description=description,
+        responses=PROBLEM_RESPONSES,
+        operation_class=AggregateOperation,
+    )(handler)
+
+
+async def _run(
+    gateway: Gateway,
+    aggregate: Aggregate,
+    values: Mapping[str, str | None],
+    fields: str | None,
+    headers: Mapping[str, str],
+    seen: dict[str, Any],
+) -> AggregateResult:
+    """``gateway.run``, leaving every part's outcome for the access log."""
+    try:
+        result = await gateway.run(aggregate, values, fields=fields, headers=headers)
+    except AggregationFailed as failed:
+        seen["outcomes"] = failed.outcomes
+        raise
+    seen["outcomes"] = result.values()
+    return result
+
+
+def _body_response(body: bytes, if_none_match: bytes | None, timing: str) -> Response[Any]:
+    """The encoded answer with its ETag, or 304 when the client already has it."""
+    etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+    # no-cache: clients may keep the answer but ask again, with If-None-Match, every time.
+    headers = {"server-timing": timing, "etag": etag, "cache-control": "no-cache"}
+    if if_none_match is not None and _etag_matches(if_none_match, etag):
+        return Response(None, status_code=304, headers=headers)
+    return Response(body, media_type=MediaType.JSON, headers=headers)
+
+
+def _etag_matches(if_none_match: bytes, etag: str) -> bool:
+    # RFC 9110 13.1.2: weak comparison, a list of tags, or "*".
+    text = if_none_match.decode("latin-1").strip()
+    if text == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in text.split(","))
+
+
+def _query(raw: bytes, names: frozenset[str]) -> dict[str, str]:
+    """The query parameters this route knows; a known one given twice is refused."""
+    query: dict[str, str] = {}
+    if not raw:
+        return query
+    text = raw.decode("utf-8", "replace")
+    pairs: Iterable[tuple[str, str]]
+    if "%" in text or "+" in text or ";" in text:
+        pairs = parse_qsl(text, keep_blank_values=True)
+    else:  # nothing to decode: the common case, without urllib's general machinery
+        pairs = (pair.partition("=")[::2] for pair in text.split("&") if pair)
+    for name, value in pairs:
+        if name in names:
+            if name in query:
+                raise InvalidParameter(
+                    f"query parameter {name!r} is given more than once", parameter=name
+                )
+            query[name] = value
+    return query
