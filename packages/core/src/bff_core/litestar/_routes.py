@@ -123,7 +123,15 @@ def aggregate_route(
             required=False,
             description="Comma-separated parts to return; the other upstreams are not called. "
             f"Parts: {', '.join(aggregate.part_names)}. Default: all.",
-            schema=Schema(type=OpenAPIType.STRING),
+            # What the server accepts, so that clients' generated types and contract tests
+            # agree with it: one or more part names, comma-separated (form, not exploded).
+            schema=Schema(
+                type=OpenAPIType.ARRAY,
+                items=Schema(type=OpenAPIType.STRING, enum=list(aggregate.part_names)),
+                min_items=1,
+            ),
+            style="form",
+            explode=False,
         )
     )
 
