@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import redis.asyncio
 from bff_core._redis import connect, parse_redis_url
@@ -353,3 +354,18 @@ def test_a_cluster_master_stopped_mid_run_never_fails_a_request(
             return upstreams.counts() == before
 
         assert wait_for(served_from_cache, timeout=10)  # caching again
+
+
+def test_whole_answers_are_cached_per_encoding(upstreams: Upstreams, http: httpx.Client) -> None:
+    with cached_bff(upstreams, module="mobile_bff") as mobile:
+        url = f"{mobile.url}{ROUTE}?id=p-1001"
+        packed_accept = {"accept": "application/msgpack"}
+        as_json = [http.get(url) for _ in range(2)]
+        packed = [http.get(url, headers=packed_accept) for _ in range(2)]
+        assert [r.headers["content-type"] for r in as_json] == ["application/json"] * 2
+        assert [r.headers["content-type"] for r in packed] == ["application/msgpack"] * 2
+        assert packed[1].headers["server-timing"] == 'cache;desc="hit"'
+        assert as_json[1].headers["server-timing"] == 'cache;desc="hit"'
+        assert msgspec.msgpack.decode(packed[1].content) == as_json[1].json()
+        # The parts were cached once for both encodings: the upstreams were asked once.
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 1)

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import httpx
+import msgspec
 import pytest
 
 from tests.processes import RunningService, free_port, run_service
@@ -379,6 +380,43 @@ def test_the_documented_fields_parameter_is_what_the_server_accepts(
     ):
         status = http.get(f"{bff.url}{ROUTE}", params={"id": PRODUCT, "fields": value}).status_code
         assert (status == 200) == documented(value), (value, status)
+
+
+def test_messagepack_is_the_same_view_for_the_clients_that_ask_for_it(
+    bff: RunningService, http: httpx.Client
+) -> None:
+    url = f"{bff.url}{ROUTE}?id={PRODUCT}"
+    as_json = http.get(url)
+    assert as_json.headers["content-type"] == "application/json"
+    assert "Accept" in as_json.headers["vary"]
+    for spelling in ("application/msgpack", "application/vnd.msgpack", "application/x-msgpack"):
+        packed = http.get(url, headers={"accept": spelling})
+        assert packed.status_code == 200
+        assert packed.headers["content-type"] == spelling
+        assert "Accept" in packed.headers["vary"]
+        assert msgspec.msgpack.decode(packed.content) == as_json.json()
+        assert len(packed.content) < len(as_json.content)
+        assert packed.headers["etag"] != as_json.headers["etag"]
+        again = http.get(url, headers={"accept": spelling, "if-none-match": packed.headers["etag"]})
+        assert again.status_code == 304
+    # q-values decide; JSON when it is preferred, or when nothing says otherwise.
+    for accept, expected in (
+        ("application/json;q=0.5, application/msgpack", "application/msgpack"),
+        ("application/msgpack;q=0.2, application/json", "application/json"),
+        ("application/msgpack;q=0, */*", "application/json"),
+        ("*/*", "application/json"),
+        ("text/html", "application/json"),
+    ):
+        answer = http.get(url, headers={"accept": accept})
+        assert answer.headers["content-type"] == expected, accept
+    # Problems stay problem+json.
+    missing = http.get(f"{bff.url}{ROUTE}?id=p-9999", headers={"accept": "application/msgpack"})
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
+    schema = http.get(f"{bff.url}/schema/openapi.json").json()
+    content = schema["paths"][ROUTE]["get"]["responses"]["200"]["content"]
+    assert content.keys() >= {"application/json", "application/msgpack"}
+    assert content["application/msgpack"] == content["application/json"]
 
 
 def test_an_unknown_route_is_a_problem_too(bff: RunningService, http: httpx.Client) -> None:

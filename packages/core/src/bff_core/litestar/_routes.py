@@ -12,7 +12,7 @@ import msgspec
 from litestar import MediaType, Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIType, Operation, Schema
+from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.types import Scope
 
@@ -68,7 +68,10 @@ def aggregate_route(
         raise DeclarationError(f"view {view!r} of route {path} needs a return annotation")
     names = frozenset(p.name for p in aggregate.params) | {"fields"}
 
-    encode = msgspec.json.Encoder().encode
+    encoders = {
+        MediaType.JSON.value: msgspec.json.Encoder().encode,
+        **dict.fromkeys(MSGPACK_TYPES, msgspec.msgpack.Encoder().encode),
+    }
     # Whole answers are cached under the view's shape too: a release that changes the view
     # never reads an answer encoded by the one before.
     view_shape = hashlib.blake2b(
@@ -83,26 +86,33 @@ def aggregate_route(
         seen: dict[str, Any] = scope["state"][_STATE_KEY]
         # The request id travels to every upstream this request calls.
         headers = {REQUEST_ID_HEADER: seen["request_id"]}
+        media_type = _negotiate(_header(scope, b"accept"))
+        encode = encoders[media_type]
         cache = gateway.cache
         if cache is None:
             result = await _run(gateway, aggregate, query, query.get("fields"), headers, seen)
-            return _body_response(encode(view(result)), if_none_match, result.server_timing())
+            return _body_response(
+                encode(view(result)), if_none_match, result.server_timing(), media_type
+            )
         values = aggregate.validate_params(query)
         fields = aggregate.plan(query.get("fields")).reported
         encoded = "&".join(f"{n}={quote(values[n], safe='')}" for n in param_names)
-        key = f"agg:{aggregate.name}:{view_shape}:{encoded}:{','.join(sorted(fields))}"
+        key = (
+            f"agg:{aggregate.name}:{view_shape}:{encoded}:{','.join(sorted(fields))}"
+            f":{'json' if media_type == MediaType.JSON.value else 'msgpack'}"
+        )
         cached = await cache.answer(key)
         if gateway.metrics is not None:
             gateway.metrics.observe_answer(aggregate.name, cached is not None)
         if cached is not None:
             seen["answer_cache"] = "hit"
-            return _body_response(cached.body, if_none_match, 'cache;desc="hit"')
+            return _body_response(cached.body, if_none_match, 'cache;desc="hit"', media_type)
         seen["answer_cache"] = "miss"
         result = await _run(gateway, aggregate, values, query.get("fields"), headers, seen)
         body = encode(view(result))
         if (fresh_for := result.fresh_for) > 0:
             cache.keep_answer(key, body, fresh_for, [f"{n}={v}" for n, v in values.items()])
-        return _body_response(body, if_none_match, result.server_timing())
+        return _body_response(body, if_none_match, result.server_timing(), media_type)
 
     handler.__annotations__ = {"scope": Scope, "return": Response[view_type]}  # type: ignore[valid-type]
     handler.__name__ = handler.__qualname__ = f"aggregate_{aggregate.name}"
@@ -139,6 +149,12 @@ def aggregate_route(
     class AggregateOperation(Operation):
         def __post_init__(self) -> None:
             self.parameters = [*parameters, *(self.parameters or [])]
+            # The same view, in MessagePack for the clients that ask for it.
+            ok = (self.responses or {}).get("200")
+            if isinstance(ok, OpenAPIResponse) and ok.content:
+                json_type = ok.content.get(MediaType.JSON.value)
+                if json_type is not None:
+                    ok.content[MSGPACK_TYPES[0]] = json_type
 
     return get(
         path,
@@ -167,14 +183,44 @@ async def _run(
     return result
 
 
-def _body_response(body: bytes, if_none_match: bytes | None, timing: str) -> Response[Any]:
+#: MessagePack's media types, the registered one first; a client's spelling is answered in kind.
+MSGPACK_TYPES = ("application/msgpack", "application/vnd.msgpack", "application/x-msgpack")
+_JSON_RANGES = ("application/json", "application/*", "*/*")
+
+
+def _negotiate(accept: bytes | None) -> str:
+    """JSON, unless ``Accept`` prefers one of MessagePack's types (RFC 9110 q-values)."""
+    if accept is None or b"msgpack" not in accept:
+        return MediaType.JSON.value  # the hot path: no parsing
+    best_msgpack, msgpack_q, json_q = MSGPACK_TYPES[0], 0.0, 0.0
+    for element in accept.decode("latin-1").lower().split(","):
+        media, *params = (piece.strip() for piece in element.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    quality = 0.0
+        if media in MSGPACK_TYPES and quality > msgpack_q:
+            best_msgpack, msgpack_q = media, quality
+        elif media in _JSON_RANGES:
+            json_q = max(json_q, quality)
+    return best_msgpack if msgpack_q > 0 and msgpack_q >= json_q else MediaType.JSON.value
+
+
+def _body_response(
+    body: bytes, if_none_match: bytes | None, timing: str, media_type: str = MediaType.JSON.value
+) -> Response[Any]:
     """The encoded answer with its ETag, or 304 when the client already has it."""
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     # no-cache: clients may keep the answer but ask again, with If-None-Match, every time.
-    headers = {"server-timing": timing, "etag": etag, "cache-control": "no-cache"}
+    # Vary: the answer depends on Accept (JSON or MessagePack).
+    headers = {"server-timing": timing, "etag": etag, "cache-control": "no-cache", "vary": "Accept"}
     if if_none_match is not None and _etag_matches(if_none_match, etag):
         return Response(None, status_code=304, headers=headers)
-    return Response(body, media_type=MediaType.JSON, headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def _etag_matches(if_none_match: bytes, etag: str) -> bool:
