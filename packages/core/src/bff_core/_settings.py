@@ -73,6 +73,14 @@ class GatewaySettings:
     log_format: Literal["text", "json"] = "text"
     #: BFF_ACCESS_LOG: one line per request, with each part's outcome
     access_log: bool = False
+    #: BFF_CORS_ORIGINS: the origins whose pages may call this BFF (comma-separated)
+    cors_origins: str = ""
+    #: BFF_CORS_CREDENTIALS: whether those pages may send cookies
+    cors_credentials: bool = False
+    #: BFF_COMPRESSION: zstd, br or gzip answers for the clients that accept them
+    compression: bool = True
+    #: BFF_COMPRESSION_MIN_BYTES: smaller bodies are sent as they are
+    compression_min_bytes: int = 512
     #: the OTEL_* variables: OpenTelemetry's own configuration of tracing
     otel: Mapping[str, str] = field(default_factory=dict)
 
@@ -174,6 +182,17 @@ class GatewaySettings:
             metrics=_on_off("BFF_METRICS", env.get("BFF_METRICS", "on")),
             log_format=_log_format(env.get("BFF_LOG_FORMAT", "text")),
             access_log=_on_off("BFF_ACCESS_LOG", env.get("BFF_ACCESS_LOG", "off")),
+            cors_origins=env.get("BFF_CORS_ORIGINS", ""),
+            cors_credentials=_on_off(
+                "BFF_CORS_CREDENTIALS", env.get("BFF_CORS_CREDENTIALS", "off")
+            ),
+            compression=_on_off("BFF_COMPRESSION", env.get("BFF_COMPRESSION", "on")),
+            compression_min_bytes=_int_between(
+                "BFF_COMPRESSION_MIN_BYTES",
+                env.get("BFF_COMPRESSION_MIN_BYTES", "512"),
+                0,
+                10_000_000,
+            ),
             otel={k: v for k, v in env.items() if k.startswith("OTEL_")},
         )
 

@@ -27,6 +27,8 @@ from .._settings import GatewaySettings
 from .._tracing import Tracing
 from .._transport import Transport
 from ._admin import invalidate_cache
+from ._compression import Compression
+from ._cors import CorsPolicy
 from ._drain import _on_drain_signal
 from ._edge import _edge
 from ._health import healthz, metrics_endpoint, readyz
@@ -42,9 +44,17 @@ class GatewayPlugin(InitPlugin):
     """
 
     def __init__(
-        self, gateway: Gateway, *, admin_token: str | None = None, access_log: bool = False
+        self,
+        gateway: Gateway,
+        *,
+        admin_token: str | None = None,
+        access_log: bool = False,
+        cors: CorsPolicy | None = None,
+        compression: Compression | None = None,
     ) -> None:
         self.gateway = gateway
+        self.cors = cors
+        self.compression = compression
         self.admin_token = admin_token
         self.access_log = access_log
 
@@ -57,7 +67,14 @@ class GatewayPlugin(InitPlugin):
         if self.gateway.metrics is not None:
             app_config.route_handlers.append(metrics_endpoint)
         app_config.middleware.insert(
-            0, _edge(self.gateway.metrics, self.access_log, self.gateway.tracing)
+            0,
+            _edge(
+                self.gateway.metrics,
+                self.access_log,
+                self.gateway.tracing,
+                self.cors,
+                self.compression,
+            ),
         )
         app_config.exception_handlers.update(
             {
@@ -141,7 +158,17 @@ def create_gateway_app(
     return Litestar(
         route_handlers=list(route_handlers),
         plugins=[
-            GatewayPlugin(gateway, admin_token=settings.admin_token, access_log=settings.access_log)
+            GatewayPlugin(
+                gateway,
+                admin_token=settings.admin_token,
+                access_log=settings.access_log,
+                cors=CorsPolicy.from_setting(
+                    settings.cors_origins, credentials=settings.cors_credentials
+                ),
+                compression=(
+                    Compression(settings.compression_min_bytes) if settings.compression else None
+                ),
+            )
         ],
         openapi_config=OpenAPIConfig(
             title=title, version=version, description=description, path="/schema"

@@ -9,12 +9,16 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
+import msgspec
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from .._logs import ACCESS_LOGGER
 from .._metrics import Metrics
+from .._report import PROBLEM_JSON
 from .._tracing import Tracing
+from ._compression import Compression
+from ._cors import CorsPolicy
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -31,11 +35,15 @@ _STATE_KEY = "bff"
 
 
 def _edge(
-    metrics: Metrics | None, access_log: bool, tracing: Tracing | None
+    metrics: Metrics | None,
+    access_log: bool,
+    tracing: Tracing | None,
+    cors: CorsPolicy | None = None,
+    compression: Compression | None = None,
 ) -> Callable[[ASGIApp], ASGIApp]:
     """Middleware around every route: the request id (the client's ``X-Request-ID`` if it is
     a sane token, else a new one) in the response and in every upstream request, each
-    request's route, status and duration in the metrics, and the access log line."""
+    request's route, status and duration in the metrics, the access log line, and CORS."""
     access = logging.getLogger(ACCESS_LOGGER)
 
     def middleware(app: ASGIApp) -> ASGIApp:
@@ -54,12 +62,47 @@ def _edge(
             seen: dict[str, Any] = {"request_id": request_id.decode()}
             scope.setdefault("state", {})[_STATE_KEY] = seen
             status = 500  # unless an answer starts: the request failed without one
+            extra = [(_REQUEST_ID, request_id)]
+            preflight: tuple[bytes, bytes] | None = None
+            if cors is not None:
+                origin = _header(scope, b"origin")
+                asked = _header(scope, b"access-control-request-method")
+                if method == "OPTIONS" and origin is not None and asked is not None:
+                    preflight = (origin, asked)
+                else:
+                    extra += cors.answer_headers(origin)
+
+            encoding = (
+                None
+                if compression is None
+                else compression.choose(_header(scope, b"accept-encoding"))
+            )
+            held: HTTPResponseStartEvent | None = None
 
             async def sending(message: Message) -> None:
-                nonlocal status
+                nonlocal status, held
                 if message["type"] == "http.response.start":
                     status = message["status"]
-                    message["headers"] = [*message.get("headers", ()), (_REQUEST_ID, request_id)]
+                    headers = [*message.get("headers", ()), *extra]
+                    message["headers"] = headers
+                    if compression is not None and _compressible(compression, headers):
+                        headers.append((b"vary", b"Accept-Encoding"))
+                        if encoding is not None and status not in (204, 304):
+                            held = message  # until the body says whether it is worth it
+                            return
+                elif held is not None and message["type"] == "http.response.body":
+                    assert compression is not None and encoding is not None
+                    start, held = held, None
+                    body = message.get("body", b"")
+                    if not message.get("more_body") and len(body) >= compression.min_bytes:
+                        body = compression.compress(encoding, body)
+                        start["headers"] = [
+                            *(h for h in start["headers"] if h[0].lower() != b"content-length"),
+                            (b"content-encoding", encoding.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                        ]
+                        message = {"type": "http.response.body", "body": body, "more_body": False}
+                    await send(start)
                 await send(message)
 
             route = scope.get("path_template") or "unmatched"
@@ -68,7 +111,13 @@ def _edge(
                     method, route, scope["headers"], scope.get("path", "")
                 )
             try:
-                await app(scope, receive, sending)
+                if preflight is not None:
+                    assert cors is not None
+                    status = await _preflight(
+                        cors, *preflight, _header(scope, _ASKED_HEADERS), extra, send
+                    )
+                else:
+                    await app(scope, receive, sending)
             finally:
                 elapsed = perf_counter() - started
                 if tracing is not None:
@@ -81,6 +130,38 @@ def _edge(
         return edge
 
     return middleware
+
+
+_ASKED_HEADERS = b"access-control-request-headers"
+
+
+def _compressible(compression: Compression, headers: list[tuple[bytes, bytes]]) -> bool:
+    content_type = None
+    for name, value in headers:
+        name = name.lower()
+        if name == b"content-encoding":
+            return False  # already encoded
+        if name == b"content-type":
+            content_type = value
+    return compression.compressible(content_type)
+
+
+async def _preflight(
+    cors: CorsPolicy,
+    origin: bytes,
+    method: bytes,
+    requested: bytes | None,
+    extra: list[tuple[bytes, bytes]],
+    send: Send,
+) -> int:
+    status, headers, problem = cors.preflight(origin, method, requested)
+    body = b"" if problem is None else msgspec.json.encode(problem)
+    if problem is not None:
+        headers = [*headers, (b"content-type", PROBLEM_JSON.encode())]
+    headers = [*headers, *extra, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+    return status
 
 
 def _log_access(
