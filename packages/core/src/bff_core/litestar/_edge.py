@@ -15,7 +15,7 @@ from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Sc
 
 from .._logs import ACCESS_LOGGER
 from .._metrics import Metrics
-from .._report import PROBLEM_JSON
+from .._report import PROBLEM_JSON, Problem
 from .._tracing import Tracing
 from ._compression import Compression
 from ._cors import CorsPolicy
@@ -64,6 +64,7 @@ def _edge(
             status = 500  # unless an answer starts: the request failed without one
             extra = [(_REQUEST_ID, request_id)]
             preflight: tuple[bytes, bytes] | None = None
+            refused = _refusal(scope, method)
             if cors is not None:
                 origin = _header(scope, b"origin")
                 asked = _header(scope, b"access-control-request-method")
@@ -84,6 +85,8 @@ def _edge(
                 if message["type"] == "http.response.start":
                     status = message["status"]
                     headers = [*message.get("headers", ()), *extra]
+                    if not any(name.lower() == _NOSNIFF[0] for name, _ in headers):
+                        headers.append(_NOSNIFF)
                     message["headers"] = headers
                     if compression is not None and _compressible(compression, headers):
                         headers.append((b"vary", b"Accept-Encoding"))
@@ -111,7 +114,9 @@ def _edge(
                     method, route, scope["headers"], scope.get("path", "")
                 )
             try:
-                if preflight is not None:
+                if refused is not None:
+                    status = await _send_problem(refused, extra, send)
+                elif preflight is not None:
                     assert cors is not None
                     status = await _preflight(
                         cors, *preflight, _header(scope, _ASKED_HEADERS), extra, send
@@ -155,13 +160,66 @@ async def _preflight(
     send: Send,
 ) -> int:
     status, headers, problem = cors.preflight(origin, method, requested)
-    body = b"" if problem is None else msgspec.json.encode(problem)
     if problem is not None:
-        headers = [*headers, (b"content-type", PROBLEM_JSON.encode())]
-    headers = [*headers, *extra, (b"content-length", str(len(body)).encode())]
+        return await _send_problem(problem, [*headers, *extra], send)
+    headers = [*headers, *extra, _NOSNIFF, (b"content-length", b"0")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
     return status
+
+
+#: Every answer: browsers must not guess another type than the one declared.
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+#: Longer query strings are refused (an aggregate's parameters are ids, not documents).
+MAX_QUERY_BYTES = 2048
+#: More header bytes in all are refused (room for an 8 KB bearer token and the rest).
+MAX_HEADER_BYTES = 16384
+_BODILESS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+
+def _refusal(scope: Scope, method: str) -> Problem | None:
+    """What is wrong with the request before any route looks at it, if anything."""
+    if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
+        return Problem(
+            type="urn:bff:problem:uri-too-long",
+            title="URI Too Long",
+            status=414,
+            detail=f"the query string is over {MAX_QUERY_BYTES} bytes",
+        )
+    headers = scope["headers"]
+    if sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
+        return Problem(
+            type="urn:bff:problem:headers-too-large",
+            title="Request Header Fields Too Large",
+            status=431,
+            detail=f"the request's headers are over {MAX_HEADER_BYTES} bytes in all",
+        )
+    if method in _BODILESS:
+        for name, value in headers:
+            if (name == b"content-length" and value.strip() not in (b"", b"0")) or (
+                name == b"transfer-encoding"
+            ):
+                return Problem(
+                    type="urn:bff:problem:unexpected-body",
+                    title="Bad Request",
+                    status=400,
+                    detail=f"a {method} request has no body here",
+                )
+    return None
+
+
+async def _send_problem(problem: Problem, extra: list[tuple[bytes, bytes]], send: Send) -> int:
+    body = msgspec.json.encode(problem)
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"cache-control", b"no-store"),
+        _NOSNIFF,
+        *extra,
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+    return problem.status
 
 
 def _log_access(

@@ -19,11 +19,16 @@ _problem_encoder = msgspec.json.Encoder()
 
 
 def _problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[bytes]:
+    # An error is about this request only: no cache may keep it.
     return Response(
         _problem_encoder.encode(problem),
         status_code=problem.status,
         media_type=PROBLEM_JSON,
-        headers=headers,
+        headers={
+            "cache-control": "no-store",
+            "x-content-type-options": "nosniff",
+            **(headers or {}),
+        },
     )
 
 
