@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hmac
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from litestar import Request, post
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIType, Operation, Schema
+from litestar.openapi.spec import Parameter as OpenAPIParameter
 
 from .._engine import Gateway
 from .._errors import InvalidParameter
@@ -27,15 +30,41 @@ class Invalidated(msgspec.Struct, frozen=True):
     instances_told: int | None = None
 
 
+@dataclass
+class _InvalidateOperation(Operation):
+    """The entries to drop are named by free query parameters (``?id=p-1001``): documented as
+    one object parameter, exploded into the query, with at least one member."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [
+            OpenAPIParameter(
+                name="tags",
+                param_in="query",
+                required=True,
+                description="The parameters of the entries to drop, e.g. id=p-1001",
+                schema=Schema(
+                    type=OpenAPIType.OBJECT,
+                    additional_properties=Schema(type=OpenAPIType.STRING),
+                    min_properties=1,
+                ),
+                style="form",
+                explode=True,
+            ),
+            *(self.parameters or []),
+        ]
+
+
 @post(
     "/admin/cache/invalidate",
     tags=["admin"],
     summary="Invalidate cached entries",
     status_code=200,
     responses={
+        400: ResponseSpec(Problem, media_type=PROBLEM_JSON, description="No parameter named"),
         401: ResponseSpec(Problem, media_type=PROBLEM_JSON, description="Missing or wrong token"),
         404: ResponseSpec(Problem, media_type=PROBLEM_JSON, description="Admin API disabled"),
     },
+    operation_class=_InvalidateOperation,
 )
 async def invalidate_cache(request: Request[Any, Any, Any]) -> Invalidated:
     """Drop every cached part and answer made with these parameters, e.g. ``?id=p-1001``.

@@ -122,7 +122,13 @@ def aggregate_route(
             param_in="query",
             required=p.required,
             description=p.description or None,
-            schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=p.max_length),
+            # As Param.validate: no control character (Unicode Cc: C0, DEL, C1).
+            schema=Schema(
+                type=OpenAPIType.STRING,
+                min_length=1,
+                max_length=p.max_length,
+                pattern=r"^[^\u0000-\u001F\u007F-\u009F]+$",
+            ),
         )
         for p in aggregate.params
     ]
