@@ -1,4 +1,5 @@
-"""The middleware around every route: request id, metrics, access log, server span."""
+"""The middleware around every route: request id, hygiene, metrics, access log, server span,
+CORS and compression."""
 
 from __future__ import annotations
 
@@ -42,8 +43,9 @@ def _edge(
     compression: Compression | None = None,
 ) -> Callable[[ASGIApp], ASGIApp]:
     """Middleware around every route: the request id (the client's ``X-Request-ID`` if it is
-    a sane token, else a new one) in the response and in every upstream request, each
-    request's route, status and duration in the metrics, the access log line, and CORS."""
+    a sane token, else a new one) in the response and in every upstream request; requests too
+    large or with a body where none belongs refused; each request's route, status and duration
+    in the metrics, its access log line and its server span; CORS; compression."""
     access = logging.getLogger(ACCESS_LOGGER)
 
     def middleware(app: ASGIApp) -> ASGIApp:
