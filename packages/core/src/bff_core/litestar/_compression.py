@@ -15,6 +15,8 @@ from typing import Literal
 import brotli
 import zstandard
 
+from ._negotiation import weighted
+
 __all__ = ["Compression", "Encoding"]
 
 Encoding = Literal["zstd", "br", "gzip"]
@@ -38,19 +40,7 @@ class Compression:
         """The encoding to answer in, or ``None`` for the body as it is."""
         if not accept_encoding:
             return None
-        offered: dict[str, float] = {}
-        for element in accept_encoding.decode("latin-1").lower().split(","):
-            coding, *params = (piece.strip() for piece in element.split(";"))
-            quality = 1.0
-            for param in params:
-                name, _, value = param.partition("=")
-                if name.strip() == "q":
-                    try:
-                        quality = min(max(float(value), 0.0), 1.0)
-                    except ValueError:
-                        quality = 0.0
-            if coding:
-                offered[coding] = quality
+        offered = dict(weighted(accept_encoding))
         wildcard = offered.get("*", 0.0)
         best: Encoding | None = None
         best_q = 0.0

@@ -22,6 +22,7 @@ from .._errors import AggregationFailed, DeclarationError, InvalidParameter
 from .._outcome import AggregateResult
 from .._report import PROBLEM_JSON, Problem
 from ._edge import _STATE_KEY, REQUEST_ID_HEADER, _header
+from ._negotiation import weighted
 
 T = TypeVar("T")
 
@@ -199,16 +200,7 @@ def _negotiate(accept: bytes | None) -> str:
     if accept is None or b"msgpack" not in accept:
         return MediaType.JSON.value  # the hot path: no parsing
     best_msgpack, msgpack_q, json_q = MSGPACK_TYPES[0], 0.0, 0.0
-    for element in accept.decode("latin-1").lower().split(","):
-        media, *params = (piece.strip() for piece in element.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    quality = min(max(float(value), 0.0), 1.0)
-                except ValueError:
-                    quality = 0.0
+    for media, quality in weighted(accept):
         if media in MSGPACK_TYPES and quality > msgpack_q:
             best_msgpack, msgpack_q = media, quality
         elif media in _JSON_RANGES:
