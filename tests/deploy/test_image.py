@@ -24,8 +24,7 @@ from tests.deploy.dockerfile import (
     run_build_stage,
     site_packages,
 )
-from tests.fleet.fleet import wait_for
-from tests.processes import free_port
+from tests.processes import free_port, wait_for
 
 BFFS = {"web-bff": "web_bff", "mobile-bff": "mobile_bff"}
 DEV_TOOLS = ("pytest", "mypy", "ruff", "uv", "hadolint", "kubernetes_validate", "fastapi")

@@ -18,8 +18,7 @@ from litestar.testing import TestClient
 
 from tests.deploy.dockerfile import REPO
 from tests.deploy.test_manifests import kustomize
-from tests.fleet.fleet import wait_for
-from tests.processes import RunningService, free_port, run_service
+from tests.processes import RunningService, free_port, run_service, wait_for
 from tests.services.conftest import bff_env
 
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"

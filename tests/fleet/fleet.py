@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from tests.fleet.dns import LoopbackDNS
-from tests.processes import free_port
+from tests.processes import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_CONFIG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
@@ -49,16 +49,6 @@ def haproxy_binary() -> str | None:
     return shutil.which("haproxy") or next(
         (path for path in ("/usr/sbin/haproxy",) if os.access(path, os.X_OK)), None
     )
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
 
 
 def _port_free_on(hosts: Sequence[str]) -> int:

@@ -9,7 +9,8 @@ import time
 import httpx
 import pytest
 
-from tests.fleet.fleet import ADMIN_TOKEN, Fleet, Load, check_answer, wait_for
+from tests.fleet.fleet import ADMIN_TOKEN, Fleet, Load, check_answer
+from tests.processes import wait_for
 
 pytestmark = pytest.mark.parametrize("fleet", ["redis", "redis-cluster"], indirect=True)
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fleet.fleet import Fleet, Load, run_fleet, wait_for
+from tests.fleet.fleet import Fleet, Load, run_fleet
+from tests.processes import wait_for
 from tests.redis_server import RedisServer, redis_server_binary
 
 

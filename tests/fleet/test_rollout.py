@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 from functools import partial
 
-from tests.fleet.fleet import Fleet, Load, wait_for
+from tests.fleet.fleet import Fleet, Load
+from tests.processes import wait_for
 
 
 def out_of_rotation(fleet: Fleet, backend: str, address: str) -> bool:
