@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from tests.fleet.dns import LoopbackDNS
-from tests.processes import free_port, wait_for
+from tests.processes import free_port, probe_get, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_CONFIG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
@@ -106,7 +106,7 @@ class Instance:
         if self.process.poll() is not None:
             raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
         try:
-            return httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200
+            return probe_get(self.url + "/readyz", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -136,7 +136,7 @@ class Instance:
         return Path(self.log_path).read_text(encoding="utf-8", errors="replace")
 
     def readyz(self) -> dict[str, Any]:
-        body: dict[str, Any] = httpx.get(self.url + "/readyz", timeout=2.0).json()
+        body: dict[str, Any] = probe_get(self.url + "/readyz", timeout=2.0).json()
         return body
 
 
@@ -152,7 +152,7 @@ class Balancer:
 
     def servers(self, backend: str) -> dict[str, tuple[str, str]]:
         """``slot -> (address, status)`` of a backend, as HAProxy sees it now."""
-        text = httpx.get(self.stats_url + "/stats;csv", timeout=2.0).text.lstrip("# ")
+        text = probe_get(self.stats_url + "/stats;csv", timeout=2.0).text.lstrip("# ")
         rows = csv.DictReader(io.StringIO(text))
         return {
             row["svname"]: (row.get("addr") or "", row["status"])
@@ -162,7 +162,7 @@ class Balancer:
 
     def sessions(self, backend: str) -> dict[str, int]:
         """``address -> requests sent to it`` (the ``stot`` column) of a backend."""
-        text = httpx.get(self.stats_url + "/stats;csv", timeout=2.0).text.lstrip("# ")
+        text = probe_get(self.stats_url + "/stats;csv", timeout=2.0).text.lstrip("# ")
         return {
             row.get("addr") or row["svname"]: int(row["stot"] or 0)
             for row in csv.DictReader(io.StringIO(text))
@@ -171,7 +171,7 @@ class Balancer:
 
     def retried(self, backend: str) -> tuple[int, int]:
         """``(retries, redispatches)`` HAProxy made on a backend since it started."""
-        text = httpx.get(self.stats_url + "/stats;csv", timeout=2.0).text.lstrip("# ")
+        text = probe_get(self.stats_url + "/stats;csv", timeout=2.0).text.lstrip("# ")
         for row in csv.DictReader(io.StringIO(text)):
             if row["pxname"] == backend and row["svname"] == "BACKEND":
                 return int(row["wretr"] or 0), int(row["wredis"] or 0)
@@ -304,7 +304,7 @@ def _start_upstreams(stack: ExitStack, logs: str) -> str:
 
     def up() -> bool:
         try:
-            return httpx.get(url + "/healthz", timeout=1.0).status_code == 200
+            return probe_get(url + "/healthz", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -351,7 +351,7 @@ def _start_balancer(
         if process.poll() is not None:
             raise RuntimeError(f"haproxy exited with {process.returncode}:\n{balancer.log()}")
         try:
-            return httpx.get(balancer.stats_url + "/healthz", timeout=1.0).status_code == 200
+            return probe_get(balancer.stats_url + "/healthz", timeout=1.0).status_code == 200
         except httpx.HTTPError:
             return False
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from functools import partial
 
+import pytest
+
 from tests.fleet.fleet import Fleet, Load
 from tests.processes import wait_for
 
@@ -14,6 +16,10 @@ def out_of_rotation(fleet: Fleet, backend: str, address: str) -> bool:
     return fleet.balancer.status_of(backend, address) != "UP"
 
 
+# Five instances restarted one after another, each draining 5 s and then passing HAProxy's
+# rise 2 health checks: about 50 s of the test's own sequence, beyond the suite's 60 s default
+# on a loaded machine.
+@pytest.mark.timeout(180)
 def test_a_rolling_restart_of_every_instance_loses_no_request(fleet: Fleet) -> None:
     fleet.inject("reviews", status=503, rate=0.2)
     with Load(fleet, threads=6, max_requests=300_000, max_seconds=150) as load:
