@@ -30,6 +30,15 @@ _UNRESERVED = re.compile(r"(?!\.+$)[A-Za-z0-9_.~-]+")
 #: Unicode's control characters (category Cc): C0, DEL and C1.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _FORMATTER = string.Formatter()
+_HEADER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+#: Headers the gateway itself sets on upstream requests, or that HTTP gives a meaning.
+_RESERVED_HEADERS = frozenset(
+    {
+        "accept", "authorization", "connection", "content-length", "cookie", "host",
+        "traceparent", "tracestate", "baggage", "transfer-encoding", "x-request-id",
+        "x-request-timeout-ms",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +128,14 @@ class Source:
         idempotent: whether sending the request twice is harmless. ``GET`` is idempotent by
             HTTP's rules; an upstream whose ``GET`` has side effects must say ``False``, and
             then cannot declare ``retry`` or ``hedge_after``.
+        pass_token: send the caller's verified bearer token on (``Authorization``) when the
+            request has one. No other source ever sees it.
+        subject_header: send the verified caller's subject (the token's ``sub``) in this
+            header, e.g. ``"x-user-id"``, when the request has one.
+
+    A source given the caller's identity (``pass_token`` or ``subject_header``) answers per
+    user: its ``cache`` must say ``per_user=True``, and its entries are then kept per user,
+    while anonymous requests keep sharing one entry.
     """
 
     name: str
@@ -131,6 +148,8 @@ class Source:
     retry: RetryPolicy | None = None
     hedge_after: float | None = None
     idempotent: bool = True
+    pass_token: bool = False
+    subject_header: str | None = None
     _placeholders: tuple[_Placeholder, ...] = field(init=False, repr=False, compare=False)
     _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
     decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False, compare=False)
@@ -162,6 +181,20 @@ class Source:
             raise DeclarationError(
                 f"source {self.name!r} is not idempotent: it cannot be retried or hedged"
             )
+        if self.subject_header is not None:
+            header = self.subject_header.lower()
+            if not _HEADER_NAME.fullmatch(header) or header in _RESERVED_HEADERS:
+                raise DeclarationError(
+                    f"source {self.name!r}: subject_header {self.subject_header!r} is not a "
+                    "header name the gateway may set (letters, digits and '-'; not one of "
+                    f"{', '.join(sorted(_RESERVED_HEADERS))})"
+                )
+            object.__setattr__(self, "subject_header", header)
+        if self.passes_identity and self.cache is not None and not self.cache.per_user:
+            raise DeclarationError(
+                f"source {self.name!r} is given the caller's identity: its cache must be "
+                "CachePolicy(..., per_user=True), or one user's answer would be served to others"
+            )
         if "#" in self.path:
             raise DeclarationError(f"source {self.name!r}: path must not contain a fragment")
         literals, placeholders = _parse_template(self.name, self.path)
@@ -185,6 +218,11 @@ class Source:
             "depends_on",
             frozenset(p.source for p in placeholders if p.source is not None),
         )
+
+    @property
+    def passes_identity(self) -> bool:
+        """Whether the caller's identity reaches this source's upstream."""
+        return self.pass_token or self.subject_header is not None
 
     def render(self, params: Mapping[str, str], values: Mapping[str, Any]) -> str:
         """The request path (and query) for these parameters and earlier sources' values.
@@ -272,12 +310,32 @@ class Aggregate:
     mistake; a constructed aggregate is immutable and safe to share between requests.
     """
 
-    __slots__ = ("_plans", "_sources_by_name", "name", "params", "sources")
+    __slots__ = (
+        "_plans",
+        "_sources_by_name",
+        "name",
+        "params",
+        "requires_identity",
+        "sources",
+        "uses_identity",
+    )
 
-    def __init__(self, name: str, *, params: Sequence[Param], sources: Sequence[Source]) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        params: Sequence[Param],
+        sources: Sequence[Source],
+        requires_identity: bool = False,
+    ) -> None:
+        """``requires_identity``: only a caller with a verified bearer token is answered (the
+        others get 401); by default anonymous callers are answered too."""
         if not _NAME.match(name):
             raise DeclarationError(f"aggregate name {name!r} is not an identifier")
         self.name = name
+        self.requires_identity = requires_identity
+        #: whether some source gets the caller's identity (so answers differ per user)
+        self.uses_identity = any(s.passes_identity for s in sources)
         self.params: tuple[Param, ...] = tuple(params)
         if not sources:
             raise DeclarationError(f"aggregate {name!r} has no sources")

@@ -39,6 +39,7 @@ from ._errors import (
     ResponseTooLarge,
     UpstreamUnavailable,
 )
+from ._identity import Identity
 from ._metrics import Metrics
 from ._outcome import FAILURE_REASONS, AggregateResult, CacheResult, PartOutcome
 from ._peers import Peers
@@ -204,6 +205,7 @@ class Gateway:
         fields: str | Iterable[str] | None = None,
         headers: Mapping[str, str] | None = None,
         time_limit: float | None = None,
+        identity: Identity | None = None,
     ) -> AggregateResult:
         """Fetch the parts of ``aggregate`` (those named in ``fields``, or all) for ``params``.
 
@@ -211,6 +213,8 @@ class Gateway:
         :class:`UnknownParts` before any upstream is called when the request is malformed, and
         :class:`AggregationFailed` when a critical part fails. ``time_limit`` overrides the
         gateway's deadline (seconds) for this run; ``headers`` are sent to every upstream.
+        ``identity`` (the verified caller) reaches only the sources that declare they need it
+        (``pass_token``, ``subject_header``).
         """
         if aggregate.name not in self.aggregates:
             self.add(aggregate)
@@ -222,6 +226,7 @@ class Gateway:
         # perf_counter, because uvloop's clock only has millisecond resolution.
         deadline = loop.time() + (self.timeout if time_limit is None else time_limit)
         run = _Run(self, plan.dependents, values, request_headers, deadline, loop, aggregate.name)
+        run.identity = identity
         for source in plan.roots:
             run.start(source)
         cut_off: list[_Part] = []
@@ -365,6 +370,18 @@ class _Part:
         self.trace: PartTrace | None = None
 
 
+def _with_identity(
+    headers: Mapping[str, str], source: Source, identity: Identity
+) -> dict[str, str]:
+    """The headers of a request to a source that is given the caller's identity."""
+    given = dict(headers)
+    if source.pass_token:
+        given["authorization"] = "Bearer " + identity.token
+    if source.subject_header is not None:
+        given[source.subject_header] = identity.subject
+    return given
+
+
 class _Run:
     """The state of one :meth:`Gateway.run`: what is running, what waits, what happened.
 
@@ -383,6 +400,7 @@ class _Run:
         "finished",
         "gateway",
         "headers",
+        "identity",
         "loop",
         "outcomes",
         "results",
@@ -405,6 +423,7 @@ class _Run:
         self.aggregate = aggregate
         self.values = values
         self.headers = headers
+        self.identity: Identity | None = None
         self.deadline = deadline
         self.loop = loop
         self.began = perf_counter()
@@ -431,13 +450,14 @@ class _Run:
         if source.timeout is not None and now + source.timeout < part_deadline:
             part_deadline = now + source.timeout
         cache = self.gateway.cache
+        headers = self.headers
+        if self.identity is not None and source.passes_identity:
+            headers = _with_identity(headers, source, self.identity)
         fetch: Coroutine[Any, Any, UpstreamResponse | Answer]
         if source.cache is not None and cache is not None:
-            fetch = cache.get(
-                source, source.cache, url, self.headers, self.values, part_deadline - now
-            )
+            fetch = cache.get(source, source.cache, url, headers, self.values, part_deadline - now)
         else:
-            fetch = self.gateway.upstreams.fetch(source, url, self.headers, part_deadline - now)
+            fetch = self.gateway.upstreams.fetch(source, url, headers, part_deadline - now)
         tracing = self.gateway.tracing
         if tracing is None:
             task: asyncio.Task[UpstreamResponse | Answer] = self.loop.create_task(

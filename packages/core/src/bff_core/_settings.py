@@ -11,10 +11,12 @@ from urllib.parse import urlsplit
 
 from ._cache import DEFAULT_NEAR_HOLD
 from ._errors import ConfigurationError
+from ._identity import ASYMMETRIC_ALGORITHMS, DEFAULT_ALGORITHMS
+from ._ratelimit import parse_limits, parse_networks
 from ._redis import parse_redis_url
 from ._transport import HTTP_CLIENTS, HttpClient
 
-__all__ = ["GatewaySettings"]
+__all__ = ["GatewaySettings", "JwtSettings"]
 
 DEFAULT_UPSTREAM_URL = "http://127.0.0.1:9000"
 DEFAULT_TIMEOUT_MS = 1000
@@ -24,6 +26,61 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DEFAULT_CACHE_NEAR_MS = round(DEFAULT_NEAR_HOLD * 1000)
 DEFAULT_DRAIN_MS = 5000
 _MAX_CACHE_NEAR_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JwtSettings:
+    """How bearer tokens are verified (see ``bff_core._identity``)."""
+
+    jwks_url: str
+    issuer: str
+    audience: str
+    algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    #: BFF_JWT_LEEWAY_S: clock skew allowed on exp and nbf (seconds)
+    leeway: float = 30.0
+    #: BFF_JWT_JWKS_REFRESH_S: seconds between refreshes of the key set
+    refresh_every: float = 300.0
+    #: BFF_JWT_KID_COOLDOWN_S: at most one fetch per this many seconds for unknown kids
+    kid_cooldown: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> JwtSettings | None:
+        names = ("BFF_JWT_JWKS_URL", "BFF_JWT_ISSUER", "BFF_JWT_AUDIENCE")
+        given = {name: env.get(name, "").strip() for name in names}
+        if not any(given.values()):
+            return None
+        for name, value in given.items():
+            if not value:
+                set_ = ", ".join(n for n, v in given.items() if v)
+                raise ConfigurationError(
+                    name, f"is needed with {set_}: identity needs the key set, issuer and audience"
+                )
+        jwks_url = _http_url("BFF_JWT_JWKS_URL", given["BFF_JWT_JWKS_URL"])
+        algorithms = tuple(
+            a.strip()
+            for a in env.get("BFF_JWT_ALGORITHMS", ",".join(DEFAULT_ALGORITHMS)).split(",")
+            if a.strip()
+        )
+        refused = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
+        if refused or not algorithms:
+            raise ConfigurationError(
+                "BFF_JWT_ALGORITHMS",
+                f"{', '.join(refused) or '(none)'}: only asymmetric algorithms are accepted "
+                f"({', '.join(sorted(ASYMMETRIC_ALGORITHMS))}); never none or HMAC",
+            )
+        return cls(
+            jwks_url=jwks_url,
+            issuer=given["BFF_JWT_ISSUER"],
+            audience=given["BFF_JWT_AUDIENCE"],
+            algorithms=algorithms,
+            leeway=_int_between("BFF_JWT_LEEWAY_S", env.get("BFF_JWT_LEEWAY_S", "30"), 0, 300),
+            refresh_every=_int_between(
+                "BFF_JWT_JWKS_REFRESH_S", env.get("BFF_JWT_JWKS_REFRESH_S", "300"), 1, 86_400
+            ),
+            kid_cooldown=_int_between(
+                "BFF_JWT_KID_COOLDOWN_S", env.get("BFF_JWT_KID_COOLDOWN_S", "30"), 0, 3600
+            ),
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +140,17 @@ class GatewaySettings:
     compression_min_bytes: int = 512
     #: the OTEL_* variables: OpenTelemetry's own configuration of tracing
     otel: Mapping[str, str] = field(default_factory=dict)
+    #: BFF_JWT_JWKS_URL, BFF_JWT_ISSUER, BFF_JWT_AUDIENCE and the rest: bearer tokens
+    #: verified against the identity provider's keys; ``None``: no identity
+    jwt: JwtSettings | None = None
+    #: BFF_RATE_LIMIT: every client's limits (``limits`` notation), empty: none
+    rate_limit: str = ""
+    #: BFF_RATE_LIMIT_<AGGREGATE>: more limits for one aggregate's route, by aggregate name
+    rate_limit_by_aggregate: Mapping[str, str] = field(default_factory=dict)
+    #: BFF_RATE_LIMIT_FAIL: ``open`` (serve) or ``closed`` (503) when Redis cannot count
+    rate_limit_fail_closed: bool = False
+    #: BFF_TRUSTED_PROXIES: the proxies whose X-Forwarded-For is believed (addresses, networks)
+    trusted_proxies: str = ""
 
     @classmethod
     def from_env(
@@ -194,7 +262,49 @@ class GatewaySettings:
                 10_000_000,
             ),
             otel={k: v for k, v in env.items() if k.startswith("OTEL_")},
+            jwt=JwtSettings.from_env(env),
+            rate_limit=_limits("BFF_RATE_LIMIT", env.get("BFF_RATE_LIMIT", "")),
+            rate_limit_by_aggregate={
+                name.removeprefix(_RATE_LIMIT_PREFIX).lower(): _limits(name, value)
+                for name, value in env.items()
+                if name.startswith(_RATE_LIMIT_PREFIX)
+                and name not in _RATE_LIMIT_SETTINGS
+                and value.strip()
+            },
+            rate_limit_fail_closed=_open_closed(
+                "BFF_RATE_LIMIT_FAIL", env.get("BFF_RATE_LIMIT_FAIL", "open")
+            ),
+            trusted_proxies=_networks("BFF_TRUSTED_PROXIES", env.get("BFF_TRUSTED_PROXIES", "")),
         )
+
+
+_RATE_LIMIT_PREFIX = "BFF_RATE_LIMIT_"
+_RATE_LIMIT_SETTINGS = frozenset({"BFF_RATE_LIMIT_FAIL"})
+
+
+def _limits(variable: str, value: str) -> str:
+    value = value.strip()
+    if value:
+        try:
+            parse_limits(value)
+        except ValueError as exc:
+            raise ConfigurationError(variable, str(exc)) from None
+    return value
+
+
+def _networks(variable: str, value: str) -> str:
+    try:
+        parse_networks(value)
+    except ValueError as exc:
+        raise ConfigurationError(variable, str(exc)) from None
+    return value.strip()
+
+
+def _open_closed(variable: str, value: str) -> bool:
+    word = value.strip().lower()
+    if word not in ("open", "closed"):
+        raise ConfigurationError(variable, f"{value!r} is not 'open' or 'closed'")
+    return word == "closed"
 
 
 def _http_url(variable: str, value: str) -> str:

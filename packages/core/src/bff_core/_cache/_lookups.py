@@ -291,6 +291,8 @@ def _succeeded(future: asyncio.Future[UpstreamResponse]) -> bool:
 
 def _key(source: Source, policy: CachePolicy, url: str, headers: Mapping[str, str]) -> str | None:
     credentials = [headers[h] for h in _CREDENTIALS if h in headers]
+    if source.subject_header is not None and source.subject_header in headers:
+        credentials.append(headers[source.subject_header])
     if not credentials:
         return f"part:{source.name}:{url}"
     if not policy.per_user:

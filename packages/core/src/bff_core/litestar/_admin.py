@@ -17,6 +17,7 @@ from litestar.openapi.spec import Parameter as OpenAPIParameter
 from .._engine import Gateway
 from .._errors import InvalidParameter
 from .._report import PROBLEM_JSON, Problem
+from ._guard import OPERATIONAL_OPT
 
 logger = logging.getLogger("bff_core")
 
@@ -59,6 +60,7 @@ class _InvalidateOperation(Operation):
     tags=["admin"],
     summary="Invalidate cached entries",
     status_code=200,
+    opt={OPERATIONAL_OPT: True},
     responses={
         400: ResponseSpec(Problem, media_type=PROBLEM_JSON, description="No parameter named"),
         401: ResponseSpec(Problem, media_type=PROBLEM_JSON, description="Missing or wrong token"),

@@ -20,8 +20,10 @@ from litestar.types import ControllerRouterHandler
 from .._cache import make_store
 from .._declaration import Aggregate
 from .._engine import Gateway
-from .._errors import AggregationFailed, RequestError
+from .._errors import AggregationFailed, ConfigurationError, RequestError
+from .._identity import KeySet, TokenVerifier
 from .._metrics import Metrics
+from .._ratelimit import Network, RateLimits, parse_limits, parse_networks
 from .._resilience import DEFAULT_BREAKER, BreakerPolicy, RetryBudget
 from .._settings import GatewaySettings
 from .._tracing import Tracing
@@ -31,6 +33,7 @@ from ._compression import Compression
 from ._cors import CorsPolicy
 from ._drain import _on_drain_signal
 from ._edge import _edge
+from ._guard import _guard
 from ._health import healthz, metrics_endpoint, readyz
 from ._problems import _aggregation_failed, _http_exception, _request_error, _unexpected
 
@@ -51,8 +54,16 @@ class GatewayPlugin(InitPlugin):
         access_log: bool = False,
         cors: CorsPolicy | None = None,
         compression: Compression | None = None,
+        verifier: TokenVerifier | None = None,
+        rate_limits: RateLimits | None = None,
+        trusted_proxies: Sequence[Network] = (),
+        realm: str = "bff",
     ) -> None:
         self.gateway = gateway
+        self.verifier = verifier
+        self.rate_limits = rate_limits
+        self.trusted_proxies = tuple(trusted_proxies)
+        self.realm = realm
         self.cors = cors
         self.compression = compression
         self.admin_token = admin_token
@@ -76,6 +87,10 @@ class GatewayPlugin(InitPlugin):
                 self.compression,
             ),
         )
+        if self.verifier is not None or self.rate_limits is not None:
+            app_config.middleware.insert(
+                1, _guard(self.verifier, self.rate_limits, self.trusted_proxies, self.realm)
+            )
         app_config.exception_handlers.update(
             {
                 AggregationFailed: _aggregation_failed,
@@ -99,10 +114,18 @@ class GatewayPlugin(InitPlugin):
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
         await self.gateway.start()
+        if self.verifier is not None:
+            await self.verifier.start()
+        if self.rate_limits is not None:
+            await self.rate_limits.start()
         _on_drain_signal(self.gateway.drain)
         try:
             yield
         finally:
+            if self.rate_limits is not None:
+                await self.rate_limits.aclose()
+            if self.verifier is not None:
+                await self.verifier.aclose()
             await self.gateway.aclose()
 
 
@@ -129,6 +152,8 @@ def create_gateway_app(
     ``BFF_BREAKER_FAILURES`` and ``BFF_BREAKER_RESET_MS`` override their thresholds, and
     ``BFF_BREAKER=off`` removes them.
     """
+    verifier = _verifier(settings, aggregates)
+    rate_limits = _rate_limits(settings, aggregates, settings.cache_namespace or name)
     store = None
     if settings.cache:
         namespace = (
@@ -168,12 +193,64 @@ def create_gateway_app(
                 compression=(
                     Compression(settings.compression_min_bytes) if settings.compression else None
                 ),
+                verifier=verifier,
+                rate_limits=rate_limits,
+                trusted_proxies=parse_networks(settings.trusted_proxies),
+                realm=name,
             )
         ],
         openapi_config=OpenAPIConfig(
             title=title, version=version, description=description, path="/schema"
         ),
         logging_config=None,
+    )
+
+
+def _verifier(settings: GatewaySettings, aggregates: Sequence[Aggregate]) -> TokenVerifier | None:
+    jwt = settings.jwt
+    if jwt is None:
+        for aggregate in aggregates:
+            if aggregate.requires_identity:
+                raise ConfigurationError(
+                    "BFF_JWT_JWKS_URL",
+                    f"aggregate {aggregate.name!r} requires a verified identity: set "
+                    "BFF_JWT_JWKS_URL, BFF_JWT_ISSUER and BFF_JWT_AUDIENCE",
+                )
+        return None
+    keys = KeySet(
+        jwt.jwks_url, refresh_every=jwt.refresh_every, unknown_kid_cooldown=jwt.kid_cooldown
+    )
+    return TokenVerifier(
+        keys,
+        issuer=jwt.issuer,
+        audience=jwt.audience,
+        algorithms=jwt.algorithms,
+        leeway=jwt.leeway,
+    )
+
+
+def _rate_limits(
+    settings: GatewaySettings, aggregates: Sequence[Aggregate], namespace: str
+) -> RateLimits | None:
+    names = {a.name.lower(): a.name for a in aggregates}
+    for lowered in settings.rate_limit_by_aggregate:
+        if lowered not in names:
+            raise ConfigurationError(
+                f"BFF_RATE_LIMIT_{lowered.upper()}",
+                f"no aggregate is named {lowered!r} "
+                f"(aggregates: {', '.join(sorted(names.values()))})",
+            )
+    if not settings.rate_limit and not settings.rate_limit_by_aggregate:
+        return None
+    return RateLimits(
+        parse_limits(settings.rate_limit) if settings.rate_limit else [],
+        per_aggregate={
+            names[lowered]: parse_limits(text)
+            for lowered, text in settings.rate_limit_by_aggregate.items()
+        },
+        redis_url=settings.redis_url,
+        namespace=namespace,
+        fail_closed=settings.rate_limit_fail_closed,
     )
 
 

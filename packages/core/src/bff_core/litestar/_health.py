@@ -10,6 +10,7 @@ from litestar import Request, Response, get
 from .._engine import Gateway
 from .._metrics import METRICS_CONTENT_TYPE, Metrics
 from .._resilience import UpstreamStatus
+from ._guard import OPERATIONAL_OPT
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -26,7 +27,9 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     breaker_sharing: str
 
 
-@get("/healthz", tags=["health"], summary="Alive", sync_to_thread=False)
+@get(
+    "/healthz", tags=["health"], summary="Alive", sync_to_thread=False, opt={OPERATIONAL_OPT: True}
+)
 def healthz() -> Health:
     """The process is up and serving."""
     return Health(status="ok")
@@ -38,6 +41,7 @@ def healthz() -> Health:
     summary="Prometheus metrics",
     media_type=METRICS_CONTENT_TYPE,
     sync_to_thread=False,
+    opt={OPERATIONAL_OPT: True},
 )
 def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Every metric in Prometheus' text format (of every worker process); see the README,
@@ -51,6 +55,7 @@ def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     tags=["health"],
     summary="Ready",
     responses={},
+    opt={OPERATIONAL_OPT: True},
 )
 async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
     """Ready to serve: configuration loaded, cache reachable. 503 when a check fails.

@@ -19,9 +19,11 @@ from litestar.types import Scope
 from .._declaration import Aggregate
 from .._engine import Gateway
 from .._errors import AggregationFailed, DeclarationError, InvalidParameter
+from .._identity import Identity
 from .._outcome import AggregateResult
 from .._report import PROBLEM_JSON, Problem
 from ._edge import _STATE_KEY, REQUEST_ID_HEADER, _header
+from ._guard import AGGREGATE_OPT
 from ._negotiation import weighted
 
 T = TypeVar("T")
@@ -34,8 +36,20 @@ def _problem_spec(description: str) -> ResponseSpec:
 #: OpenAPI descriptions of the problem answers of an aggregate route, for ``responses=``.
 PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
     400: _problem_spec("A parameter is missing or malformed, or `fields` names unknown parts"),
+    401: _problem_spec(
+        "The bearer token is invalid, or the route needs one and none was given "
+        "(with identity configured); `WWW-Authenticate` says which"
+    ),
     404: _problem_spec("The critical upstream answered 404: the item does not exist"),
+    429: _problem_spec(
+        "Over the client's rate limit (with limits configured); `Retry-After`, `RateLimit` "
+        "and `RateLimit-Policy` say when and which"
+    ),
     502: _problem_spec("A critical upstream failed (unavailable, error status, invalid answer)"),
+    503: _problem_spec(
+        "Tokens or rate limits cannot be checked now (identity provider's keys not fetched "
+        "yet, or limits failing closed while Redis is down); `Retry-After` says when to retry"
+    ),
     504: _problem_spec("A critical upstream did not answer before the deadline"),
 }
 
@@ -79,6 +93,7 @@ def aggregate_route(
         msgspec.json.encode(msgspec.json.schema(view_type)), digest_size=6
     ).hexdigest()
     param_names = [p.name for p in aggregate.params]
+    uses_identity = aggregate.uses_identity
 
     async def handler(scope: Scope) -> Response[Any]:
         query = _query(scope["query_string"], names)
@@ -90,10 +105,16 @@ def aggregate_route(
         media_type = _negotiate(_header(scope, b"accept"))
         encode = encoders[media_type]
         cache = gateway.cache
+        # The verified caller (the guard left it), if any: only the sources that declare it
+        # get it, and then the answer is this caller's own.
+        identity: Identity | None = seen.get("identity") if uses_identity else None
+        private = identity is not None
         if cache is None:
-            result = await _run(gateway, aggregate, query, query.get("fields"), headers, seen)
+            result = await _run(
+                gateway, aggregate, query, query.get("fields"), headers, seen, identity
+            )
             return _body_response(
-                encode(view(result)), if_none_match, result.server_timing(), media_type
+                encode(view(result)), if_none_match, result.server_timing(), media_type, private
             )
         values = aggregate.validate_params(query)
         fields = aggregate.plan(query.get("fields")).reported
@@ -102,18 +123,24 @@ def aggregate_route(
             f"agg:{aggregate.name}:{view_shape}:{encoded}:{','.join(sorted(fields))}"
             f":{'json' if media_type == MediaType.JSON.value else 'msgpack'}"
         )
+        if identity is not None:
+            key += ":user=" + hashlib.blake2b(identity.subject.encode(), digest_size=12).hexdigest()
         cached = await cache.answer(key)
         if gateway.metrics is not None:
             gateway.metrics.observe_answer(aggregate.name, cached is not None)
         if cached is not None:
             seen["answer_cache"] = "hit"
-            return _body_response(cached.body, if_none_match, 'cache;desc="hit"', media_type)
+            return _body_response(
+                cached.body, if_none_match, 'cache;desc="hit"', media_type, private
+            )
         seen["answer_cache"] = "miss"
-        result = await _run(gateway, aggregate, values, query.get("fields"), headers, seen)
+        result = await _run(
+            gateway, aggregate, values, query.get("fields"), headers, seen, identity
+        )
         body = encode(view(result))
         if (fresh_for := result.fresh_for) > 0:
             cache.keep_answer(key, body, fresh_for, [f"{n}={v}" for n, v in values.items()])
-        return _body_response(body, if_none_match, result.server_timing(), media_type)
+        return _body_response(body, if_none_match, result.server_timing(), media_type, private)
 
     handler.__annotations__ = {"scope": Scope, "return": Response[view_type]}  # type: ignore[valid-type]
     handler.__name__ = handler.__qualname__ = f"aggregate_{aggregate.name}"
@@ -169,6 +196,7 @@ def aggregate_route(
         description=description,
         responses=PROBLEM_RESPONSES,
         operation_class=AggregateOperation,
+        opt={AGGREGATE_OPT: aggregate},
     )(handler)
 
 
@@ -179,10 +207,13 @@ async def _run(
     fields: str | None,
     headers: Mapping[str, str],
     seen: dict[str, Any],
+    identity: Identity | None,
 ) -> AggregateResult:
     """``gateway.run``, leaving every part's outcome for the access log."""
     try:
-        result = await gateway.run(aggregate, values, fields=fields, headers=headers)
+        result = await gateway.run(
+            aggregate, values, fields=fields, headers=headers, identity=identity
+        )
     except AggregationFailed as failed:
         seen["outcomes"] = failed.outcomes
         raise
@@ -209,13 +240,20 @@ def _negotiate(accept: bytes | None) -> str:
 
 
 def _body_response(
-    body: bytes, if_none_match: bytes | None, timing: str, media_type: str = MediaType.JSON.value
+    body: bytes,
+    if_none_match: bytes | None,
+    timing: str,
+    media_type: str = MediaType.JSON.value,
+    private: bool = False,
 ) -> Response[Any]:
     """The encoded answer with its ETag, or 304 when the client already has it."""
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     # no-cache: clients may keep the answer but ask again, with If-None-Match, every time.
     # Vary: the answer depends on Accept (JSON or MessagePack).
     headers = {"server-timing": timing, "etag": etag, "cache-control": "no-cache", "vary": "Accept"}
+    if private:  # one caller's own answer: no shared cache may keep it for another
+        headers["cache-control"] = "private, no-cache"
+        headers["vary"] = "Accept, Authorization"
     if if_none_match is not None and _etag_matches(if_none_match, etag):
         return Response(None, status_code=304, headers=headers)
     return Response(body, media_type=media_type, headers=headers)

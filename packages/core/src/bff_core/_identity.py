@@ -1,0 +1,388 @@
+"""Who is calling: bearer JWTs verified against the identity provider's key set (JWKS).
+
+- :class:`KeySet` keeps the provider's public keys: fetched without blocking the event loop,
+  refreshed in the background, fetched again when a token names a ``kid`` it does not know (at
+  most once per cooldown, so a flood of random ``kid``s is not a flood of JWKS requests). A
+  failed fetch keeps the keys it had.
+- :class:`TokenVerifier` checks a token (algorithm, signature, ``iss``, ``aud``, ``exp``,
+  ``nbf``, ``sub``) and remembers the tokens it verified until they expire, so a repeat request
+  pays no signature check.
+
+Only asymmetric algorithms are accepted (RS256, ES256, EdDSA and their relatives); ``none`` and
+the HMAC family never, so a public key can never serve as an HMAC secret, and symmetric
+(``oct``) keys in a key set are ignored. The JOSE work itself is joserfc's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import time
+import warnings
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import msgspec
+from joserfc import jwt
+from joserfc.errors import (
+    ExpiredTokenError,
+    InvalidClaimError,
+    JoseError,
+    MissingClaimError,
+    SecurityWarning,
+)
+from joserfc.jwk import KeySet as JoseKeySet
+
+from ._errors import BFFError
+
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "DEFAULT_ALGORITHMS",
+    "Identity",
+    "IdentityUnavailable",
+    "InvalidToken",
+    "KeySet",
+    "TokenVerifier",
+]
+
+logger = logging.getLogger("bff_core.identity")
+
+#: What a deployment may accept: signatures made with a private key and checked with a public
+#: one. RFC 9864 renames EdDSA to Ed25519/Ed448; providers still issue both spellings.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {
+        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+        "ES256", "ES384", "ES512", "EdDSA", "Ed25519", "Ed448",
+    }
+)  # fmt: skip
+DEFAULT_ALGORITHMS = ("RS256", "ES256", "EdDSA", "Ed25519")
+# joserfc warns on every EdDSA token (RFC 9864 deprecates the name); accepting it is the
+# deployment's choice (BFF_JWT_ALGORITHMS), made once, not a warning per request.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
+
+#: Longer bearer tokens are refused before any parsing (real ones are a few hundred bytes to
+#: a few kilobytes).
+MAX_TOKEN_CHARS = 8192
+_MAX_JWKS_BYTES = 1024 * 1024
+_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
+
+
+class InvalidToken(BFFError):
+    """The bearer token cannot be accepted (RFC 6750 ``invalid_token``): malformed, signed with
+    an algorithm or key that is not accepted, badly signed, expired, not yet valid, or for
+    another issuer or audience. The message says which, without echoing the token."""
+
+
+class IdentityUnavailable(BFFError):
+    """The provider's keys could not be fetched yet, so no token can be checked (HTTP 503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A verified caller."""
+
+    subject: str
+    #: the bearer token as received, for the upstreams that declare they need it
+    token: str
+    #: when the token expires (Unix time)
+    expires_at: float
+    claims: dict[str, Any]
+
+
+class KeySet:
+    """The identity provider's public keys, fetched from ``url`` and kept fresh.
+
+    Args:
+        url: the provider's JWKS document.
+        refresh_every: seconds between background refreshes.
+        unknown_kid_cooldown: at most one fetch per this many seconds on behalf of tokens that
+            name a ``kid`` the set does not have (or while no key was ever fetched).
+        timeout: seconds a fetch may take.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        refresh_every: float = 300.0,
+        unknown_kid_cooldown: float = 30.0,
+        timeout: float = 2.0,
+    ) -> None:
+        self.url = url
+        self.refresh_every = refresh_every
+        self.unknown_kid_cooldown = unknown_kid_cooldown
+        self.timeout = timeout
+        self.keys: JoseKeySet | None = None
+        self.kids: frozenset[str | None] = frozenset()
+        self.fetches = 0
+        self.last_error: str | None = None
+        self._last_on_demand = -float("inf")
+        self._fetching: asyncio.Task[None] | None = None
+        self._refresher: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Fetch the keys once (a failure is logged, not raised: the provider may come up
+        after the gateway) and keep refreshing them in the background."""
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout), trust_env=False
+        )
+        await self._fetch_shared()
+        self._refresher = asyncio.get_running_loop().create_task(
+            self._refresh_forever(), name="bff-jwks-refresh"
+        )
+
+    async def aclose(self) -> None:
+        for task in (self._refresher, self._fetching):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+
+    def knows(self, kid: str | None) -> bool:
+        return self.keys is not None and (kid in self.kids or (kid is None and len(self.kids) > 0))
+
+    async def fetch_for(self, kid: str | None) -> None:
+        """A token names ``kid``, which the set lacks: fetch again, unless a fetch on behalf
+        of such a token was made less than the cooldown ago."""
+        now = time.monotonic()
+        if now - self._last_on_demand < self.unknown_kid_cooldown:
+            if self._fetching is not None:  # one is under way: its answer may have the key
+                await asyncio.shield(self._fetching)
+            return
+        self._last_on_demand = now
+        await self._fetch_shared()
+
+    async def _refresh_forever(self) -> None:
+        failures = 0
+        while True:
+            # After a failure, try again sooner (up to the usual period): keys may rotate.
+            wait = self.refresh_every if failures == 0 else min(self.refresh_every, 2.0**failures)
+            await asyncio.sleep(wait)
+            await self._fetch_shared()
+            failures = 0 if self.last_error is None else failures + 1
+
+    async def _fetch_shared(self) -> None:
+        """One fetch at a time; whoever asks while one runs waits for that one."""
+        if self._fetching is None:
+            self._fetching = asyncio.get_running_loop().create_task(
+                self._fetch(), name="bff-jwks-fetch"
+            )
+            self._fetching.add_done_callback(self._fetched)
+        await asyncio.shield(self._fetching)
+
+    def _fetched(self, task: asyncio.Task[None]) -> None:
+        self._fetching = None
+
+    async def _fetch(self) -> None:
+        assert self._session is not None
+        self.fetches += 1
+        try:
+            async with self._session.get(self.url, headers={"accept": "application/json"}) as r:
+                if r.status != 200:
+                    raise ValueError(f"the key set answered {r.status}")
+                body = await r.content.read(_MAX_JWKS_BYTES + 1)
+                if len(body) > _MAX_JWKS_BYTES:
+                    raise ValueError(f"the key set is over {_MAX_JWKS_BYTES} bytes")
+            keys, kids = _parse_key_set(body)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if self.last_error is None:
+                logger.warning(
+                    "fetching the identity provider's keys from %s failed (%s); %s",
+                    self.url,
+                    error,
+                    "keeping the keys fetched before" if self.keys else "no token can be checked",
+                    extra={"event": "jwks_failed", "error": error},
+                )
+            self.last_error = error
+            return
+        if self.last_error is not None or kids != self.kids:
+            logger.info(
+                "the identity provider's key set has %d keys: %s",
+                len(kids),
+                ", ".join(sorted(str(kid) for kid in kids)),
+                extra={"event": "jwks_loaded", "keys": len(kids)},
+            )
+        self.keys, self.kids, self.last_error = keys, kids, None
+
+    def describe(self) -> str:
+        """For ``/readyz``: how many keys, or why there are none."""
+        if self.keys is None:
+            return f"no keys yet ({self.last_error or 'not fetched'})"
+        described = f"ok ({len(self.kids)} keys)"
+        return described if self.last_error is None else f"{described}, last refresh failed"
+
+
+def _parse_key_set(body: bytes) -> tuple[JoseKeySet, frozenset[str | None]]:
+    try:
+        document = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise ValueError("the key set is not JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError('the key set has no "keys" list')
+    usable = [
+        key
+        for key in document["keys"]
+        if isinstance(key, dict)
+        and key.get("kty") in _KEY_TYPES
+        and key.get("use", "sig") == "sig"
+        and "d" not in key  # a private key published by mistake is not trusted either
+    ]
+    if not usable:
+        raise ValueError("the key set has no public signing key")
+    try:
+        keys = JoseKeySet.import_key_set({"keys": usable})
+    except (JoseError, ValueError, TypeError) as exc:
+        raise ValueError(f"a key of the set cannot be read ({exc})") from None
+    return keys, frozenset(key.get("kid") for key in usable)
+
+
+@dataclass(slots=True)
+class _Verified:
+    identity: Identity
+    #: until when (Unix time) it is accepted without a new check: its exp plus the leeway
+    good_until: float
+
+
+class TokenVerifier:
+    """Checks bearer tokens for one audience.
+
+    Args:
+        keys: the provider's key set.
+        issuer: the ``iss`` every token must have.
+        audience: the ``aud`` this BFF accepts (each BFF its own, so one client's tokens are
+            refused by the other BFF).
+        algorithms: the ``alg`` values accepted (asymmetric ones only).
+        leeway: seconds of clock skew allowed on ``exp`` and ``nbf``.
+        max_cached: verified tokens remembered at most.
+    """
+
+    def __init__(
+        self,
+        keys: KeySet,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: Collection[str] = DEFAULT_ALGORITHMS,
+        leeway: float = 30.0,
+        max_cached: int = 10_000,
+    ) -> None:
+        refused = set(algorithms) - ASYMMETRIC_ALGORITHMS
+        if refused or not algorithms:
+            raise ValueError(
+                f"algorithms {sorted(refused)} are not accepted: only asymmetric ones, "
+                f"{', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+            )
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = frozenset(algorithms)
+        self.leeway = leeway
+        self.max_cached = max_cached
+        self._verified: dict[str, _Verified] = {}
+        self._claims = jwt.JWTClaimsRegistry(
+            leeway=int(leeway),
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            exp={"essential": True},
+            sub={"essential": True},
+        )
+
+    async def start(self) -> None:
+        await self.keys.start()
+
+    async def aclose(self) -> None:
+        await self.keys.aclose()
+
+    async def verify(self, token: str) -> Identity:
+        """The identity ``token`` proves.
+
+        Raises:
+            InvalidToken: it proves none (the message says why).
+            IdentityUnavailable: no key of the provider could be fetched yet.
+        """
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            if time.time() < remembered.good_until:
+                return remembered.identity
+            del self._verified[token]
+            raise InvalidToken("the token has expired")
+        if len(token) > MAX_TOKEN_CHARS:
+            raise InvalidToken(f"the token is longer than {MAX_TOKEN_CHARS} characters")
+        header = _header_of(token)
+        algorithm = header.get("alg")
+        if algorithm not in self.algorithms:
+            raise InvalidToken(f"the token's algorithm {algorithm!r} is not accepted")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidToken("the token's kid is not a string")
+        if not self.keys.knows(kid):
+            await self.keys.fetch_for(kid)
+            if self.keys.keys is None:
+                raise IdentityUnavailable(
+                    f"the identity provider's keys are not available ({self.keys.last_error})"
+                )
+            if not self.keys.knows(kid):
+                raise InvalidToken(
+                    f"no key of the identity provider has the token's kid {kid[:64]!r}"
+                    if kid is not None
+                    else "the token names no kid and the key set has several keys"
+                )
+        assert self.keys.keys is not None
+        try:
+            decoded = jwt.decode(token, self.keys.keys, algorithms=[algorithm])
+        except JoseError as exc:
+            raise InvalidToken(f"the token's signature does not verify ({exc.error})") from None
+        claims = decoded.claims
+        try:
+            self._claims.validate(claims)
+        except ExpiredTokenError:
+            raise InvalidToken("the token has expired") from None
+        except MissingClaimError as exc:
+            raise InvalidToken(f"the token lacks the claim {exc.claim}") from None
+        except InvalidClaimError as exc:
+            if exc.claim == "nbf":
+                raise InvalidToken("the token is not valid yet (nbf)") from None
+            raise InvalidToken(f"the token's {exc.claim} is not accepted here") from None
+        subject, expires = claims["sub"], claims["exp"]
+        if not isinstance(subject, str) or not subject:
+            raise InvalidToken("the token's sub is not a non-empty string")
+        if not isinstance(expires, int | float) or isinstance(expires, bool):
+            raise InvalidToken("the token's exp is not a number")
+        identity = Identity(subject=subject, token=token, expires_at=expires, claims=claims)
+        self._remember(token, _Verified(identity, expires + self.leeway))
+        return identity
+
+    def _remember(self, token: str, verified: _Verified) -> None:
+        if len(self._verified) >= self.max_cached:
+            now = time.time()
+            for old in [t for t, v in self._verified.items() if v.good_until <= now]:
+                del self._verified[old]
+            if len(self._verified) >= self.max_cached:
+                # Still full of live tokens: forget the older half (insertion order).
+                for old in list(self._verified)[: self.max_cached // 2]:
+                    del self._verified[old]
+        self._verified[token] = verified
+
+
+def _header_of(token: str) -> dict[str, Any]:
+    segments = token.split(".")
+    if len(segments) != 3 or not all(segments[:2]):
+        raise InvalidToken("the token is not a signed JWT (three dot-separated segments)")
+    encoded = segments[0]
+    try:
+        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        header = msgspec.json.decode(raw)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise InvalidToken("the token's header is not base64url-encoded JSON") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("the token's header is not a JSON object")
+    if "crit" in header:
+        raise InvalidToken("the token's header has critical extensions this gateway lacks")
+    return header

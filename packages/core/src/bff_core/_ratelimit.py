@@ -1,0 +1,341 @@
+"""Per-client rate limits, counted together by every instance through Redis.
+
+The counting is the ``limits`` library's sliding window counter: each check is one atomic Lua
+script in Redis (one round trip per limit), so two instances, or two workers, never both let
+through the request that was one too many. Without Redis the counters are in process memory.
+
+Who a client is: the verified subject when the request carries a valid token, else the client's
+address, read from ``X-Forwarded-For`` only when the peer is one of the trusted proxies (see
+:func:`client_address`).
+
+When Redis cannot be reached the requests are served (fail open; the log says so once, and
+again when it is back), or refused with 503 when the deployment chose to fail closed. After a
+failure Redis is left alone for a second, so an outage costs no connection attempt per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from ._redis import parse_redis_url
+
+__all__ = [
+    "Network",
+    "RateLimits",
+    "Refusal",
+    "client_address",
+    "client_key",
+    "parse_limits",
+    "parse_networks",
+]
+
+logger = logging.getLogger("bff_core.ratelimit")
+
+Network: TypeAlias = "ipaddress.IPv4Network | ipaddress.IPv6Network"
+
+#: Seconds Redis is left alone after it failed a check.
+_PAUSE_AFTER_FAILURE = 1.0
+
+
+def parse_limits(text: str) -> list[RateLimitItem]:
+    """``"50/second;1000/minute"`` as limits; :class:`ValueError` saying what is wrong."""
+    try:
+        return parse_many(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a list of limits like '50/second;1000/minute' "
+            "(amount/[multiple ]second|minute|hour|day, separated by ';')"
+        ) from None
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """``"10.0.0.0/8, 127.0.0.1"`` as networks; :class:`ValueError` naming a bad one."""
+    networks = []
+    for piece in text.split(","):
+        if piece := piece.strip():
+            try:
+                networks.append(ipaddress.ip_network(piece, strict=False))
+            except ValueError:
+                raise ValueError(f"{piece!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
+def client_address(
+    peer: str | None, forwarded_for: Iterable[bytes], trusted: Sequence[Network]
+) -> str:
+    """The address of the client a request comes from.
+
+    The peer itself, unless it is a trusted proxy: then ``X-Forwarded-For`` is read from the
+    right (each proxy appends the address it received the request from), skipping trusted
+    proxies, and the first address that is not one is the client. A client can write anything
+    at the left of the header, but never to the right of what a trusted proxy appended, so no
+    client can pass for another through the header.
+    """
+    if peer is None:
+        return "unknown"
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    hops = [
+        hop.strip()
+        for header in forwarded_for
+        for hop in header.decode("latin-1").split(",")
+        if hop.strip()
+    ]
+    client = peer
+    for hop in reversed(hops):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            # Not an address: something a client wrote, behind which nothing can be trusted.
+            break
+        client = str(address)
+        if not any(address in network for network in trusted):
+            break
+    return client
+
+
+def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in trusted)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A request not served: 429 (over a limit) or 503 (the limits could not be checked and
+    the deployment fails closed)."""
+
+    status: int
+    retry_after: int
+    detail: str
+    #: the IETF ``RateLimit`` header's value for a 429, else empty
+    rate_limit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Policy:
+    """The limits that apply to one route: the global ones, and the aggregate's own."""
+
+    checks: tuple[tuple[RateLimitItem, str], ...]  # (limit, its scope in the counter's key)
+    #: the ``RateLimit-Policy`` header's value
+    header: str
+
+
+class RateLimits:
+    """Checks and counts the requests of each client.
+
+    Args:
+        limits: for every request of a client, whatever route.
+        per_aggregate: more limits for the requests of one aggregate, by its name.
+        redis_url: where the counters are shared; ``None``: in process memory.
+        namespace: the deployment's prefix in a shared Redis.
+        fail_closed: when Redis fails, refuse (503) instead of serving.
+        timeout: seconds a Redis check may take before it counts as failed.
+    """
+
+    def __init__(
+        self,
+        limits: Sequence[RateLimitItem],
+        *,
+        per_aggregate: Mapping[str, Sequence[RateLimitItem]] | None = None,
+        redis_url: str | None = None,
+        namespace: str = "bff",
+        fail_closed: bool = False,
+        timeout: float = 0.25,
+    ) -> None:
+        self.redis_url = redis_url
+        self.namespace = namespace
+        self.fail_closed = fail_closed
+        self.timeout = timeout
+        self._global = self._policy(limits, "all")
+        self._per_aggregate = {
+            name: self._policy([*limits, *own], f"agg:{name}", own)
+            for name, own in (per_aggregate or {}).items()
+        }
+        self._limiter: SlidingWindowCounterRateLimiter | None = None
+        self._paused_until = 0.0
+        self._failing = False
+
+    @staticmethod
+    def _policy(
+        items: Sequence[RateLimitItem], scope: str, own: Sequence[RateLimitItem] = ()
+    ) -> _Policy:
+        checks = tuple((item, scope if item in own else "all") for item in items)
+        header = ", ".join(
+            f'"{_policy_name(item, s)}";q={item.amount};w={item.get_expiry()}' for item, s in checks
+        )
+        return _Policy(checks, header)
+
+    async def start(self) -> None:
+        self._limiter = SlidingWindowCounterRateLimiter(self._storage())
+
+    def _storage(self) -> MemoryStorage | RedisStorage:
+        if self.redis_url is None:
+            return MemoryStorage()
+        target = parse_redis_url(self.redis_url)
+        options: dict[str, Any] = {
+            "socket_connect_timeout": self.timeout,
+            "socket_timeout": self.timeout,
+            "retry": Retry(NoBackoff(), 0),  # a failed check is answered now, not retried
+        }
+        prefix = f"bff-rl:{self.namespace}"
+        if target.cluster:
+            auth = ""
+            if target.username or target.password:
+                auth = f"{target.username or ''}:{target.password or ''}@"
+            nodes = ",".join(f"{host}:{port}" for host, port in target.cluster_nodes)
+            return RedisClusterStorage(
+                f"async+redis+cluster://{auth}{nodes}",
+                wrap_exceptions=True,
+                implementation="redispy",
+                key_prefix=prefix,
+                ssl=target.tls,
+                **{**options, "retry": Retry(NoBackoff(), 1)},  # follow a moved slot once
+            )
+        url = target.url
+        if url.startswith("unix://"):
+            url = "redis+unix://" + url.removeprefix("unix://")
+        return RedisStorage(
+            f"async+{url}",
+            wrap_exceptions=True,
+            implementation="redispy",
+            key_prefix=prefix,
+            **options,
+        )
+
+    async def aclose(self) -> None:
+        if self._limiter is None:
+            return
+        storage = self._limiter.storage
+        self._limiter = None
+        if isinstance(storage, RedisStorage):
+            bridge: Any = storage.bridge  # limits' redis-py bridge: the client it made
+            connection = bridge.get_connection()
+            try:
+                async with asyncio.timeout(1.0):
+                    await connection.aclose()
+            except Exception as exc:  # closing a broken connection must not fail a shutdown
+                logger.debug("closing the rate limits' Redis client failed: %r", exc)
+
+    def policy_header(self, aggregate: str | None) -> str:
+        """The ``RateLimit-Policy`` header's value for a route (of ``aggregate``, or not)."""
+        return (
+            self._per_aggregate.get(aggregate, self._global).header
+            if aggregate
+            else (self._global.header)
+        )
+
+    async def check(self, client: str, aggregate: str | None) -> Refusal | None:
+        """Count a request of ``client`` (see :func:`client_key`); a :class:`Refusal` when it
+        is over a limit, ``None`` when it may be served."""
+        assert self._limiter is not None, "RateLimits.start() was not awaited"
+        policy = self._per_aggregate.get(aggregate, self._global) if aggregate else self._global
+        if not policy.checks:
+            return None
+        if self._paused_until and time.monotonic() < self._paused_until:
+            return self._unchecked()
+        limiter = self._limiter
+        try:
+            if len(policy.checks) == 1:
+                item, scope = policy.checks[0]
+                allowed = [await limiter.hit(item, scope, client)]
+            else:
+                allowed = await asyncio.gather(
+                    *(limiter.hit(item, scope, client) for item, scope in policy.checks)
+                )
+        except StorageError as exc:
+            return self._failed(exc)
+        if self._failing:
+            self._recovered()
+        for (item, scope), ok in zip(policy.checks, allowed, strict=True):
+            if not ok:
+                return await self._over(limiter, item, scope, client)
+        return None
+
+    async def _over(
+        self, limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, scope: str, client: str
+    ) -> Refusal:
+        expiry = item.get_expiry()
+        try:
+            stats = await limiter.get_window_stats(item, scope, client)
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        except StorageError:
+            retry_after = expiry
+        retry_after = min(retry_after, expiry)
+        name = _policy_name(item, scope)
+        return Refusal(
+            status=429,
+            retry_after=retry_after,
+            detail=f"over the limit of {item.amount} requests per {_window_words(item)}",
+            rate_limit=f'"{name}";r=0;t={retry_after}',
+        )
+
+    def _failed(self, exc: StorageError) -> Refusal | None:
+        self._paused_until = time.monotonic() + _PAUSE_AFTER_FAILURE
+        if not self._failing:
+            self._failing = True
+            cause = exc.storage_error
+            logger.warning(
+                "rate limits cannot be checked, Redis failed (%s: %s); %s until it is back",
+                type(cause).__name__,
+                cause,
+                "refusing requests" if self.fail_closed else "serving requests unlimited",
+                extra={"event": "rate_limits_down", "fail_closed": self.fail_closed},
+            )
+        return self._unchecked()
+
+    def _unchecked(self) -> Refusal | None:
+        if not self.fail_closed:
+            return None
+        return Refusal(
+            status=503,
+            retry_after=math.ceil(_PAUSE_AFTER_FAILURE),
+            detail="the rate limits cannot be checked now (their store is unreachable)",
+        )
+
+    def _recovered(self) -> None:
+        self._failing = False
+        self._paused_until = 0.0
+        logger.warning(
+            "rate limits are checked again, Redis is back", extra={"event": "rate_limits_up"}
+        )
+
+
+def client_key(subject: str | None, address: str) -> str:
+    """Whom a request is counted for: the verified subject (hashed: no user id in Redis
+    keys), else the address."""
+    if subject is not None:
+        return "sub:" + hashlib.blake2b(subject.encode(), digest_size=12).hexdigest()
+    return "addr:" + address
+
+
+def _policy_name(item: RateLimitItem, scope: str) -> str:
+    every = (
+        f"{item.multiples}-{item.GRANULARITY.name}"
+        if item.multiples > 1
+        else (item.GRANULARITY.name)
+    )
+    prefix = "" if scope == "all" else scope.removeprefix("agg:") + "-"
+    return f"{prefix}{item.amount}-per-{every}"
+
+
+def _window_words(item: RateLimitItem) -> str:
+    name = item.GRANULARITY.name
+    return f"{item.multiples} {name}s" if item.multiples > 1 else name
