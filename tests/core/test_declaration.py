@@ -109,3 +109,38 @@ def test_a_gateway_refuses_two_aggregates_with_one_name() -> None:
     second = Aggregate("a", params=[Param("id")], sources=[src("y", "/y/{id}")])
     with pytest.raises(DeclarationError, match="two aggregates are named 'a'"):
         Gateway(services={"svc": "http://127.0.0.1:1"}, aggregates=[first, second])
+
+
+def test_a_source_given_the_identity_must_cache_per_user() -> None:
+    from bff_core import CachePolicy
+
+    with pytest.raises(DeclarationError, match="'pricing' is given the caller's identity"):
+        Source(
+            "pricing",
+            service="pricing",
+            path="/prices/{id}",
+            returns=dict,
+            subject_header="x-user-id",
+            cache=CachePolicy(ttl=30),
+        )
+    with pytest.raises(DeclarationError, match="per_user=True"):
+        Source("a", service="s", path="/a", returns=dict, pass_token=True, cache=CachePolicy(5))
+    allowed = Source(
+        "a", service="s", path="/a", returns=dict, subject_header="X-User-Id",
+        cache=CachePolicy(5, per_user=True),
+    )  # fmt: skip
+    assert allowed.subject_header == "x-user-id" and allowed.passes_identity
+
+
+@pytest.mark.parametrize("header", ["authorization", "Host", "x-request-id", "bad header", ""])
+def test_the_subject_header_cannot_be_one_the_gateway_sets_or_no_header(header: str) -> None:
+    with pytest.raises(DeclarationError, match="is not a header name the gateway may set"):
+        Source("a", service="s", path="/a", returns=dict, subject_header=header)
+
+
+def test_an_aggregate_says_whether_it_needs_a_caller_and_uses_one() -> None:
+    plain = Source("a", service="s", path="/a", returns=dict)
+    personal = Source("b", service="s", path="/b", returns=dict, pass_token=True)
+    assert not Aggregate("x", params=[], sources=[plain]).uses_identity
+    needs = Aggregate("y", params=[], sources=[plain, personal], requires_identity=True)
+    assert needs.uses_identity and needs.requires_identity

@@ -65,6 +65,11 @@ def test_values_are_read() -> None:
         ("BFF_RETRY_BUDGET_PERCENT", "10%", "is not a whole number"),
         ("BFF_RETRY_BUDGET_PERCENT", "101", "is not between 0 and 100"),
         ("BFF_RETRY_BUDGET_PERCENT", "-1", "is not between 0 and 100"),
+        ("BFF_RATE_LIMIT", "lots", "is not a list of limits like"),
+        ("BFF_RATE_LIMIT", "50/fortnight", "is not a list of limits like"),
+        ("BFF_RATE_LIMIT_WEB_PRODUCT_PAGE", "5 a second", "is not a list of limits"),
+        ("BFF_RATE_LIMIT_FAIL", "maybe", "is not 'open' or 'closed'"),
+        ("BFF_TRUSTED_PROXIES", "10.0.0.0/8, proxy", "'proxy' is not an IP address"),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, value: str, message: str) -> None:
@@ -126,3 +131,50 @@ def test_the_near_cache_setting() -> None:
     assert GatewaySettings.from_env(VARIABLES, {}).cache_near == 1.0
     assert GatewaySettings.from_env(VARIABLES, {"BFF_CACHE_NEAR_MS": "250"}).cache_near == 0.25
     assert GatewaySettings.from_env(VARIABLES, {"BFF_CACHE_NEAR_MS": "0"}).cache_near is None
+
+
+JWT = {
+    "BFF_JWT_JWKS_URL": "https://idp.example/.well-known/jwks.json",
+    "BFF_JWT_ISSUER": "https://idp.example/",
+    "BFF_JWT_AUDIENCE": "web-bff",
+}
+
+
+def test_identity_and_rate_limit_settings() -> None:
+    settings = GatewaySettings.from_env(
+        VARIABLES,
+        {
+            **JWT,
+            "BFF_JWT_ALGORITHMS": "ES256, EdDSA",
+            "BFF_RATE_LIMIT": "50/second;1000/minute",
+            "BFF_RATE_LIMIT_WEB_PRODUCT_PAGE": "5/second",
+            "BFF_RATE_LIMIT_FAIL": "closed",
+            "BFF_TRUSTED_PROXIES": "10.0.0.0/8,::1",
+        },
+    )
+    assert settings.jwt is not None
+    assert settings.jwt.audience == "web-bff"
+    assert settings.jwt.algorithms == ("ES256", "EdDSA")
+    assert settings.rate_limit == "50/second;1000/minute"
+    assert settings.rate_limit_by_aggregate == {"web_product_page": "5/second"}
+    assert settings.rate_limit_fail_closed
+    assert GatewaySettings.from_env(VARIABLES, {}).jwt is None
+
+
+@pytest.mark.parametrize("algorithms", ["HS256", "none", "RS256,HS512", " , "])
+def test_only_asymmetric_jwt_algorithms_can_be_configured(algorithms: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        GatewaySettings.from_env(VARIABLES, {**JWT, "BFF_JWT_ALGORITHMS": algorithms})
+    assert caught.value.setting == "BFF_JWT_ALGORITHMS"
+    assert "only asymmetric algorithms" in str(caught.value)
+
+
+def test_identity_needs_all_three_of_its_settings() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        GatewaySettings.from_env(VARIABLES, {"BFF_JWT_ISSUER": "https://idp.example/"})
+    assert caught.value.setting == "BFF_JWT_JWKS_URL"
+    assert "is needed with BFF_JWT_ISSUER" in str(caught.value)
+    with pytest.raises(ConfigurationError) as caught:
+        GatewaySettings.from_env(VARIABLES, {**JWT, "BFF_JWT_JWKS_URL": "jwks.json"})
+    assert caught.value.setting == "BFF_JWT_JWKS_URL"
+    assert "is not an http(s) URL" in str(caught.value)

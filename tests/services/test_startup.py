@@ -25,6 +25,7 @@ from tests.processes import free_port, run_service
         ("BFF_HTTP_CLIENT", "requests"),
         ("BFF_BREAKER_FAILURES", "many"),
         ("BFF_RETRY_BUDGET_PERCENT", "200"),
+        ("BFF_RATE_LIMIT", "50 per fortnight"),
     ],
 )
 def test_bad_configuration_stops_start_up_naming_the_variable(
@@ -42,6 +43,23 @@ def test_bad_configuration_stops_start_up_naming_the_variable(
     assert completed.returncode == 2
     assert f"configuration error: {variable}: " in completed.stderr
     assert value in completed.stderr
+
+
+def test_a_rate_limit_for_an_aggregate_the_bff_lacks_stops_start_up() -> None:
+    env = {**os.environ, "BFF_RATE_LIMIT_NO_SUCH_PAGE": "5/second"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "web_bff", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert (
+        "configuration error: BFF_RATE_LIMIT_NO_SUCH_PAGE: no aggregate is named 'no_such_page' "
+        "(aggregates: web_product_page)"
+    ) in completed.stderr
 
 
 @pytest.mark.parametrize("module", ["web_bff", "mobile_bff"])

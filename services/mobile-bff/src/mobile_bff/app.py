@@ -77,7 +77,9 @@ class PhoneRating(msgspec.Struct):
 # then stale while its upstream fails. The upstreams' Cache-Control can only shorten these.
 PRODUCT_CACHE = CachePolicy(ttl=60, stale_while_revalidate=300, stale_if_error=3600)
 STOCK_CACHE = CachePolicy(ttl=5, stale_while_revalidate=30, stale_if_error=300)
-PRICE_CACHE = CachePolicy(ttl=30, stale_while_revalidate=60, stale_if_error=600)
+# Prices may be personal (a member's discount): the signed-in caller's subject goes to the
+# pricing service (x-user-id), and its prices are cached per user; anonymous ones are shared.
+PRICE_CACHE = CachePolicy(ttl=30, stale_while_revalidate=60, stale_if_error=600, per_user=True)
 REVIEWS_CACHE = CachePolicy(ttl=120, stale_while_revalidate=600, stale_if_error=3600)
 
 # When an upstream is failing, stop calling it: after 5 timeouts, connection failures or 5xx
@@ -116,6 +118,7 @@ PRODUCT_SCREEN = Aggregate(
             path="/prices/{id}",
             returns=PhonePrice,
             cache=PRICE_CACHE,
+            subject_header="x-user-id",
             retry=RETRY_ONCE,
         ),
         Source(
