@@ -9,8 +9,9 @@ Scenarios: ``latency`` (delayed upstreams, 16 connections: overhead over the 40 
 ``throughput`` (instant upstreams, 64 connections: aggregates/s), ``cached`` (one hot product:
 the in-process cache, Redis with and without the near cache, against the cache off),
 ``resilience`` (breakers, retries and hedges against none), ``telemetry`` (Prometheus metrics
-against none), ``cold-burst`` (fifty clients at
-once for each of many cold products, in-process and with Redis: upstream requests per product
+against none), ``edge`` (identity, rate limits and compression on against off),
+``cold-burst`` (fifty clients at once for each of many cold products, in-process and with
+Redis: upstream requests per product
 and answers that are not 200), ``scaling`` (4, 8, 16 sources per aggregate: CPU per aggregate
 and per source), ``memory`` (web-bff's RSS before and after a long run).
 Markdown goes to stdout and ``bench/results/latest.md``, everything (every round's raw
@@ -35,6 +36,7 @@ from ._burst import BURST_LATENCY_MS, run_cold_burst
 from ._harness import (
     CACHED_TARGETS,
     CONTESTANTS,
+    EDGE_TARGETS,
     PRODUCT_ID,
     RESILIENCE_TARGETS,
     SCALING_TARGETS,
@@ -182,6 +184,7 @@ def run(config: Config, layout: Layout) -> Results:
         "cached": cached,
         "resilience": RESILIENCE_TARGETS,
         "telemetry": TELEMETRY_TARGETS,
+        "edge": EDGE_TARGETS,
         "scaling": SCALING_TARGETS,
     }
     children = Children(layout)
@@ -191,7 +194,7 @@ def run(config: Config, layout: Layout) -> Results:
         if {*on_instant, "memory"} & set(config.scenarios):
             instant = start_upstream(children, None)
         redis = None
-        if {"cached", "cold-burst"} & set(config.scenarios):
+        if {"cached", "cold-burst", "edge"} & set(config.scenarios):
             redis = start_redis(children)
         for name in config.scenarios:
             if name == "latency":

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import _identity as bench_identity
 from ._load import LoadResult, run_load
 from ._procs import (
     REPO_ROOT,
@@ -45,6 +46,7 @@ __all__ = [
     "CACHED_TARGETS",
     "CACHE_OFF_ENV",
     "CONTESTANTS",
+    "EDGE_TARGETS",
     "LATENCY_FLOOR_MS",
     "RESILIENCE_TARGETS",
     "SCENARIOS",
@@ -65,6 +67,7 @@ SCENARIOS = (
     "cached",
     "resilience",
     "telemetry",
+    "edge",
     "cold-burst",
     "scaling",
     "memory",
@@ -104,6 +107,8 @@ class ServerSpec:
     redis: bool = False
     #: started with its OTLP exporter pointed at the upstreams (which accept and drop spans)
     otlp: bool = False
+    #: started with identity configured: the upstreams serve the key set (bench/_identity.py)
+    jwks: bool = False
 
 
 def before(spec: ServerSpec, tree: Path) -> ServerSpec:
@@ -124,6 +129,8 @@ class Target:
     server: ServerSpec
     path: str
     parts: tuple[str, ...]
+    #: sent with every request of the load (and of the answer's check)
+    headers: tuple[tuple[str, str], ...] = ()
 
     @property
     def sources(self) -> int:
@@ -240,6 +247,28 @@ TELEMETRY_TARGETS = [
         WEB_BFF_TRACED_100,
     )
 ]
+#: web-bff with every feature of the edge on, for the ``edge`` scenario: identity configured
+#: (each request carries a bearer token), rate limits on (far above the load, so nothing is
+#: refused: in memory, and in Redis as a fleet runs them) and compression (the requests accept
+#: zstd, br and gzip), against the same build with them off and the same requests.
+EDGE_HEADERS = (
+    ("Authorization", f"Bearer {bench_identity.token()}"),
+    ("Accept-Encoding", "gzip, br, zstd"),
+)
+_EDGE_ON = {
+    **CACHE_OFF_ENV,
+    "BFF_RATE_LIMIT": "1000000/second;100000000/hour",
+    "BFF_COMPRESSION": "on",
+}
+WEB_BFF_EDGE_OFF = ServerSpec(
+    "web-bff-edge-off", WEB_BFF.argv, {**CACHE_OFF_ENV, "BFF_COMPRESSION": "off"}
+)
+WEB_BFF_EDGE = ServerSpec("web-bff-edge", WEB_BFF.argv, _EDGE_ON, jwks=True)
+WEB_BFF_EDGE_REDIS = ServerSpec("web-bff-edge-redis", WEB_BFF.argv, _EDGE_ON, jwks=True, redis=True)
+EDGE_TARGETS = [
+    Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS, EDGE_HEADERS)
+    for spec in (WEB_BFF_EDGE_OFF, WEB_BFF_EDGE, WEB_BFF_EDGE_REDIS)
+]
 SCALING_TARGETS = [
     Target(
         f"/agg/{n}",
@@ -287,6 +316,7 @@ def start_upstream(children: Children, latency_ms: Mapping[str, float] | None) -
     """``bench/upstreams.py`` on the load core; returns once it listens (it prints its port)."""
     latency = ",".join(f"{k}={v:g}" for k, v in (latency_ms or {}).items())
     argv = [sys.executable, str(REPO_ROOT / "bench" / "upstreams.py"), "--port", "0"]
+    argv += ["--jwks", bench_identity.jwks_json()]
     if latency:
         argv += ["--latency", latency]
     child = children.spawn(
@@ -376,6 +406,10 @@ def _spawn_server(
     }
     if spec.otlp:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = upstream.url
+    if spec.jwks:
+        env["BFF_JWT_JWKS_URL"] = upstream.url + "/.well-known/jwks.json"
+        env["BFF_JWT_ISSUER"] = bench_identity.ISSUER
+        env["BFF_JWT_AUDIENCE"] = bench_identity.AUDIENCE
     if spec.redis:
         if redis is None:
             raise BenchError(f"{spec.name} needs the benchmark's Redis")
@@ -429,7 +463,9 @@ def _wait_healthy(server: Server, deadline: float) -> bool:
 
 def check_answer(server: Server, target: Target) -> None:
     """One aggregate must answer 200 with every part present and no part failed."""
-    status, body = http_get(server.url(target.path), timeout=10.0)
+    # The same headers as the load, but an uncompressed answer, to read it.
+    headers = {k: v for k, v in target.headers if k.lower() != "accept-encoding"}
+    status, body = http_get(server.url(target.path), timeout=10.0, headers=headers)
     data: Any = json_or_none(body)
     problem = None
     if status != 200:
@@ -528,6 +564,7 @@ class Bench:
             seconds,
             on_start=take_readings,
             on_poll=on_poll,
+            headers=target.headers,
         )
         wall = time.monotonic() - before["started"]
         gateway_before: dict[int, int] = before["gateway"]

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ._procs import REPO_ROOT, BenchError, Children
@@ -131,6 +131,7 @@ def run_load(
     *,
     on_start: Callable[[], None] | None = None,
     on_poll: Callable[[], None] | None = None,
+    headers: Sequence[tuple[str, str]] = (),
 ) -> LoadResult:
     """One closed-loop run against ``url``, the generator pinned to the load core.
 
@@ -145,6 +146,8 @@ def run_load(
         # wrk takes whole seconds only.
         whole = max(1, math.ceil(seconds - 1e-9))
         argv = ["wrk", "-t1", f"-c{connections}", f"-d{whole}s", "--latency"]
+        for name, value in headers:
+            argv += ["-H", f"{name}: {value}"]
         argv += ["-s", str(WRK_SCRIPT), url]
         # wrk is up in a millisecond: the readings may be taken before it starts.
         if on_start is not None:
@@ -152,6 +155,8 @@ def run_load(
     else:
         argv = [sys.executable, "-m", "bench._loadgen", "--url", url]
         argv += ["--connections", str(connections), "--duration", f"{seconds:g}", "--wait-go"]
+        for name, value in headers:
+            argv += ["--header", f"{name}: {value}"]
     child = children.spawn(
         f"load-{generator}",
         argv,

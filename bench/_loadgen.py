@@ -32,7 +32,12 @@ def _percentile(sorted_values: list[float], q: float) -> float:
 
 
 async def load(
-    url: str, connections: int, seconds: float, max_requests: int, wait_go: bool
+    url: str,
+    connections: int,
+    seconds: float,
+    max_requests: int,
+    wait_go: bool,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, object]:
     if not url.startswith("http://127.0.0.1:"):
         raise SystemExit(f"only 127.0.0.1 is loaded, not {url}")
@@ -50,7 +55,7 @@ async def load(
             counts["budget"] -= 1
             started = clock()
             try:
-                async with session.get(url, timeout=timeout) as response:
+                async with session.get(url, timeout=timeout, headers=headers) as response:
                     body = await response.read()
                     status = response.status
             except TimeoutError:
@@ -97,18 +102,33 @@ async def load(
     }
 
 
+def _header(text: str) -> tuple[str, str]:
+    name, _, value = text.partition(":")
+    return name.strip(), value.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument(
+        "--header", action="append", default=[], help="NAME: VALUE sent with every request"
+    )
     parser.add_argument("--max-requests", type=int, default=MAX_REQUESTS)
     parser.add_argument(
         "--wait-go", action="store_true", help='print "ready", start on a "go" line on stdin'
     )
     args = parser.parse_args()
     result = uvloop.run(
-        load(args.url, args.connections, args.duration, args.max_requests, args.wait_go)
+        load(
+            args.url,
+            args.connections,
+            args.duration,
+            args.max_requests,
+            args.wait_go,
+            dict(_header(h) for h in args.header),
+        )
     )
     print(json.dumps(result), flush=True)
 

@@ -338,12 +338,15 @@ def rss_kib(pid: int) -> int:
 _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def http_get(url: str, timeout: float) -> tuple[int, bytes]:
+def http_get(
+    url: str, timeout: float, headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes]:
     """``GET url`` directly (never through a proxy): status and body; status 0 if unreachable."""
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError(f"the benchmark only talks to 127.0.0.1, not {url}")
     try:
-        with _NO_PROXY_OPENER.open(url, timeout=timeout) as response:
+        request = urllib.request.Request(url, headers=dict(headers or {}))
+        with _NO_PROXY_OPENER.open(request, timeout=timeout) as response:
             status: int = response.status
             return status, response.read()
     except urllib.error.HTTPError as exc:

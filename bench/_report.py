@@ -52,6 +52,8 @@ MAX_P50_OVER_FLOOR_MS = 1.0
 MAX_P99_OVER_FLOOR_MS = 6.0
 #: web-bff with REDIS_URL (its near cache on), against its in-process cache: issue 9.
 MIN_RATIO_REDIS_CACHED = 0.8
+#: The edge on (identity, limits in memory, compression) against off: at most 10 % slower.
+MIN_RATIO_EDGE = 0.9
 
 
 def _cpu_model() -> str:
@@ -354,6 +356,22 @@ def _telemetry_table(result: ScenarioResult) -> list[str]:
     ]
 
 
+def _edge_table(result: ScenarioResult) -> list[str]:
+    return _pair_table(
+        result,
+        "web-bff with the edge on as shipped (identity configured, each request with a bearer "
+        "token; rate limits far above the load, in memory; compression, the requests accepting "
+        "zstd, br and gzip) against the same build with them off and the same requests; and "
+        "with the limits counted in Redis, as a fleet runs them",
+        "web-bff-edge",
+        "web-bff-edge-off",
+    ) + [
+        f"Ratio {variant} / web-bff-edge-off = **{ratio:.2f}x**."
+        for variant in ("web-bff-edge-redis",)
+        if (ratio := _ratio(result, variant, "web-bff-edge-off")) is not None
+    ]
+
+
 def _fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
     """Least-squares line through (sources, µs): fixed cost and cost per source."""
     if len(points) < 2:
@@ -485,6 +503,16 @@ def evaluate_targets(results: Results) -> list[TargetCheck]:
             else "FAIL",
         )
     )
+    edge = results.scenarios.get("edge")
+    edge_ratio = _ratio(edge, "web-bff-edge", "web-bff-edge-off") if edge else None
+    checks.append(
+        TargetCheck(
+            "edge on (identity, limits, compression) vs off",
+            f"≥ {MIN_RATIO_EDGE:g}x",
+            "not measured" if edge_ratio is None else f"{edge_ratio:.2f}x",
+            "SKIP" if edge_ratio is None else "PASS" if edge_ratio >= MIN_RATIO_EDGE else "FAIL",
+        )
+    )
     burst = results.burst
     if burst is None:
         checks.append(TargetCheck("cold bursts", "", "not measured", "SKIP"))
@@ -544,6 +572,7 @@ def markdown(results: Results) -> str:
         "cached": _cached_table,
         "resilience": _resilience_table,
         "telemetry": _telemetry_table,
+        "edge": _edge_table,
         "scaling": _scaling_table,
     }
     for name, scenario in results.scenarios.items():

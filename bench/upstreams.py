@@ -13,7 +13,8 @@ hour at most. Each answer is delayed by its service's latency (a timer, no sleep
 For scenarios that need products nobody asked for yet, an id ``<catalogue id>.<anything>``
 (``p-1001.burst-7``) is answered as that catalogue product. ``GET /stats`` answers the requests
 received so far per service, which a scenario compares before and after. A ``POST`` (an OTLP
-exporter's spans, in the telemetry scenario) is read and answered 200.
+exporter's spans, in the telemetry scenario) is read and answered 200. With ``--jwks JSON``,
+``GET /.well-known/jwks.json`` answers that key set (the edge scenario's identity provider).
 """
 
 from __future__ import annotations
@@ -154,8 +155,13 @@ class _UntilClosed(asyncio.Protocol):
         self._closed.set()
 
 
-async def serve(host: str, port: int, latency_ms: dict[str, float]) -> None:
+JWKS_PATH = b"/.well-known/jwks.json"
+
+
+async def serve(host: str, port: int, latency_ms: dict[str, float], jwks: str = "") -> None:
     Upstreams.routes = build_routes()
+    if jwks:
+        Upstreams.routes[JWKS_PATH] = ("", _response(b"200 OK", jwks.encode()))
     Upstreams.latency = {service: ms / 1000 for service, ms in latency_ms.items()}
     loop = asyncio.get_running_loop()
     server = await loop.create_server(Upstreams, host, port, backlog=2048)
@@ -182,8 +188,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=parse_latency, default={}, help="service=ms,...")
+    parser.add_argument("--jwks", default="", help="a JWKS document to serve, as JSON")
     args = parser.parse_args()
-    uvloop.run(serve(args.host, args.port, args.latency))
+    uvloop.run(serve(args.host, args.port, args.latency, args.jwks))
 
 
 if __name__ == "__main__":

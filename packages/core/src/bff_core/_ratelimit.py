@@ -170,6 +170,7 @@ class RateLimits:
             for name, own in (per_aggregate or {}).items()
         }
         self._limiter: SlidingWindowCounterRateLimiter | None = None
+        self._concurrent = False
         self._paused_until = 0.0
         self._failing = False
 
@@ -185,6 +186,7 @@ class RateLimits:
 
     async def start(self) -> None:
         self._limiter = SlidingWindowCounterRateLimiter(self._storage())
+        self._concurrent = self.redis_url is not None
 
     def _storage(self) -> MemoryStorage | RedisStorage:
         if self.redis_url is None:
@@ -253,10 +255,10 @@ class RateLimits:
             return self._unchecked()
         limiter = self._limiter
         try:
-            if len(policy.checks) == 1:
-                item, scope = policy.checks[0]
-                allowed = [await limiter.hit(item, scope, client)]
-            else:
+            if len(policy.checks) == 1 or not self._concurrent:
+                # In memory a check never waits: one after the other costs no task.
+                allowed = [await limiter.hit(item, scope, client) for item, scope in policy.checks]
+            else:  # each a round trip to Redis: all at once
                 allowed = await asyncio.gather(
                     *(limiter.hit(item, scope, client) for item, scope in policy.checks)
                 )
