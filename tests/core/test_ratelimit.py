@@ -65,3 +65,32 @@ async def test_in_memory_the_limit_is_exact() -> None:
         assert await limits.check("addr:b", None) is None
     finally:
         await limits.aclose()
+
+
+def test_the_local_sliding_window_weighs_the_previous_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from bff_core import _ratelimit
+
+    clock = [6000.0]  # the start of a minute window
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    windows = _ratelimit._LocalWindows()
+    [item] = parse_limits("4/minute")
+    assert [windows.hit(item, "k") for _ in range(5)] == [True] * 4 + [False]
+    # Refused until the next window, where these 4 weigh less and less.
+    wait = windows.retry_after(item, "k")
+    assert 60 < wait <= 120
+    clock[0] += 60 + 15  # a quarter into the next window: 4 * 0.75 = 3 still weigh
+    assert windows.hit(item, "k") is True  # floor(3.0) + 1 = 4
+    assert windows.hit(item, "k") is False
+    clock[0] += 30  # three quarters in: 4 * 0.25 + 1 = 2
+    assert [windows.hit(item, "k") for _ in range(3)] == [True, True, False]
+    clock[0] += 120  # two windows later nothing weighs
+    assert [windows.hit(item, "k") for _ in range(5)] == [True] * 4 + [False]
+    # Other keys count apart, and windows long over are forgotten.
+    assert windows.hit(item, "other")
+    clock[0] += 600
+    windows._sweep(clock[0])
+    assert windows._counts == {}

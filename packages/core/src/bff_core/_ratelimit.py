@@ -2,7 +2,9 @@
 
 The counting is the ``limits`` library's sliding window counter: each check is one atomic Lua
 script in Redis (one round trip per limit), so two instances, or two workers, never both let
-through the request that was one too many. Without Redis the counters are in process memory.
+through the request that was one too many. Without Redis the counters are in process memory,
+kept by :class:`_LocalWindows` with the same arithmetic: ``limits``' asynchronous memory
+storage starts an expiry task on nearly every hit, which measured about 45 µs per request.
 
 Who a client is: the verified subject when the request carries a valid token, else the client's
 address, read from ``X-Forwarded-For`` only when the peer is one of the trusted proxies (see
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage
+from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis.asyncio.retry import Retry
@@ -170,7 +172,7 @@ class RateLimits:
             for name, own in (per_aggregate or {}).items()
         }
         self._limiter: SlidingWindowCounterRateLimiter | None = None
-        self._concurrent = False
+        self._local: _LocalWindows | None = None
         self._paused_until = 0.0
         self._failing = False
 
@@ -185,13 +187,13 @@ class RateLimits:
         return _Policy(checks, header)
 
     async def start(self) -> None:
-        self._limiter = SlidingWindowCounterRateLimiter(self._storage())
-        self._concurrent = self.redis_url is not None
-
-    def _storage(self) -> MemoryStorage | RedisStorage:
         if self.redis_url is None:
-            return MemoryStorage()
-        target = parse_redis_url(self.redis_url)
+            self._local = _LocalWindows()
+        else:
+            self._limiter = SlidingWindowCounterRateLimiter(self._storage(self.redis_url))
+
+    def _storage(self, redis_url: str) -> RedisStorage:
+        target = parse_redis_url(redis_url)
         options: dict[str, Any] = {
             "socket_connect_timeout": self.timeout,
             "socket_timeout": self.timeout,
@@ -223,6 +225,7 @@ class RateLimits:
         )
 
     async def aclose(self) -> None:
+        self._local = None
         if self._limiter is None:
             return
         storage = self._limiter.storage
@@ -247,18 +250,26 @@ class RateLimits:
     async def check(self, client: str, aggregate: str | None) -> Refusal | None:
         """Count a request of ``client`` (see :func:`client_key`); a :class:`Refusal` when it
         is over a limit, ``None`` when it may be served."""
-        assert self._limiter is not None, "RateLimits.start() was not awaited"
         policy = self._per_aggregate.get(aggregate, self._global) if aggregate else self._global
         if not policy.checks:
             return None
+        local = self._local
+        if local is not None:
+            for item, scope in policy.checks:
+                key = item.key_for(scope, client)
+                if not local.hit(item, key):
+                    return self._refusal(item, scope, local.retry_after(item, key))
+            return None
+        limiter = self._limiter
+        assert limiter is not None, "RateLimits.start() was not awaited"
         if self._paused_until and time.monotonic() < self._paused_until:
             return self._unchecked()
-        limiter = self._limiter
         try:
-            if len(policy.checks) == 1 or not self._concurrent:
-                # In memory a check never waits: one after the other costs no task.
-                allowed = [await limiter.hit(item, scope, client) for item, scope in policy.checks]
-            else:  # each a round trip to Redis: all at once
+            # Each a round trip to Redis: all at once.
+            if len(policy.checks) == 1:
+                item, scope = policy.checks[0]
+                allowed = [await limiter.hit(item, scope, client)]
+            else:
                 allowed = await asyncio.gather(
                     *(limiter.hit(item, scope, client) for item, scope in policy.checks)
                 )
@@ -274,13 +285,16 @@ class RateLimits:
     async def _over(
         self, limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, scope: str, client: str
     ) -> Refusal:
-        expiry = item.get_expiry()
         try:
             stats = await limiter.get_window_stats(item, scope, client)
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            wait = stats.reset_time - time.time()
         except StorageError:
-            retry_after = expiry
-        retry_after = min(retry_after, expiry)
+            wait = item.get_expiry()
+        return self._refusal(item, scope, wait)
+
+    @staticmethod
+    def _refusal(item: RateLimitItem, scope: str, wait: float) -> Refusal:
+        retry_after = min(max(1, math.ceil(wait)), 2 * item.get_expiry())
         name = _policy_name(item, scope)
         return Refusal(
             status=429,
@@ -318,6 +332,66 @@ class RateLimits:
         logger.warning(
             "rate limits are checked again, Redis is back", extra={"event": "rate_limits_up"}
         )
+
+
+class _LocalWindows:
+    """Sliding window counters in this process, weighted as ``limits`` weighs them: a
+    request is allowed while ``floor(previous * (share of this window still to come) +
+    current) + 1`` stays within the limit. Synchronous: nothing here waits, so nothing needs a
+    lock, and no task is started."""
+
+    __slots__ = ("_counts", "_hits")
+
+    #: Forget the counters of windows that have ended once every this many hits.
+    _SWEEP_EVERY = 10_000
+
+    def __init__(self) -> None:
+        # key -> (window length, window number, count of the window before, count of this one)
+        self._counts: dict[str, tuple[int, int, int, int]] = {}
+        self._hits = 0
+
+    def _state(self, key: str, expiry: int, now: float) -> tuple[int, int, int, float]:
+        window = int(now // expiry)
+        previous = current = 0
+        found = self._counts.get(key)
+        if found is not None:
+            if found[1] == window:
+                previous, current = found[2], found[3]
+            elif found[1] == window - 1:
+                previous = found[3]
+        # The previous window weighs as much as is left of this one.
+        weight = 1.0 - (now - window * expiry) / expiry
+        return window, previous, current, weight
+
+    def hit(self, item: RateLimitItem, key: str) -> bool:
+        expiry, now = item.get_expiry(), time.time()
+        window, previous, current, weight = self._state(key, expiry, now)
+        allowed = math.floor(previous * weight + current) + 1 <= item.amount
+        self._counts[key] = (expiry, window, previous, current + allowed)
+        self._hits += 1
+        if self._hits % self._SWEEP_EVERY == 0:
+            self._sweep(now)
+        return allowed
+
+    def retry_after(self, item: RateLimitItem, key: str) -> float:
+        """Seconds until one more request of ``key`` would be allowed (an estimate that
+        assumes no other request meanwhile)."""
+        expiry, now = item.get_expiry(), time.time()
+        window, previous, current, weight = self._state(key, expiry, now)
+        left = (window + 1) * expiry - now
+        room = item.amount - 1  # what the weighted count must fall to
+        if current <= room and previous:
+            # Within this window, as the previous one's weight shrinks.
+            return max(0.0, (weight - (room - current) / previous) * expiry)
+        # In the next window, where this one's count is the previous one's.
+        if current == 0 or room <= 0:
+            return left + expiry
+        return left + expiry * max(0.0, 1.0 - room / current)
+
+    def _sweep(self, now: float) -> None:
+        stale = [k for k, (e, w, _, _) in self._counts.items() if (w + 2) * e <= now]
+        for key in stale:
+            del self._counts[key]
 
 
 def client_key(subject: str | None, address: str) -> str:
