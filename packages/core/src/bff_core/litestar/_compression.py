@@ -5,6 +5,10 @@ then br, then gzip: the cheapest to compress for a similar size). Only whole bod
 compressible type at or above a minimum size are compressed: never a 304 or a 204 (no body),
 never a streamed answer (an event stream must not wait for a buffer to fill), never a body that
 is already encoded. Every answer of a compressible type says ``Vary: Accept-Encoding``.
+
+The same answer is compressed once: hot items are asked for again and again (that is what the
+answer cache is for), so the last few megabytes of compressed answers are kept, keyed by the
+answer's own bytes (never by a header that could lie about them).
 """
 
 from __future__ import annotations
@@ -28,12 +32,19 @@ _COMPRESSIBLE = (b"application/json", b"application/problem+json", b"application
 class Compression:
     """``BFF_COMPRESSION`` and ``BFF_COMPRESSION_MIN_BYTES``."""
 
-    __slots__ = ("_zstd", "min_bytes")
+    __slots__ = ("_kept", "_kept_bytes", "_zstd", "min_bytes")
+
+    #: Compressed answers kept, in bytes of plain and compressed bodies together.
+    KEEP_BYTES = 4 * 1024 * 1024
+    #: Larger answers are compressed every time (rare, and they would crowd out the rest).
+    KEEP_BODY_BYTES = 64 * 1024
 
     def __init__(self, min_bytes: int = 512) -> None:
         self.min_bytes = min_bytes
-        # Fast levels: an answer is compressed on every request (cached answers too).
+        # Fast levels: what is not kept is compressed on every request.
         self._zstd = zstandard.ZstdCompressor(level=3)
+        self._kept: dict[tuple[str, bytes], bytes] = {}
+        self._kept_bytes = 0
 
     @staticmethod
     def choose(accept_encoding: bytes | None) -> Encoding | None:
@@ -55,6 +66,21 @@ class Compression:
         return content_type is not None and content_type.lower().startswith(_COMPRESSIBLE)
 
     def compress(self, encoding: Encoding, body: bytes) -> bytes:
+        """``body`` in ``encoding``: the one compressed before, if it is kept."""
+        if len(body) > self.KEEP_BODY_BYTES:
+            return self._compress(encoding, body)
+        key = (encoding, body)
+        compressed = self._kept.get(key)
+        if compressed is None:
+            compressed = self._kept[key] = self._compress(encoding, body)
+            self._kept_bytes += len(body) + len(compressed)
+            while self._kept_bytes > self.KEEP_BYTES:  # the oldest go first
+                (_, old), old_compressed = next(iter(self._kept.items()))
+                del self._kept[(_, old)]
+                self._kept_bytes -= len(old) + len(old_compressed)
+        return compressed
+
+    def _compress(self, encoding: Encoding, body: bytes) -> bytes:
         if encoding == "zstd":
             return self._zstd.compress(body)
         if encoding == "br":
