@@ -265,9 +265,31 @@ WEB_BFF_EDGE_OFF = ServerSpec(
 )
 WEB_BFF_EDGE = ServerSpec("web-bff-edge", WEB_BFF.argv, _EDGE_ON, jwks=True)
 WEB_BFF_EDGE_REDIS = ServerSpec("web-bff-edge-redis", WEB_BFF.argv, _EDGE_ON, jwks=True, redis=True)
+#: ... and each of the three alone, to see what each costs.
+WEB_BFF_EDGE_COMPRESSION = ServerSpec(
+    "web-bff-edge-compression-only", WEB_BFF.argv, {**CACHE_OFF_ENV, "BFF_COMPRESSION": "on"}
+)
+WEB_BFF_EDGE_IDENTITY = ServerSpec(
+    "web-bff-edge-identity-only",
+    WEB_BFF.argv,
+    {**CACHE_OFF_ENV, "BFF_COMPRESSION": "off"},
+    jwks=True,
+)
+WEB_BFF_EDGE_LIMITS = ServerSpec(
+    "web-bff-edge-limits-only",
+    WEB_BFF.argv,
+    {**_EDGE_ON, "BFF_COMPRESSION": "off"},
+)
 EDGE_TARGETS = [
     Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS, EDGE_HEADERS)
-    for spec in (WEB_BFF_EDGE_OFF, WEB_BFF_EDGE, WEB_BFF_EDGE_REDIS)
+    for spec in (
+        WEB_BFF_EDGE_OFF,
+        WEB_BFF_EDGE,
+        WEB_BFF_EDGE_REDIS,
+        WEB_BFF_EDGE_COMPRESSION,
+        WEB_BFF_EDGE_IDENTITY,
+        WEB_BFF_EDGE_LIMITS,
+    )
 ]
 SCALING_TARGETS = [
     Target(

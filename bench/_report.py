@@ -367,7 +367,12 @@ def _edge_table(result: ScenarioResult) -> list[str]:
         "web-bff-edge-off",
     ) + [
         f"Ratio {variant} / web-bff-edge-off = **{ratio:.2f}x**."
-        for variant in ("web-bff-edge-redis",)
+        for variant in (
+            "web-bff-edge-redis",
+            "web-bff-edge-compression-only",
+            "web-bff-edge-identity-only",
+            "web-bff-edge-limits-only",
+        )
         if (ratio := _ratio(result, variant, "web-bff-edge-off")) is not None
     ]
 

@@ -81,3 +81,19 @@ def test_a_body_on_a_get_is_refused(bff: RunningService, http: httpx.Client) -> 
     # Content-Length: 0 is no body.
     empty = http.request("GET", bff.url + ROUTE, params={"id": "p-1001"}, content=b"")
     assert empty.status_code == 200
+
+
+def test_an_unknown_path_is_a_problem_with_a_request_id(
+    bff: RunningService, http: httpx.Client
+) -> None:
+    answer = http.get(bff.url + "/no/such/path", headers={"x-request-id": "trace-me-42"})
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["x-request-id"] == "trace-me-42"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    fresh = http.get(bff.url + "/no/such/path")
+    assert len(fresh.headers["x-request-id"]) == 32
+    # A matched route's problems get the id once, from the edge middleware.
+    bad = http.get(bff.url + "/api/aggregated/product", headers={"x-request-id": "once"})
+    assert bad.status_code == 400
+    assert bad.headers.get_list("x-request-id") == ["once"]

@@ -197,3 +197,47 @@ def test_an_aggregate_that_needs_a_caller_cannot_start_without_identity() -> Non
         create_app({})
     assert caught.value.setting == "BFF_JWT_JWKS_URL"
     assert "aggregate 'account_product' requires a verified identity" in str(caught.value)
+
+
+def test_refusals_are_counted_by_reason(
+    guarded: str, provider: IdentityProvider, http: httpx.Client
+) -> None:
+    def refusals() -> dict[str, float]:
+        text = http.get(guarded + "/metrics").text
+        return {
+            line.split('reason="')[1].split('"')[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("bff_edge_refusals_total{")
+        }
+
+    before = refusals()
+    assert set(before) == {
+        "invalid_token",
+        "missing_token",
+        "identity_unavailable",
+        "rate_limited",
+        "rate_limits_unavailable",
+    }
+    http.get(guarded + PRODUCT, params={"id": "p-1001"}, headers=bearer("x.y.z"))
+    http.get(guarded + ACCOUNT, params={"id": "p-1001"})
+    after = refusals()
+    assert after["invalid_token"] == before["invalid_token"] + 1
+    assert after["missing_token"] == before["missing_token"] + 1
+
+
+def test_readiness_shows_the_key_set_and_the_schema_the_bearer_scheme(
+    guarded: str, http: httpx.Client
+) -> None:
+    readiness = http.get(guarded + "/readyz").json()
+    assert readiness["identity"].startswith("ok (") and "keys)" in readiness["identity"]
+    schema = http.get(guarded + "/schema/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A token of the identity provider for this BFF's audience "
+        "(BFF_JWT_AUDIENCE)",
+    }
+    assert schema["paths"][ACCOUNT]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in schema["paths"][PRODUCT]["get"]
+    assert {"401", "429", "503"} <= schema["paths"][PRODUCT]["get"]["responses"].keys()

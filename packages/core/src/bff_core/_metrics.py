@@ -39,7 +39,13 @@ from prometheus_client.registry import Collector
 
 from ._outcome import PartOutcome
 
-__all__ = ["CACHE_RESULTS", "METRICS_CONTENT_TYPE", "METRICS_DIR_VARIABLE", "Metrics"]
+__all__ = [
+    "CACHE_RESULTS",
+    "EDGE_REFUSALS",
+    "METRICS_CONTENT_TYPE",
+    "METRICS_DIR_VARIABLE",
+    "Metrics",
+]
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METRICS_DIR_VARIABLE = "BFF_METRICS_DIR"
@@ -128,7 +134,22 @@ FAMILIES: dict[str, _Family] = {
         "Requests refused at once because the service's circuit breaker was open",
         ("service",),
     ),
+    "bff_edge_refusals": _Family(
+        "counter",
+        "Requests refused at the edge before any upstream was called, by reason: "
+        "invalid_token, missing_token, identity_unavailable, rate_limited, "
+        "rate_limits_unavailable",
+        ("reason",),
+    ),
 }
+#: Why the edge refuses a request (bff_edge_refusals_total).
+EDGE_REFUSALS = (
+    "invalid_token",
+    "missing_token",
+    "identity_unavailable",
+    "rate_limited",
+    "rate_limits_unavailable",
+)
 _UPSTREAM_COUNTERS = (
     "bff_upstream_requests",
     "bff_upstream_retries",
@@ -220,6 +241,15 @@ class Metrics:
                 (route, method, str(status)),
             )
         self._observe(key, seconds)
+
+    def declare_edge(self) -> None:
+        """The edge's refusals, at zero."""
+        for reason in EDGE_REFUSALS:
+            self._counters.setdefault(("bff_edge_refusals", (reason,)), 0.0)
+
+    def refused(self, reason: str) -> None:
+        """A request refused at the edge (one of :data:`EDGE_REFUSALS`)."""
+        self.count(("bff_edge_refusals", (reason,)))
 
     def observe_answer(self, aggregate: str, hit: bool) -> None:
         """A lookup of a whole cached answer."""

@@ -14,6 +14,7 @@ from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler
 
@@ -36,6 +37,7 @@ from ._edge import _edge
 from ._guard import _guard
 from ._health import healthz, metrics_endpoint, readyz
 from ._problems import _aggregation_failed, _http_exception, _request_error, _unexpected
+from ._routes import BEARER_SCHEME
 
 
 class GatewayPlugin(InitPlugin):
@@ -77,6 +79,7 @@ class GatewayPlugin(InitPlugin):
         app_config.route_handlers.extend([healthz, readyz, invalidate_cache])
         if self.gateway.metrics is not None:
             app_config.route_handlers.append(metrics_endpoint)
+            self.gateway.metrics.declare_edge()
         app_config.middleware.insert(
             0,
             _edge(
@@ -89,7 +92,14 @@ class GatewayPlugin(InitPlugin):
         )
         if self.verifier is not None or self.rate_limits is not None:
             app_config.middleware.insert(
-                1, _guard(self.verifier, self.rate_limits, self.trusted_proxies, self.realm)
+                1,
+                _guard(
+                    self.verifier,
+                    self.rate_limits,
+                    self.trusted_proxies,
+                    self.realm,
+                    self.gateway.metrics,
+                ),
             )
         app_config.exception_handlers.update(
             {
@@ -101,6 +111,7 @@ class GatewayPlugin(InitPlugin):
         )
         app_config.state["gateway"] = self.gateway  # aggregate routes read it from here
         app_config.state["admin_token"] = self.admin_token
+        app_config.state["verifier"] = self.verifier
         return app_config
 
     def _provide_gateway(self) -> Gateway:
@@ -200,10 +211,28 @@ def create_gateway_app(
             )
         ],
         openapi_config=OpenAPIConfig(
-            title=title, version=version, description=description, path="/schema"
+            title=title,
+            version=version,
+            description=description,
+            path="/schema",
+            # Routes that require an identity say so themselves (security: bearer); the others
+            # accept a token but do without one.
+            components=(
+                Components(security_schemes={BEARER_SCHEME: _BEARER})
+                if verifier is not None
+                else Components()
+            ),
         ),
         logging_config=None,
     )
+
+
+_BEARER = SecurityScheme(
+    type="http",
+    scheme="bearer",
+    bearer_format="JWT",
+    description="A token of the identity provider for this BFF's audience (BFF_JWT_AUDIENCE)",
+)
 
 
 def _verifier(settings: GatewaySettings, aggregates: Sequence[Aggregate]) -> TokenVerifier | None:

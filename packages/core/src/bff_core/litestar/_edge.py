@@ -55,12 +55,7 @@ def _edge(
                 return
             method = scope["method"]
             started = perf_counter()
-            given = _header(scope, _REQUEST_ID)
-            request_id = (
-                given
-                if given is not None and _REQUEST_ID_PATTERN.fullmatch(given)
-                else uuid.uuid4().hex.encode()
-            )
+            request_id = _request_id(scope).encode()
             seen: dict[str, Any] = {"request_id": request_id.decode()}
             scope.setdefault("state", {})[_STATE_KEY] = seen
             status = 500  # unless an answer starts: the request failed without one
@@ -270,6 +265,14 @@ def _log_access(
             **({"answer_cache": seen["answer_cache"]} if "answer_cache" in seen else {}),
         },
     )
+
+
+def _request_id(scope: Scope) -> str:
+    """The client's ``X-Request-ID`` if it is a sane token, else a new id."""
+    given = _header(scope, _REQUEST_ID)
+    if given is not None and _REQUEST_ID_PATTERN.fullmatch(given):
+        return given.decode()
+    return uuid.uuid4().hex
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

@@ -17,6 +17,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from .._declaration import Aggregate
 from .._identity import Identity, IdentityUnavailable, InvalidToken, TokenVerifier
+from .._metrics import Metrics
 from .._ratelimit import Network, RateLimits, client_address, client_key
 from .._report import Problem
 from ._edge import _STATE_KEY, _header, _send_problem
@@ -37,11 +38,16 @@ def _guard(
     limits: RateLimits | None,
     trusted_proxies: Sequence[Network],
     realm: str,
+    metrics: Metrics | None = None,
 ) -> Callable[[ASGIApp], ASGIApp]:
     """Middleware: a present bearer token must be valid (401 otherwise, on every route), an
     aggregate that requires an identity answers 401 without one, and a client over its rate
     limit gets 429. The verified identity is left in the request's state for the route."""
     challenge = f'Bearer realm="{realm}"'
+
+    def refused(reason: str) -> None:
+        if metrics is not None:
+            metrics.refused(reason)
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def guard(scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,6 +66,7 @@ def _guard(
                     scheme, _, token = authorization.partition(b" ")
                     token = token.strip()
                     if scheme.lower() != b"bearer" or not token:
+                        refused("invalid_token")
                         await _unauthorized(
                             scope, send, challenge, "invalid_request",
                             "the Authorization header is not 'Bearer <token>'",
@@ -68,15 +75,18 @@ def _guard(
                     try:
                         identity = await verifier.verify(token.decode("ascii"))
                     except UnicodeDecodeError:
+                        refused("invalid_token")
                         await _unauthorized(
                             scope, send, challenge, "invalid_token",
                             "the token has characters a JWT cannot have",
                         )  # fmt: skip
                         return
                     except InvalidToken as invalid:
+                        refused("invalid_token")
                         await _unauthorized(scope, send, challenge, "invalid_token", str(invalid))
                         return
                     except IdentityUnavailable as unavailable:
+                        refused("identity_unavailable")
                         await _send_problem(
                             Problem(
                                 type="urn:bff:problem:identity-unavailable",
@@ -91,6 +101,7 @@ def _guard(
                         return
                     scope["state"][_STATE_KEY]["identity"] = identity
             if identity is None and aggregate is not None and aggregate.requires_identity:
+                refused("missing_token")
                 await _unauthorized(scope, send, challenge, None, "this route needs a bearer token")
                 return
             if limits is not None:
@@ -104,6 +115,7 @@ def _guard(
                 name = aggregate.name if aggregate is not None else None
                 refusal = await limits.check(key, name)
                 if refusal is not None:
+                    refused("rate_limited" if refusal.status == 429 else "rate_limits_unavailable")
                     headers = [(b"retry-after", str(refusal.retry_after).encode())]
                     if refusal.status == 429:
                         headers += [

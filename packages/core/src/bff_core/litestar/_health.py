@@ -8,6 +8,7 @@ import msgspec
 from litestar import Request, Response, get
 
 from .._engine import Gateway
+from .._identity import TokenVerifier
 from .._metrics import METRICS_CONTENT_TYPE, Metrics
 from .._resilience import UpstreamStatus
 from ._guard import OPERATIONAL_OPT
@@ -25,6 +26,10 @@ class Readiness(msgspec.Struct, frozen=True, kw_only=True):
     upstreams: dict[str, UpstreamStatus]
     #: whether breaker state is shared with the other instances (through Redis)
     breaker_sharing: str
+    #: with identity configured: the provider's key set (``ok (3 keys)``, or why there are
+    #: none); tokens cannot be checked without keys, but anonymous routes still serve, so it
+    #: does not decide readiness
+    identity: str | None = None
 
 
 @get(
@@ -64,6 +69,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
     does not make the instance unready: it still serves what it can.
     """
     gateway: Gateway = request.app.state.gateway
+    verifier: TokenVerifier | None = request.app.state.get("verifier")
     checks = await gateway.readiness()
     ready = all(value.startswith("ok") for value in checks.values())
     return Response(
@@ -72,6 +78,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Readiness]:
             checks=checks,
             upstreams=gateway.upstream_status(),
             breaker_sharing=gateway.breaker_sharing(),
+            identity=verifier.keys.describe() if verifier is not None else None,
         ),
         status_code=200 if ready else 503,
     )

@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from .._errors import AggregationFailed, RequestError
 from .._report import PROBLEM_JSON, Problem, problem_for
+from ._edge import _STATE_KEY, REQUEST_ID_HEADER, _request_id
 
 logger = logging.getLogger("bff_core")
 
@@ -53,6 +54,10 @@ def _http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
         detail = f"{detail}: {exc.extra}"
     title = _status_phrase(exc.status_code)
+    headers = dict(exc.headers or {})
+    if _STATE_KEY not in request.scope.get("state", {}):
+        # No route matched, so the edge middleware did not run: the answer still gets its id.
+        headers[REQUEST_ID_HEADER] = _request_id(request.scope)
     return _problem_response(
         Problem(
             type="about:blank",
@@ -61,7 +66,7 @@ def _http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response
             detail=detail or title,
             instance=request.url.path,
         ),
-        headers=exc.headers,
+        headers=headers,
     )
 
 

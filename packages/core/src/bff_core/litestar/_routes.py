@@ -183,6 +183,8 @@ def aggregate_route(
     class AggregateOperation(Operation):
         def __post_init__(self) -> None:
             self.parameters = [*parameters, *(self.parameters or [])]
+            if aggregate.requires_identity:
+                self.security = [{BEARER_SCHEME: []}]
             # The same view, in MessagePack for the clients that ask for it.
             ok = (self.responses or {}).get("200")
             if isinstance(ok, OpenAPIResponse) and ok.content:
@@ -220,6 +222,9 @@ async def _run(
     seen["outcomes"] = result.values()
     return result
 
+
+#: The OpenAPI security scheme of bearer tokens (components.securitySchemes).
+BEARER_SCHEME = "bearer"
 
 #: MessagePack's media types, the registered one first; a client's spelling is answered in kind.
 MSGPACK_TYPES = ("application/msgpack", "application/vnd.msgpack", "application/x-msgpack")
