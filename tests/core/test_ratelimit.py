@@ -80,11 +80,12 @@ def test_the_local_sliding_window_weighs_the_previous_window(
     [item] = parse_limits("4/minute")
     assert [windows.hit(item, "k") for _ in range(5)] == [True] * 4 + [False]
     # Refused until the next window, where these 4 weigh less and less.
-    wait = windows.retry_after(item, "k")
-    assert 60 < wait <= 120
+    assert windows.retry_after(item, "k") == 60
     clock[0] += 60 + 15  # a quarter into the next window: 4 * 0.75 = 3 still weigh
     assert windows.hit(item, "k") is True  # floor(3.0) + 1 = 4
     assert windows.hit(item, "k") is False
+    # 4 * weight + 1 falls below 4 once the weight is under 3/4: that is now (0.75, just).
+    assert windows.retry_after(item, "k") == pytest.approx(0.0)
     clock[0] += 30  # three quarters in: 4 * 0.25 + 1 = 2
     assert [windows.hit(item, "k") for _ in range(3)] == [True, True, False]
     clock[0] += 120  # two windows later nothing weighs

@@ -166,9 +166,11 @@ class RateLimits:
         self.namespace = namespace
         self.fail_closed = fail_closed
         self.timeout = timeout
-        self._global = self._policy(limits, "all")
+        self._global = self._policy([(item, "all") for item in limits])
         self._per_aggregate = {
-            name: self._policy([*limits, *own], f"agg:{name}", own)
+            name: self._policy(
+                [*((item, "all") for item in limits), *((item, f"agg:{name}") for item in own)]
+            )
             for name, own in (per_aggregate or {}).items()
         }
         self._limiter: SlidingWindowCounterRateLimiter | None = None
@@ -177,14 +179,11 @@ class RateLimits:
         self._failing = False
 
     @staticmethod
-    def _policy(
-        items: Sequence[RateLimitItem], scope: str, own: Sequence[RateLimitItem] = ()
-    ) -> _Policy:
-        checks = tuple((item, scope if item in own else "all") for item in items)
+    def _policy(checks: Sequence[tuple[RateLimitItem, str]]) -> _Policy:
         header = ", ".join(
             f'"{_policy_name(item, s)}";q={item.amount};w={item.get_expiry()}' for item, s in checks
         )
-        return _Policy(checks, header)
+        return _Policy(tuple(checks), header)
 
     async def start(self) -> None:
         if self.redis_url is None:
@@ -241,16 +240,15 @@ class RateLimits:
 
     def policy_header(self, aggregate: str | None) -> str:
         """The ``RateLimit-Policy`` header's value for a route (of ``aggregate``, or not)."""
-        return (
-            self._per_aggregate.get(aggregate, self._global).header
-            if aggregate
-            else (self._global.header)
-        )
+        return self._policy_of(aggregate).header
+
+    def _policy_of(self, aggregate: str | None) -> _Policy:
+        return self._per_aggregate.get(aggregate, self._global) if aggregate else self._global
 
     async def check(self, client: str, aggregate: str | None) -> Refusal | None:
         """Count a request of ``client`` (see :func:`client_key`); a :class:`Refusal` when it
         is over a limit, ``None`` when it may be served."""
-        policy = self._per_aggregate.get(aggregate, self._global) if aggregate else self._global
+        policy = self._policy_of(aggregate)
         if not policy.checks:
             return None
         local = self._local
@@ -379,14 +377,13 @@ class _LocalWindows:
         expiry, now = item.get_expiry(), time.time()
         window, previous, current, weight = self._state(key, expiry, now)
         left = (window + 1) * expiry - now
-        room = item.amount - 1  # what the weighted count must fall to
-        if current <= room and previous:
+        # One more is allowed once previous * weight + current falls below the limit.
+        if current < item.amount and previous:
             # Within this window, as the previous one's weight shrinks.
-            return max(0.0, (weight - (room - current) / previous) * expiry)
-        # In the next window, where this one's count is the previous one's.
-        if current == 0 or room <= 0:
-            return left + expiry
-        return left + expiry * max(0.0, 1.0 - room / current)
+            return max(0.0, (weight - (item.amount - current) / previous) * expiry)
+        # In the next window, where this one's count is the previous one's (at most the
+        # limit, so it falls below it at once).
+        return left
 
     def _sweep(self, now: float) -> None:
         stale = [k for k, (e, w, _, _) in self._counts.items() if (w + 2) * e <= now]

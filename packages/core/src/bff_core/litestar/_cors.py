@@ -33,7 +33,9 @@ _HEADERS = frozenset(
     }
 )
 #: The response headers a page may read besides the safelisted ones.
-_EXPOSED = b"etag, server-timing, x-request-id, retry-after, ratelimit, ratelimit-policy"
+_EXPOSED = (
+    b"etag, server-timing, x-request-id, retry-after, ratelimit, ratelimit-policy, www-authenticate"
+)
 
 
 @dataclass(frozen=True)
