@@ -225,8 +225,9 @@ class Gateway:
         # Deadlines on the loop's clock (what call_at and timeout_at use); durations on
         # perf_counter, because uvloop's clock only has millisecond resolution.
         deadline = loop.time() + (self.timeout if time_limit is None else time_limit)
-        run = _Run(self, plan.dependents, values, request_headers, deadline, loop, aggregate.name)
-        run.identity = identity
+        run = _Run(
+            self, plan.dependents, values, request_headers, deadline, loop, aggregate.name, identity
+        )
         for source in plan.roots:
             run.start(source)
         cut_off: list[_Part] = []
@@ -418,12 +419,13 @@ class _Run:
         deadline: float,
         loop: asyncio.AbstractEventLoop,
         aggregate: str = "",
+        identity: Identity | None = None,
     ) -> None:
         self.gateway = gateway
         self.aggregate = aggregate
         self.values = values
         self.headers = headers
-        self.identity: Identity | None = None
+        self.identity = identity
         self.deadline = deadline
         self.loop = loop
         self.began = perf_counter()

@@ -47,6 +47,7 @@ __all__ = [
     "InvalidToken",
     "KeySet",
     "TokenVerifier",
+    "check_algorithms",
 ]
 
 logger = logging.getLogger("bff_core.identity")
@@ -243,6 +244,16 @@ def _parse_key_set(body: bytes) -> tuple[JoseKeySet, frozenset[str | None]]:
     return keys, frozenset(key.get("kid") for key in usable)
 
 
+def check_algorithms(algorithms: Collection[str]) -> None:
+    """:class:`ValueError` unless ``algorithms`` are some, all asymmetric."""
+    refused = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
+    if refused or not algorithms:
+        raise ValueError(
+            f"{', '.join(refused) or '(none)'}: only asymmetric algorithms are accepted "
+            f"({', '.join(sorted(ASYMMETRIC_ALGORITHMS))}); never none or HMAC"
+        )
+
+
 @dataclass(slots=True)
 class _Verified:
     identity: Identity
@@ -273,12 +284,7 @@ class TokenVerifier:
         leeway: float = 30.0,
         max_cached: int = 10_000,
     ) -> None:
-        refused = set(algorithms) - ASYMMETRIC_ALGORITHMS
-        if refused or not algorithms:
-            raise ValueError(
-                f"algorithms {sorted(refused)} are not accepted: only asymmetric ones, "
-                f"{', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
-            )
+        check_algorithms(algorithms)
         self.keys = keys
         self.issuer = issuer
         self.audience = audience

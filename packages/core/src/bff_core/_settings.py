@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from ._cache import DEFAULT_NEAR_HOLD
 from ._errors import ConfigurationError
-from ._identity import ASYMMETRIC_ALGORITHMS, DEFAULT_ALGORITHMS
+from ._identity import DEFAULT_ALGORITHMS, check_algorithms
 from ._ratelimit import parse_limits, parse_networks
 from ._redis import parse_redis_url
 from ._transport import HTTP_CLIENTS, HttpClient
@@ -61,13 +61,10 @@ class JwtSettings:
             for a in env.get("BFF_JWT_ALGORITHMS", ",".join(DEFAULT_ALGORITHMS)).split(",")
             if a.strip()
         )
-        refused = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
-        if refused or not algorithms:
-            raise ConfigurationError(
-                "BFF_JWT_ALGORITHMS",
-                f"{', '.join(refused) or '(none)'}: only asymmetric algorithms are accepted "
-                f"({', '.join(sorted(ASYMMETRIC_ALGORITHMS))}); never none or HMAC",
-            )
+        try:
+            check_algorithms(algorithms)
+        except ValueError as exc:
+            raise ConfigurationError("BFF_JWT_ALGORITHMS", str(exc)) from None
         return cls(
             jwks_url=jwks_url,
             issuer=given["BFF_JWT_ISSUER"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -33,6 +34,15 @@ _FORWARDED_FOR = b"x-forwarded-for"
 _UNQUOTABLE = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
 
 
+@dataclass(frozen=True, slots=True)
+class _Denied:
+    """A request the guard answers itself: why (the metric's reason), and the answer."""
+
+    reason: str
+    problem: Problem
+    headers: list[tuple[bytes, bytes]]
+
+
 def _guard(
     verifier: TokenVerifier | None,
     limits: RateLimits | None,
@@ -45,10 +55,6 @@ def _guard(
     limit gets 429. The verified identity is left in the request's state for the route."""
     challenge = f'Bearer realm="{realm}"'
 
-    def refused(reason: str) -> None:
-        if metrics is not None:
-            metrics.refused(reason)
-
     def middleware(app: ASGIApp) -> ASGIApp:
         async def guard(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != ScopeType.HTTP:
@@ -59,101 +65,118 @@ def _guard(
                 await app(scope, receive, send)
                 return
             aggregate: Aggregate | None = opt.get(AGGREGATE_OPT)
-            identity: Identity | None = None
-            if verifier is not None:
-                authorization = _header(scope, _AUTHORIZATION)
-                if authorization is not None:
-                    scheme, _, token = authorization.partition(b" ")
-                    token = token.strip()
-                    if scheme.lower() != b"bearer" or not token:
-                        refused("invalid_token")
-                        await _unauthorized(
-                            scope, send, challenge, "invalid_request",
-                            "the Authorization header is not 'Bearer <token>'",
-                        )  # fmt: skip
-                        return
-                    try:
-                        identity = await verifier.verify(token.decode("ascii"))
-                    except UnicodeDecodeError:
-                        refused("invalid_token")
-                        await _unauthorized(
-                            scope, send, challenge, "invalid_token",
-                            "the token has characters a JWT cannot have",
-                        )  # fmt: skip
-                        return
-                    except InvalidToken as invalid:
-                        refused("invalid_token")
-                        await _unauthorized(scope, send, challenge, "invalid_token", str(invalid))
-                        return
-                    except IdentityUnavailable as unavailable:
-                        refused("identity_unavailable")
-                        await _send_problem(
-                            Problem(
-                                type="urn:bff:problem:identity-unavailable",
-                                title="Service Unavailable",
-                                status=503,
-                                detail=f"tokens cannot be checked now: {unavailable}",
-                                instance=scope["path"],
-                            ),
-                            [(b"retry-after", b"5")],
-                            send,
-                        )
-                        return
-                    scope["state"][_STATE_KEY]["identity"] = identity
-            if identity is None and aggregate is not None and aggregate.requires_identity:
-                refused("missing_token")
-                await _unauthorized(scope, send, challenge, None, "this route needs a bearer token")
+            found = await _identify(verifier, scope, challenge) if verifier is not None else None
+            denied = found if isinstance(found, _Denied) else None
+            identity = found if isinstance(found, Identity) else None
+            if identity is not None:
+                scope["state"][_STATE_KEY]["identity"] = identity
+            elif denied is None and aggregate is not None and aggregate.requires_identity:
+                denied = _unauthorized(scope, challenge, None, "this route needs a bearer token")
+            if denied is None and limits is not None:
+                denied = await _count(limits, scope, identity, aggregate, trusted_proxies)
+            if denied is None:
+                await app(scope, receive, send)
                 return
-            if limits is not None:
-                peer = scope.get("client")
-                address = client_address(
-                    peer[0] if peer else None,
-                    (v for k, v in scope["headers"] if k == _FORWARDED_FOR),
-                    trusted_proxies,
-                )
-                key = client_key(identity.subject if identity else None, address)
-                name = aggregate.name if aggregate is not None else None
-                refusal = await limits.check(key, name)
-                if refusal is not None:
-                    refused("rate_limited" if refusal.status == 429 else "rate_limits_unavailable")
-                    headers = [(b"retry-after", str(refusal.retry_after).encode())]
-                    if refusal.status == 429:
-                        headers += [
-                            (b"ratelimit-policy", limits.policy_header(name).encode()),
-                            (b"ratelimit", refusal.rate_limit.encode()),
-                        ]
-                    await _send_problem(
-                        Problem(
-                            type="urn:bff:problem:too-many-requests"
-                            if refusal.status == 429
-                            else "urn:bff:problem:rate-limits-unavailable",
-                            title="Too Many Requests"
-                            if refusal.status == 429
-                            else "Service Unavailable",
-                            status=refusal.status,
-                            detail=refusal.detail,
-                            instance=scope["path"],
-                        ),
-                        headers,
-                        send,
-                    )
-                    return
-            await app(scope, receive, send)
+            if metrics is not None:
+                metrics.refused(denied.reason)
+            await _send_problem(denied.problem, denied.headers, send)
 
         return guard
 
     return middleware
 
 
-async def _unauthorized(
-    scope: Scope, send: Send, challenge: str, error: str | None, description: str
-) -> None:
+async def _identify(
+    verifier: TokenVerifier, scope: Scope, challenge: str
+) -> Identity | _Denied | None:
+    """The caller the bearer token proves, ``None`` without a token, or the refusal of it."""
+    authorization = _header(scope, _AUTHORIZATION)
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(b" ")
+    token = token.strip()
+    if scheme.lower() != b"bearer" or not token:
+        return _unauthorized(
+            scope, challenge, "invalid_request", "the Authorization header is not 'Bearer <token>'"
+        )
+    try:
+        return await verifier.verify(token.decode("ascii"))
+    except UnicodeDecodeError:
+        return _unauthorized(
+            scope, challenge, "invalid_token", "the token has characters a JWT cannot have"
+        )
+    except InvalidToken as invalid:
+        return _unauthorized(scope, challenge, "invalid_token", str(invalid))
+    except IdentityUnavailable as unavailable:
+        return _Denied(
+            "identity_unavailable",
+            Problem(
+                type="urn:bff:problem:identity-unavailable",
+                title="Service Unavailable",
+                status=503,
+                detail=f"tokens cannot be checked now: {unavailable}",
+                instance=scope["path"],
+            ),
+            [(b"retry-after", b"5")],
+        )
+
+
+async def _count(
+    limits: RateLimits,
+    scope: Scope,
+    identity: Identity | None,
+    aggregate: Aggregate | None,
+    trusted_proxies: Sequence[Network],
+) -> _Denied | None:
+    """Count the request against its client's limits; the refusal when it is over one."""
+    peer = scope.get("client")
+    address = client_address(
+        peer[0] if peer else None,
+        (v for k, v in scope["headers"] if k == _FORWARDED_FOR),
+        trusted_proxies,
+    )
+    name = aggregate.name if aggregate is not None else None
+    refusal = await limits.check(client_key(identity.subject if identity else None, address), name)
+    if refusal is None:
+        return None
+    headers = [(b"retry-after", str(refusal.retry_after).encode())]
+    if refusal.status != 429:  # failing closed: the limits could not be checked
+        return _Denied(
+            "rate_limits_unavailable",
+            Problem(
+                type="urn:bff:problem:rate-limits-unavailable",
+                title="Service Unavailable",
+                status=refusal.status,
+                detail=refusal.detail,
+                instance=scope["path"],
+            ),
+            headers,
+        )
+    headers += [
+        (b"ratelimit-policy", limits.policy_header(name).encode()),
+        (b"ratelimit", refusal.rate_limit.encode()),
+    ]
+    return _Denied(
+        "rate_limited",
+        Problem(
+            type="urn:bff:problem:too-many-requests",
+            title="Too Many Requests",
+            status=429,
+            detail=refusal.detail,
+            instance=scope["path"],
+        ),
+        headers,
+    )
+
+
+def _unauthorized(scope: Scope, challenge: str, error: str | None, description: str) -> _Denied:
     """401 with the RFC 6750 challenge. Without any token there is no error code (RFC 6750,
     section 3: a request that lacks authentication gets the bare challenge)."""
     value = challenge
     if error is not None:
         value += f', error="{error}", error_description="{_UNQUOTABLE.sub("?", description)}"'
-    await _send_problem(
+    return _Denied(
+        "invalid_token" if error is not None else "missing_token",
         Problem(
             type="urn:bff:problem:unauthorized",
             title="Unauthorized",
@@ -162,5 +185,4 @@ async def _unauthorized(
             instance=scope["path"],
         ),
         [(b"www-authenticate", value.encode("ascii"))],
-        send,
     )
