@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from bff_core._identity import Identity
 from bff_core._ratelimit import RateLimits, client_address, client_key, parse_limits, parse_networks
 
 PROXIES = parse_networks("10.0.0.0/8, 127.0.0.1, fd00::/8")
@@ -40,8 +41,9 @@ def test_without_trusted_proxies_the_header_is_ignored() -> None:
 
 
 def test_subjects_are_counted_hashed_and_apart_from_addresses() -> None:
-    assert client_key("user-1", "127.0.0.1") != client_key(None, "127.0.0.1")
-    assert "user-1" not in client_key("user-1", "127.0.0.1")
+    user = Identity(subject="user-1", token="t", expires_at=0, claims={})
+    assert client_key(user, "127.0.0.1") != client_key(None, "127.0.0.1")
+    assert "user-1" not in client_key(user, "127.0.0.1")
     assert client_key(None, "127.0.0.1") == "addr:127.0.0.1"
 
 

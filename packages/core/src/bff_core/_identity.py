@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import logging
 import time
 import warnings
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -92,6 +93,13 @@ class Identity:
     #: when the token expires (Unix time)
     expires_at: float
     claims: dict[str, Any]
+    #: the subject hashed, for keys that must tell users apart without naming them (cache
+    #: entries, rate-limit counters): computed once per verified token
+    digest: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        digest = hashlib.blake2b(self.subject.encode(), digest_size=12).hexdigest()
+        object.__setattr__(self, "digest", digest)
 
 
 class KeySet:

@@ -18,7 +18,6 @@ failure Redis is left alone for a second, so an outage costs no connection attem
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import ipaddress
 import logging
 import math
@@ -34,6 +33,7 @@ from limits.errors import StorageError
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from ._identity import Identity
 from ._redis import parse_redis_url
 
 __all__ = [
@@ -391,11 +391,11 @@ class _LocalWindows:
             del self._counts[key]
 
 
-def client_key(subject: str | None, address: str) -> str:
+def client_key(identity: Identity | None, address: str) -> str:
     """Whom a request is counted for: the verified subject (hashed: no user id in Redis
     keys), else the address."""
-    if subject is not None:
-        return "sub:" + hashlib.blake2b(subject.encode(), digest_size=12).hexdigest()
+    if identity is not None:
+        return "sub:" + identity.digest
     return "addr:" + address
 
 

@@ -136,7 +136,7 @@ async def _count(
         trusted_proxies,
     )
     name = aggregate.name if aggregate is not None else None
-    refusal = await limits.check(client_key(identity.subject if identity else None, address), name)
+    refusal = await limits.check(client_key(identity, address), name)
     if refusal is None:
         return None
     headers = [(b"retry-after", str(refusal.retry_after).encode())]

@@ -124,7 +124,7 @@ def aggregate_route(
             f":{'json' if media_type == MediaType.JSON.value else 'msgpack'}"
         )
         if identity is not None:
-            key += ":user=" + hashlib.blake2b(identity.subject.encode(), digest_size=12).hexdigest()
+            key += ":user=" + identity.digest
         cached = await cache.answer(key)
         if gateway.metrics is not None:
             gateway.metrics.observe_answer(aggregate.name, cached is not None)
