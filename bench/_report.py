@@ -445,20 +445,23 @@ def _memory_table(memory: MemoryResult) -> list[str]:
     ]
 
 
+def _ratio_check(name: str, ratio: float | None, minimum: float) -> TargetCheck:
+    """A target of at least ``minimum`` times: SKIP when the ratio was not measured."""
+    return TargetCheck(
+        name,
+        f"≥ {minimum:g}x",
+        "not measured" if ratio is None else f"{ratio:.2f}x",
+        "SKIP" if ratio is None else "PASS" if ratio >= minimum else "FAIL",
+    )
+
+
 def evaluate_targets(results: Results) -> list[TargetCheck]:
     """web-bff's targets; SKIP for what this run did not measure."""
     checks: list[TargetCheck] = []
     throughput = results.scenarios.get("throughput")
     for other, minimum in (("aiohttp", MIN_RATIO_AIOHTTP), ("fastapi-httpx", MIN_RATIO_FASTAPI)):
         ratio = _ratio(throughput, "web-bff", other) if throughput else None
-        checks.append(
-            TargetCheck(
-                f"throughput vs {other}",
-                f"≥ {minimum:g}x",
-                "not measured" if ratio is None else f"{ratio:.2f}x",
-                "SKIP" if ratio is None else "PASS" if ratio >= minimum else "FAIL",
-            )
-        )
+        checks.append(_ratio_check(f"throughput vs {other}", ratio, minimum))
     latency = results.scenarios.get("latency")
     web = latency.summary("web-bff") if latency else None
     floors = (latency.floor_p50_ms, latency.floor_p99_ms) if latency else (None, None)
@@ -497,26 +500,16 @@ def evaluate_targets(results: Results) -> list[TargetCheck]:
     cached = results.scenarios.get("cached")
     redis_ratio = _ratio(cached, "web-bff-cached-redis", "web-bff-cached") if cached else None
     checks.append(
-        TargetCheck(
+        _ratio_check(
             "cached with REDIS_URL vs the in-process cache (one hot product)",
-            f"≥ {MIN_RATIO_REDIS_CACHED:g}x",
-            "not measured" if redis_ratio is None else f"{redis_ratio:.2f}x",
-            "SKIP"
-            if redis_ratio is None
-            else "PASS"
-            if redis_ratio >= MIN_RATIO_REDIS_CACHED
-            else "FAIL",
+            redis_ratio,
+            MIN_RATIO_REDIS_CACHED,
         )
     )
     edge = results.scenarios.get("edge")
     edge_ratio = _ratio(edge, "web-bff-edge", "web-bff-edge-off") if edge else None
     checks.append(
-        TargetCheck(
-            "edge on (identity, limits, compression) vs off",
-            f"≥ {MIN_RATIO_EDGE:g}x",
-            "not measured" if edge_ratio is None else f"{edge_ratio:.2f}x",
-            "SKIP" if edge_ratio is None else "PASS" if edge_ratio >= MIN_RATIO_EDGE else "FAIL",
-        )
+        _ratio_check("edge on (identity, limits, compression) vs off", edge_ratio, MIN_RATIO_EDGE)
     )
     burst = results.burst
     if burst is None:

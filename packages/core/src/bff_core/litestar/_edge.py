@@ -55,11 +55,11 @@ def _edge(
                 return
             method = scope["method"]
             started = perf_counter()
-            request_id = _request_id(scope).encode()
-            seen: dict[str, Any] = {"request_id": request_id.decode()}
+            request_id = _request_id(scope)
+            seen: dict[str, Any] = {"request_id": request_id}
             scope.setdefault("state", {})[_STATE_KEY] = seen
             status = 500  # unless an answer starts: the request failed without one
-            extra = [(_REQUEST_ID, request_id)]
+            extra = [(_REQUEST_ID, request_id.encode())]
             preflight: tuple[bytes, bytes] | None = None
             refused = _refusal(scope, method)
             if cors is not None:
