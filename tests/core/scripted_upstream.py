@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,9 @@ class Reply:
     delay: float = 0.0
     hang: bool = False
     drop: bool = False
+    #: computes the reply from the request's query, values still percent-encoded (so that a
+    #: batch endpoint can split ``ids`` at its commas before decoding each id)
+    respond: Callable[[dict[str, str]], Reply] | None = None
 
 
 @dataclass
@@ -37,6 +40,8 @@ class Received:
 
 @dataclass
 class ScriptedUpstream:
+    """What a test scripted, what arrived, and how many requests were in flight at most."""
+
     url: str = ""
     replies: dict[str, Reply] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
@@ -49,10 +54,14 @@ class ScriptedUpstream:
     def paths(self) -> list[str]:
         return [r.raw_path for r in self.received]
 
+    in_flight: int = 0
+    most_in_flight: int = 0
+
     def reset(self) -> None:
         self.replies.clear()
         self.received.clear()
         self.abandoned.clear()
+        self.most_in_flight = 0
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         self.received.append(
@@ -67,6 +76,13 @@ class ScriptedUpstream:
         reply = self.replies.get(path) or self.replies.get("*")
         if reply is None:
             return web.json_response({"error": "not scripted"}, status=404)
+        if reply.respond is not None:
+            raw_query = request.raw_path.partition("?")[2]
+            reply = reply.respond(
+                dict(pair.partition("=")[::2] for pair in raw_query.split("&") if pair)
+            )
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             if reply.hang:
                 await asyncio.sleep(3600)
@@ -75,6 +91,8 @@ class ScriptedUpstream:
         except asyncio.CancelledError:
             self.abandoned.append(request.raw_path)
             raise
+        finally:
+            self.in_flight -= 1
         if reply.drop:
             assert request.transport is not None
             request.transport.abort()

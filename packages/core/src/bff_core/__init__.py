@@ -9,7 +9,7 @@ one outcome, reported in the :class:`AggregateResult`. Litestar wiring is in
 from typing import TYPE_CHECKING, Any
 
 from ._cache import CachePolicy
-from ._declaration import Aggregate, Param, Source
+from ._declaration import Aggregate, Batch, Items, Param, Source
 from ._engine import Gateway
 from ._errors import (
     AggregationFailed,
@@ -25,7 +25,15 @@ from ._errors import (
     UpstreamUnavailable,
 )
 from ._metrics import Metrics
-from ._outcome import AggregateResult, CacheResult, FailureReason, PartOutcome
+from ._outcome import (
+    AggregateResult,
+    CacheResult,
+    FailureReason,
+    Item,
+    ItemFailure,
+    ItemsResult,
+    PartOutcome,
+)
 from ._report import PartError, Problem, StalePart, part_errors, problem_for, stale_parts
 from ._resilience import BreakerPolicy, RetryBudget, RetryPolicy, UpstreamStatus
 from ._settings import GatewaySettings
@@ -43,6 +51,7 @@ __all__ = [
     "AggregationFailed",
     "AiohttpTransport",
     "BFFError",
+    "Batch",
     "BreakerPolicy",
     "CachePolicy",
     "CacheResult",
@@ -54,6 +63,10 @@ __all__ = [
     "GatewaySettings",
     "HttpxTransport",
     "InvalidParameter",
+    "Item",
+    "ItemFailure",
+    "Items",
+    "ItemsResult",
     "Metrics",
     "Param",
     "PartError",

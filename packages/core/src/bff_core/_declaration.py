@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence as AbstractSequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 from urllib.parse import quote
 
 import msgspec
@@ -21,7 +23,7 @@ from ._cache import CachePolicy
 from ._errors import DeclarationError, InvalidParameter, UnknownParts
 from ._resilience import RetryPolicy
 
-__all__ = ["Aggregate", "Param", "Source"]
+__all__ = ["Aggregate", "Batch", "Items", "Param", "Source"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: A value that percent-encoding leaves as it is (RFC 3986 unreserved characters), and that is
@@ -31,6 +33,14 @@ _UNRESERVED = re.compile(r"(?!\.+$)[A-Za-z0-9_.~-]+")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _FORMATTER = string.Formatter()
 _HEADER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+#: Template variables the gateway fills itself: the item an item source reads (``{item}``),
+#: the ids of a batch request (``{ids}``, batch paths only) and the verified caller's subject
+#: (``{user}``; ``anonymous`` without one). No parameter may take these names.
+_ITEM, _IDS, _USER = "item", "ids", "user"
+ANONYMOUS = "anonymous"
+#: How many item ids one ``errors`` entry lists at most (the count is always complete).
+MAX_LISTED_ITEMS = 20
 #: Headers the gateway itself sets on upstream requests, or that HTTP gives a meaning.
 _RESERVED_HEADERS = frozenset(
     {
@@ -56,14 +66,44 @@ class Param:
     default: str | None = None
     #: for the API documentation (OpenAPI)
     description: str = ""
+    #: with ``maximum``: the value must be a whole number in ``minimum..maximum`` (inclusive)
+    minimum: int | None = None
+    maximum: int | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise DeclarationError(f"parameter name {self.name!r} is not an identifier")
+        if self.name in (_ITEM, _USER):
+            raise DeclarationError(
+                f"parameter name {self.name!r} is reserved: {{{self.name}}} is filled by the "
+                "gateway itself"
+            )
         if self.max_length < 1:
             raise DeclarationError(f"parameter {self.name!r}: max_length must be at least 1")
         if not self.required and self.default is None:
             raise DeclarationError(f"optional parameter {self.name!r} needs a default")
+        if (self.minimum is None) != (self.maximum is None):
+            raise DeclarationError(
+                f"parameter {self.name!r}: a whole-number parameter needs both minimum and maximum"
+            )
+        if self.minimum is not None and self.maximum is not None:
+            if self.minimum > self.maximum:
+                raise DeclarationError(
+                    f"parameter {self.name!r}: minimum {self.minimum} is above maximum "
+                    f"{self.maximum}"
+                )
+            if self.default is not None:
+                try:
+                    self.validate(self.default)
+                except InvalidParameter as exc:
+                    raise DeclarationError(
+                        f"parameter {self.name!r}: default {self.default!r} is not valid: {exc}"
+                    ) from None
+
+    @property
+    def integer(self) -> bool:
+        """Whether the value is a whole number within bounds."""
+        return self.minimum is not None
 
     def validate(self, value: str | None) -> str:
         if value is None:
@@ -85,6 +125,16 @@ class Param:
                 f"query parameter {self.name!r} contains a control character",
                 parameter=self.name,
             )
+        if (
+            self.minimum is not None
+            and self.maximum is not None
+            and (not _INTEGER.fullmatch(value) or not self.minimum <= int(value) <= self.maximum)
+        ):
+            raise InvalidParameter(
+                f"query parameter {self.name!r} must be a whole number from "
+                f"{self.minimum} to {self.maximum}, got {value!r}",
+                parameter=self.name,
+            )
         return value
 
 
@@ -99,6 +149,99 @@ class _Placeholder:
     @property
     def text(self) -> str:
         return ".".join(((self.source,) if self.source else ()) + self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """How an item source reads many items in one request: the upstream's batch endpoint.
+
+    Args:
+        path: the batch request's template, with ``{ids}`` in its query
+            (``"/prices?ids={ids}"``): the ids of one chunk, each percent-encoded,
+            comma-separated. Any other placeholder is a request parameter.
+        size: at most this many ids per request (the upstream's limit, or less). A list
+            longer than that is read in several chunks, concurrently; a chunk is one request
+            for the breakers, retries and the retry budget, and a chunk that fails marks only
+            its own items.
+        key: the field of each element of the answer (a JSON array) that holds its item's
+            id. Elements are matched to items by it, so their order does not matter, and an
+            id the answer leaves out is an item the upstream does not know (a 404 for it).
+        same_as_item: each element is exactly what the item source's own path answers for
+            that id (a product, a price), so an item read in a batch and one read alone (a
+            product page) share one cache entry. ``False`` when the batch answers a summary
+            (a rating without the reviews' texts): its items are then cached apart.
+    """
+
+    path: str
+    size: int
+    key: str
+    same_as_item: bool = True
+    _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _placeholders: tuple[_Placeholder, ...] = field(init=False, repr=False, compare=False)
+    #: the request parameters its path uses
+    param_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/"):
+            raise DeclarationError(f"batch path {self.path!r} must start with '/'")
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise DeclarationError(
+                f"batch {self.path!r}: size must be a whole number of at least 1, got {self.size!r}"
+            )
+        if not _NAME.match(self.key):
+            raise DeclarationError(f"batch {self.path!r}: key {self.key!r} is not a field name")
+        literals, placeholders = _parse_template(f"batch {self.path}", self.path)
+        ids = [p for p in placeholders if p.source is None and p.path[0] == _IDS]
+        if len(ids) != 1 or not ids[0].in_query:
+            raise DeclarationError(
+                f"batch path {self.path!r} needs exactly one {{ids}} placeholder, in its query "
+                "(e.g. '/prices?ids={ids}'): it is where a chunk's ids go"
+            )
+        for placeholder in placeholders:
+            if placeholder.source is not None:
+                raise DeclarationError(
+                    f"batch path {self.path!r}: {{{placeholder.text}}}: a batch path may use "
+                    "only {ids} and request parameters"
+                )
+        object.__setattr__(self, "_literals", literals)
+        object.__setattr__(self, "_placeholders", placeholders)
+        object.__setattr__(
+            self,
+            "param_names",
+            tuple(dict.fromkeys(p.path[0] for p in placeholders if p.path[0] != _IDS)),
+        )
+
+    def around_ids(self, params: Mapping[str, str]) -> tuple[str, str]:
+        """The path before and after ``{ids}``, for these parameters (once per request)."""
+        return _around(self._literals, self._placeholders, _IDS, params)
+
+
+def _around(
+    literals: Sequence[str],
+    placeholders: Sequence[_Placeholder],
+    variable: str,
+    params: Mapping[str, str],
+) -> tuple[str, str]:
+    before: str | None = None
+    pieces: list[str] = []
+    for literal, placeholder in zip(literals, placeholders, strict=False):
+        pieces.append(literal)
+        name = placeholder.path[0]
+        if name == variable:
+            before, pieces = "".join(pieces), []
+        else:
+            pieces.append(_encode(params[name], placeholder))
+    pieces.append(literals[-1])
+    assert before is not None  # checked when declared
+    return before, "".join(pieces)
+
+
+def encode_id(item: str) -> str:
+    """One item id, percent-encoded as a path segment or a query value of its own."""
+    if _UNRESERVED.fullmatch(item):
+        return item
+    encoded = quote(item, safe="")
+    return "%2E" * len(encoded) if encoded.strip(".") == "" else encoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +275,21 @@ class Source:
             request has one. No other source ever sees it.
         subject_header: send the verified caller's subject (the token's ``sub``) in this
             header, e.g. ``"x-user-id"``, when the request has one.
+        default: part of the answer when the request does not say ``fields``. ``False``: only
+            when ``fields`` names it (an expensive extra, such as related products).
+        batch: for an item source (one of an :class:`Items`' sources): the upstream's batch
+            endpoint, which reads many items per request. Without one, each item is one
+            request to ``path``.
+        concurrency: for an item source: at most this many of its requests (per item, or
+            batch chunks) are in flight at once for one list.
 
-    A source given the caller's identity (``pass_token`` or ``subject_header``) answers per
-    user: its ``cache`` must say ``per_user=True``, and its entries are then kept per user,
-    while anonymous requests keep sharing one entry.
+    A path may use ``{user}``: the verified caller's subject, or ``anonymous`` without one.
+    A source given the caller's identity (``pass_token``, ``subject_header`` or ``{user}``)
+    answers per user: its ``cache`` must say ``per_user=True``, and its entries are then kept
+    per user, while anonymous requests keep sharing one entry.
+
+    An item source's path has ``{item}`` (the item's id) once, and otherwise only request
+    parameters; its ``critical`` means that an item without this part is left out of the list.
     """
 
     name: str
@@ -150,6 +304,9 @@ class Source:
     idempotent: bool = True
     pass_token: bool = False
     subject_header: str | None = None
+    default: bool = True
+    batch: Batch | None = None
+    concurrency: int = 8
     _placeholders: tuple[_Placeholder, ...] = field(init=False, repr=False, compare=False)
     _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
     decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False, compare=False)
@@ -190,13 +347,17 @@ class Source:
                     f"{', '.join(sorted(_RESERVED_HEADERS))})"
                 )
             object.__setattr__(self, "subject_header", header)
-        if self.passes_identity and self.cache is not None and not self.cache.per_user:
-            raise DeclarationError(
-                f"source {self.name!r} is given the caller's identity: its cache must be "
-                "CachePolicy(..., per_user=True), or one user's answer would be served to others"
-            )
         if "#" in self.path:
             raise DeclarationError(f"source {self.name!r}: path must not contain a fragment")
+        if (
+            isinstance(self.concurrency, bool)
+            or not isinstance(self.concurrency, int)
+            or self.concurrency < 1
+        ):
+            raise DeclarationError(
+                f"source {self.name!r}: concurrency must be a whole number of at least 1, "
+                f"got {self.concurrency!r}"
+            )
         literals, placeholders = _parse_template(self.name, self.path)
         try:
             decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.returns)
@@ -218,11 +379,30 @@ class Source:
             "depends_on",
             frozenset(p.source for p in placeholders if p.source is not None),
         )
+        if self.passes_identity and self.cache is not None and not self.cache.per_user:
+            raise DeclarationError(
+                f"source {self.name!r} is given the caller's identity: its cache must be "
+                "CachePolicy(..., per_user=True), or one user's answer would be served to others"
+            )
 
     @property
     def passes_identity(self) -> bool:
         """Whether the caller's identity reaches this source's upstream."""
-        return self.pass_token or self.subject_header is not None
+        return self.pass_token or self.subject_header is not None or self.uses_user
+
+    @property
+    def uses_user(self) -> bool:
+        """Whether the path has ``{user}``, the caller's subject."""
+        return _USER in self.param_names
+
+    @property
+    def item_count(self) -> int:
+        """How many ``{item}`` placeholders the path has."""
+        return sum(1 for p in self._placeholders if p.source is None and p.path[0] == _ITEM)
+
+    def around_item(self, params: Mapping[str, str]) -> tuple[str, str]:
+        """An item source's path before and after ``{item}``, for these parameters."""
+        return _around(self._literals, self._placeholders, _ITEM, params)
 
     def render(self, params: Mapping[str, str], values: Mapping[str, Any]) -> str:
         """The request path (and query) for these parameters and earlier sources' values.
@@ -303,6 +483,131 @@ def _encode_one(raw: Any, placeholder: _Placeholder) -> str:
     return encoded
 
 
+@dataclass(frozen=True, slots=True)
+class Items:
+    """A list part: ids from a parameter or another source, each enriched by item sources.
+
+    Args:
+        name: the part's name (in the answer, ``fields`` and ``errors``).
+        ids: where the ids come from: a list field of another source (``"category.product_ids"``,
+            which makes this part wait for that source) or a request parameter (``"ids"``,
+            comma-separated).
+        sources: the item sources, each run for every item: through its :class:`Batch` in
+            chunks, concurrently, or one request per item (at most ``concurrency`` at once).
+            Their names are the item's parts; in ``errors`` they appear as ``list.source``
+            with the ids of the items affected.
+        limit: at most this many items: a number, or the name of a whole-number parameter.
+        offset: the name of a whole-number parameter: how many ids to skip first.
+        exclude: the name of a parameter whose value is left out of the list (a product's
+            own id among its related products).
+        critical: without this part there is no answer. The part fails when its ids cannot
+            be had, or when a critical item source failed for every item.
+        default: part of the answer when the request does not say ``fields``.
+        tag: cache entries and cached answers that hold an item are tagged ``tag=<its id>``,
+            so that invalidating ``id=p-1001`` drops them too.
+
+    The whole list is bounded by the aggregation's deadline: what has not arrived by then is
+    a ``timeout`` of the items it concerns, and the items keep what did arrive.
+    """
+
+    name: str
+    ids: str
+    sources: Sequence[Source]
+    limit: int | str | None = None
+    offset: str | None = None
+    exclude: str | None = None
+    critical: bool = False
+    default: bool = True
+    tag: str = "id"
+    #: the source the ids come from (``None``: a parameter), and the field path inside it
+    ids_source: str | None = field(init=False, repr=False, compare=False)
+    ids_path: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    depends_on: frozenset[str] = field(init=False, repr=False, compare=False)
+    task_name: str = field(init=False, repr=False, compare=False)
+    #: the request parameters the list and its item sources use
+    param_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    #: what the engine reads of every part; a list part has no request and no cache of its own
+    cache: None = field(init=False, repr=False, compare=False, default=None)
+    passes_identity: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise DeclarationError(f"list name {self.name!r} is not an identifier")
+        where = f"list {self.name!r}"
+        object.__setattr__(self, "sources", tuple(self.sources))
+        if not self.sources:
+            raise DeclarationError(f"{where} has no item sources")
+        _check_unique(self.name, "item source", [s.name for s in self.sources])
+        pieces = self.ids.split(".") if self.ids else [""]
+        if not all(_NAME.match(piece) for piece in pieces):
+            raise DeclarationError(
+                f"{where}: ids {self.ids!r} is neither a parameter name nor a source's field "
+                "(e.g. 'category.product_ids')"
+            )
+        if isinstance(self.limit, int) and (isinstance(self.limit, bool) or self.limit < 1):
+            raise DeclarationError(f"{where}: limit must be at least 1, got {self.limit!r}")
+        if not _NAME.match(self.tag):
+            raise DeclarationError(f"{where}: tag {self.tag!r} is not a name")
+        for source in self.sources:
+            source_where = f"{where}, item source {source.name!r}"
+            if source.item_count != 1:
+                raise DeclarationError(
+                    f"{source_where}: its path {source.path!r} needs {{item}} exactly once "
+                    "(the item's id)"
+                )
+            for placeholder in source._placeholders:
+                if placeholder.source is not None:
+                    raise DeclarationError(
+                        f"{source_where}: {{{placeholder.text}}}: an item source's path may use "
+                        "only {item} and request parameters"
+                    )
+        object.__setattr__(self, "ids_source", pieces[0] if len(pieces) > 1 else None)
+        object.__setattr__(self, "ids_path", tuple(pieces[1:]) if len(pieces) > 1 else ())
+        object.__setattr__(self, "depends_on", frozenset(() if len(pieces) == 1 else (pieces[0],)))
+        object.__setattr__(self, "task_name", f"bff-list:{self.name}")
+        used = [pieces[0]] if len(pieces) == 1 else []
+        used += [n for n in (self.limit, self.offset, self.exclude) if isinstance(n, str)]
+        for source in self.sources:
+            used += [n for n in source.param_names if n != _ITEM]
+            if source.batch is not None:
+                used += source.batch.param_names
+        object.__setattr__(self, "param_names", tuple(dict.fromkeys(used)))
+        object.__setattr__(self, "passes_identity", any(s.passes_identity for s in self.sources))
+
+    @property
+    def services(self) -> frozenset[str]:
+        return frozenset(s.service for s in self.sources)
+
+    def ids_of(self, params: Mapping[str, str], values: Mapping[str, Any]) -> tuple[list[str], int]:
+        """This request's ids (excluded, paged, without repeats) and how many there are in all.
+
+        Raises ``LookupError`` when the source's field is missing, null or not a list.
+        """
+        if self.ids_source is None:
+            every = [piece for piece in params[self.ids].split(",") if piece]
+        else:
+            raw: Any = values[self.ids_source]
+            for attr in self.ids_path:
+                raw = raw[attr] if isinstance(raw, Mapping) else getattr(raw, attr)
+            if not isinstance(raw, list | tuple):
+                kind = "null" if raw is None else f"a {type(raw).__name__}"
+                raise LookupError(f"{self.ids} is {kind}, not a list of ids")
+            every = []
+            for one in raw:
+                if isinstance(one, bool) or not isinstance(one, str | int):
+                    raise LookupError(f"{self.ids} holds a {type(one).__name__}, not an id")
+                if one != "":
+                    every.append(str(one))
+        if self.exclude is not None:
+            left_out = params[self.exclude]
+            every = [one for one in every if one != left_out]
+        every = list(dict.fromkeys(every))
+        offset = int(params[self.offset]) if self.offset is not None else 0
+        limit = self.limit if not isinstance(self.limit, str) else int(params[self.limit])
+        page = every[offset:] if limit is None else every[offset : offset + limit]
+        return page, len(every)
+
+
 class Aggregate:
     """A named set of sources answered together for one request.
 
@@ -311,6 +616,7 @@ class Aggregate:
     """
 
     __slots__ = (
+        "_default_parts",
         "_plans",
         "_sources_by_name",
         "name",
@@ -318,6 +624,7 @@ class Aggregate:
         "requires_identity",
         "sources",
         "uses_identity",
+        "uses_user",
     )
 
     def __init__(
@@ -325,7 +632,7 @@ class Aggregate:
         name: str,
         *,
         params: Sequence[Param],
-        sources: Sequence[Source],
+        sources: Sequence[Source | Items],
         requires_identity: bool = False,
     ) -> None:
         """``requires_identity``: only a caller with a verified bearer token is answered (the
@@ -341,17 +648,34 @@ class Aggregate:
             raise DeclarationError(f"aggregate {name!r} has no sources")
         _check_unique(name, "parameter", [p.name for p in self.params])
         _check_unique(name, "source", [s.name for s in sources])
-        param_names = {p.name for p in self.params}
+        params_by_name = {p.name: p for p in self.params}
+        param_names = set(params_by_name)
         by_name = {s.name: s for s in sources}
         for clash in sorted(param_names & by_name.keys()):
             raise DeclarationError(
                 f"aggregate {name!r}: {clash!r} is both a parameter and a source name"
             )
         for source in sources:
+            if isinstance(source, Items):
+                _check_items(name, source, params_by_name, by_name)
+                continue
+            if source.batch is not None:
+                raise DeclarationError(
+                    f"aggregate {name!r}, source {source.name!r}: a batch is for item sources "
+                    "(the sources of an Items list), not for a part of its own"
+                )
             for placeholder in source._placeholders:
-                _check_placeholder(name, source, placeholder, param_names, by_name)
-        self.sources: tuple[Source, ...] = _topological_order(name, sources)
+                _check_placeholder(name, source, placeholder, param_names | {_USER}, by_name)
+        self.sources: tuple[Source | Items, ...] = _topological_order(name, sources)
         self._sources_by_name = {s.name: s for s in self.sources}
+        self._default_parts = frozenset(s.name for s in self.sources if s.default)
+        if not self._default_parts:
+            raise DeclarationError(f"aggregate {name!r}: every part is default=False")
+        #: whether some path has ``{user}`` (the run fills it in)
+        self.uses_user = any(
+            s.uses_user if isinstance(s, Source) else any(i.uses_user for i in s.sources)
+            for s in self.sources
+        )
         self._plans: dict[frozenset[str] | None, _Plan] = {}
 
     @property
@@ -361,7 +685,15 @@ class Aggregate:
 
     @property
     def services(self) -> frozenset[str]:
-        return frozenset(s.service for s in self.sources)
+        found: set[str] = set()
+        for s in self.sources:
+            found |= s.services if isinstance(s, Items) else {s.service}
+        return frozenset(found)
+
+    @property
+    def default_parts(self) -> frozenset[str]:
+        """The parts answered when the request does not say ``fields``."""
+        return self._default_parts
 
     def validate_params(self, raw: Mapping[str, str | None]) -> dict[str, str]:
         return {p.name: p.validate(raw.get(p.name)) for p in self.params}
@@ -380,7 +712,9 @@ class Aggregate:
 
     def _make_plan(self, requested: frozenset[str] | None) -> _Plan:
         if requested is None:
-            return _Plan(self.sources, frozenset(self._sources_by_name))
+            if len(self._default_parts) == len(self.sources):
+                return _Plan(self.sources, self._default_parts)
+            requested = self._default_parts
         unknown = requested - self._sources_by_name.keys()
         if unknown or not requested:
             raise UnknownParts(sorted(unknown) or ["(none)"], self.part_names)
@@ -399,11 +733,12 @@ class Aggregate:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    sources: tuple[Source, ...]  # what to fetch, in dependency order
+    sources: tuple[Source | Items, ...]  # what to fetch, in dependency order
     reported: frozenset[str]  # what the caller asked for
     # Split once here (plans are cached), not on every run:
-    roots: tuple[Source, ...] = field(init=False)  # start at once
-    dependents: tuple[Source, ...] = field(init=False)  # wait for others, in dependency order
+    roots: tuple[Source | Items, ...] = field(init=False)  # start at once
+    #: wait for others, in dependency order
+    dependents: tuple[Source | Items, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roots", tuple(s for s in self.sources if not s.depends_on))
@@ -418,12 +753,87 @@ def _check_unique(aggregate: str, kind: str, names: list[str]) -> None:
         seen.add(n)
 
 
+def _check_items(
+    aggregate: str,
+    items: Items,
+    params: Mapping[str, Param],
+    sources: Mapping[str, Source | Items],
+) -> None:
+    where = f"aggregate {aggregate!r}, list {items.name!r}"
+    if items.ids_source is None:
+        if items.ids not in params:
+            raise DeclarationError(
+                f"{where}: ids {items.ids!r} is not a parameter "
+                f"(parameters: {', '.join(sorted(params)) or 'none'}); a source's list is "
+                "named with its field, e.g. 'category.product_ids'"
+            )
+    else:
+        target = sources.get(items.ids_source)
+        if target is None:
+            raise DeclarationError(f"{where}: ids {items.ids!r}: no source {items.ids_source!r}")
+        if isinstance(target, Items):
+            raise DeclarationError(
+                f"{where}: ids {items.ids!r}: {items.ids_source!r} is a list part, not a source"
+            )
+        found = _field_type(where, items.ids, items.ids_path, target.returns)
+        if found is not _UNKNOWN and not _is_list_type(found):
+            raise DeclarationError(
+                f"{where}: ids {items.ids!r} is a {_type_name(found)}, not a list of ids"
+            )
+    for role, value in (("limit", items.limit), ("offset", items.offset)):
+        if isinstance(value, str):
+            param = params.get(value)
+            if param is None or not param.integer:
+                raise DeclarationError(
+                    f"{where}: {role} {value!r} must name a whole-number parameter "
+                    "(Param(..., minimum=, maximum=))"
+                )
+    if items.exclude is not None and items.exclude not in params:
+        raise DeclarationError(f"{where}: exclude {items.exclude!r} is not a parameter")
+    for source in items.sources:
+        for name in (*source.param_names, *(source.batch.param_names if source.batch else ())):
+            if name not in params and name not in (_ITEM, _USER):
+                raise DeclarationError(
+                    f"{where}, item source {source.name!r}: unknown template variable "
+                    f"{{{name}}} (parameters: {', '.join(sorted(params)) or 'none'})"
+                )
+
+
+_UNKNOWN: Any = object()
+
+
+def _field_type(where: str, text: str, path: Sequence[str], type_: Any) -> Any:
+    """The declared type at ``path`` inside ``type_``, or ``_UNKNOWN`` past a non-Struct."""
+    current = type_
+    for attr in path:
+        if not (isinstance(current, type) and issubclass(current, msgspec.Struct)):
+            return _UNKNOWN
+        fields = {f.name: f.type for f in msgspec.structs.fields(current)}
+        if attr not in fields:
+            raise DeclarationError(f"{where}: {text}: {current.__name__} has no field {attr!r}")
+        current = fields[attr]
+    return current
+
+
+def _is_list_type(type_: Any) -> bool:
+    origin = get_origin(type_) or type_
+    if origin in (list, tuple, Sequence, AbstractSequence) or origin is Any:
+        return True
+    if origin in (Union, UnionType):  # list[str] | None: a null is a failure at request
+        return any(_is_list_type(a) for a in get_args(type_) if a is not type(None))
+    return False
+
+
+def _type_name(type_: Any) -> str:
+    return getattr(type_, "__name__", None) or str(type_)
+
+
 def _check_placeholder(
     aggregate: str,
     source: Source,
     placeholder: _Placeholder,
     params: set[str],
-    sources: Mapping[str, Source],
+    sources: Mapping[str, Source | Items],
 ) -> None:
     where = f"aggregate {aggregate!r}, source {source.name!r}"
     if placeholder.source is None:
@@ -446,6 +856,11 @@ def _check_placeholder(
         )
     if target is source:
         raise DeclarationError(f"{where}: {{{placeholder.text}}} refers to the source itself")
+    if isinstance(target, Items):
+        raise DeclarationError(
+            f"{where}: {{{placeholder.text}}}: {placeholder.source!r} is a list part; a path "
+            "can use a source's field, not a list's"
+        )
     _check_field_path(where, placeholder, target.returns)
 
 
@@ -463,12 +878,14 @@ def _check_field_path(where: str, placeholder: _Placeholder, type_: Any) -> None
         current = fields[attr]
 
 
-def _topological_order(aggregate: str, sources: Sequence[Source]) -> tuple[Source, ...]:
+def _topological_order(
+    aggregate: str, sources: Sequence[Source | Items]
+) -> tuple[Source | Items, ...]:
     by_name = {s.name: s for s in sources}
     state: dict[str, int] = {}  # 1: visiting, 2: done
-    order: list[Source] = []
+    order: list[Source | Items] = []
 
-    def visit(source: Source, trail: list[str]) -> None:
+    def visit(source: Source | Items, trail: list[str]) -> None:
         mark = state.get(source.name)
         if mark == 2:
             return

@@ -27,21 +27,14 @@ from time import perf_counter
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-import msgspec
-
 from ._aio import cancel_and_wait
 from ._cache import Answer, Cache, RedisStore, TieredStore
-from ._declaration import Aggregate, Source
-from ._errors import (
-    AggregationFailed,
-    CircuitOpen,
-    DeclarationError,
-    ResponseTooLarge,
-    UpstreamUnavailable,
-)
+from ._declaration import ANONYMOUS, Aggregate, Items, Source
+from ._errors import AggregationFailed, DeclarationError
 from ._identity import Identity
+from ._items import ListRun, outcome_of
 from ._metrics import Metrics
-from ._outcome import FAILURE_REASONS, AggregateResult, CacheResult, PartOutcome
+from ._outcome import FAILURE_REASONS, AggregateResult, PartOutcome
 from ._peers import Peers
 from ._resilience import (
     DEADLINE_HEADER,
@@ -220,6 +213,8 @@ class Gateway:
             self.add(aggregate)
         plan = aggregate.plan(fields)
         values = aggregate.validate_params(params)
+        if aggregate.uses_user:
+            values["user"] = ANONYMOUS if identity is None else identity.subject
         request_headers = _ACCEPT_JSON if headers is None else {**_ACCEPT_JSON, **headers}
         loop = asyncio.get_running_loop()
         # Deadlines on the loop's clock (what call_at and timeout_at use); durations on
@@ -359,16 +354,18 @@ class Gateway:
 
 
 class _Part:
-    """One started request: its source, when it started, and its own timer if it has one."""
+    """One started request (or list): its source, when it started, its own timer if it has
+    one, and for a list part what the list has so far."""
 
-    __slots__ = ("source", "started", "timed_out", "timer", "trace")
+    __slots__ = ("list", "source", "started", "timed_out", "timer", "trace")
 
-    def __init__(self, source: Source, started: float) -> None:
+    def __init__(self, source: Source | Items, started: float) -> None:
         self.source = source
         self.started = started
         self.timer: asyncio.TimerHandle | None = None
         self.timed_out = False
         self.trace: PartTrace | None = None
+        self.list: ListRun | None = None
 
 
 def _with_identity(
@@ -413,7 +410,7 @@ class _Run:
     def __init__(
         self,
         gateway: Gateway,
-        dependents: Sequence[Source],
+        dependents: Sequence[Source | Items],
         values: Mapping[str, str],
         headers: Mapping[str, str],
         deadline: float,
@@ -431,13 +428,16 @@ class _Run:
         self.began = perf_counter()
         self.outcomes: dict[str, PartOutcome] = {}
         self.results: dict[str, Any] = {}
-        self.running: dict[asyncio.Task[UpstreamResponse | Answer], _Part] = {}
-        self.waiting: Sequence[Source] = dependents
+        self.running: dict[asyncio.Task[Any], _Part] = {}
+        self.waiting: Sequence[Source | Items] = dependents
         self.failed_critical: PartOutcome | None = None
         self.finished: asyncio.Future[None] = loop.create_future()
         self.closed = False
 
-    def start(self, source: Source) -> None:
+    def start(self, source: Source | Items) -> None:
+        if isinstance(source, Items):
+            self._start_list(source)
+            return
         try:
             path = source.render(self.values, self.results)
         except (LookupError, AttributeError) as exc:
@@ -475,12 +475,41 @@ class _Run:
         task.add_done_callback(self._on_done)
         self.running[task] = part
 
+    def _start_list(self, items: Items) -> None:
+        try:
+            ids, total = items.ids_of(self.values, self.results)
+        except (LookupError, AttributeError) as exc:
+            self.outcomes[items.name] = PartOutcome(
+                items.name, reason="dependency_failed", detail=str(exc)
+            )
+            return
+        identity = self.identity
+        headers = {
+            s.name: self.headers
+            if identity is None or not s.passes_identity
+            else _with_identity(self.headers, s, identity)
+            for s in items.sources
+        }
+        part = _Part(items, perf_counter())
+        part.list = ListRun(
+            self.gateway, items, ids, total, self.values, headers, self.deadline, self.loop
+        )
+        tracing = self.gateway.tracing
+        if tracing is None:
+            task = self.loop.create_task(part.list.run(), name=items.task_name)
+        else:
+            part.trace, tokens = tracing.start_part(self.aggregate, items.name, "")
+            task = self.loop.create_task(part.list.run(), name=items.task_name)
+            tracing.restore(tokens)
+        task.add_done_callback(self._on_done)
+        self.running[task] = part
+
     @staticmethod
-    def _time_out(task: asyncio.Task[UpstreamResponse | Answer], part: _Part) -> None:
+    def _time_out(task: asyncio.Task[Any], part: _Part) -> None:
         part.timed_out = True
         task.cancel()
 
-    def _on_done(self, task: asyncio.Task[UpstreamResponse | Answer]) -> None:
+    def _on_done(self, task: asyncio.Task[Any]) -> None:
         if self.closed:
             return
         part = self.running.pop(task)
@@ -495,7 +524,9 @@ class _Run:
         if not self.running:
             self.finish()
 
-    def _record(self, source: Source, outcome: PartOutcome, part: _Part | None = None) -> None:
+    def _record(
+        self, source: Source | Items, outcome: PartOutcome, part: _Part | None = None
+    ) -> None:
         if part is not None and part.trace is not None:
             assert self.gateway.tracing is not None
             self.gateway.tracing.end_part(part.trace, outcome)
@@ -533,7 +564,7 @@ class _Run:
         Returns the parts it cut off.
         """
         self.closed = True
-        unfinished: dict[asyncio.Task[UpstreamResponse | Answer], _Part] = {}
+        unfinished: dict[asyncio.Task[Any], _Part] = {}
         for task, part in self.running.items():
             if part.timer is not None:
                 part.timer.cancel()
@@ -541,6 +572,9 @@ class _Run:
                 # Finished, but its callback had not run yet when the run ended.
                 self._record(part.source, _outcome(part, task), part)
             else:
+                if part.list is not None and self.failed_critical is None:
+                    # The deadline: the list keeps the items that arrived, the rest time out.
+                    self._record(part.source, part.list.outcome(cut_off=True), part)
                 unfinished[task] = part
         self.running.clear()
         if unfinished:
@@ -548,87 +582,22 @@ class _Run:
         return list(unfinished.values())
 
 
-def _outcome(part: _Part, task: asyncio.Task[UpstreamResponse | Answer]) -> PartOutcome:
-    """What a finished request means for its part: exactly one outcome."""
+def _outcome(part: _Part, task: asyncio.Task[Any]) -> PartOutcome:
+    """What a finished part means: exactly one outcome."""
     source = part.source
-    duration = perf_counter() - part.started
+    reading = part.list
+    if reading is not None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error("list part %s failed unexpectedly", source.name, exc_info=error)
+        return reading.outcome(cut_off=task.cancelled())
+    assert isinstance(source, Source)
     if task.cancelled():  # by the part's own timer: nothing else cancels a part still wanted
         limit = f"its timeout of {source.timeout * 1000:.0f} ms" if source.timeout else "time"
         return PartOutcome(
-            source.name, reason="timeout", duration=duration, detail=f"no answer within {limit}"
+            source.name,
+            reason="timeout",
+            duration=perf_counter() - part.started,
+            detail=f"no answer within {limit}",
         )
     error = task.exception()
-    if error is not None:
-        if isinstance(error, CircuitOpen):
-            return PartOutcome(
-                source.name, reason="circuit_open", duration=duration, detail=str(error)
-            )
-        if isinstance(error, TimeoutError):  # the request's own deadline, or the client's
-            return PartOutcome(source.name, reason="timeout", duration=duration, detail=str(error))
-        if isinstance(error, UpstreamUnavailable):
-            return PartOutcome(
-                source.name, reason="unavailable", duration=duration, detail=str(error)
-            )
-        if isinstance(error, ResponseTooLarge):
-            return PartOutcome(
-                source.name, reason="invalid_response", duration=duration, detail=str(error)
-            )
-        # A transport must only raise the errors above; anything else is an adapter bug, but
-        # it still ends the part with one outcome instead of failing the whole request.
-        logger.error(
-            "transport raised an unexpected error for part %s",
-            source.name,
-            exc_info=error,
-        )
-        return PartOutcome(
-            source.name,
-            reason="unavailable",
-            duration=duration,
-            detail=f"unexpected transport error: {type(error).__name__}",
-        )
-    result = task.result()
-    cache: CacheResult | None = None
-    if isinstance(result, Answer):
-        response, stale, age, fresh_for = (
-            result.response,
-            result.stale,
-            result.age,
-            result.fresh_for,
-        )
-        if result.bypassed:
-            cache = "bypassed"
-        elif age is None:
-            cache = "miss"
-        else:
-            cache = "stale" if stale else "hit"
-    else:
-        response, stale, age, fresh_for = result, False, None, 0.0
-    status = response.status
-    if not 200 <= status < 300:
-        return PartOutcome(
-            source.name,
-            reason="upstream_status",
-            duration=duration,
-            upstream_status=status,
-            detail=f"upstream answered {status}",
-        )
-    try:
-        value = source.decoder.decode(response.body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return PartOutcome(
-            source.name,
-            reason="invalid_response",
-            duration=duration,
-            upstream_status=status,
-            detail=str(exc)[:200],
-        )
-    return PartOutcome(
-        source.name,
-        value=value,
-        duration=duration,
-        upstream_status=status,
-        stale=stale,
-        age=age,
-        fresh_for=fresh_for,
-        cache=cache,
-    )
+    return outcome_of(source, part.started, task.result() if error is None else error)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, Literal, TypeAlias
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeAlias, overload
 
-__all__ = ["AggregateResult", "CacheResult", "FailureReason", "PartOutcome"]
+__all__ = [
+    "AggregateResult",
+    "CacheResult",
+    "FailureReason",
+    "Item",
+    "ItemFailure",
+    "ItemsResult",
+    "PartOutcome",
+]
 
 FailureReason: TypeAlias = Literal[
     "timeout",  # no answer within the part's timeout or the aggregation's deadline
@@ -93,6 +101,87 @@ class PartOutcome:
         return f"PartOutcome({self.name!r}, {self.describe()}, {self.duration * 1000:.1f} ms)"
 
 
+class Item:
+    """One item of a list part: its id, and each item source's value (``None`` when failed)."""
+
+    __slots__ = ("failures", "id", "values")
+
+    def __init__(self, id: str, values: dict[str, Any], failures: dict[str, FailureReason]) -> None:
+        self.id = id
+        #: item source name -> its value, ``None`` when it failed
+        self.values = values
+        #: item source name -> why it failed, for the parts that failed
+        self.failures = failures
+
+    def value(self, name: str) -> Any:
+        return self.values.get(name)
+
+    @property
+    def failed(self) -> list[str]:
+        """The names of the parts that failed, in declaration order."""
+        return list(self.failures)
+
+    def __repr__(self) -> str:
+        return f"Item({self.id!r}, failed={self.failed!r})"
+
+
+class ItemFailure:
+    """One way an item source failed, and the items it failed for (an ``errors`` entry)."""
+
+    __slots__ = ("ids", "reason", "source", "status")
+
+    def __init__(
+        self, source: str, reason: FailureReason, status: int | None, ids: list[str]
+    ) -> None:
+        #: ``list.item_source``, e.g. ``items.pricing``
+        self.source = source
+        self.reason: FailureReason = reason
+        #: the upstream's status, for ``upstream_status``
+        self.status = status
+        #: every item affected, in list order
+        self.ids = ids
+
+
+class ItemsResult(Sequence[Item]):
+    """A list part's value: its items in list order, and what failed or came stale."""
+
+    __slots__ = ("_items", "failures", "stale", "tag", "total")
+
+    def __init__(
+        self,
+        items: list[Item],
+        *,
+        total: int,
+        failures: list[ItemFailure],
+        stale: list[tuple[str, float]],
+        tag: str,
+    ) -> None:
+        self._items = items
+        #: how many ids the whole list has, before paging
+        self.total = total
+        self.failures = failures
+        #: ``(list.item_source, age)`` of item sources that served some item stale (the oldest)
+        self.stale = stale
+        #: what the items' cache entries are tagged with (``tag=<id>``)
+        self.tag = tag
+
+    @overload
+    def __getitem__(self, index: int) -> Item: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Item]: ...
+    def __getitem__(self, index: int | slice) -> Item | Sequence[Item]:
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self._items)
+
+    def __repr__(self) -> str:
+        return f"ItemsResult({len(self._items)} of {self.total}, failures={len(self.failures)})"
+
+
 class AggregateResult(Mapping[str, PartOutcome]):
     """The outcomes of every part that was asked for, in declaration order.
 
@@ -129,6 +218,15 @@ class AggregateResult(Mapping[str, PartOutcome]):
     def stale(self) -> list[PartOutcome]:
         """The parts served from the cache past their freshness."""
         return [o for o in self._parts.values() if o.stale]
+
+    def item_tags(self) -> list[str]:
+        """``tag=<id>`` of every item of every list part (for the whole answer's cache entry)."""
+        tags: list[str] = []
+        for outcome in self._parts.values():
+            if isinstance(outcome.value, ItemsResult):
+                tag = outcome.value.tag
+                tags += [f"{tag}={item.id}" for item in outcome.value]
+        return tags
 
     @property
     def fresh_for(self) -> float:

@@ -9,8 +9,9 @@ from collections.abc import Iterable
 
 import msgspec
 
+from ._declaration import MAX_LISTED_ITEMS
 from ._errors import AggregationFailed, RequestError, UnknownParts
-from ._outcome import AggregateResult, FailureReason, PartOutcome
+from ._outcome import AggregateResult, FailureReason, ItemsResult, PartOutcome
 
 __all__ = ["PartError", "Problem", "StalePart", "part_errors", "problem_for", "stale_parts"]
 
@@ -28,6 +29,11 @@ class PartError(msgspec.Struct, frozen=True, omit_defaults=True):
     reason: FailureReason
     #: the upstream's HTTP status, when the reason is ``upstream_status``
     status: int | None = None
+    #: for a list's item source (``source`` is ``list.item_source``): the ids of the items it
+    #: failed for, the first 20 of them
+    items: list[str] | None = None
+    #: how many items it failed for, in all
+    item_count: int | None = None
 
 
 class StalePart(msgspec.Struct, frozen=True):
@@ -40,8 +46,15 @@ class StalePart(msgspec.Struct, frozen=True):
 
 
 def stale_parts(result: AggregateResult) -> list[StalePart]:
-    """The ``stale`` list of an answer: one entry per stale part, in order."""
-    return [StalePart(source=o.name, age=round(o.age or 0.0, 1)) for o in result.stale]
+    """The ``stale`` list of an answer: one entry per stale part (per item source of a list,
+    with its oldest item), in order."""
+    stale: list[StalePart] = []
+    for o in result.stale:
+        if isinstance(o.value, ItemsResult):
+            stale += [StalePart(source=name, age=round(age, 1)) for name, age in o.value.stale]
+        else:
+            stale.append(StalePart(source=o.name, age=round(o.age or 0.0, 1)))
+    return stale
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
@@ -64,15 +77,28 @@ def part_errors(outcomes: AggregateResult | Iterable[PartOutcome]) -> list[PartE
     """The ``errors`` list for these outcomes: one entry per failed part, in order."""
     if isinstance(outcomes, AggregateResult):
         outcomes = outcomes.values()
-    return [
-        PartError(
-            source=o.name,
-            reason=o.reason,
-            status=o.upstream_status if o.reason == "upstream_status" else None,
-        )
-        for o in outcomes
-        if o.reason is not None
-    ]
+    errors: list[PartError] = []
+    for o in outcomes:
+        if o.reason is not None:
+            errors.append(
+                PartError(
+                    source=o.name,
+                    reason=o.reason,
+                    status=o.upstream_status if o.reason == "upstream_status" else None,
+                )
+            )
+        elif isinstance(o.value, ItemsResult):
+            errors += [
+                PartError(
+                    source=f.source,
+                    reason=f.reason,
+                    status=f.status,
+                    items=f.ids[:MAX_LISTED_ITEMS],
+                    item_count=len(f.ids),
+                )
+                for f in o.value.failures
+            ]
+    return errors
 
 
 def problem_for(error: AggregationFailed | RequestError, *, instance: str | None = None) -> Problem:

@@ -40,6 +40,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, TypeAlias
 
 import msgspec
@@ -57,7 +58,7 @@ Fetcher: TypeAlias = Callable[
     ["Source", str, Mapping[str, str], float], Awaitable[UpstreamResponse]
 ]
 
-__all__ = ["Answer", "Cache"]
+__all__ = ["Answer", "Cache", "ChunkFetch"]
 
 logger = logging.getLogger("bff_core.cache")
 
@@ -94,10 +95,27 @@ class Answer:
         self.bypassed = bypassed
 
 
+#: How the items of a list are read from their upstream, a chunk of ids at a time (one
+#: request): each id's answer, as if it had been read alone. Raises what a fetch raises for
+#: the whole chunk.
+ChunkFetch: TypeAlias = Callable[[list[str], float], Awaitable[Mapping[str, UpstreamResponse]]]
+
+
 class _Lookup:
     """One key's lookup in this instance: what the store held, and what the upstream said."""
 
-    __slots__ = ("found", "headers", "policy", "response", "source", "tags", "task", "url")
+    __slots__ = (
+        "fetch",
+        "found",
+        "headers",
+        "policy",
+        "response",
+        "settled",
+        "source",
+        "tags",
+        "task",
+        "url",
+    )
 
     def __init__(
         self,
@@ -118,6 +136,10 @@ class _Lookup:
         #: the upstream's answer, once the lookup fetched one
         self.response: asyncio.Future[UpstreamResponse] = loop.create_future()
         self.task: asyncio.Task[None] | None = None
+        #: how an item's lookup fetches (through its list's chunks); ``None``: its own request
+        self.fetch: Callable[[], Awaitable[UpstreamResponse]] | None = None
+        #: told when the lookup ends, fetched or not (its list's chunks wait for every item)
+        self.settled: Callable[[], None] | None = None
 
 
 class Cache:
@@ -130,6 +152,8 @@ class Cache:
         self._lookups: dict[str, _Lookup] = {}
         #: whole answers being written, by key: one write per key at a time
         self._writing: dict[str, asyncio.Task[None]] = {}
+        #: lists' chunk reads under way (held here: the loop keeps only weak references)
+        self._chunks: set[asyncio.Task[None]] = set()
 
     async def get(
         self,
@@ -157,7 +181,93 @@ class Cache:
         deadline = loop.time() + time_left
         lookup = self._lookups.get(key)
         if lookup is None:
-            lookup = self._start(loop, key, source, policy, url, headers, params)
+            tags = [f"{n}={params[n]}" for n in source.param_names]
+            lookup = self._start(loop, key, _Lookup(loop, source, policy, url, headers, tags))
+        return await self._resolve(lookup, policy, deadline, loop)
+
+    async def get_items(
+        self,
+        source: Source,
+        policy: CachePolicy,
+        urls: Mapping[str, str],
+        headers: Mapping[str, str],
+        tags: Callable[[str], list[str]],
+        time_left: float,
+        fetch: ChunkFetch,
+        *,
+        size: int,
+        concurrency: int,
+        answered: Callable[[str, Answer | Exception], None],
+    ) -> None:
+        """Each item's answer, from the cache or its upstream, within ``time_left`` seconds.
+
+        ``urls`` maps each item id to the URL its entry is kept under. What the cache does
+        not hold fresh is read through ``fetch`` in chunks of at most ``size`` ids, at most
+        ``concurrency`` chunks at once, every id that needs the upstream in one round of
+        chunks; an item another request is looking up already waits for that lookup instead.
+        ``answered`` is told each item's answer (or its failure) as soon as it is known.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + time_left
+        now = time.time()
+        waiting: list[tuple[str, _Lookup]] = []
+        starting: dict[str, tuple[str, _Lookup]] = {}
+        unshared: list[str] = []
+        for item, url in urls.items():
+            key = _key(source, policy, url, headers)
+            if key is None:  # per-user data the policy does not allow to share
+                unshared.append(item)
+                continue
+            held = self.store.peek(key)
+            if held is not None and (age := now - held.stored_at) < held.ttl:
+                answered(item, _answer(held, age, stale=False))
+                continue
+            lookup = self._lookups.get(key)
+            if lookup is None:
+                lookup = _Lookup(loop, source, policy, url, headers, tags(item))
+                starting[item] = (key, lookup)
+            waiting.append((item, lookup))
+        if starting:
+            chunks = _Chunks(
+                loop, fetch, list(starting), size, concurrency, self._refresh_timeout, self._chunks
+            )
+            for item, (key, lookup) in starting.items():
+                lookup.fetch = partial(chunks.want, item)
+                lookup.settled = partial(chunks.settled, item)
+                self._start(loop, key, lookup)
+
+        async def resolve(item: str, lookup: _Lookup) -> None:
+            try:
+                answer: Answer | Exception = await self._resolve(lookup, policy, deadline, loop)
+            except Exception as exc:
+                answer = exc
+            answered(item, answer)
+
+        async def bypass(chunk: list[str]) -> None:
+            try:
+                responses = await fetch(chunk, max(deadline - loop.time(), 0.0))
+            except Exception as exc:
+                for item in chunk:
+                    answered(item, exc)
+            else:
+                for item in chunk:
+                    answered(item, Answer(responses[item], bypassed=True))
+
+        waits = [resolve(item, lookup) for item, lookup in waiting]
+        waits += [bypass(unshared[i : i + size]) for i in range(0, len(unshared), size)]
+        if len(waits) == 1:
+            await waits[0]
+        elif waits:
+            await asyncio.gather(*waits)
+
+    async def _resolve(
+        self,
+        lookup: _Lookup,
+        policy: CachePolicy,
+        deadline: float,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Answer:
+        """What ``lookup`` means for one request: the entry, the upstream, or a stale copy."""
         found = lookup.found
         entry = found.result() if found.done() else await asyncio.shield(found)
         response = lookup.response
@@ -183,23 +293,13 @@ class Cache:
                 return stale
         return Answer(answer, fresh_for=freshness(policy, answer))
 
-    def _start(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        key: str,
-        source: Source,
-        policy: CachePolicy,
-        url: str,
-        headers: Mapping[str, str],
-        params: Mapping[str, str],
-    ) -> _Lookup:
-        tags = [f"{n}={params[n]}" for n in source.param_names]
-        lookup = self._lookups[key] = _Lookup(loop, source, policy, url, headers, tags)
+    def _start(self, loop: asyncio.AbstractEventLoop, key: str, lookup: _Lookup) -> _Lookup:
+        self._lookups[key] = lookup
         # Owned by the cache, not by the run that started it: the runs waiting for it may end
         # (deadline, client gone) without cancelling it for the others; it is bounded by its
         # own timeout and stores what it gets.
         lookup.task = loop.create_task(
-            self._look_up(key, lookup), name=f"bff-cache-lookup:{source.name}"
+            self._look_up(key, lookup), name=f"bff-cache-lookup:{lookup.source.name}"
         )
         return lookup
 
@@ -213,9 +313,12 @@ class Cache:
             refreshing = entry is not None and now - entry.stored_at < entry.ttl + entry.swr
             try:
                 async with asyncio.timeout(self._refresh_timeout):
-                    response = await self._fetch(
-                        lookup.source, lookup.url, lookup.headers, self._refresh_timeout
-                    )
+                    if lookup.fetch is not None:
+                        response = await lookup.fetch()
+                    else:
+                        response = await self._fetch(
+                            lookup.source, lookup.url, lookup.headers, self._refresh_timeout
+                        )
             except Exception as exc:
                 if refreshing:
                     logger.info("background refresh of %s failed: %s", lookup.source.name, exc)
@@ -228,6 +331,8 @@ class Cache:
                 await self.store.set(key, stored)
         finally:
             del self._lookups[key]
+            if lookup.settled is not None:
+                lookup.settled()
             for future in (lookup.found, lookup.response):
                 if not future.done():
                     # Nothing will come: the entry was fresh (no fetch), or the lookup itself
@@ -262,6 +367,7 @@ class Cache:
 
     async def aclose(self) -> None:
         tasks = [lookup.task for lookup in self._lookups.values() if lookup.task is not None]
+        tasks += self._chunks
         for task in tasks:
             task.cancel()
         if tasks:
@@ -269,6 +375,91 @@ class Cache:
         if self._writing:
             await asyncio.gather(*self._writing.values(), return_exceptions=True)
         await self.store.aclose()
+
+
+class _Chunks:
+    """The upstream reads of one list's items that the cache did not hold: once every item's
+    lookup has said whether it needs the upstream, those that do go out together, in chunks.
+
+    Owned by the cache like the lookups it serves: a request that stops waiting does not
+    cancel a chunk that other requests' items, or the store, are waiting for.
+    """
+
+    __slots__ = (
+        "_fetch",
+        "_loop",
+        "_sem",
+        "_size",
+        "_tasks",
+        "_timeout",
+        "_undecided",
+        "_wanted",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fetch: ChunkFetch,
+        items: list[str],
+        size: int,
+        concurrency: int,
+        timeout: float,
+        tasks: set[asyncio.Task[None]],
+    ) -> None:
+        self._loop = loop
+        self._tasks = tasks
+        self._fetch = fetch
+        self._size = size
+        self._timeout = timeout
+        self._undecided = set(items)
+        self._wanted: dict[str, asyncio.Future[UpstreamResponse]] = {}
+        chunks = -(-len(items) // size)
+        self._sem = asyncio.Semaphore(concurrency) if chunks > concurrency else None
+
+    def want(self, item: str) -> asyncio.Future[UpstreamResponse]:
+        """The upstream's answer for ``item``, read with the others' in a chunk."""
+        future = self._wanted[item] = self._loop.create_future()
+        self._decided(item)
+        return future
+
+    def settled(self, item: str) -> None:
+        """``item``'s lookup has ended; if it never asked for the upstream, no chunk waits."""
+        self._decided(item)
+
+    def _decided(self, item: str) -> None:
+        undecided = self._undecided
+        if item in undecided:
+            undecided.discard(item)
+            if not undecided and self._wanted:
+                wanted = list(self._wanted)
+                for i in range(0, len(wanted), self._size):
+                    task = self._loop.create_task(
+                        self._read(wanted[i : i + self._size]), name="bff-cache-chunk"
+                    )
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+
+    async def _read(self, chunk: list[str]) -> None:
+        futures = [self._wanted[item] for item in chunk]
+        try:
+            async with asyncio.timeout(self._timeout):
+                if self._sem is None:
+                    responses = await self._fetch(chunk, self._timeout)
+                else:
+                    async with self._sem:
+                        responses = await self._fetch(chunk, self._timeout)
+        except Exception as exc:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
+            for item, future in zip(chunk, futures, strict=True):
+                if not future.done():
+                    future.set_result(responses[item])
+        finally:
+            for future in futures:
+                if not future.done():
+                    future.cancel()
 
 
 def _entry_of(lookup: _Lookup, response: UpstreamResponse) -> Entry | None:

@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from typing import Any
 
 import msgspec
 from litestar import Litestar
@@ -19,7 +20,7 @@ from litestar.plugins import InitPlugin
 from litestar.types import ControllerRouterHandler
 
 from .._cache import make_store
-from .._declaration import Aggregate
+from .._declaration import Aggregate, Items, Source
 from .._engine import Gateway
 from .._errors import AggregationFailed, ConfigurationError, RequestError
 from .._identity import KeySet, TokenVerifier
@@ -302,8 +303,19 @@ def _tuned(
 
 
 def _declarations_digest(aggregates: Sequence[Aggregate]) -> str:
+    def parts(source: Source | Items) -> list[Any]:
+        if isinstance(source, Items):
+            return [source.name, source.ids, [parts(s) for s in source.sources]]
+        batch = source.batch
+        return [
+            source.name,
+            source.service,
+            source.path,
+            None if batch is None else [batch.path, batch.key, batch.same_as_item],
+            msgspec.json.schema(source.returns),
+        ]
+
     described = [
-        (a.name, [(s.name, s.service, s.path, msgspec.json.schema(s.returns)) for s in a.sources])
-        for a in sorted(aggregates, key=lambda a: a.name)
+        (a.name, [parts(s) for s in a.sources]) for a in sorted(aggregates, key=lambda a: a.name)
     ]
     return hashlib.blake2b(msgspec.json.encode(described), digest_size=4).hexdigest()

@@ -1,0 +1,371 @@
+"""List parts: every item of a list enriched by each item source, in as few requests as it takes.
+
+For one :class:`~bff_core.Items` part of one run, :class:`ListRun` reads each item source for
+every item at once:
+
+- with a cache, each item's part is its own entry (the same one a single-item source with the
+  same name and URL uses): what the cache holds fresh costs nothing, an item another request
+  is looking up waits for that lookup, and the rest goes to the upstream in one round of
+  chunks (see :meth:`Cache.get_items`);
+- without one, the items go to the upstream in chunks directly;
+- a chunk is one request through the service's breaker, retries and retry budget: a batch
+  request of at most the declared size, or one item's request when the source has no batch
+  endpoint; at most ``concurrency`` of them at once.
+
+Each item's parts are recorded as they arrive, so the run's deadline (one for the whole list)
+ends the list with what arrived and marks the rest ``timeout``, item by item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from functools import cache
+from time import perf_counter
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ._cache import Answer
+from ._declaration import Batch, Items, Source, encode_id
+from ._errors import CircuitOpen, ResponseTooLarge, UpstreamUnavailable
+from ._outcome import CacheResult, FailureReason, Item, ItemFailure, ItemsResult, PartOutcome
+from ._transport import UpstreamResponse
+
+if TYPE_CHECKING:
+    from ._engine import Gateway
+
+__all__ = ["ListRun", "outcome_of"]
+
+logger = logging.getLogger("bff_core")
+
+_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
+_NOT_FOUND = UpstreamResponse(status=404, headers={}, body=b"")
+
+
+class MalformedBatch(Exception):
+    """A batch answer that is not a JSON array of objects with the declared key."""
+
+
+@cache
+def _key_decoder(key: str) -> msgspec.json.Decoder[Any]:
+    keyed = msgspec.defstruct("BatchElement", [(key, str | int)])
+    return msgspec.json.Decoder(keyed)
+
+
+def split_batch(
+    batch: Batch, ids: list[str], response: UpstreamResponse
+) -> dict[str, UpstreamResponse]:
+    """Each id's answer out of one batch answer, as if it had been read alone.
+
+    An error status is every id's answer; an id the array leaves out is a 404 of its own.
+    Raises :class:`MalformedBatch` when a 2xx body is not an array of keyed objects.
+    """
+    if not 200 <= response.status < 300:
+        return dict.fromkeys(ids, response)
+    decode_key = _key_decoder(batch.key)
+    bodies: dict[str, bytes] = {}
+    try:
+        for element in _ELEMENTS.decode(response.body):
+            found = getattr(decode_key.decode(element), batch.key)
+            bodies[str(found)] = bytes(element)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedBatch(
+            f"batch answer is not an array of {batch.key}-keyed objects: {exc}"
+        ) from None
+    headers = response.headers
+    return {
+        item: _NOT_FOUND
+        if (body := bodies.get(item)) is None
+        else UpstreamResponse(status=response.status, headers=headers, body=body)
+        for item in ids
+    }
+
+
+class ListRun:
+    """One list part of one run: its ids, and each item's parts as they arrive."""
+
+    __slots__ = (
+        "began",
+        "deadline",
+        "gateway",
+        "headers",
+        "ids",
+        "items",
+        "loop",
+        "outcomes",
+        "params",
+        "total",
+    )
+
+    def __init__(
+        self,
+        gateway: Gateway,
+        items: Items,
+        ids: list[str],
+        total: int,
+        params: Mapping[str, str],
+        headers: Mapping[str, Mapping[str, str]],
+        deadline: float,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.gateway = gateway
+        self.items = items
+        self.ids = ids
+        self.total = total
+        self.params = params
+        #: the headers of each item source's requests (identity included where declared)
+        self.headers = headers
+        self.deadline = deadline
+        self.loop = loop
+        self.began = perf_counter()
+        #: item source name -> item id -> its outcome, filled in as they arrive
+        self.outcomes: dict[str, dict[str, PartOutcome]] = {s.name: {} for s in items.sources}
+
+    async def run(self) -> None:
+        if not self.ids:
+            return
+        reads = [self._read(source) for source in self.items.sources]
+        await asyncio.gather(*reads)
+
+    def _read(self, source: Source) -> Coroutine[Any, Any, None]:
+        gateway = self.gateway
+        base = gateway._services[source.service]
+        before, after = source.around_item(self.params)
+        urls = {item: f"{base}{before}{encode_id(item)}{after}" for item in self.ids}
+        headers = self.headers[source.name]
+        batch = source.batch
+        batch_around = None if batch is None else batch.around_ids(self.params)
+        fetch = gateway.upstreams.fetch
+        outcomes = self.outcomes[source.name]
+        started = perf_counter()
+
+        async def fetch_chunk(chunk: list[str], time_left: float) -> Mapping[str, UpstreamResponse]:
+            if batch is None or batch_around is None:
+                return {chunk[0]: await fetch(source, urls[chunk[0]], headers, time_left)}
+            url = f"{base}{batch_around[0]}{','.join(map(encode_id, chunk))}{batch_around[1]}"
+            return split_batch(batch, chunk, await fetch(source, url, headers, time_left))
+
+        def answered(item: str, answer: UpstreamResponse | Answer | Exception) -> None:
+            outcomes[item] = outcome_of(source, started, answer)
+
+        size = 1 if batch is None else batch.size
+        time_left = max(self.deadline - self.loop.time(), 0.0)
+        if source.timeout is not None and source.timeout < time_left:
+            time_left = source.timeout
+        cache_ = gateway.cache
+        if source.cache is not None and cache_ is not None:
+            if batch is not None and not batch.same_as_item:
+                # The batch answers a summary: its entries are the batch's, one id at a time.
+                urls = {
+                    item: f"{base}{batch_around[0]}{encode_id(item)}{batch_around[1]}"  # type: ignore[index]
+                    for item in self.ids
+                }
+            tag = self.items.tag
+            param_tags = [f"{n}={self.params[n]}" for n in source.param_names if n != "item"]
+            return cache_.get_items(
+                source,
+                source.cache,
+                urls,
+                headers,
+                lambda item: [f"{tag}={item}", *param_tags],
+                time_left,
+                fetch_chunk,
+                size=size,
+                concurrency=source.concurrency,
+                answered=answered,
+            )
+        return self._read_directly(source, fetch_chunk, size, time_left, answered)
+
+    async def _read_directly(
+        self,
+        source: Source,
+        fetch_chunk: Any,
+        size: int,
+        time_left: float,
+        answered: Any,
+    ) -> None:
+        ids = self.ids
+        chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+        limit = asyncio.Semaphore(source.concurrency) if len(chunks) > source.concurrency else None
+        deadline = self.loop.time() + time_left
+
+        async def read(chunk: list[str]) -> None:
+            try:
+                if limit is None:
+                    responses = await fetch_chunk(chunk, time_left)
+                else:
+                    async with limit:
+                        responses = await fetch_chunk(chunk, max(deadline - self.loop.time(), 0.0))
+            except Exception as exc:
+                for item in chunk:
+                    answered(item, exc)
+            else:
+                for item in chunk:
+                    answered(item, responses[item])
+
+        if len(chunks) == 1:
+            await read(chunks[0])
+        else:
+            await asyncio.gather(*(read(chunk) for chunk in chunks))
+
+    def outcome(self, *, cut_off: bool = False) -> PartOutcome:
+        """The list part's outcome from what has arrived (all of it, unless ``cut_off``)."""
+        name = self.items.name
+        duration = perf_counter() - self.began
+        sources = self.items.sources
+        outcomes = self.outcomes
+        kept: list[Item] = []
+        failed: dict[tuple[str, FailureReason, int | None], list[str]] = {}
+        stale: dict[str, float] = {}
+        fresh_for = float("inf")
+        critical_failure: PartOutcome | None = None
+        for item in self.ids:
+            values: dict[str, Any] = {}
+            failures: dict[str, FailureReason] = {}
+            dropped = False
+            for source in sources:
+                outcome = outcomes[source.name].get(item)
+                if outcome is None:
+                    outcome = PartOutcome(
+                        source.name,
+                        reason="timeout",
+                        duration=duration,
+                        detail="aggregation deadline reached" if cut_off else "no answer",
+                    )
+                if outcome.reason is None:
+                    values[source.name] = outcome.value
+                    if outcome.stale:
+                        full = f"{name}.{source.name}"
+                        stale[full] = max(stale.get(full, 0.0), outcome.age or 0.0)
+                        fresh_for = 0.0
+                    else:
+                        fresh_for = min(fresh_for, outcome.fresh_for)
+                    continue
+                values[source.name] = None
+                fresh_for = 0.0
+                missing = outcome.reason == "upstream_status" and outcome.upstream_status == 404
+                if source.critical:
+                    dropped = True
+                    if not missing:
+                        failures = {source.name: outcome.reason}
+                        critical_failure = critical_failure or outcome
+                    else:
+                        failures = {}
+                    break
+                failures[source.name] = outcome.reason
+            for part, reason in failures.items():
+                status = outcomes[part].get(item)
+                code = (
+                    None
+                    if status is None or reason != "upstream_status"
+                    else status.upstream_status
+                )
+                failed.setdefault((f"{name}.{part}", reason, code), []).append(item)
+            if not dropped:
+                kept.append(Item(item, values, failures))
+        result = ItemsResult(
+            kept,
+            total=self.total,
+            failures=[ItemFailure(s, r, c, ids) for (s, r, c), ids in failed.items()],
+            stale=list(stale.items()),
+            tag=self.items.tag,
+        )
+        if not kept and critical_failure is not None:
+            # Not one item could be shown, and not because they are unknown: the list failed.
+            return PartOutcome(
+                name,
+                reason=critical_failure.reason,
+                duration=duration,
+                upstream_status=critical_failure.upstream_status,
+                detail=f"{critical_failure.name} failed for every item: "
+                + critical_failure.describe(),
+            )
+        return PartOutcome(
+            name,
+            value=result,
+            duration=duration,
+            stale=bool(stale),
+            age=max(stale.values()) if stale else None,
+            fresh_for=0.0 if fresh_for == float("inf") else fresh_for,
+        )
+
+
+def outcome_of(
+    source: Source, started: float, result: UpstreamResponse | Answer | BaseException
+) -> PartOutcome:
+    """What a request's result means for its part: exactly one outcome."""
+    duration = perf_counter() - started
+    if isinstance(result, BaseException):
+        return _failure(source, duration, result)
+    cache: CacheResult | None = None
+    if isinstance(result, Answer):
+        response, stale, age, fresh_for = (
+            result.response,
+            result.stale,
+            result.age,
+            result.fresh_for,
+        )
+        if result.bypassed:
+            cache = "bypassed"
+        elif age is None:
+            cache = "miss"
+        else:
+            cache = "stale" if stale else "hit"
+    else:
+        response, stale, age, fresh_for = result, False, None, 0.0
+    status = response.status
+    if not 200 <= status < 300:
+        return PartOutcome(
+            source.name,
+            reason="upstream_status",
+            duration=duration,
+            upstream_status=status,
+            detail=f"upstream answered {status}",
+        )
+    try:
+        value = source.decoder.decode(response.body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return PartOutcome(
+            source.name,
+            reason="invalid_response",
+            duration=duration,
+            upstream_status=status,
+            detail=str(exc)[:200],
+        )
+    return PartOutcome(
+        source.name,
+        value=value,
+        duration=duration,
+        upstream_status=status,
+        stale=stale,
+        age=age,
+        fresh_for=fresh_for,
+        cache=cache,
+    )
+
+
+def _failure(source: Source, duration: float, error: BaseException) -> PartOutcome:
+    reason: FailureReason
+    if isinstance(error, CircuitOpen):
+        reason = "circuit_open"
+    elif isinstance(error, TimeoutError):  # the request's own deadline, or the client's
+        reason = "timeout"
+    elif isinstance(error, UpstreamUnavailable):
+        reason = "unavailable"
+    elif isinstance(error, ResponseTooLarge | MalformedBatch):
+        reason = "invalid_response"
+    else:
+        # A transport must only raise the errors above; anything else is an adapter bug, but
+        # it still ends the part with one outcome instead of failing the whole request.
+        logger.error(
+            "transport raised an unexpected error for part %s", source.name, exc_info=error
+        )
+        return PartOutcome(
+            source.name,
+            reason="unavailable",
+            duration=duration,
+            detail=f"unexpected transport error: {type(error).__name__}",
+        )
+    return PartOutcome(source.name, reason=reason, duration=duration, detail=str(error))
