@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from demo_upstreams import SERVICES
 from yarl import URL
 
 from .conftest import Upstream
@@ -39,7 +40,7 @@ async def test_put_replaces(upstream: Upstream) -> None:
 
 
 async def test_delete_all(upstream: Upstream) -> None:
-    for service in ("product", "inventory", "pricing", "reviews"):
+    for service in SERVICES:
         await upstream.put_fault(service, {"status": 500})
     status, _, _ = await _send(upstream, "DELETE", "/admin/faults")
     assert status == 204
@@ -110,9 +111,16 @@ async def test_request_log(upstream: Upstream) -> None:
     await upstream.get("/healthz")
 
     log = await upstream.requests()
-    assert set(log) == {"product", "inventory", "pricing", "reviews"}
-    assert log["inventory"] == {"count": 0, "requests": [], "abandoned": 0, "gave_up": 0}
-    assert log["pricing"] == {"count": 0, "requests": [], "abandoned": 0, "gave_up": 0}
+    assert list(log) == [
+        "product",
+        "inventory",
+        "pricing",
+        "reviews",
+        "category",
+        "recommendations",
+    ]
+    for idle in ("inventory", "pricing", "category", "recommendations"):
+        assert log[idle] == {"count": 0, "requests": [], "abandoned": 0, "gave_up": 0}
     assert log["reviews"]["count"] == 2
     assert [r["path"] for r in log["reviews"]["requests"]] == ["/reviews/p-1001", "/reviews/nope"]
     (listed,) = log["product"]["requests"]

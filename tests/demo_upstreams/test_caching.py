@@ -20,12 +20,16 @@ _PRODUCT = "max-age=60, stale-while-revalidate=300, stale-if-error=3600"
 _INVENTORY = "max-age=5, stale-while-revalidate=30, stale-if-error=300"
 _PRICING = "max-age=30, stale-while-revalidate=60, stale-if-error=600"
 _REVIEWS = "max-age=120, stale-while-revalidate=600, stale-if-error=3600"
+_CATEGORY = "max-age=300, stale-while-revalidate=600, stale-if-error=3600"
+_RECOMMENDATIONS = "max-age=60, stale-while-revalidate=120, stale-if-error=600"
 
 _PATHS = {
     "product": "/products/p-1001",
     "inventory": "/inventory/p-1001",
     "pricing": "/prices/p-1001",
     "reviews": "/reviews/p-1001",
+    "category": "/categories/audio",
+    "recommendations": "/recommendations/alice",
 }
 
 
@@ -54,6 +58,8 @@ def test_defaults_constant() -> None:
         "inventory": _INVENTORY,
         "pricing": _PRICING,
         "reviews": _REVIEWS,
+        "category": _CATEGORY,
+        "recommendations": _RECOMMENDATIONS,
     }
 
 
@@ -66,6 +72,12 @@ def test_defaults_constant() -> None:
         ("/inventory/p-1004", _INVENTORY),
         ("/prices/p-1001", _PRICING),
         ("/reviews/p-1006", _REVIEWS),
+        ("/prices?ids=p-1001,nope", _PRICING),
+        ("/inventory?ids=p-1004", _INVENTORY),
+        ("/reviews?ids=p-1006", _REVIEWS),
+        ("/categories", _CATEGORY),
+        ("/categories/kitchen", _CATEGORY),
+        ("/recommendations/anonymous", _RECOMMENDATIONS),
     ],
 )
 async def test_default_cache_control_on_200(upstream: Upstream, path: str, expected: str) -> None:
@@ -84,6 +96,11 @@ async def test_default_cache_control_on_200(upstream: Upstream, path: str, expec
         ("/reviews/nope", 404),
         ("/products/a/b", 404),  # no route matched
         ("/products", 400),  # no ids
+        ("/prices?ids=", 400),
+        ("/reviews?ids=a,,b", 400),
+        ("/categories/nope", 404),
+        ("/categories/a/b", 404),
+        ("/recommendations", 404),
     ],
 )
 async def test_errors_are_no_store(upstream: Upstream, path: str, expected_status: int) -> None:

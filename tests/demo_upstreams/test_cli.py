@@ -68,6 +68,8 @@ def test_bad_fault_flags(flag: str, message: str) -> None:
         ["--latency-scale", "-1"],
         ["--latency-scale", "fast"],
         ["--pricing-latency-ms", "-3"],
+        ["--recommendations-latency-ms", "-3"],
+        ["--fault", "category:ids"],
         ["--port", "70000"],
     ],
 )
@@ -95,6 +97,10 @@ def test_real_program_serves_and_stops_on_signal(signum: signal.Signals) -> None
             "0",
             "--fault",
             "reviews:status=503",
+            "--fault",
+            "category:status=500,ids=photo",
+            "--category-latency-ms",
+            "1",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -104,6 +110,9 @@ def test_real_program_serves_and_stops_on_signal(signum: signal.Signals) -> None
         wait_healthy(url)
         assert get(url + "/products/p-1001")[0] == 200
         assert get(url + "/reviews/p-1001")[0] == 503
+        assert get(url + "/categories/audio")[0] == 200
+        assert get(url + "/categories/photo")[0] == 500
+        assert get(url + "/recommendations/anonymous")[0] == 200
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=10)
     finally:

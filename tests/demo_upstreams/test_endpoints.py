@@ -1,4 +1,4 @@
-"""The four simulated services answer the contract's shapes."""
+"""The four product services answer the contract's shapes (list services: test_lists.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ def _assert_keys(obj: Any, keys: set[str]) -> None:
 
 
 def test_catalogue_has_the_special_products() -> None:
-    assert len(PRODUCT_IDS) == 12
-    assert len(set(PRODUCT_IDS)) == 12
+    assert len(set(PRODUCT_IDS)) == len(PRODUCT_IDS) == 300
     assert {OUT_OF_STOCK_ID, NO_REVIEWS_ID, *LONG_DESCRIPTION_IDS} <= set(PRODUCT_IDS)
 
 
@@ -93,13 +92,11 @@ async def test_no_reviews(upstream: Upstream) -> None:
     assert reviews["top"] == []
 
 
-@pytest.mark.parametrize("product_id", PRODUCT_IDS)
-async def test_every_product_is_served_by_every_service(
-    upstream: Upstream, product_id: str
-) -> None:
-    for path in ("products", "inventory", "prices", "reviews"):
-        status, _ = await upstream.get(f"/{path}/{product_id}")
-        assert status == 200, path
+@pytest.mark.parametrize("path", ["products", "inventory", "prices", "reviews"])
+async def test_every_product_is_served_by_every_service(upstream: Upstream, path: str) -> None:
+    for product_id in PRODUCT_IDS:
+        status, _, _ = await upstream.get_raw(f"/{path}/{product_id}")
+        assert status == 200, product_id
 
 
 @pytest.mark.parametrize("path", ["products", "inventory", "prices", "reviews"])

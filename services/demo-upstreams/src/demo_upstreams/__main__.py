@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.log import access_logger
 
 from ._app import DEFAULT_LATENCY_MS, create_app
-from ._faults import SERVICES, Fault, parse_fault_flags
+from ._faults import IDS_SEPARATOR, SERVICES, Fault, parse_fault_flags
 
 __all__ = ["main"]
 
@@ -41,8 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="demo-upstreams",
         description=(
-            "Simulated product, inventory, pricing and reviews services with fault injection "
-            "(admin API under /admin/)."
+            "Simulated product, inventory, pricing, reviews, category and recommendations "
+            "services with fault injection (admin API under /admin/)."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
@@ -75,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
         help=(
             "inject a fault from the start, e.g. reviews:status=503 or "
             "pricing:latency_ms=300,rate=0.5 (repeatable; a bare KEY means KEY=true; double-quote "
-            'a value with commas: reviews:cache_control="max-age=1, stale-if-error=60"; services: '
+            'a value with commas: reviews:cache_control="max-age=1, stale-if-error=60"; scope a '
+            f"fault to some ids with ids separated by {IDS_SEPARATOR!r}: "
+            f"pricing:status=503,ids=p-1003{IDS_SEPARATOR}p-1004; services: "
             f"{', '.join(SERVICES)}; keys: {', '.join(Fault.__struct_fields__)})"
         ),
     )

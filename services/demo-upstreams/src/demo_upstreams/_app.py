@@ -1,36 +1,64 @@
-"""The aiohttp application serving the four simulated services and the admin API."""
+"""The aiohttp application serving the simulated services and the admin API."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import lru_cache
 from http import HTTPStatus
-from typing import Final
+from typing import Final, NamedTuple
 
 import msgspec
 from aiohttp import hdrs, web
 
-from ._catalogue import CATALOGUE
+from ._catalogue import (
+    CATALOGUE,
+    CATEGORIES,
+    CategorySummary,
+    Recommendations,
+    ReviewSummary,
+    recommendations_for,
+)
 from ._faults import SERVICES, Fault, FaultRegistry
 from ._requestlog import RequestLog
 
-__all__ = ["DEFAULT_CACHE_CONTROL", "DEFAULT_LATENCY_MS", "create_app"]
+__all__ = [
+    "BATCH_COST_PER_ID",
+    "DEFAULT_CACHE_CONTROL",
+    "DEFAULT_LATENCY_MS",
+    "MAX_BATCH_IDS",
+    "create_app",
+]
 
 DEFAULT_LATENCY_MS: Final[Mapping[str, float]] = {
     "product": 20.0,
     "inventory": 30.0,
     "pricing": 15.0,
     "reviews": 40.0,
+    "category": 10.0,
+    "recommendations": 25.0,
 }
 """Each service's typical answer time at ``latency_scale=1``."""
+
+MAX_BATCH_IDS: Final = 50
+"""The most ids one batch read (``GET /products?ids=...`` etc.) may name; more is a 400."""
+
+BATCH_COST_PER_ID: Final = 0.01
+"""What each id adds to a batch read's time, as a share of the service's latency.
+
+A batch costs one round trip plus a little per id (0.2 ms per id for the product service at its
+default 20 ms), so fifty ids take 1.5 single reads: cheaper than fifty reads, never free. As a
+share, it follows ``latency_scale`` and the per-service latencies, and is zero when they are.
+"""
 
 DEFAULT_CACHE_CONTROL: Final[Mapping[str, str]] = {
     "product": "max-age=60, stale-while-revalidate=300, stale-if-error=3600",
     "inventory": "max-age=5, stale-while-revalidate=30, stale-if-error=300",
     "pricing": "max-age=30, stale-while-revalidate=60, stale-if-error=600",
     "reviews": "max-age=120, stale-while-revalidate=600, stale-if-error=3600",
+    "category": "max-age=300, stale-while-revalidate=600, stale-if-error=3600",
+    "recommendations": "max-age=60, stale-while-revalidate=120, stale-if-error=600",
 }
 """Each service's ``Cache-Control`` on its 200 answers (RFC 9111, RFC 5861 ``stale-*``).
 
@@ -52,11 +80,50 @@ _PREFIXES: Final[Mapping[str, str]] = {
     "inventory": "inventory",
     "prices": "pricing",
     "reviews": "reviews",
+    "categories": "category",
+    "recommendations": "recommendations",
 }
 
 _JSON: Final = "application/json"
 _PROBLEM_JSON: Final = "application/problem+json"
 _encode = msgspec.json.Encoder().encode
+
+
+class _Refusal(NamedTuple):
+    """An error answer a service gives instead of its body (unknown id, bad batch)."""
+
+    status: int
+    message: str
+
+
+_MISSING_IDS: Final = _Refusal(
+    400,
+    f"missing query parameter 'ids' (1 to {MAX_BATCH_IDS} comma-separated product ids)",
+)
+_EMPTY_IDS: Final = _Refusal(
+    400,
+    f"query parameter 'ids' is empty; expected 1 to {MAX_BATCH_IDS} comma-separated product ids",
+)
+
+
+def _batch_ids(raw: str | None) -> tuple[list[str], _Refusal | None]:
+    """The ids a batch read names, and why it is refused, if it is.
+
+    The ids are returned even when the request is refused, so that a fault scoped to one of
+    them applies to it, as a fault applies to a single read of an unknown id.
+    """
+    if raw is None:
+        return [], _MISSING_IDS
+    if not raw:
+        return [], _EMPTY_IDS
+    ids = raw.split(",")
+    if len(ids) > MAX_BATCH_IDS:
+        return ids, _Refusal(400, f"too many ids: {len(ids)}; at most {MAX_BATCH_IDS} per request")
+    if "" in ids:
+        return ids, _Refusal(
+            400, f"query parameter 'ids' has an empty id at position {ids.index('') + 1}"
+        )
+    return ids, None
 
 
 def _json_headers(cache_control: str) -> Mapping[str, str]:
@@ -93,6 +160,12 @@ def _problem(status: int, slug: str, title: str, detail: str) -> web.Response:
     return web.Response(body=_encode(body), status=status, content_type=_PROBLEM_JSON)
 
 
+@lru_cache(maxsize=1024)
+def _recommendations_body(user: str) -> bytes:
+    # Any user may ask, so this is computed on demand; a demo's few users are served from here.
+    return _encode(Recommendations(user=user, product_ids=recommendations_for(user)))
+
+
 @lru_cache(maxsize=4)
 def _huge_body(size: int) -> bytes:
     # Exactly `size` bytes of valid JSON; below the smallest padded object, pad with whitespace.
@@ -118,76 +191,134 @@ class _Upstreams:
         self._inventory = {e.product.id: _encode(e.inventory) for e in CATALOGUE}
         self._prices = {e.product.id: _encode(e.price) for e in CATALOGUE}
         self._reviews = {e.product.id: _encode(e.reviews) for e in CATALOGUE}
+        self._review_summaries = {
+            e.product.id: _encode(
+                ReviewSummary(
+                    product_id=e.product.id, average=e.reviews.average, count=e.reviews.count
+                )
+            )
+            for e in CATALOGUE
+        }
+        self._categories = {c.slug: _encode(c) for c in CATEGORIES}
+        self._category_list = _encode(
+            [
+                CategorySummary(slug=c.slug, name=c.name, count=len(c.product_ids))
+                for c in CATEGORIES
+            ]
+        )
 
     # --- the simulated services -------------------------------------------------------------
 
     async def product(self, request: web.Request) -> web.StreamResponse:
-        return await self._answer(request, "product", self._products, "product")
+        return await self._read(request, "product", self._products, "product")
 
     async def inventory(self, request: web.Request) -> web.StreamResponse:
-        return await self._answer(request, "inventory", self._inventory, "inventory for product")
+        return await self._read(request, "inventory", self._inventory, "inventory for product")
 
     async def price(self, request: web.Request) -> web.StreamResponse:
-        return await self._answer(request, "pricing", self._prices, "price for product")
+        return await self._read(request, "pricing", self._prices, "price for product")
 
     async def reviews(self, request: web.Request) -> web.StreamResponse:
-        return await self._answer(request, "reviews", self._reviews, "reviews for product")
+        return await self._read(request, "reviews", self._reviews, "reviews for product")
+
+    async def category(self, request: web.Request) -> web.StreamResponse:
+        return await self._read(request, "category", self._categories, "category", key="slug")
 
     async def product_list(self, request: web.Request) -> web.StreamResponse:
-        self.log.record("product", request)
-        fault = self.faults.draw("product")
-        ids = request.query.get("ids")
-        body: bytes | None = None
-        if ids is not None:
-            known = self._products
-            body = b"[" + b",".join(known[i] for i in ids.split(",") if i in known) + b"]"
-        late = await self._work(request, "product", fault)
-        if late is not None:
-            return late
-        headers = self._ok_headers["product"]
-        if fault is not None:
-            if fault.cache_control is not None:
-                headers = _override_headers(fault.cache_control)
-            faulty = await self._misbehave(request, "product", fault, body, headers, array=True)
-            if faulty is not None:
-                return faulty
-        if body is None:
-            return _error(400, "missing query parameter 'ids' (comma-separated product ids)")
-        return web.Response(body=body, headers=headers)
+        return await self._batch(request, "product", self._products)
 
-    async def _answer(
-        self, request: web.Request, service: str, bodies: Mapping[str, bytes], noun: str
+    async def inventory_list(self, request: web.Request) -> web.StreamResponse:
+        return await self._batch(request, "inventory", self._inventory)
+
+    async def price_list(self, request: web.Request) -> web.StreamResponse:
+        return await self._batch(request, "pricing", self._prices)
+
+    async def review_list(self, request: web.Request) -> web.StreamResponse:
+        # Summaries only: a list shows stars and a count, not the review texts.
+        return await self._batch(request, "reviews", self._review_summaries)
+
+    async def category_list(self, request: web.Request) -> web.StreamResponse:
+        return await self._respond(request, "category", self._category_list, (), array=True)
+
+    async def recommendations(self, request: web.Request) -> web.StreamResponse:
+        # Every user has recommendations (anonymous ones too), so there is no 404 here.
+        user = request.match_info["user"]
+        body = _recommendations_body(user)
+        return await self._respond(request, "recommendations", body, (user,), array=False)
+
+    async def _read(
+        self,
+        request: web.Request,
+        service: str,
+        bodies: Mapping[str, bytes],
+        noun: str,
+        *,
+        key: str = "id",
     ) -> web.StreamResponse:
-        self.log.record(service, request)
-        fault = self.faults.draw(service)
+        """A single read: the body stored under the path's ``{key}``, or a 404."""
         # match_info is already percent-decoded, and an encoded "/" stays inside the segment.
-        ident = request.match_info["id"]
+        ident = request.match_info[key]
         body = bodies.get(ident)
-        late = await self._work(request, service, fault)
+        answer = body if body is not None else _Refusal(404, f"no {noun} with {key} {ident!r}")
+        return await self._respond(request, service, answer, (ident,), array=False)
+
+    async def _batch(
+        self, request: web.Request, service: str, bodies: Mapping[str, bytes]
+    ) -> web.StreamResponse:
+        """A batch read, ``?ids=a,b,c``: the bodies of those known, in the order asked."""
+        ids, refusal = _batch_ids(request.query.get("ids"))
+        if refusal is not None:
+            return await self._respond(request, service, refusal, ids, array=True)
+        found = (body for i in ids if (body := bodies.get(i)) is not None)
+        answer = b"[" + b",".join(found) + b"]"
+        return await self._respond(request, service, answer, ids, array=True, per_id=len(ids))
+
+    async def _respond(
+        self,
+        request: web.Request,
+        service: str,
+        answer: bytes | _Refusal,
+        named: Collection[str],
+        *,
+        array: bool,
+        per_id: int = 0,
+    ) -> web.StreamResponse:
+        """Serve one request of ``service`` whose normal answer is ``answer``.
+
+        Every service request goes through here: it is logged, draws the service's fault (with
+        the ids it ``named``), takes the service's time (plus ``per_id`` ids' worth of batch
+        work), and then misbehaves as the fault says or answers normally.
+        """
+        self.log.record(service, request)
+        fault = self.faults.draw(service, named)
+        late = await self._work(request, service, fault, per_id)
         if late is not None:
             return late
         headers = self._ok_headers[service]
         if fault is not None:
             if fault.cache_control is not None:
                 headers = _override_headers(fault.cache_control)
-            faulty = await self._misbehave(request, service, fault, body, headers, array=False)
+            body = None if isinstance(answer, _Refusal) else answer
+            faulty = await self._misbehave(request, service, fault, body, headers, array=array)
             if faulty is not None:
                 return faulty
-        if body is None:
-            return _error(404, f"no {noun} with id {ident!r}")
-        return web.Response(body=body, headers=headers)
+        if isinstance(answer, _Refusal):
+            return _error(answer.status, answer.message)
+        return web.Response(body=answer, headers=headers)
 
     async def _work(
-        self, request: web.Request, service: str, fault: Fault | None
+        self, request: web.Request, service: str, fault: Fault | None, per_id: int = 0
     ) -> web.StreamResponse | None:
         """Take the service's time to answer; a response when there is no point answering.
 
-        Like a deadline-aware service, it stops working when the caller's deadline
-        (``x-request-timeout-ms``) passes first, and answers 504 then. A client that left
-        meanwhile gets nothing. Both are counted in the request log.
+        A batch read of ``per_id`` ids takes longer by :data:`BATCH_COST_PER_ID` of the
+        latency per id. Like a deadline-aware service, it stops working when the caller's
+        deadline (``x-request-timeout-ms``) passes first, and answers 504 then. A client that
+        left meanwhile gets nothing. Both are counted in the request log.
         """
         delay = self._latency_s[service]
         if delay:
+            delay *= 1 + BATCH_COST_PER_ID * per_id
             delay *= random.uniform(1 - _JITTER, 1 + _JITTER)
         if fault is not None:
             delay += fault.latency_ms / 1000
@@ -370,12 +501,14 @@ def create_app(
     latency_ms: Mapping[str, float] | None = None,
     request_log_size: int = 100,
 ) -> web.Application:
-    """Build the demo upstreams application (product, inventory, pricing, reviews, admin).
+    """Build the demo upstreams application (product, inventory, pricing, reviews, category,
+    recommendations, admin).
 
     :param latency_scale: multiplies each service's default latency (product 20 ms, inventory
-        30 ms, pricing 15 ms, reviews 40 ms, each with ±10 % jitter); ``0`` answers at once.
-    :param faults: faults active from the start, keyed by service name (``product``,
-        ``inventory``, ``pricing``, ``reviews``); change them later via ``/admin/faults``.
+        30 ms, pricing 15 ms, reviews 40 ms, category 10 ms, recommendations 25 ms, each with
+        ±10 % jitter); ``0`` answers at once.
+    :param faults: faults active from the start, keyed by service name (see ``SERVICES``);
+        change them later via ``/admin/faults``.
     :param latency_ms: per-service base latency in milliseconds, replacing the default for
         that service; these explicit values are not multiplied by ``latency_scale``.
     :param request_log_size: how many recent requests ``GET /admin/requests`` keeps per
@@ -412,9 +545,15 @@ def create_app(
     add = app.router.add_route
     add("GET", "/products", state.product_list)
     add("GET", "/products/{id}", state.product)
+    add("GET", "/inventory", state.inventory_list)
     add("GET", "/inventory/{id}", state.inventory)
+    add("GET", "/prices", state.price_list)
     add("GET", "/prices/{id}", state.price)
+    add("GET", "/reviews", state.review_list)
     add("GET", "/reviews/{id}", state.reviews)
+    add("GET", "/categories", state.category_list)
+    add("GET", "/categories/{slug}", state.category)
+    add("GET", "/recommendations/{user}", state.recommendations)
     add("GET", "/healthz", state.healthz)
     add("GET", "/admin/faults", state.get_faults)
     add("DELETE", "/admin/faults", state.delete_faults)

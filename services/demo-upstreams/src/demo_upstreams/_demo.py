@@ -20,11 +20,15 @@ __all__ = ["main"]
 
 _POLL_S = 0.2
 _STOP_GRACE_S = 5.0
+# One variable per service of demo-upstreams (all served at the same address); a BFF reads those
+# of the services it calls.
 _UPSTREAM_ENV_VARS = (
     "PRODUCT_SERVICE_URL",
     "INVENTORY_SERVICE_URL",
     "PRICING_SERVICE_URL",
     "REVIEWS_SERVICE_URL",
+    "CATEGORY_SERVICE_URL",
+    "RECOMMENDATIONS_SERVICE_URL",
 )
 
 
@@ -190,7 +194,8 @@ def _banner(web: str, mobile: str, upstreams: str) -> str:
 BFF demo is running:
   web BFF     {web}
   mobile BFF  {mobile}
-  upstreams   {upstreams}   (product, inventory, pricing, reviews; admin under /admin/)
+  upstreams   {upstreams}   (product, inventory, pricing, reviews, category,
+              recommendations; admin under /admin/)
 
 Try:
   # the full aggregate, for the web SPA

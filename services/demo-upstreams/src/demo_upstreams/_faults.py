@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Annotated, Any, Final
 
 import msgspec
 
 __all__ = [
+    "IDS_SEPARATOR",
+    "MAX_FAULT_IDS",
     "SERVICES",
     "Fault",
     "FaultRegistry",
@@ -16,13 +18,27 @@ __all__ = [
     "validate_fault",
 ]
 
-SERVICES: Final[tuple[str, ...]] = ("product", "inventory", "pricing", "reviews")
+SERVICES: Final[tuple[str, ...]] = (
+    "product",
+    "inventory",
+    "pricing",
+    "reviews",
+    "category",
+    "recommendations",
+)
 """The simulated services, as named in the admin API and in ``--fault``."""
+
+MAX_FAULT_IDS: Final = 50
+"""The most ids one fault may be scoped to (as many as one batch read may name)."""
 
 
 # A header value: printable ASCII, no leading or trailing space (HTTP trims those), 1-200
 # characters. \A and \Z because ``$`` would also match before a final newline.
 _CacheControl = Annotated[str, msgspec.Meta(max_length=200, pattern=r"\A[!-~](?:[ -~]*[!-~])?\Z")]
+_Ids = Annotated[
+    tuple[Annotated[str, msgspec.Meta(min_length=1)], ...],
+    msgspec.Meta(min_length=1, max_length=MAX_FAULT_IDS),
+]
 
 
 class Fault(
@@ -41,6 +57,12 @@ class Fault(
     ``Cache-Control`` header on a 200 answer (error answers always carry ``no-store``); a
     fault with only ``cache_control`` (and perhaps ``latency_ms``) serves the normal body.
 
+    ``ids`` (1 to 50 non-empty strings) scopes the fault to the requests that name one of them,
+    so one product can fail while its neighbours on a list screen do not: the id of a single
+    read, any id in a batch read's ``?ids=``, a category's slug, a recommendations user. Other
+    requests are served normally and neither roll ``rate`` nor use up ``count``. Without
+    ``ids`` every request of the service may draw the fault.
+
     The constraints are checked when a fault is decoded (admin API, ``--fault``) or passed to
     :func:`validate_fault`, not when the struct is built directly.
     """
@@ -55,6 +77,7 @@ class Fault(
     cache_control: _CacheControl | None = None
     rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
     count: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    ids: _Ids | None = None
 
 
 def validate_fault(fault: Fault) -> Fault:
@@ -66,6 +89,7 @@ def validate_fault(fault: Fault) -> Fault:
 class _Armed(msgspec.Struct):
     fault: Fault
     remaining: int | None
+    ids: frozenset[str] | None
 
 
 class FaultRegistry:
@@ -91,7 +115,8 @@ class FaultRegistry:
         if service not in SERVICES:
             raise KeyError(service)
         fault = validate_fault(fault)
-        self._armed[service] = _Armed(fault, fault.count)
+        ids = None if fault.ids is None else frozenset(fault.ids)
+        self._armed[service] = _Armed(fault, fault.count, ids)
         return fault
 
     def clear(self, service: str | None = None) -> None:
@@ -110,14 +135,17 @@ class FaultRegistry:
             for service, armed in self._armed.items()
         }
 
-    def draw(self, service: str) -> Fault | None:
+    def draw(self, service: str, named: Collection[str] = ()) -> Fault | None:
         """The fault that applies to the request being served now, if any.
 
-        Called once per request: a fault with ``count`` is used up by the requests it applies to
-        (not by those ``rate`` spares), and removed when none is left.
+        Called once per request with the ids the request names (see ``Fault.ids``): a fault
+        with ``count`` is used up by the requests it applies to (not by those ``rate`` spares or
+        whose ids it is not scoped to), and removed when none is left.
         """
         armed = self._armed.get(service)
         if armed is None:
+            return None
+        if armed.ids is not None and armed.ids.isdisjoint(named):
             return None
         fault = armed.fault
         if fault.rate < 1.0 and random.random() >= fault.rate:
@@ -130,6 +158,13 @@ class FaultRegistry:
 
 
 _FLAG_SYNTAX = "SERVICE:KEY=VALUE[,KEY=VALUE...]"
+#: Separates the ids of ``ids=`` in a ``--fault`` value, where commas already separate keys.
+IDS_SEPARATOR: Final = "+"
+# Keys that mean nothing without a value, with an example of one.
+_NEEDS_VALUE: Final[Mapping[str, str]] = {
+    "cache_control": "cache_control=no-store",
+    "ids": f"ids=p-1003{IDS_SEPARATOR}p-1004",
+}
 
 
 def _split_items(flag: str, spec: str) -> list[str]:
@@ -182,10 +217,8 @@ def _parse_one(flag: str) -> tuple[str, dict[str, str]]:
                 f"--fault {flag!r}: unknown field {key!r} "
                 f"(expected one of {', '.join(Fault.__struct_fields__)})"
             )
-        if not has_value and key == "cache_control":
-            raise ValueError(
-                f"--fault {flag!r}: cache_control needs a value, e.g. cache_control=no-store"
-            )
+        if not has_value and key in _NEEDS_VALUE:
+            raise ValueError(f"--fault {flag!r}: {key} needs a value, e.g. {_NEEDS_VALUE[key]}")
         # A bare flag name such as ``reviews:hang`` switches that flag on.
         fields[key] = value.strip() if has_value else "true"
     return service, fields
@@ -197,9 +230,10 @@ def parse_fault_flags(flags: Iterable[str]) -> dict[str, Fault]:
     Each value is ``SERVICE:KEY=VALUE[,KEY=VALUE...]``, e.g. ``reviews:status=503`` or
     ``pricing:latency_ms=300,rate=0.5``; a bare ``KEY`` means ``KEY=true``. A value holding
     commas goes in double quotes: ``reviews:cache_control="max-age=1, stale-if-error=60"``
-    (``""`` inside the quotes is a literal ``"``). Several values for the same service are
-    merged, later keys winning. Raises ``ValueError`` with a message fit for the command line
-    when a value is malformed or out of range.
+    (``""`` inside the quotes is a literal ``"``). ``ids`` takes its ids separated by ``+``:
+    ``pricing:status=503,ids=p-1003+p-1004`` (surrounding spaces are dropped). Several values
+    for the same service are merged, later keys winning. Raises ``ValueError`` with a message
+    fit for the command line when a value is malformed or out of range.
     """
     merged: dict[str, tuple[str, dict[str, str]]] = {}
     for flag in flags:
@@ -209,6 +243,8 @@ def parse_fault_flags(flags: Iterable[str]) -> dict[str, Fault]:
     faults: dict[str, Fault] = {}
     for service, (flag, fields) in merged.items():
         raw: dict[str, Any] = dict(fields)
+        if "ids" in raw:
+            raw["ids"] = [part.strip() for part in fields["ids"].split(IDS_SEPARATOR)]
         try:
             # strict=False lets msgspec turn the flag's strings into numbers and booleans.
             faults[service] = msgspec.convert(raw, Fault, strict=False)
