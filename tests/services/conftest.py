@@ -21,6 +21,8 @@ URL_VARIABLES = {
     "inventory": "INVENTORY_SERVICE_URL",
     "pricing": "PRICING_SERVICE_URL",
     "reviews": "REVIEWS_SERVICE_URL",
+    "category": "CATEGORY_SERVICE_URL",
+    "recommendations": "RECOMMENDATIONS_SERVICE_URL",
 }
 
 

@@ -12,7 +12,10 @@ from mobile_bff import PRODUCT_SCREEN, ProductScreen
 from mobile_bff.app import PhonePrice, PhoneProduct
 from web_bff import PRODUCT_PAGE
 
-SERVICES = {name: f"http://{name}.test" for name in ("product", "inventory", "pricing", "reviews")}
+SERVICES = {
+    name: f"http://{name}.test"
+    for name in ("product", "inventory", "pricing", "reviews", "category", "recommendations")
+}
 
 UPSTREAM = {
     "/products/p-1": {

@@ -25,6 +25,8 @@ def test_schemathesis_finds_nothing(upstreams: Upstreams, module: str) -> None:
         done = subprocess.run(
             [
                 str(Path(sys.executable).parent / "st"),
+                "--config-file",
+                str(Path(__file__).with_name("schemathesis.toml")),
                 "run",
                 f"{bff.url}/schema/openapi.json",
                 "--checks",

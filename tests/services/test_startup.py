@@ -58,7 +58,7 @@ def test_a_rate_limit_for_an_aggregate_the_bff_lacks_stops_start_up() -> None:
     assert completed.returncode == 2
     assert (
         "configuration error: BFF_RATE_LIMIT_NO_SUCH_PAGE: no aggregate is named 'no_such_page' "
-        "(aggregates: web_product_page)"
+        "(aggregates: web_category_page, web_home_page, web_product_page)"
     ) in completed.stderr
 
 

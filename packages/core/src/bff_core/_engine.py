@@ -498,7 +498,8 @@ class _Run:
         if tracing is None:
             task = self.loop.create_task(part.list.run(), name=items.task_name)
         else:
-            part.trace, tokens = tracing.start_part(self.aggregate, items.name, "")
+            services = ",".join(sorted(items.services))
+            part.trace, tokens = tracing.start_part(self.aggregate, items.name, services)
             task = self.loop.create_task(part.list.run(), name=items.task_name)
             tracing.restore(tokens)
         task.add_done_callback(self._on_done)

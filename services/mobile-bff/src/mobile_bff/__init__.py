@@ -1,5 +1,21 @@
 """The mobile apps' Backend-for-Frontend."""
 
-from .app import PRODUCT_SCREEN, ProductScreen, create_app
+from .app import (
+    CATEGORY_SCREEN,
+    HOME_SCREEN,
+    PRODUCT_SCREEN,
+    CategoryScreen,
+    HomeScreen,
+    ProductScreen,
+    create_app,
+)
 
-__all__ = ["PRODUCT_SCREEN", "ProductScreen", "create_app"]
+__all__ = [
+    "CATEGORY_SCREEN",
+    "HOME_SCREEN",
+    "PRODUCT_SCREEN",
+    "CategoryScreen",
+    "HomeScreen",
+    "ProductScreen",
+    "create_app",
+]

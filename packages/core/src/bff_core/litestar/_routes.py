@@ -16,7 +16,7 @@ from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, Schem
 from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.types import Scope
 
-from .._declaration import Aggregate
+from .._declaration import Aggregate, Param
 from .._engine import Gateway
 from .._errors import AggregationFailed, DeclarationError, InvalidParameter
 from .._identity import Identity
@@ -41,10 +41,12 @@ PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
         "(with identity configured); `WWW-Authenticate` says which"
     ),
     404: _problem_spec("The critical upstream answered 404: the item does not exist"),
+    414: _problem_spec("The query string is over 2,048 bytes"),
     429: _problem_spec(
         "Over the client's rate limit (with limits configured); `Retry-After`, `RateLimit` "
         "and `RateLimit-Policy` say when and which"
     ),
+    431: _problem_spec("The request's headers are over 16 KB in all"),
     502: _problem_spec("A critical upstream failed (unavailable, error status, invalid answer)"),
     503: _problem_spec(
         "Tokens or rate limits cannot be checked now (identity provider's keys not fetched "
@@ -139,7 +141,10 @@ def aggregate_route(
         )
         body = encode(view(result))
         if (fresh_for := result.fresh_for) > 0:
-            cache.keep_answer(key, body, fresh_for, [f"{n}={v}" for n, v in values.items()])
+            # Tagged with its parameters and its lists' items: invalidating a product drops
+            # the grids that show it too.
+            tags = [f"{n}={values[n]}" for n in param_names]
+            cache.keep_answer(key, body, fresh_for, [*tags, *result.item_tags()])
         return _body_response(body, if_none_match, result.server_timing(), media_type, private)
 
     handler.__annotations__ = {"scope": Scope, "return": Response[view_type]}  # type: ignore[valid-type]
@@ -150,23 +155,19 @@ def aggregate_route(
             param_in="query",
             required=p.required,
             description=p.description or None,
-            # As Param.validate: no control character (Unicode Cc: C0, DEL, C1).
-            schema=Schema(
-                type=OpenAPIType.STRING,
-                min_length=1,
-                max_length=p.max_length,
-                pattern=r"^[^\u0000-\u001F\u007F-\u009F]+$",
-            ),
+            schema=_param_schema(p),
         )
         for p in aggregate.params
     ]
+    defaults = sorted(aggregate.default_parts)
+    default_text = "all" if len(defaults) == len(aggregate.part_names) else ", ".join(defaults)
     parameters.append(
         OpenAPIParameter(
             name="fields",
             param_in="query",
             required=False,
             description="Comma-separated parts to return; the other upstreams are not called. "
-            f"Parts: {', '.join(aggregate.part_names)}. Default: all.",
+            f"Parts: {', '.join(aggregate.part_names)}. Default: {default_text}.",
             # What the server accepts, so that clients' generated types and contract tests
             # agree with it: one or more part names, comma-separated (form, not exploded).
             schema=Schema(
@@ -200,6 +201,25 @@ def aggregate_route(
         operation_class=AggregateOperation,
         opt={AGGREGATE_OPT: aggregate},
     )(handler)
+
+
+def _param_schema(param: Param) -> Schema:
+    """What ``Param.validate`` accepts, for clients' generated types and contract tests."""
+    if param.integer:
+        return Schema(
+            type=OpenAPIType.INTEGER,
+            minimum=param.minimum,
+            maximum=param.maximum,
+            default=None if param.default is None else int(param.default),
+        )
+    # No control character (Unicode Cc: C0, DEL, C1).
+    return Schema(
+        type=OpenAPIType.STRING,
+        min_length=1,
+        max_length=param.max_length,
+        pattern=r"^[^\u0000-\u001F\u007F-\u009F]+$",
+        default=param.default,
+    )
 
 
 async def _run(

@@ -1,0 +1,79 @@
+"""The phone's home screen: the signed-in user's recommendations (best sellers for anyone
+else), as the category list's tiles, a phone's page at a time."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from bff_core import (
+    Aggregate,
+    AggregateResult,
+    Items,
+    Param,
+    PartError,
+    Source,
+    StalePart,
+    part_errors,
+    stale_parts,
+)
+from bff_core.litestar import aggregate_route
+from msgspec import UNSET, UnsetType
+
+from .tiles import PhoneTile, tiles
+from .upstreams import RECOMMENDATIONS_CACHE, RETRY_ONCE, TILE_SOURCES, Recommendations
+
+__all__ = ["HOME_SCREEN", "HomeScreen", "home_screen"]
+
+HOME_SCREEN = Aggregate(
+    "mobile_home_screen",
+    params=[
+        Param(
+            "limit",
+            required=False,
+            default="12",
+            minimum=1,
+            maximum=24,
+            description="Products to show",
+        )
+    ],
+    sources=[
+        Source(
+            "recommendations",
+            service="recommendations",
+            path="/recommendations/{user}",
+            returns=Recommendations,
+            critical=True,
+            cache=RECOMMENDATIONS_CACHE,
+            retry=RETRY_ONCE,
+        ),
+        Items("items", ids="recommendations.product_ids", limit="limit", sources=TILE_SOURCES),
+    ],
+)
+
+
+class HomeScreen(msgspec.Struct):
+    """The phone's home screen. A part is ``null`` when it failed, absent when not asked for."""
+
+    picks: Literal["personal", "best_sellers"] | UnsetType = UNSET
+    items: list[PhoneTile] | UnsetType | None = UNSET
+    errors: list[PartError] | UnsetType = UNSET
+    stale: list[StalePart] | UnsetType = UNSET
+
+    @classmethod
+    def of(cls, result: AggregateResult) -> HomeScreen:
+        screen = cls(errors=part_errors(result) or UNSET, stale=stale_parts(result) or UNSET)
+        picks: Recommendations | None = result.value("recommendations")
+        if picks is not None:
+            screen.picks = "best_sellers" if picks.user == "anonymous" else "personal"
+        if "items" in result:
+            screen.items = tiles(result.value("items"))
+        return screen
+
+
+home_screen = aggregate_route(
+    "/api/aggregated/home",
+    HOME_SCREEN,
+    HomeScreen.of,
+    summary="The user's recommendations for the phone's home screen",
+)
