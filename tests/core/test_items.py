@@ -624,3 +624,46 @@ async def test_a_related_list_depends_on_the_product_and_leaves_it_out(
     assert [item.id for item in result.value("related")] == ["p0", "p2", "p3"]
     plain = await gateway.run(aggregate, {"id": "p1"})
     assert list(plain) == ["product"]
+
+
+class Amount(msgspec.Struct):
+    """A price as a view wants it: no product_id, the batch's key."""
+
+    amount: int
+
+
+async def test_a_value_without_the_batch_key_gets_nothing_added(
+    upstream: ScriptedUpstream, gateway: Gateway
+) -> None:
+    aggregate = Aggregate(
+        "amounts",
+        params=[Param("ids", max_length=1000)],
+        sources=[
+            Items(
+                "items",
+                ids="ids",
+                sources=[
+                    Source(
+                        "pricing",
+                        service="svc",
+                        path="/prices/{item}",
+                        returns=Amount,
+                        batch=Batch("/prices?ids={ids}", size=10, key="product_id"),
+                    ),
+                    Source(
+                        "raw",
+                        service="svc",
+                        path="/prices/{item}",
+                        returns=dict[str, Any],
+                        batch=Batch("/prices?ids={ids}", size=10, key="product_id"),
+                    ),
+                ],
+            )
+        ],
+    )
+    result = await gateway.run(aggregate, {"ids": "p1,p2,nope"})
+    items = items_of(result)
+    assert [type(item.value("pricing")) for item in items] == [Amount, Amount, type(None)]
+    assert msgspec.json.encode(items[1].value("pricing")) == b'{"amount":102}'
+    assert items[0].value("raw") == {"product_id": "p1", "amount": 101}
+    assert items[2].failures == {"pricing": "upstream_status", "raw": "upstream_status"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Sequence as AbstractSequence
 from dataclasses import dataclass, field
 from types import UnionType
@@ -316,6 +316,11 @@ class Source:
     task_name: str = field(init=False, repr=False, compare=False)
     #: the request parameters its path uses (cache entries are tagged with their values)
     param_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    #: with a batch: decodes a batch answer into each element's value by its id (raises
+    #: ``msgspec.DecodeError``/``ValidationError`` when it is not an array of such elements)
+    batch_values: Callable[[bytes], dict[str, Any]] | None = field(
+        init=False, repr=False, compare=False, default=None
+    )
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -368,6 +373,8 @@ class Source:
         object.__setattr__(self, "_literals", literals)
         object.__setattr__(self, "_placeholders", placeholders)
         object.__setattr__(self, "decoder", decoder)
+        if self.batch is not None:
+            object.__setattr__(self, "batch_values", _batch_values(self.returns, self.batch.key))
         object.__setattr__(self, "task_name", f"bff-part:{self.name}")
         object.__setattr__(
             self,
@@ -424,6 +431,45 @@ class Source:
             pieces.append(_encode(raw, placeholder))
         pieces.append(self._literals[-1])
         return "".join(pieces)
+
+
+def _batch_values(returns: Any, key: str) -> Callable[[bytes], dict[str, Any]]:
+    """How a batch answer (a JSON array of ``returns``) becomes each element's value by id.
+
+    When ``returns`` declares the key field, in one decoding of the whole array; otherwise
+    each element is read twice, once for its key and once as ``returns`` (so the value is
+    exactly a ``returns``, with nothing added that a view could pass on to its client).
+    """
+    if isinstance(returns, type) and issubclass(returns, msgspec.Struct):
+        if key in returns.__struct_fields__:
+            whole = msgspec.json.Decoder(list[returns])
+
+            def by_field(body: bytes) -> dict[str, Any]:
+                return {str(getattr(v, key)): v for v in whole.decode(body)}
+
+            return by_field
+    elif get_origin(returns) in (dict, Mapping) or returns in (dict, Any):
+        mappings = msgspec.json.Decoder(list[returns])
+
+        def by_item(body: bytes) -> dict[str, Any]:
+            found: dict[str, Any] = {}
+            for value in mappings.decode(body):
+                if not isinstance(value, Mapping) or value.get(key) is None:
+                    raise msgspec.ValidationError(f"a batch element has no {key!r}")
+                found[str(value[key])] = value
+            return found
+
+        return by_item
+    elements = msgspec.json.Decoder(list[msgspec.Raw])
+    keys = msgspec.json.Decoder(msgspec.defstruct("BatchElement", [(key, str | int)]))
+    values = msgspec.json.Decoder(returns)
+
+    def by_key(body: bytes) -> dict[str, Any]:
+        return {
+            str(getattr(keys.decode(raw), key)): values.decode(raw) for raw in elements.decode(body)
+        }
+
+    return by_key
 
 
 def _parse_template(source: str, template: str) -> tuple[tuple[str, ...], tuple[_Placeholder, ...]]:

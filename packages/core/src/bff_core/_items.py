@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ._cache import Answer
+from ._cache import Answer, Cache
 from ._declaration import Batch, Items, Source, encode_id
 from ._errors import CircuitOpen, ResponseTooLarge, UpstreamUnavailable
 from ._outcome import CacheResult, FailureReason, Item, ItemFailure, ItemsResult, PartOutcome
@@ -42,6 +42,7 @@ logger = logging.getLogger("bff_core")
 
 _ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
 _NOT_FOUND = UpstreamResponse(status=404, headers={}, body=b"")
+_ABSENT: Any = object()
 
 
 class MalformedBatch(Exception):
@@ -120,8 +121,10 @@ class ListRun:
         self.deadline = deadline
         self.loop = loop
         self.began = perf_counter()
-        #: item source name -> item id -> its outcome, filled in as they arrive
-        self.outcomes: dict[str, dict[str, PartOutcome]] = {s.name: {} for s in items.sources}
+        #: item source name -> item id -> its outcome, filled in as they arrive; read from the
+        #: upstream without a cache, a success is kept as the bare value (no outcome object
+        #: per item on that path: it has nothing else to say)
+        self.outcomes: dict[str, dict[str, Any]] = {s.name: {} for s in items.sources}
 
     async def run(self) -> None:
         if not self.ids:
@@ -130,80 +133,130 @@ class ListRun:
         await asyncio.gather(*reads)
 
     def _read(self, source: Source) -> Coroutine[Any, Any, None]:
-        gateway = self.gateway
-        base = gateway._services[source.service]
+        cache = self.gateway.cache
+        if source.cache is not None and cache is not None:
+            return self._read_cached(source, cache)
+        return self._read_directly(source)
+
+    def _time_left(self, source: Source) -> float:
+        time_left = max(self.deadline - self.loop.time(), 0.0)
+        if source.timeout is not None and source.timeout < time_left:
+            return source.timeout
+        return time_left
+
+    def _read_cached(self, source: Source, cache: Cache) -> Coroutine[Any, Any, None]:
+        """Each item through its cache entry; what the cache lacks, in chunks."""
+        assert source.cache is not None
+        base = self.gateway._services[source.service]
         before, after = source.around_item(self.params)
         urls = {item: f"{base}{before}{encode_id(item)}{after}" for item in self.ids}
         headers = self.headers[source.name]
         batch = source.batch
-        batch_around = None if batch is None else batch.around_ids(self.params)
-        fetch = gateway.upstreams.fetch
+        fetch = self.gateway.upstreams.fetch
         outcomes = self.outcomes[source.name]
         started = perf_counter()
+        if batch is None:
 
-        async def fetch_chunk(chunk: list[str], time_left: float) -> Mapping[str, UpstreamResponse]:
-            if batch is None or batch_around is None:
+            async def fetch_chunk(
+                chunk: list[str], time_left: float
+            ) -> Mapping[str, UpstreamResponse]:
                 return {chunk[0]: await fetch(source, urls[chunk[0]], headers, time_left)}
-            url = f"{base}{batch_around[0]}{','.join(map(encode_id, chunk))}{batch_around[1]}"
-            return split_batch(batch, chunk, await fetch(source, url, headers, time_left))
+
+        else:
+            batch_before, batch_after = batch.around_ids(self.params)
+
+            async def fetch_chunk(
+                chunk: list[str], time_left: float
+            ) -> Mapping[str, UpstreamResponse]:
+                url = f"{base}{batch_before}{','.join(map(encode_id, chunk))}{batch_after}"
+                return split_batch(batch, chunk, await fetch(source, url, headers, time_left))
+
+            if not batch.same_as_item:
+                # The batch answers a summary: its entries are the batch's, one id at a time.
+                urls = {
+                    item: f"{base}{batch_before}{encode_id(item)}{batch_after}" for item in self.ids
+                }
 
         def answered(item: str, answer: UpstreamResponse | Answer | Exception) -> None:
             outcomes[item] = outcome_of(source, started, answer)
 
-        size = 1 if batch is None else batch.size
-        time_left = max(self.deadline - self.loop.time(), 0.0)
-        if source.timeout is not None and source.timeout < time_left:
-            time_left = source.timeout
-        cache_ = gateway.cache
-        if source.cache is not None and cache_ is not None:
-            if batch is not None and not batch.same_as_item:
-                # The batch answers a summary: its entries are the batch's, one id at a time.
-                urls = {
-                    item: f"{base}{batch_around[0]}{encode_id(item)}{batch_around[1]}"  # type: ignore[index]
-                    for item in self.ids
-                }
-            tag = self.items.tag
-            param_tags = [f"{n}={self.params[n]}" for n in source.param_names if n != "item"]
-            return cache_.get_items(
-                source,
-                source.cache,
-                urls,
-                headers,
-                lambda item: [f"{tag}={item}", *param_tags],
-                time_left,
-                fetch_chunk,
-                size=size,
-                concurrency=source.concurrency,
-                answered=answered,
-            )
-        return self._read_directly(source, fetch_chunk, size, time_left, answered)
+        tag = self.items.tag
+        param_tags = [f"{n}={self.params[n]}" for n in source.param_names if n != "item"]
+        return cache.get_items(
+            source,
+            source.cache,
+            urls,
+            headers,
+            lambda item: [f"{tag}={item}", *param_tags],
+            self._time_left(source),
+            fetch_chunk,
+            size=1 if batch is None else batch.size,
+            concurrency=source.concurrency,
+            answered=answered,
+        )
 
-    async def _read_directly(
-        self,
-        source: Source,
-        fetch_chunk: Any,
-        size: int,
-        time_left: float,
-        answered: Any,
-    ) -> None:
+    async def _read_directly(self, source: Source) -> None:
+        """Every item from the upstream, in chunks: a batch answer is decoded once, whole."""
         ids = self.ids
+        batch = source.batch
+        size = 1 if batch is None else batch.size
         chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
         limit = asyncio.Semaphore(source.concurrency) if len(chunks) > source.concurrency else None
+        time_left = self._time_left(source)
         deadline = self.loop.time() + time_left
+        base = self.gateway._services[source.service]
+        headers = self.headers[source.name]
+        fetch = self.gateway.upstreams.fetch
+        outcomes = self.outcomes[source.name]
+        started = perf_counter()
+        if batch is None:
+            before, after = source.around_item(self.params)
+        else:
+            before, after = batch.around_ids(self.params)
+        values_of = source.batch_values
 
         async def read(chunk: list[str]) -> None:
+            if batch is None:
+                url = f"{base}{before}{encode_id(chunk[0])}{after}"
+            else:
+                url = f"{base}{before}{','.join(map(encode_id, chunk))}{after}"
             try:
                 if limit is None:
-                    responses = await fetch_chunk(chunk, time_left)
+                    response = await fetch(source, url, headers, time_left)
                 else:
                     async with limit:
-                        responses = await fetch_chunk(chunk, max(deadline - self.loop.time(), 0.0))
+                        left = max(deadline - self.loop.time(), 0.0)
+                        response = await fetch(source, url, headers, left)
             except Exception as exc:
+                failed = outcome_of(source, started, exc)
                 for item in chunk:
-                    answered(item, exc)
-            else:
+                    outcomes[item] = failed
+                return
+            if values_of is None or not 200 <= response.status < 300:
+                answered = outcome_of(source, started, response)
                 for item in chunk:
-                    answered(item, responses[item])
+                    outcomes[item] = answered
+                return
+            duration = perf_counter() - started
+            try:
+                values = values_of(response.body)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                failed = PartOutcome(
+                    source.name,
+                    reason="invalid_response",
+                    duration=duration,
+                    upstream_status=response.status,
+                    detail=f"batch answer: {str(exc)[:200]}",
+                )
+                for item in chunk:
+                    outcomes[item] = failed
+                return
+            missing: PartOutcome | None = None
+            for item in chunk:
+                value = values.get(item, _ABSENT)
+                if value is _ABSENT:
+                    value = missing = missing or _missing(source.name, duration)
+                outcomes[item] = value
 
         if len(chunks) == 1:
             await read(chunks[0])
@@ -226,8 +279,12 @@ class ListRun:
             failures: dict[str, FailureReason] = {}
             dropped = False
             for source in sources:
-                outcome = outcomes[source.name].get(item)
-                if outcome is None:
+                outcome = outcomes[source.name].get(item, _ABSENT)
+                if type(outcome) is not PartOutcome:
+                    if outcome is not _ABSENT:  # read without a cache: the bare value
+                        values[source.name] = outcome
+                        fresh_for = 0.0
+                        continue
                     outcome = PartOutcome(
                         source.name,
                         reason="timeout",
@@ -256,12 +313,10 @@ class ListRun:
                     break
                 failures[source.name] = outcome.reason
             for part, reason in failures.items():
-                status = outcomes[part].get(item)
-                code = (
-                    None
-                    if status is None or reason != "upstream_status"
-                    else status.upstream_status
-                )
+                answered = outcomes[part].get(item)
+                code = None
+                if reason == "upstream_status" and type(answered) is PartOutcome:
+                    code = answered.upstream_status
                 failed.setdefault((f"{name}.{part}", reason, code), []).append(item)
             if not dropped:
                 kept.append(Item(item, values, failures))
@@ -290,6 +345,17 @@ class ListRun:
             age=max(stale.values()) if stale else None,
             fresh_for=0.0 if fresh_for == float("inf") else fresh_for,
         )
+
+
+def _missing(name: str, duration: float) -> PartOutcome:
+    """An item its batch answer leaves out: the upstream does not know it (a 404 of its own)."""
+    return PartOutcome(
+        name,
+        reason="upstream_status",
+        duration=duration,
+        upstream_status=404,
+        detail="not in the batch answer",
+    )
 
 
 def outcome_of(

@@ -223,7 +223,7 @@ class AggregateResult(Mapping[str, PartOutcome]):
         """``tag=<id>`` of every item of every list part (for the whole answer's cache entry)."""
         tags: list[str] = []
         for outcome in self._parts.values():
-            if isinstance(outcome.value, ItemsResult):
+            if type(outcome.value) is ItemsResult:
                 tag = outcome.value.tag
                 tags += [f"{tag}={item.id}" for item in outcome.value]
         return tags

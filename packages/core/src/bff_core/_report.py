@@ -50,7 +50,7 @@ def stale_parts(result: AggregateResult) -> list[StalePart]:
     with its oldest item), in order."""
     stale: list[StalePart] = []
     for o in result.stale:
-        if isinstance(o.value, ItemsResult):
+        if type(o.value) is ItemsResult:
             stale += [StalePart(source=name, age=round(age, 1)) for name, age in o.value.stale]
         else:
             stale.append(StalePart(source=o.name, age=round(o.age or 0.0, 1)))
@@ -87,7 +87,7 @@ def part_errors(outcomes: AggregateResult | Iterable[PartOutcome]) -> list[PartE
                     status=o.upstream_status if o.reason == "upstream_status" else None,
                 )
             )
-        elif isinstance(o.value, ItemsResult):
+        elif type(o.value) is ItemsResult:
             errors += [
                 PartError(
                     source=f.source,
