@@ -22,6 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from demo_upstreams._catalogue import CATEGORIES
 
 from . import _identity as bench_identity
 from ._load import LoadResult, run_load
@@ -45,6 +48,13 @@ from ._procs import (
 __all__ = [
     "CACHED_TARGETS",
     "CACHE_OFF_ENV",
+    "CATEGORY_FLOOR_PATHS",
+    "CATEGORY_ITEMS",
+    "CATEGORY_LATENCY",
+    "CATEGORY_LATENCY_TARGETS",
+    "CATEGORY_SLUG",
+    "CATEGORY_TARGETS",
+    "CATEGORY_UPSTREAM_LATENCY_MS",
     "CONTESTANTS",
     "EDGE_TARGETS",
     "LATENCY_FLOOR_MS",
@@ -64,6 +74,7 @@ __all__ = [
 SCENARIOS = (
     "latency",
     "throughput",
+    "category",
     "cached",
     "resilience",
     "telemetry",
@@ -78,6 +89,23 @@ UPSTREAM_LATENCY_MS = {"product": 20, "inventory": 30, "pricing": 15, "reviews":
 LATENCY_FLOOR_MS = float(max(UPSTREAM_LATENCY_MS.values()))
 PRODUCT_ID = "p-1001"
 PRODUCT_PARTS = ("product", "inventory", "pricing", "reviews")
+#: The category scenario's grid: the first page of one category, of web-bff's default size.
+CATEGORY_SLUG = "audio"
+CATEGORY_ITEMS = 24
+_CATEGORY = next(c for c in CATEGORIES if c.slug == CATEGORY_SLUG)
+CATEGORY_PAGE_IDS = _CATEGORY.product_ids[:CATEGORY_ITEMS]
+CATEGORY_PARTS = ("slug", "name", "total", "items")
+TILE_PARTS = ("id", "name", "image", "price", "stock", "rating")
+#: ... its latency half: the latency scenario's upstream latencies, and the category's.
+CATEGORY_UPSTREAM_LATENCY_MS = {**UPSTREAM_LATENCY_MS, "category": 10}
+#: ... whose floor is the chain the grid cannot shorten: the category, then the slowest of
+#: the four batch reads (the reviews, 40 ms) for the page's ids; each loaded alone every round.
+CATEGORY_FLOOR_PATHS = (
+    f"/categories/{CATEGORY_SLUG}",
+    "/reviews?ids=" + ",".join(quote(pid, safe="") for pid in CATEGORY_PAGE_IDS),
+)
+#: The name its latency half is reported under (``--scenarios category`` runs both halves).
+CATEGORY_LATENCY = "category-latency"
 #: The routes of bench/scaling_app.py (its FAN_OUTS; not imported: it would load Litestar here).
 SCALING_FAN_OUTS = (4, 8, 16)
 #: Bound on a contestant's start-up (imports on one shared core, the first /healthz).
@@ -121,6 +149,46 @@ def before(spec: ServerSpec, tree: Path) -> ServerSpec:
     )
 
 
+#: What is wrong with a target's 200 answer (its body, decoded), or None when it is right.
+AnswerCheck = Callable[["Target", Any], "str | None"]
+
+
+def whole_aggregate(target: Target, data: Any) -> str | None:
+    """Every part of the target present and not null, and no part reported failed."""
+    if not isinstance(data, dict):
+        return "the body is not a JSON object"
+    missing = [part for part in target.parts if data.get(part) is None]
+    if missing:
+        return f"parts missing or null: {', '.join(missing)}"
+    if data.get("errors"):
+        return f"errors reported: {data['errors']}"
+    return None
+
+
+def whole_page(ids: Sequence[str]) -> AnswerCheck:
+    """A whole aggregate whose ``items`` are the tiles of exactly ``ids``, in that order, each
+    with every part (:data:`TILE_PARTS`) and none failed."""
+
+    def check(target: Target, data: Any) -> str | None:
+        problem = whole_aggregate(target, data)
+        if problem is not None:
+            return problem
+        items = data["items"]
+        if not isinstance(items, list) or not all(isinstance(t, dict) for t in items):
+            return "items is not a list of objects"
+        if [tile.get("id") for tile in items] != list(ids):
+            return f"items are not the page's {len(ids)} products, in order"
+        for tile in items:
+            missing = [part for part in TILE_PARTS if tile.get(part) is None]
+            if missing:
+                return f"tile {tile['id']}: parts missing or null: {', '.join(missing)}"
+            if tile.get("failed"):
+                return f"tile {tile['id']}: parts failed: {tile['failed']}"
+        return None
+
+    return check
+
+
 @dataclass(frozen=True)
 class Target:
     """One thing measured: a route of a server, with what a correct answer contains."""
@@ -131,6 +199,8 @@ class Target:
     parts: tuple[str, ...]
     #: sent with every request of the load (and of the answer's check)
     headers: tuple[tuple[str, str], ...] = ()
+    #: how a 200 answer is checked before and after the load
+    check: AnswerCheck = whole_aggregate
 
     @property
     def sources(self) -> int:
@@ -291,6 +361,20 @@ EDGE_TARGETS = [
         WEB_BFF_EDGE_LIMITS,
     )
 ]
+#: The category grid (instant upstreams): web-bff with its cache off and the aiohttp baseline
+#: aggregate every grid; web-bff with its cache on shows the cached grid.
+CATEGORY_TARGETS = [
+    Target(
+        spec.name,
+        spec,
+        f"/api/aggregated/category?slug={CATEGORY_SLUG}",
+        CATEGORY_PARTS,
+        check=whole_page(CATEGORY_PAGE_IDS),
+    )
+    for spec in (WEB_BFF, AIOHTTP, WEB_BFF_CACHED)
+]
+#: ... and against delayed upstreams, the two that aggregate.
+CATEGORY_LATENCY_TARGETS = CATEGORY_TARGETS[:2]
 SCALING_TARGETS = [
     Target(
         f"/agg/{n}",
@@ -424,6 +508,8 @@ def _spawn_server(
         "INVENTORY_SERVICE_URL": upstream.url,
         "PRICING_SERVICE_URL": upstream.url,
         "REVIEWS_SERVICE_URL": upstream.url,
+        "CATEGORY_SERVICE_URL": upstream.url,
+        "RECOMMENDATIONS_SERVICE_URL": upstream.url,
         **spec.env,
     }
     if spec.otlp:
@@ -484,22 +570,12 @@ def _wait_healthy(server: Server, deadline: float) -> bool:
 
 
 def check_answer(server: Server, target: Target) -> None:
-    """One aggregate must answer 200 with every part present and no part failed."""
+    """One aggregate must answer 200, and its body pass the target's check (by default: every
+    part present, no part failed)."""
     # The same headers as the load, but an uncompressed answer, to read it.
     headers = {k: v for k, v in target.headers if k.lower() != "accept-encoding"}
     status, body = http_get(server.url(target.path), timeout=10.0, headers=headers)
-    data: Any = json_or_none(body)
-    problem = None
-    if status != 200:
-        problem = f"status {status}"
-    elif not isinstance(data, dict):
-        problem = "the body is not a JSON object"
-    else:
-        missing = [part for part in target.parts if data.get(part) is None]
-        if missing:
-            problem = f"parts missing or null: {', '.join(missing)}"
-        elif data.get("errors"):
-            problem = f"errors reported: {data['errors']}"
+    problem = f"status {status}" if status != 200 else target.check(target, json_or_none(body))
     if problem is not None:
         excerpt = body[:500].decode(errors="replace")
         raise BenchError(
@@ -750,29 +826,34 @@ class ScenarioResult:
     summaries: list[Summary]
     runs: list[Run]
     seconds: float
-    #: the slowest upstream loaded directly, once per round (latency scenario): the floor the
-    #: gateways sit on, as the same load generator sees it
-    upstream_alone: list[LoadResult] = field(default_factory=list)
+    #: upstream paths loaded directly, once per round each (latency scenarios): the calls
+    #: an answer must wait for one after another, the floor the gateways sit on, as the same
+    #: load generator sees it. Path -> one load per round.
+    upstream_alone: dict[str, list[LoadResult]] = field(default_factory=dict)
 
     def summary(self, target: str) -> Summary | None:
         return next((s for s in self.summaries if s.target == target), None)
 
+    def alone_ms(self, path: str) -> tuple[float, float]:
+        """Medians over rounds of ``path``'s own p50 and p99."""
+        loads = self.upstream_alone[path]
+        p50 = statistics.median(r.p50_ms for r in loads)
+        return p50, statistics.median(r.p99_ms for r in loads)
+
     @property
     def floor_p50_ms(self) -> float | None:
-        """Median over rounds of the slowest upstream's own p50."""
-        return (
-            statistics.median(r.p50_ms for r in self.upstream_alone)
-            if self.upstream_alone
-            else None
-        )
+        """The sum over the chain's upstream paths of each one's median p50 (one path: the
+        slowest upstream's own)."""
+        if not self.upstream_alone:
+            return None
+        return sum(self.alone_ms(path)[0] for path in self.upstream_alone)
 
     @property
     def floor_p99_ms(self) -> float | None:
-        return (
-            statistics.median(r.p99_ms for r in self.upstream_alone)
-            if self.upstream_alone
-            else None
-        )
+        """The upstream's own p99, for a chain of one (a sum of p99s is no chain's p99)."""
+        if len(self.upstream_alone) != 1:
+            return None
+        return self.alone_ms(next(iter(self.upstream_alone)))[1]
 
 
 def run_scenario(
@@ -781,14 +862,15 @@ def run_scenario(
     targets: Sequence[Target],
     upstream: Upstream,
     connections: int,
-    reference_path: str | None = None,
+    reference_paths: Sequence[str] = (),
     redis: Redis | None = None,
 ) -> ScenarioResult:
     """Start the targets' servers, warm each target up, then the rotated rounds.
 
-    ``reference_path``: also load that upstream path directly in every round, as the floor
-    the contestants are compared with. ``redis``: the Redis of the targets that need one;
-    without it, they are left out.
+    ``reference_paths``: also load each of those upstream paths directly, alone, in every
+    round: the floor the contestants are compared with (the calls an answer waits for one
+    after another). ``redis``: the Redis of the targets that need one; without it, they are
+    left out.
     """
     started = time.monotonic()
     if redis is None:
@@ -798,7 +880,7 @@ def run_scenario(
     servers = start_servers(bench.children, specs, upstream, redis)
     by_name = {s.spec.name: s for s in servers}
     runs: dict[str, list[Run]] = {t.name: [] for t in targets}
-    upstream_alone: list[LoadResult] = []
+    upstream_alone: dict[str, list[LoadResult]] = {path: [] for path in reference_paths}
     try:
         for target in targets:
             check_answer(by_name[target.server.name], target)
@@ -830,10 +912,8 @@ def run_scenario(
                         round_no=round_no,
                     )
                 )
-            if reference_path is not None:
-                upstream_alone.append(
-                    bench.load_upstream_alone(upstream, reference_path, connections)
-                )
+            for path in reference_paths:
+                upstream_alone[path].append(bench.load_upstream_alone(upstream, path, connections))
         for target in targets:
             # Still answering correctly after the load?
             check_answer(by_name[target.server.name], target)

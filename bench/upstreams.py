@@ -1,9 +1,14 @@
-"""The four upstream services for benchmarks: the demo catalogue, answered as fast as possible.
+"""The upstream services for benchmarks: the demo catalogue, answered as fast as possible.
 
 The demo upstreams (aiohttp, fault injection, request log) are built for demos and tests; a
 benchmark needs upstreams that are never the bottleneck, so this is a raw asyncio protocol on
 uvloop that answers keep-alive HTTP/1.1 ``GET``s from pre-built responses. The catalogue is the
-demo's, so every contestant aggregates the same bytes.
+demo's, so every contestant aggregates the same bytes: the product, inventory, pricing and
+reviews services' single reads (``/products/{id}``) and batch reads (``/products?ids=a,b``, as
+the demo answers them: the known ids' objects in the order asked, the reviews' as summaries;
+more than 50 ids a 400), the category service's ``/categories/{slug}`` and the recommendations
+service's ``/recommendations/{user}``. A batch read or a user's recommendations is built on its
+first request and kept, in a bounded dict, under its request target.
 
     python bench/upstreams.py --port 0 [--latency product=20,inventory=30,pricing=15,reviews=40]
 
@@ -24,17 +29,31 @@ import asyncio
 import contextlib
 import sys
 from typing import cast
+from urllib.parse import unquote, unquote_to_bytes
 
 import msgspec
 import uvloop
-from demo_upstreams._catalogue import CATALOGUE
+from demo_upstreams._catalogue import (
+    CATALOGUE,
+    CATEGORIES,
+    Recommendations,
+    ReviewSummary,
+    recommendations_for,
+)
 
 PREFIXES = {
     b"products": "product",
     b"inventory": "inventory",
     b"prices": "pricing",
     b"reviews": "reviews",
+    b"categories": "category",
+    b"recommendations": "recommendations",
 }
+#: The most ids one batch read may name (the demo upstreams' MAX_BATCH_IDS); more is a 400.
+MAX_BATCH_IDS = 50
+#: Answers built on first request (batch reads, recommendations) kept at most; the oldest go.
+MEMO_SIZE = 4096
+RECOMMENDATIONS = b"/recommendations/"
 
 
 def _response(status: bytes, body: bytes) -> bytes:
@@ -49,7 +68,7 @@ def _response(status: bytes, body: bytes) -> bytes:
 
 
 def build_routes() -> dict[bytes, tuple[str, bytes]]:
-    """Request target -> (service, whole response), for every catalogue entry."""
+    """Request target -> (service, whole response), for every catalogue entry and category."""
     encode = msgspec.json.encode
     routes: dict[bytes, tuple[str, bytes]] = {b"/healthz": ("", _response(b"200 OK", b"{}"))}
     for entry in CATALOGUE:
@@ -64,11 +83,64 @@ def build_routes() -> dict[bytes, tuple[str, bytes]]:
                 PREFIXES[prefix],
                 _response(b"200 OK", encode(value)),
             )
+    for category in CATEGORIES:
+        routes[b"/categories/" + category.slug.encode()] = (
+            "category",
+            _response(b"200 OK", encode(category)),
+        )
     return routes
+
+
+def build_batch_elements() -> dict[bytes, tuple[str, dict[bytes, bytes]]]:
+    """Batch path -> (service, id -> that id's encoded element), as the demo answers them."""
+    encode = msgspec.json.encode
+    elements: dict[bytes, tuple[str, dict[bytes, bytes]]] = {
+        b"/products": ("product", {}),
+        b"/inventory": ("inventory", {}),
+        b"/prices": ("pricing", {}),
+        b"/reviews": ("reviews", {}),
+    }
+    for entry in CATALOGUE:
+        pid = entry.product.id.encode()
+        summary = ReviewSummary(
+            product_id=entry.product.id, average=entry.reviews.average, count=entry.reviews.count
+        )
+        for path, value in (
+            (b"/products", entry.product),
+            (b"/inventory", entry.inventory),
+            (b"/prices", entry.price),
+            (b"/reviews", summary),
+        ):
+            elements[path][1][pid] = encode(value)
+    return elements
 
 
 NOT_FOUND = _response(b"404 Not Found", b'{"error":"not found"}')
 STATS = b"/stats"
+
+
+def _bad_request(message: str) -> bytes:
+    return _response(b"400 Bad Request", msgspec.json.encode({"error": message}))
+
+
+def batch_answer(service: str, elements: dict[bytes, bytes], query: bytes) -> tuple[str, bytes]:
+    """A batch read's (service, whole response): the known ids' elements, in the order asked."""
+    # As the demo reads it: the query value decoded, then split at its commas.
+    raw = next((p[4:] for p in query.split(b"&") if p.startswith(b"ids=")), b"")
+    ids = unquote_to_bytes(raw.replace(b"+", b" ")).split(b",")
+    if not raw or b"" in ids:
+        return service, _bad_request(f"expected ids=a,b,c: 1 to {MAX_BATCH_IDS} product ids")
+    if len(ids) > MAX_BATCH_IDS:
+        return service, _bad_request(f"too many ids: {len(ids)}; at most {MAX_BATCH_IDS}")
+    found = (element for i in ids if (element := elements.get(i)) is not None)
+    return service, _response(b"200 OK", b"[" + b",".join(found) + b"]")
+
+
+def recommendations_answer(user: bytes) -> tuple[str, bytes]:
+    """``GET /recommendations/{user}``'s (service, whole response); any user has some."""
+    name = unquote(user.decode("latin-1"))
+    body = msgspec.json.encode(Recommendations(user=name, product_ids=recommendations_for(name)))
+    return "recommendations", _response(b"200 OK", body)
 
 
 def _content_length(head: bytes) -> int:
@@ -79,19 +151,40 @@ def _content_length(head: bytes) -> int:
     return 0
 
 
+def _remember(target: bytes, found: tuple[str, bytes]) -> tuple[str, bytes]:
+    """Keep an answer built on its first request; the oldest goes when the memo is full."""
+    memo = Upstreams.memo
+    if len(memo) >= MEMO_SIZE:
+        del memo[next(iter(memo))]  # dicts keep insertion order
+    memo[target] = found
+    return found
+
+
 def route(target: bytes) -> tuple[str, bytes]:
     """(service, whole response) of a request target; a copy's id is its catalogue id."""
-    found = Upstreams.routes.get(target)
+    found = Upstreams.routes.get(target) or Upstreams.memo.get(target)
     if found is not None:
         return found
+    path, question, query = target.partition(b"?")
+    batch = Upstreams.batches.get(path)
+    if batch is not None:
+        return _remember(target, batch_answer(*batch, query))
+    if target.startswith(RECOMMENDATIONS) and not question:
+        user = target[len(RECOMMENDATIONS) :]
+        if user and b"/" not in user:
+            return _remember(target, recommendations_answer(user))
     base, dot, _ = target.partition(b".")
-    if dot and b"?" not in target:
+    if dot and not question:
         return Upstreams.routes.get(base, ("", NOT_FOUND))
     return "", NOT_FOUND
 
 
 class Upstreams(asyncio.Protocol):
     routes: dict[bytes, tuple[str, bytes]] = {}
+    #: batch path -> (service, id -> element)
+    batches: dict[bytes, tuple[str, dict[bytes, bytes]]] = {}
+    #: answers built on first request, by request target (at most MEMO_SIZE)
+    memo: dict[bytes, tuple[str, bytes]] = {}
     latency: dict[str, float] = {}
     #: requests received per service
     received: dict[str, int] = dict.fromkeys(PREFIXES.values(), 0)
@@ -160,6 +253,7 @@ JWKS_PATH = b"/.well-known/jwks.json"
 
 async def serve(host: str, port: int, latency_ms: dict[str, float], jwks: str = "") -> None:
     Upstreams.routes = build_routes()
+    Upstreams.batches = build_batch_elements()
     if jwks:
         Upstreams.routes[JWKS_PATH] = ("", _response(b"200 OK", jwks.encode()))
     Upstreams.latency = {service: ms / 1000 for service, ms in latency_ms.items()}
