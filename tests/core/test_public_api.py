@@ -11,6 +11,7 @@ def test_exported_members() -> None:
         "DEFAULT_MAX_BODY_BYTES",
         "Aggregate",
         "AggregateResult",
+        "AggregateStream",
         "AggregationFailed",
         "AiohttpTransport",
         "BFFError",

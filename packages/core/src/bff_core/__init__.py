@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._cache import CachePolicy
 from ._declaration import Aggregate, Batch, Items, Param, Source
-from ._engine import Gateway
+from ._engine import AggregateStream, Gateway
 from ._errors import (
     AggregationFailed,
     BFFError,
@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "Aggregate",
     "AggregateResult",
+    "AggregateStream",
     "AggregationFailed",
     "AiohttpTransport",
     "BFFError",

@@ -21,6 +21,7 @@ retries, hedges, the deadline header), directly or through the cache.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from time import perf_counter
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from ._aio import cancel_and_wait
 from ._cache import Answer, Cache, RedisStore, TieredStore
-from ._declaration import ANONYMOUS, Aggregate, Items, Source
+from ._declaration import ANONYMOUS, Aggregate, Items, Source, _Plan
 from ._errors import AggregationFailed, DeclarationError
 from ._identity import Identity
 from ._items import ListRun, outcome_of
@@ -52,7 +53,7 @@ from ._transport import HttpClient, Transport, UpstreamResponse, make_transport
 if TYPE_CHECKING:
     from ._cache import CacheStore
 
-__all__ = ["Gateway"]
+__all__ = ["AggregateStream", "Gateway"]
 
 logger = logging.getLogger("bff_core")
 
@@ -209,6 +210,50 @@ class Gateway:
         ``identity`` (the verified caller) reaches only the sources that declare they need it
         (``pass_token``, ``subject_header``).
         """
+        run, plan = self._begin(aggregate, params, fields, headers, time_limit, identity)
+        cut_off: list[_Part] = []
+        if run.running:
+            timer = run.loop.call_at(run.deadline, run.finish)
+            try:
+                await run.finished
+            finally:
+                timer.cancel()
+                cut_off = await run.close()
+        return self._conclude(aggregate, plan, run, cut_off)
+
+    def stream(
+        self,
+        aggregate: Aggregate,
+        params: Mapping[str, str | None],
+        *,
+        fields: str | Iterable[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        time_limit: float | None = None,
+        identity: Identity | None = None,
+    ) -> AggregateStream:
+        """:meth:`run`, telling each part as it ends: ``await stream.ready()`` gives the
+        critical parts (or raises :class:`AggregationFailed`, as ``run`` would), then ``async
+        for outcome in stream`` each other part in the order they end, and ``stream.result``
+        the whole result once the iteration is over. ``await stream.aclose()`` (or leaving
+        ``async with stream``) ends it early: the parts still running are cancelled.
+
+        Raises :class:`InvalidParameter` or :class:`UnknownParts` at once, before any upstream
+        is called, when the request is malformed.
+        """
+        run, plan = self._begin(aggregate, params, fields, headers, time_limit, identity, True)
+        return AggregateStream(self, aggregate, plan, run)
+
+    def _begin(
+        self,
+        aggregate: Aggregate,
+        params: Mapping[str, str | None],
+        fields: str | Iterable[str] | None,
+        headers: Mapping[str, str] | None,
+        time_limit: float | None,
+        identity: Identity | None,
+        streamed: bool = False,
+    ) -> tuple[_Run, _Plan]:
+        """Validate the request and start the parts that depend on nothing."""
         if aggregate.name not in self.aggregates:
             self.add(aggregate)
         plan = aggregate.plan(fields)
@@ -223,16 +268,17 @@ class Gateway:
         run = _Run(
             self, plan.dependents, values, request_headers, deadline, loop, aggregate.name, identity
         )
+        if streamed:
+            run.changed = asyncio.Event()
         for source in plan.roots:
             run.start(source)
-        cut_off: list[_Part] = []
-        if run.running:
-            timer = loop.call_at(deadline, run.finish)
-            try:
-                await run.finished
-            finally:
-                timer.cancel()
-                cut_off = await run.close()
+        return run, plan
+
+    def _conclude(
+        self, aggregate: Aggregate, plan: _Plan, run: _Run, cut_off: list[_Part]
+    ) -> AggregateResult:
+        """The result of a closed run; raises :class:`AggregationFailed` when a critical part
+        failed (or did not end by the deadline)."""
         outcomes = run.outcomes
         failed_critical = run.failed_critical
         if failed_critical is None:
@@ -245,7 +291,7 @@ class Gateway:
                         source.name,
                         reason="timeout",
                         duration=now - started.get(source.name, run.began),
-                        detail="aggregation deadline reached",
+                        detail=run.cut_off_because,
                     )
                     if source.critical and failed_critical is None:
                         failed_critical = outcome
@@ -353,6 +399,100 @@ class Gateway:
         await self.aclose()
 
 
+class AggregateStream:
+    """An aggregation whose parts are told as they end: what :meth:`Gateway.stream` returns.
+
+    ``await ready()`` waits for the critical parts and returns the outcomes of those asked
+    for; then iterating gives every other part asked for, once, in the order they end (those
+    the deadline cut off last, as timeouts), and ``result`` is the whole result. The run's
+    deadline bounds it all. ``aclose()`` ends it early (the client went away): the parts still
+    running are cancelled, and counted as abandoned.
+    """
+
+    def __init__(self, gateway: Gateway, aggregate: Aggregate, plan: _Plan, run: _Run) -> None:
+        self._gateway = gateway
+        self._aggregate = aggregate
+        self._plan = plan
+        self._run = run
+        self._timer = run.loop.call_at(run.deadline, run.finish) if run.running else None
+        if not run.running:
+            run.finish()
+        self._critical = frozenset(s.name for s in plan.sources if s.critical)
+        self._told: set[str] = set()
+        self._ended = False
+        #: the whole result, once the stream has ended
+        self.result: AggregateResult | None = None
+
+    @property
+    def began(self) -> float:
+        """When the run began (``perf_counter``)."""
+        return self._run.began
+
+    async def ready(self) -> list[PartOutcome]:
+        """The critical parts asked for, once every critical part has arrived.
+
+        Raises :class:`AggregationFailed` when one failed or the deadline passed first.
+        """
+        run = self._run
+        assert run.changed is not None
+        while not (
+            run.failed_critical is not None
+            or run.finished.done()
+            or self._critical <= run.outcomes.keys()
+        ):
+            run.changed.clear()
+            await run.changed.wait()
+        if run.failed_critical is not None or not self._critical <= run.outcomes.keys():
+            await self._end()  # raises AggregationFailed
+        self._told |= self._critical
+        reported = self._plan.reported
+        return [run.outcomes[name] for name in self._critical if name in reported]
+
+    def __aiter__(self) -> AggregateStream:
+        return self
+
+    async def __anext__(self) -> PartOutcome:
+        run = self._run
+        assert run.changed is not None
+        while True:
+            for name, outcome in run.outcomes.items():
+                if name not in self._told:
+                    self._told.add(name)
+                    if name in self._plan.reported:
+                        return outcome
+            if self._ended:
+                raise StopAsyncIteration
+            if run.finished.done():
+                await self._end()  # what the deadline cut off becomes a timeout, told next
+                continue
+            run.changed.clear()
+            await run.changed.wait()
+
+    async def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        run = self._run
+        if self._timer is not None:
+            self._timer.cancel()
+        run.finish()
+        cut_off = await run.close()
+        self.result = self._gateway._conclude(self._aggregate, self._plan, run, cut_off)
+
+    async def aclose(self) -> None:
+        """End the stream now: the parts still running are cancelled."""
+        if not self._ended:
+            self._run.cut_off_because = "abandoned: the client went away"
+            with contextlib.suppress(AggregationFailed):
+                await self._end()
+
+    async def __aenter__(self) -> AggregateStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
 class _Part:
     """One started request (or list): its source, when it started, its own timer if it has
     one, and for a list part what the list has so far."""
@@ -392,7 +532,9 @@ class _Run:
     __slots__ = (
         "aggregate",
         "began",
+        "changed",
         "closed",
+        "cut_off_because",
         "deadline",
         "failed_critical",
         "finished",
@@ -433,6 +575,10 @@ class _Run:
         self.failed_critical: PartOutcome | None = None
         self.finished: asyncio.Future[None] = loop.create_future()
         self.closed = False
+        #: set on every outcome and at the end, for a streamed run (see AggregateStream)
+        self.changed: asyncio.Event | None = None
+        #: why the parts still running at the end time out
+        self.cut_off_because = "aggregation deadline reached"
 
     def start(self, source: Source | Items) -> None:
         if isinstance(source, Items):
@@ -537,6 +683,8 @@ class _Run:
             self.results[source.name] = outcome.value
         elif source.critical and self.failed_critical is None:
             self.failed_critical = outcome
+        if self.changed is not None:
+            self.changed.set()
 
     def _start_ready(self) -> None:
         # Sources wait in dependency order, so one pass also settles chains of failures.
@@ -558,6 +706,8 @@ class _Run:
     def finish(self) -> None:
         if not self.finished.done():
             self.finished.set_result(None)
+            if self.changed is not None:
+                self.changed.set()
 
     async def close(self) -> list[_Part]:
         """Stop reacting, keep what finished meanwhile, cancel and await everything else.

@@ -25,6 +25,7 @@ _MAX_TIMEOUT_MS = 10 * 60 * 1000
 _NAMESPACE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DEFAULT_CACHE_NEAR_MS = round(DEFAULT_NEAR_HOLD * 1000)
 DEFAULT_DRAIN_MS = 5000
+DEFAULT_STREAM_HEARTBEAT_MS = 1000
 _MAX_CACHE_NEAR_MS = 60_000
 
 
@@ -121,6 +122,10 @@ class GatewaySettings:
     #: BFF_DRAIN_MS: after SIGTERM, how long the instance keeps serving while /readyz says 503,
     #: so load balancers stop sending to it before it stops (seconds; 0: stop at once)
     drain: float = DEFAULT_DRAIN_MS / 1000
+    #: BFF_STREAM_HEARTBEAT_MS: how often a streamed answer with nothing to say sends a
+    #: heartbeat, so idle proxies keep it open (seconds). It is also how a client that went
+    #: away is noticed: granian sees a closed connection only when it writes to it
+    stream_heartbeat: float = DEFAULT_STREAM_HEARTBEAT_MS / 1000
     #: BFF_METRICS: Prometheus metrics at GET /metrics
     metrics: bool = True
     #: BFF_LOG_FORMAT: ``text`` (readable lines) or ``json`` (one object per line)
@@ -244,6 +249,13 @@ class GatewaySettings:
             breaker_reset=breaker_reset,
             retry_budget_percent=retry_budget_percent,
             drain=drain_ms / 1000,
+            stream_heartbeat=_int_between(
+                "BFF_STREAM_HEARTBEAT_MS",
+                env.get("BFF_STREAM_HEARTBEAT_MS", str(DEFAULT_STREAM_HEARTBEAT_MS)),
+                100,
+                _MAX_TIMEOUT_MS,
+            )
+            / 1000,
             metrics=_on_off("BFF_METRICS", env.get("BFF_METRICS", "on")),
             log_format=_log_format(env.get("BFF_LOG_FORMAT", "text")),
             access_log=_on_off("BFF_ACCESS_LOG", env.get("BFF_ACCESS_LOG", "off")),

@@ -27,7 +27,7 @@ from .._identity import KeySet, TokenVerifier
 from .._metrics import Metrics
 from .._ratelimit import Network, RateLimits, parse_limits, parse_networks
 from .._resilience import DEFAULT_BREAKER, BreakerPolicy, RetryBudget
-from .._settings import GatewaySettings
+from .._settings import DEFAULT_STREAM_HEARTBEAT_MS, GatewaySettings
 from .._tracing import Tracing
 from .._transport import Transport
 from ._admin import invalidate_cache
@@ -61,8 +61,10 @@ class GatewayPlugin(InitPlugin):
         rate_limits: RateLimits | None = None,
         trusted_proxies: Sequence[Network] = (),
         realm: str = "bff",
+        stream_heartbeat: float = DEFAULT_STREAM_HEARTBEAT_MS / 1000,
     ) -> None:
         self.gateway = gateway
+        self.stream_heartbeat = stream_heartbeat
         self.verifier = verifier
         self.rate_limits = rate_limits
         self.trusted_proxies = tuple(trusted_proxies)
@@ -113,6 +115,7 @@ class GatewayPlugin(InitPlugin):
         app_config.state["gateway"] = self.gateway  # aggregate routes read it from here
         app_config.state["admin_token"] = self.admin_token
         app_config.state["verifier"] = self.verifier
+        app_config.state["stream_heartbeat"] = self.stream_heartbeat
         return app_config
 
     def _provide_gateway(self) -> Gateway:
@@ -197,6 +200,7 @@ def create_gateway_app(
         plugins=[
             GatewayPlugin(
                 gateway,
+                stream_heartbeat=settings.stream_heartbeat,
                 admin_token=settings.admin_token,
                 access_log=settings.access_log,
                 cors=CorsPolicy.from_setting(

@@ -63,7 +63,13 @@ class Compression:
 
     @staticmethod
     def compressible(content_type: bytes | None) -> bool:
-        return content_type is not None and content_type.lower().startswith(_COMPRESSIBLE)
+        if content_type is None:
+            return False
+        content_type = content_type.lower()
+        # A stream's events must leave as they are made: compressing would hold them back.
+        return content_type.startswith(_COMPRESSIBLE) and not content_type.startswith(
+            b"text/event-stream"
+        )
 
     def compress(self, encoding: Encoding, body: bytes) -> bytes:
         """``body`` in ``encoding``: the one compressed before, if it is kept."""

@@ -12,7 +12,7 @@ import msgspec
 from litestar import MediaType, Response, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, Schema
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.types import Scope
 
@@ -25,6 +25,7 @@ from .._report import PROBLEM_JSON, Problem
 from ._edge import _STATE_KEY, REQUEST_ID_HEADER, _header
 from ._guard import AGGREGATE_OPT
 from ._negotiation import weighted
+from ._streaming import STREAM_TYPES, STREAMING_DESCRIPTION, event_schema, stream_answer
 
 T = TypeVar("T")
 
@@ -105,11 +106,24 @@ def aggregate_route(
         # The request id travels to every upstream this request calls.
         headers = {REQUEST_ID_HEADER: seen["request_id"]}
         media_type = _negotiate(_header(scope, b"accept"))
-        encode = encoders[media_type]
-        cache = gateway.cache
         # The verified caller (the guard left it), if any: only the sources that declare it
         # get it, and then the answer is this caller's own.
         identity: Identity | None = seen.get("identity") if uses_identity else None
+        if media_type in STREAM_TYPES:
+            return await stream_answer(
+                gateway,
+                aggregate,
+                view,
+                query,
+                query.get("fields"),
+                headers,
+                seen,
+                identity,
+                media_type,
+                scope["app"].state.stream_heartbeat,
+            )
+        encode = encoders[media_type]
+        cache = gateway.cache
         private = identity is not None
         if cache is None:
             result = await _run(
@@ -186,12 +200,20 @@ def aggregate_route(
             self.parameters = [*parameters, *(self.parameters or [])]
             if aggregate.requires_identity:
                 self.security = [{BEARER_SCHEME: []}]
-            # The same view, in MessagePack for the clients that ask for it.
+            # The same view, in MessagePack for the clients that ask for it, and streamed.
             ok = (self.responses or {}).get("200")
             if isinstance(ok, OpenAPIResponse) and ok.content:
                 json_type = ok.content.get(MediaType.JSON.value)
                 if json_type is not None:
                     ok.content[MSGPACK_TYPES[0]] = json_type
+                    events = event_schema()
+                    for streamed in STREAM_TYPES:
+                        ok.content[streamed] = OpenAPIMediaType(schema=events)
+            self.description = (
+                f"{self.description}\n\n{STREAMING_DESCRIPTION}"
+                if self.description
+                else STREAMING_DESCRIPTION
+            )
 
     return get(
         path,
@@ -249,19 +271,23 @@ BEARER_SCHEME = "bearer"
 #: MessagePack's media types, the registered one first; a client's spelling is answered in kind.
 MSGPACK_TYPES = ("application/msgpack", "application/vnd.msgpack", "application/x-msgpack")
 _JSON_RANGES = ("application/json", "application/*", "*/*")
+_OTHER_TYPES = (*MSGPACK_TYPES, *STREAM_TYPES)
 
 
 def _negotiate(accept: bytes | None) -> str:
-    """JSON, unless ``Accept`` prefers one of MessagePack's types (RFC 9110 q-values)."""
-    if accept is None or b"msgpack" not in accept:
+    """JSON, unless ``Accept`` prefers MessagePack (one of its types), Server-Sent Events or
+    NDJSON (RFC 9110 q-values; JSON on a tie with a range that covers it)."""
+    if accept is None or not (
+        b"msgpack" in accept or b"event-stream" in accept or b"ndjson" in accept
+    ):
         return MediaType.JSON.value  # the hot path: no parsing
-    best_msgpack, msgpack_q, json_q = MSGPACK_TYPES[0], 0.0, 0.0
+    best, best_q, json_q = MediaType.JSON.value, 0.0, 0.0
     for media, quality in weighted(accept):
-        if media in MSGPACK_TYPES and quality > msgpack_q:
-            best_msgpack, msgpack_q = media, quality
+        if media in _OTHER_TYPES and quality > best_q:
+            best, best_q = media, quality
         elif media in _JSON_RANGES:
             json_q = max(json_q, quality)
-    return best_msgpack if msgpack_q > 0 and msgpack_q >= json_q else MediaType.JSON.value
+    return best if best_q > 0 and best_q >= json_q else MediaType.JSON.value
 
 
 def _body_response(
