@@ -25,7 +25,7 @@ from .._report import PROBLEM_JSON, Problem
 from ._edge import _STATE_KEY, REQUEST_ID_HEADER, _header
 from ._guard import AGGREGATE_OPT
 from ._negotiation import weighted
-from ._streaming import STREAM_TYPES, STREAMING_DESCRIPTION, event_schema, stream_answer
+from ._streaming import STREAM_TYPES, STREAMING_DESCRIPTION, stream_answer, stream_schema
 
 T = TypeVar("T")
 
@@ -206,7 +206,7 @@ def aggregate_route(
                 json_type = ok.content.get(MediaType.JSON.value)
                 if json_type is not None:
                     ok.content[MSGPACK_TYPES[0]] = json_type
-                    events = event_schema()
+                    events = stream_schema()
                     for streamed in STREAM_TYPES:
                         ok.content[streamed] = OpenAPIMediaType(schema=events)
             self.description = (

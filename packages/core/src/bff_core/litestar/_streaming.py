@@ -50,6 +50,7 @@ __all__ = [
     "STREAM_TYPES",
     "event_schema",
     "stream_answer",
+    "stream_schema",
 ]
 
 EVENT_STREAM = "text/event-stream"
@@ -81,7 +82,14 @@ def event_schema() -> Schema:
     string, number, obj = OpenAPIType.STRING, OpenAPIType.NUMBER, OpenAPIType.OBJECT
     view = Schema(type=obj, description="fields of the answer's view, to merge into it")
 
-    def event(name: str, data: Schema) -> Schema:
+    def event(name: str, data: Schema | None) -> Schema:
+        if data is None:  # a heartbeat says nothing
+            return Schema(
+                type=obj,
+                title=f"{name.capitalize()}Event",
+                required=["event"],
+                properties={"event": Schema(type=string, const=name)},
+            )
         return Schema(
             type=obj,
             title=f"{name.capitalize()}Event",
@@ -146,8 +154,17 @@ def event_schema() -> Schema:
                     },
                 ),
             ),
-            event("heartbeat", Schema(type=OpenAPIType.NULL)),
+            event("heartbeat", None),
         ]
+    )
+
+
+def stream_schema() -> Schema:
+    """The OpenAPI schema of a streamed answer: its events, in the order they come."""
+    return Schema(
+        type=OpenAPIType.ARRAY,
+        items=event_schema(),
+        description="The events, in order (each an SSE event, or an NDJSON line)",
     )
 
 
