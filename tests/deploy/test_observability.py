@@ -157,8 +157,8 @@ def test_a_real_prometheus_scrapes_a_bff_and_the_error_rate_query_predicts_the_f
     def scrapes() -> int:
         try:
             found = query('count_over_time(up{job="web-bff"}[1h])')
-        except httpx.HTTPError:
-            return 0
+        except (httpx.HTTPError, ValueError):
+            return 0  # not listening yet, or "Service Unavailable" while it starts
         return int(found[0]["value"][1]) if found else 0
 
     try:

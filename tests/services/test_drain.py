@@ -34,7 +34,12 @@ def test_sigterm_drains_then_finishes_what_is_in_flight(upstreams: Upstreams, mo
         assert httpx.get(f"{bff.url}/readyz").status_code == 200
         signalled = time.monotonic()
         bff.process.send_signal(signal.SIGTERM)
-        time.sleep(0.2)  # the signal reaches granian's main process, which tells each worker
+        # The signal reaches granian's main process, which tells each worker: on a busy
+        # machine that takes a moment, well within the drain.
+        flipped, in_a_row = time.monotonic() + DRAIN_MS / 2000, 0
+        while in_a_row < 4 and time.monotonic() < flipped:  # both workers, seen a few times
+            in_a_row = in_a_row + 1 if httpx.get(f"{bff.url}/readyz").status_code == 503 else 0
+            time.sleep(0.02)
         # Not ready, from every worker (each request may land on either: new connections).
         for _ in range(6):
             ready = httpx.get(f"{bff.url}/readyz")
