@@ -199,3 +199,14 @@ def test_real_program_with_an_ids_flag() -> None:
         assert _status(service.url + "/prices?ids=p-1001,p-1004") == 503
         assert _status(service.url + "/prices?ids=p-1001,p-1002") == 200
     assert service.process.returncode == 0
+
+
+async def test_a_scoped_404_leaves_those_ids_out_of_a_batch_and_fails_their_single_reads(
+    upstream: Upstream,
+) -> None:
+    await upstream.put_fault("pricing", {"status": 404, "ids": ["p-1002"]})
+    status, body = await upstream.get("/prices?ids=p-1001,p-1002,p-1003")
+    assert status == 200
+    assert [p["product_id"] for p in body] == ["p-1001", "p-1003"]
+    assert (await upstream.get("/prices/p-1002"))[0] == 404
+    assert (await upstream.get("/prices/p-1001"))[0] == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Final, NamedTuple
@@ -269,9 +269,20 @@ class _Upstreams:
         ids, refusal = _batch_ids(request.query.get("ids"))
         if refusal is not None:
             return await self._respond(request, service, refusal, ids, array=True)
-        found = (body for i in ids if (body := bodies.get(i)) is not None)
-        answer = b"[" + b",".join(found) + b"]"
-        return await self._respond(request, service, answer, ids, array=True, per_id=len(ids))
+
+        def answer_without(left_out: Collection[str]) -> bytes:
+            found = (b for i in ids if i not in left_out and (b := bodies.get(i)) is not None)
+            return b"[" + b",".join(found) + b"]"
+
+        return await self._respond(
+            request,
+            service,
+            answer_without(()),
+            ids,
+            array=True,
+            per_id=len(ids),
+            without=answer_without,
+        )
 
     async def _respond(
         self,
@@ -282,12 +293,15 @@ class _Upstreams:
         *,
         array: bool,
         per_id: int = 0,
+        without: Callable[[Collection[str]], bytes] | None = None,
     ) -> web.StreamResponse:
         """Serve one request of ``service`` whose normal answer is ``answer``.
 
         Every service request goes through here: it is logged, draws the service's fault (with
         the ids it ``named``), takes the service's time (plus ``per_id`` ids' worth of batch
-        work), and then misbehaves as the fault says or answers normally.
+        work), and then misbehaves as the fault says or answers normally. A batch read
+        (``without`` builds its answer leaving ids out) that draws a 404 scoped to ids answers
+        the others and leaves those out, as for ids it does not know.
         """
         self.log.record(service, request)
         fault = self.faults.draw(service, named)
@@ -295,6 +309,8 @@ class _Upstreams:
         if late is not None:
             return late
         headers = self._ok_headers[service]
+        if fault is not None and fault.status == 404 and fault.ids and without is not None:
+            return web.Response(body=without(fault.ids), headers=headers)
         if fault is not None:
             if fault.cache_control is not None:
                 headers = _override_headers(fault.cache_control)

@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 __all__ = ["main"]
@@ -189,8 +190,9 @@ def _supervise(
         return _run(children, env=env, banner=banner, startup_timeout=startup_timeout)
 
 
-def _banner(web: str, mobile: str, upstreams: str) -> str:
-    return f"""
+def _banner(web: str, mobile: str, upstreams: str, spa: str | None = None) -> str:
+    page = "" if spa is None else f"\nOpen {spa} in a browser: the web SPA, on the web BFF.\n"
+    return f"""{page}
 BFF demo is running:
   web BFF     {web}
   mobile BFF  {mobile}
@@ -221,6 +223,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--upstreams-port", type=int, default=9000)
     parser.add_argument("--web-port", type=int, default=8001)
     parser.add_argument("--mobile-port", type=int, default=8002)
+    parser.add_argument("--spa-port", type=int, default=8000)
+    parser.add_argument(
+        "--spa-dir",
+        type=Path,
+        default=Path("apps/web-spa/dist"),
+        help="the built web SPA, served on --spa-port when it exists (default %(default)s)",
+    )
     parser.add_argument(
         "--latency-scale",
         default=None,
@@ -271,10 +280,24 @@ def main(argv: list[str] | None = None) -> None:
     ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.update(dict.fromkeys(_UPSTREAM_ENV_VARS, upstreams))
+    spa: str | None = None
+    if (args.spa_dir / "index.html").is_file():
+        spa = _base_url(host, args.spa_port)
+        spa_argv = [sys.executable, "-m", "demo_upstreams.spa", "--dir", str(args.spa_dir)]
+        spa_argv += ["--bff-url", web, "--host", host, "--port", str(args.spa_port)]
+        children.append(_Child("web-spa", spa_argv, spa))
+        # The page is on its own origin, as a CDN would serve it: the BFFs let it call them.
+        env["BFF_CORS_ORIGINS"] = spa
+    else:
+        print(
+            f"bff-demo: no web SPA at {args.spa_dir} (build it: cd apps/web-spa && npm ci "
+            "&& npm run build); starting without it",
+            file=sys.stderr,
+        )
     code = _supervise(
         children,
         env=env,
-        banner=_banner(web, mobile, upstreams),
+        banner=_banner(web, mobile, upstreams, spa),
         startup_timeout=args.startup_timeout,
     )
     raise SystemExit(code)

@@ -61,7 +61,10 @@ class Fault(
     so one product can fail while its neighbours on a list screen do not: the id of a single
     read, any id in a batch read's ``?ids=``, a category's slug, a recommendations user. Other
     requests are served normally and neither roll ``rate`` nor use up ``count``. Without
-    ``ids`` every request of the service may draw the fault.
+    ``ids`` every request of the service may draw the fault. A batch read that draws a fault
+    with ``ids`` and ``status: 404`` answers 200 and leaves those ids out, as it does for ids it
+    does not know (the other statuses fail the whole batch request): one product's price can go
+    missing on a grid while the others' come.
 
     The constraints are checked when a fault is decoded (admin API, ``--fault``) or passed to
     :func:`validate_fault`, not when the struct is built directly.
