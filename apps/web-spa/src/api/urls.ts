@@ -1,0 +1,32 @@
+import { BFF_URL } from '../config'
+import type { CategoryQuery, ProductPart, ProductQuery } from './types'
+
+/** What the product page shows: the default parts and the related products (streamed last). */
+export const PRODUCT_PAGE_PARTS: readonly ProductPart[] = [
+  'product',
+  'inventory',
+  'pricing',
+  'reviews',
+  'related',
+]
+
+export const CATEGORY_PAGE_SIZE = 24
+
+function url(path: string, query: Record<string, string | number | readonly string[] | undefined>) {
+  const params = new URLSearchParams()
+  for (const [name, value] of Object.entries(query)) {
+    if (value === undefined) continue
+    params.set(name, Array.isArray(value) ? value.join(',') : String(value))
+  }
+  return `${BFF_URL}${path}?${params}`
+}
+
+export function productUrl(id: string, fields: ProductQuery['fields'] = [...PRODUCT_PAGE_PARTS]) {
+  const query: ProductQuery = { id, fields }
+  return url('/api/aggregated/product', query)
+}
+
+export function categoryUrl(slug: string, offset = 0, limit = CATEGORY_PAGE_SIZE) {
+  const query: CategoryQuery = { slug, limit, offset }
+  return url('/api/aggregated/category', query)
+}

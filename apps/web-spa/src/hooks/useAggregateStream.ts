@@ -1,0 +1,257 @@
+/**
+ * `useAggregateStream(url)`: one of web-bff's aggregate answers, streamed.
+ *
+ * The request asks for `text/event-stream`. Nothing comes until the critical parts arrived;
+ * then `ready` carries the view's fields they fill, each optional part follows as `part` (or
+ * `failed`), and `done` ends the answer with its errors, stale parts and timings. The view is
+ * merged event by event (`{...view, ...event.view}`), so a page renders the product as soon as
+ * it is known and fills the rest in as it arrives.
+ *
+ * A non-2xx answer is a problem document (RFC 9457): status `error`, `problem` set. A BFF that
+ * answers the whole view as JSON instead (no streaming) is taken as `ready` + `done` at once.
+ * The request is aborted on unmount and when `url` changes: leaving a page closes its stream.
+ */
+import { useCallback, useEffect, useReducer, useState } from 'react'
+import { isStreamEventName, type StreamEvent } from '../api/events'
+import { readEventStream, type SseMessage } from '../api/sse'
+import type { FailureReason, PartError, Problem, StalePart } from '../api/types'
+
+export type StreamStatus = 'loading' | 'streaming' | 'done' | 'error'
+
+export interface AggregateStream<V> {
+  /** `loading` until `ready`, `streaming` until `done`, or `error` (see `problem`) */
+  status: StreamStatus
+  /** the view so far: the fields of every event received, merged */
+  view: Partial<V>
+  /** the parts that failed, and why */
+  failed: Partial<Record<string, FailureReason>>
+  /** the parts served from the cache past their freshness, and their age in seconds */
+  stale: Partial<Record<string, number>>
+  /** the parts' errors as the BFF reported them (with the upstream's status, the items) */
+  errors: PartError[]
+  /** why the answer failed: the BFF's problem document, or one made here (network, stream) */
+  problem?: Problem
+  /** each part's duration and the total, in milliseconds (from `done`) */
+  timing?: Record<string, number>
+}
+
+export interface AggregateStreamHandle<V> extends AggregateStream<V> {
+  /** ask again (after an error): the state starts over from `loading` */
+  retry: () => void
+}
+
+/** The problem types this client makes itself, for failures that have no problem document. */
+export const CLIENT_PROBLEM = {
+  network: 'urn:web-spa:problem:network',
+  interrupted: 'urn:web-spa:problem:stream-interrupted',
+  invalid: 'urn:web-spa:problem:invalid-answer',
+} as const
+
+interface State<V> extends AggregateStream<V> {
+  url: string | null
+}
+
+type Action<V> =
+  | { type: 'reset'; url: string | null }
+  | { type: 'event'; url: string; event: StreamEvent<V> }
+  | { type: 'whole'; url: string; page: Partial<V> & WholeAnswerExtras }
+  | { type: 'problem'; url: string; problem: Problem }
+
+interface WholeAnswerExtras {
+  errors?: PartError[]
+  stale?: StalePart[]
+}
+
+function initialState<V>(url: string | null): State<V> {
+  return { url, status: 'loading', view: {}, failed: {}, stale: {}, errors: [] }
+}
+
+function withReported<V>(state: State<V>, errors: PartError[], stale: StalePart[]): State<V> {
+  const failed = { ...state.failed }
+  for (const error of errors) failed[error.source] ??= error.reason
+  const staleAges = { ...state.stale }
+  for (const part of stale) staleAges[part.source] ??= part.age
+  return { ...state, failed, stale: staleAges, errors }
+}
+
+function reduce<V>(state: State<V>, action: Action<V>): State<V> {
+  if (action.type === 'reset') return initialState(action.url)
+  if (action.url !== state.url) return state // a late answer to a URL left behind
+  switch (action.type) {
+    case 'problem':
+      return { ...state, status: 'error', problem: action.problem }
+    case 'whole': {
+      const { errors = [], stale = [], ...view } = action.page
+      const whole = { ...state, status: 'done' as const, view: view as Partial<V> }
+      return withReported(whole, errors, stale)
+    }
+    case 'event':
+      return reduceEvent(state, action.event)
+  }
+}
+
+function reduceEvent<V>(state: State<V>, { event, data }: StreamEvent<V>): State<V> {
+  switch (event) {
+    case 'ready':
+      return { ...state, status: 'streaming', view: { ...state.view, ...data.view } }
+    case 'part':
+      return {
+        ...state,
+        status: 'streaming',
+        view: { ...state.view, ...data.view },
+        stale: data.stale ? { ...state.stale, [data.part]: data.age ?? 0 } : state.stale,
+      }
+    case 'failed': {
+      const { view, ...error } = data // like an `errors` entry
+      return {
+        ...state,
+        status: 'streaming',
+        view: { ...state.view, ...view },
+        failed: { ...state.failed, [data.source]: data.reason },
+        errors: [...state.errors, error],
+      }
+    }
+    case 'done':
+      return {
+        ...withReported(state, data.errors ?? [], data.stale ?? []),
+        status: 'done',
+        timing: data.timing,
+      }
+  }
+}
+
+/** A problem found by this client, not answered by the BFF: its status is 0. */
+function clientProblem(type: string, title: string, detail: string): Problem {
+  return { type, title, status: 0, detail }
+}
+
+function isProblem(value: unknown): value is Problem {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Problem).title === 'string' &&
+    typeof (value as Problem).status === 'number'
+  )
+}
+
+/** A non-2xx answer's problem document, or one made from its status when it has none. */
+async function readProblem(response: Response): Promise<Problem> {
+  const text = await response.text()
+  try {
+    const body: unknown = JSON.parse(text)
+    if (isProblem(body)) return { ...body, detail: body.detail ?? '', type: body.type ?? 'about:blank' }
+  } catch {
+    // not JSON: described below
+  }
+  return {
+    type: 'about:blank',
+    title: response.statusText || `HTTP ${response.status}`,
+    status: response.status,
+    detail: text.slice(0, 300),
+  }
+}
+
+/** A stream message as one of the BFF's events; `null` for names this client does not know. */
+export function toStreamEvent<V>(message: SseMessage): StreamEvent<V> | null {
+  if (!isStreamEventName(message.event)) return null
+  return { event: message.event, data: JSON.parse(message.data) } as StreamEvent<V>
+}
+
+async function fetchAggregate<V>(
+  url: string,
+  signal: AbortSignal,
+  dispatch: (action: Action<V>) => void,
+): Promise<void> {
+  const send = (action: Action<V>) => {
+    if (!signal.aborted) dispatch(action)
+  }
+  let response: Response
+  try {
+    response = await fetch(url, { headers: { Accept: 'text/event-stream' }, signal })
+  } catch (error) {
+    send({
+      type: 'problem',
+      url,
+      problem: clientProblem(
+        CLIENT_PROBLEM.network,
+        'BFF unreachable',
+        `No answer from ${new URL(url, window.location.href).origin}: ${String(error)}`,
+      ),
+    })
+    return
+  }
+  let finished = false
+  try {
+    if (!response.ok) {
+      send({ type: 'problem', url, problem: await readProblem(response) })
+      return
+    }
+    const contentType = response.headers.get('content-type') ?? ''
+    if (contentType.startsWith('text/event-stream') && response.body) {
+      await readEventStream(
+        response.body,
+        {
+          onMessage(message) {
+            const event = toStreamEvent<V>(message)
+            if (event === null) return
+            if (event.event === 'done') finished = true
+            send({ type: 'event', url, event })
+          },
+        },
+        signal,
+      )
+      if (!finished) {
+        send({
+          type: 'problem',
+          url,
+          problem: clientProblem(
+            CLIENT_PROBLEM.interrupted,
+            'Connection lost',
+            'The answer ended before all its parts arrived',
+          ),
+        })
+      }
+    } else if (contentType.includes('json')) {
+      send({ type: 'whole', url, page: await response.json() })
+    } else {
+      send({
+        type: 'problem',
+        url,
+        problem: clientProblem(
+          CLIENT_PROBLEM.invalid,
+          'Invalid answer',
+          `Expected an event stream or JSON, got ${JSON.stringify(contentType)}`,
+        ),
+      })
+    }
+  } catch (error) {
+    if (signal.aborted) return
+    const invalid = error instanceof SyntaxError // an event's data, or the JSON, did not parse
+    send({
+      type: 'problem',
+      url,
+      problem: clientProblem(
+        invalid ? CLIENT_PROBLEM.invalid : CLIENT_PROBLEM.interrupted,
+        invalid ? 'Invalid answer' : 'Connection lost',
+        String(error),
+      ),
+    })
+  }
+}
+
+/** Stream the aggregate at `url` (`null`: nothing to ask for); see the module's comment. */
+export function useAggregateStream<V>(url: string | null): AggregateStreamHandle<V> {
+  const [state, dispatch] = useReducer(reduce<V>, url, initialState<V>)
+  const [attempt, setAttempt] = useState(0)
+  const retry = useCallback(() => setAttempt((n) => n + 1), [])
+  useEffect(() => {
+    dispatch({ type: 'reset', url })
+    if (url === null) return
+    const controller = new AbortController()
+    void fetchAggregate<V>(url, controller.signal, dispatch)
+    return () => controller.abort()
+  }, [url, attempt])
+  // Until the effect has reset the state for a new URL, the old URL's state is not shown.
+  const { url: _, ...current } = state.url === url ? state : initialState<V>(url)
+  return { ...current, retry }
+}

@@ -1,0 +1,151 @@
+"""The web SPA in a real browser: Debian's Chromium, headless, driven by Playwright, against the
+demo stack (the demo upstreams, web-bff, the built SPA served on its own origin).
+
+Each state is also a screenshot under ``$BFF_TEST_OUTPUT`` (default ``test-output/``), so a
+person can look at what the browser showed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.processes import RunningService, free_port, run_service
+
+from .conftest import Upstreams, bff_env
+
+REPO = Path(__file__).resolve().parents[2]
+SPA = REPO / "apps" / "web-spa"
+SHOTS = Path(os.environ.get("BFF_TEST_OUTPUT", REPO / "test-output")) / "browser"
+#: web-bff's deadline here: long enough to see the product well before it, short for a test
+DEADLINE_MS = 2000
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail("chromium not installed (./run tests installs Debian's chromium)")
+
+
+@pytest.fixture(scope="module")
+def spa_build() -> Path:
+    """The SPA's build; made here when ./run tests has not made it (npm ci, npm run build)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm not installed: the SPA is built with Node.js and npm")
+    if not (SPA / "node_modules").is_dir():
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=SPA, check=True)
+    if not (SPA / "dist" / "index.html").is_file():
+        subprocess.run([npm, "run", "build"], cwd=SPA, check=True)
+    return SPA / "dist"
+
+
+@pytest.fixture(scope="module")
+def site(upstreams_process: RunningService, spa_build: Path) -> Iterator[str]:
+    """web-bff (cache off, so each fault shows at once) and the SPA on its own origin."""
+    spa_port = free_port()
+    origin = f"http://127.0.0.1:{spa_port}"
+    env = bff_env(
+        upstreams_process.url, BFF_CORS_ORIGINS=origin, BFF_TIMEOUT_MS=str(DEADLINE_MS)
+    )
+    with run_service("web_bff", env=env) as web:
+        args = ["--dir", str(spa_build), "--bff-url", web.url]
+        with run_service("demo_upstreams.spa", args, port=spa_port):
+            yield origin
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        # As root (CI containers) Chromium's sandbox cannot start; it is a test browser.
+        launched = playwright.chromium.launch(
+            executable_path=chromium(), headless=True, args=["--no-sandbox"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_a_healthy_product_shows_every_part(site: str, page: Page, upstreams: Upstreams) -> None:
+    page.goto(f"{site}/#/product/p-1001")
+    expect(page.get_by_test_id("product-name")).to_have_text("Aurora ANC Wireless Headphones")
+    expect(page.get_by_test_id("stock")).to_contain_text("In stock")
+    expect(page.get_by_test_id("price")).to_contain_text("212.49")  # 249.99 less 15 %
+    expect(page.get_by_test_id("reviews")).to_contain_text("4.6")
+    expect(page.locator("[data-status]").first).to_have_attribute("data-status", "done")
+    expect(page.locator("[data-testid^=part-notice-]")).to_have_count(0)
+    shot(page, "product-healthy")
+
+
+def test_with_the_reviews_hung_the_product_comes_first_and_the_reviews_say_so(
+    site: str, page: Page, upstreams: Upstreams
+) -> None:
+    upstreams.inject("reviews", hang=True)
+    began = time.monotonic()
+    page.goto(f"{site}/#/product/p-1002")
+    expect(page.get_by_test_id("product-name")).to_be_visible(timeout=DEADLINE_MS)
+    shown = time.monotonic() - began
+    # The product is on screen well before the deadline, the reviews still pending.
+    assert shown < DEADLINE_MS / 1000 * 0.6, shown
+    expect(page.get_by_test_id("price")).to_be_visible()
+    expect(page.get_by_test_id("part-notice-reviews")).to_have_count(0)
+    shot(page, "product-reviews-pending")
+    notice = page.get_by_test_id("part-notice-reviews")
+    expect(notice).to_be_visible(timeout=DEADLINE_MS + 3000)
+    assert time.monotonic() - began >= DEADLINE_MS / 1000 * 0.9
+    expect(page.get_by_test_id("product-name")).to_be_visible()  # still a page, not an error
+    shot(page, "product-reviews-timed-out")
+
+
+def test_with_the_product_service_failing_the_page_shows_the_problem(
+    site: str, page: Page, upstreams: Upstreams
+) -> None:
+    upstreams.inject("product", status=503)
+    page.goto(f"{site}/#/product/p-1003")
+    error = page.get_by_test_id("error-state")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("502")
+    expect(page.get_by_test_id("product-name")).to_have_count(0)
+    shot(page, "product-failed")
+    upstreams.clear()
+    page.goto(f"{site}/#/product/nope")
+    expect(page.get_by_test_id("error-state")).to_contain_text("404")
+    shot(page, "product-not-found")
+
+
+def test_the_grid_shows_its_items_and_one_price_failure_on_its_item_only(
+    site: str, page: Page, upstreams: Upstreams
+) -> None:
+    ids = upstreams.get("/categories/audio")["product_ids"][:24]
+    broken = ids[3]
+    # The pricing service does not know that one product any more: its tile says so.
+    upstreams.inject("pricing", status=404, ids=[broken])
+    page.goto(f"{site}/#/category/audio")
+    grid = page.get_by_test_id("grid")
+    expect(grid).to_be_visible()
+    expect(page.locator("[data-testid^=tile-p-]")).to_have_count(len(ids))
+    expect(page.get_by_test_id(f"tile-notice-{broken}-pricing")).to_be_visible()
+    expect(page.locator("[data-testid^=tile-notice-]")).to_have_count(1)
+    expect(page.get_by_test_id(f"tile-{ids[0]}")).to_contain_text("€")
+    shot(page, "grid-one-price-missing")
