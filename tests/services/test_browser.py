@@ -54,9 +54,7 @@ def site(upstreams_process: RunningService, spa_build: Path) -> Iterator[str]:
     """web-bff (cache off, so each fault shows at once) and the SPA on its own origin."""
     spa_port = free_port()
     origin = f"http://127.0.0.1:{spa_port}"
-    env = bff_env(
-        upstreams_process.url, BFF_CORS_ORIGINS=origin, BFF_TIMEOUT_MS=str(DEADLINE_MS)
-    )
+    env = bff_env(upstreams_process.url, BFF_CORS_ORIGINS=origin, BFF_TIMEOUT_MS=str(DEADLINE_MS))
     with run_service("web_bff", env=env) as web:
         args = ["--dir", str(spa_build), "--bff-url", web.url]
         with run_service("demo_upstreams.spa", args, port=spa_port):
