@@ -71,12 +71,15 @@ class RedisCluster:
             raise RuntimeError(
                 f"redis-cli --cluster create failed:\n{created.stdout}\n{created.stderr}"
             )
-        self.wait_until_ok(timeout)
+        # Every node must also know every other one: right after the create, a node can say
+        # ok while its gossip has not met the last node yet, and a client asking it then
+        # sees fewer masters than there are.
+        self.wait_until_ok(timeout, known=len(self.nodes))
 
-    def wait_until_ok(self, timeout: float = 30.0) -> None:
-        """Until every running master says ``cluster_state:ok``."""
+    def wait_until_ok(self, timeout: float = 30.0, known: int | None = None) -> None:
+        """Until every running master says ``cluster_state:ok`` (and knows ``known`` nodes)."""
         deadline = time.monotonic() + timeout
-        while not all(_cluster_ok(node.port) for node in self.nodes if node.running):
+        while not all(_cluster_ok(node.port, known) for node in self.nodes if node.running):
             if time.monotonic() > deadline:
                 raise RuntimeError("the Redis cluster did not reach cluster_state:ok")
             time.sleep(0.05)
@@ -87,7 +90,7 @@ class RedisCluster:
         self._dir.cleanup()
 
 
-def _cluster_ok(port: int) -> bool:
+def _cluster_ok(port: int, known: int | None = None) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(b"CLUSTER INFO\r\n")
@@ -95,6 +98,9 @@ def _cluster_ok(port: int) -> bool:
             header = reply.readline()  # a bulk string: $<length>
             if not header.startswith(b"$"):
                 return False
-            return b"cluster_state:ok" in reply.read(int(header[1:]))
+            info = reply.read(int(header[1:]))
+            if known is not None and f"cluster_known_nodes:{known}\r".encode() not in info:
+                return False
+            return b"cluster_state:ok" in info
     except (OSError, ValueError):
         return False

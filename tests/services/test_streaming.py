@@ -166,18 +166,19 @@ def test_a_client_that_leaves_cancels_the_parts_still_running(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
     # granian notices a closed connection when it writes to it: the heartbeats do that.
-    env = {"BFF_TIMEOUT_MS": "5000", "BFF_HTTP_CLIENT": "aiohttp", "BFF_STREAM_HEARTBEAT_MS": "100"}
+    env = {"BFF_TIMEOUT_MS": "9000", "BFF_HTTP_CLIENT": "aiohttp", "BFF_STREAM_HEARTBEAT_MS": "100"}
     with bff_with(upstreams, "web_bff", **env) as bff:
-        upstreams.inject("reviews", latency_ms=3000)
-        with streamed(http, f"{bff.url}{PRODUCT}", id="p-1009") as (_, events):
-            assert next(events).name == "ready"
-        # The connection is closed: the BFF stops waiting for the reviews, and the reviews
-        # service sees its request abandoned long before it would have answered.
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            if upstreams.client.get(f"{upstreams.url}/admin/requests").json()["reviews"][
-                "abandoned"
-            ]:
+        upstreams.inject("reviews", latency_ms=6000)
+        # A client of its own, closed with the stream: its connection goes with it.
+        with httpx.Client(timeout=10) as client:
+            with streamed(client, f"{bff.url}{PRODUCT}", id="p-1009") as (_, events):
+                assert next(events).name == "ready"
+            left = time.monotonic()
+        # The BFF stops waiting for the reviews, and the reviews service sees its request
+        # abandoned long before it would have answered (6 s).
+        while time.monotonic() - left < 4.0:
+            log = upstreams.client.get(f"{upstreams.url}/admin/requests").json()
+            if log["reviews"]["abandoned"]:
                 break
             time.sleep(0.05)
         else:

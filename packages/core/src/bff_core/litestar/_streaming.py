@@ -363,7 +363,10 @@ async def _events(
         yield frame("done", _summary(result))
     finally:
         # The end, or the client went away (the stream is cancelled): nothing keeps running.
-        if following is not None:
-            following.cancel()
-            await asyncio.gather(following, return_exceptions=True)
-        await stream.aclose()
+        # Shielded: in a cancelled anyio scope (Litestar's, on a disconnect) every await would
+        # be cancelled again at once, and the parts would run on.
+        with anyio.CancelScope(shield=True):
+            if following is not None:
+                following.cancel()
+                await asyncio.gather(following, return_exceptions=True)
+            await stream.aclose()
