@@ -231,6 +231,8 @@ class EventStream(Stream):
     __slots__ = ()
 
     def to_asgi_response(self, *args: Any, **kwargs: Any) -> ASGIResponse:
+        # Litestar builds the response (status, headers, cookies, background) as for any
+        # Stream; only the way its body is sent differs, so only the class is swapped.
         response = super().to_asgi_response(*args, **kwargs)
         assert isinstance(response, ASGIStreamingResponse)
         response.__class__ = _Events
