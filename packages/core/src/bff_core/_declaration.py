@@ -180,6 +180,8 @@ class Batch:
     _placeholders: tuple[_Placeholder, ...] = field(init=False, repr=False, compare=False)
     #: the request parameters its path uses
     param_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    #: decodes one element of a batch answer to its key alone
+    key_decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
@@ -210,6 +212,8 @@ class Batch:
             "param_names",
             tuple(dict.fromkeys(p.path[0] for p in placeholders if p.path[0] != _IDS)),
         )
+        keyed = msgspec.defstruct("BatchElement", [(self.key, str | int)])
+        object.__setattr__(self, "key_decoder", msgspec.json.Decoder(keyed))
 
     def around_ids(self, params: Mapping[str, str]) -> tuple[str, str]:
         """The path before and after ``{ids}``, for these parameters (once per request)."""
@@ -374,7 +378,7 @@ class Source:
         object.__setattr__(self, "_placeholders", placeholders)
         object.__setattr__(self, "decoder", decoder)
         if self.batch is not None:
-            object.__setattr__(self, "batch_values", _batch_values(self.returns, self.batch.key))
+            object.__setattr__(self, "batch_values", _batch_values(self.returns, self.batch))
         object.__setattr__(self, "task_name", f"bff-part:{self.name}")
         object.__setattr__(
             self,
@@ -433,13 +437,14 @@ class Source:
         return "".join(pieces)
 
 
-def _batch_values(returns: Any, key: str) -> Callable[[bytes], dict[str, Any]]:
+def _batch_values(returns: Any, batch: Batch) -> Callable[[bytes], dict[str, Any]]:
     """How a batch answer (a JSON array of ``returns``) becomes each element's value by id.
 
     When ``returns`` declares the key field, in one decoding of the whole array; otherwise
     each element is read twice, once for its key and once as ``returns`` (so the value is
     exactly a ``returns``, with nothing added that a view could pass on to its client).
     """
+    key = batch.key
     if isinstance(returns, type) and issubclass(returns, msgspec.Struct):
         if key in returns.__struct_fields__:
             whole = msgspec.json.Decoder(list[returns])
@@ -461,7 +466,7 @@ def _batch_values(returns: Any, key: str) -> Callable[[bytes], dict[str, Any]]:
 
         return by_item
     elements = msgspec.json.Decoder(list[msgspec.Raw])
-    keys = msgspec.json.Decoder(msgspec.defstruct("BatchElement", [(key, str | int)]))
+    keys = batch.key_decoder
     values = msgspec.json.Decoder(returns)
 
     def by_key(body: bytes) -> dict[str, Any]:
@@ -912,16 +917,7 @@ def _check_placeholder(
 
 def _check_field_path(where: str, placeholder: _Placeholder, type_: Any) -> None:
     """Check a dotted field path against msgspec Struct types, as far as they are Structs."""
-    current = type_
-    for attr in placeholder.path:
-        if not (isinstance(current, type) and issubclass(current, msgspec.Struct)):
-            return  # a dict or Any: only the request can tell
-        fields = {f.name: f.type for f in msgspec.structs.fields(current)}
-        if attr not in fields:
-            raise DeclarationError(
-                f"{where}: {{{placeholder.text}}}: {current.__name__} has no field {attr!r}"
-            )
-        current = fields[attr]
+    _field_type(where, f"{{{placeholder.text}}}", placeholder.path, type_)
 
 
 def _topological_order(

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
-from functools import cache
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -49,12 +48,6 @@ class MalformedBatch(Exception):
     """A batch answer that is not a JSON array of objects with the declared key."""
 
 
-@cache
-def _key_decoder(key: str) -> msgspec.json.Decoder[Any]:
-    keyed = msgspec.defstruct("BatchElement", [(key, str | int)])
-    return msgspec.json.Decoder(keyed)
-
-
 def split_batch(
     batch: Batch, ids: list[str], response: UpstreamResponse
 ) -> dict[str, UpstreamResponse]:
@@ -65,7 +58,7 @@ def split_batch(
     """
     if not 200 <= response.status < 300:
         return dict.fromkeys(ids, response)
-    decode_key = _key_decoder(batch.key)
+    decode_key = batch.key_decoder
     bodies: dict[str, bytes] = {}
     try:
         for element in _ELEMENTS.decode(response.body):
