@@ -6,12 +6,14 @@ shared by the whole session; every test starts with no fault injected and an emp
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from bff_core._redis import connect, parse_redis_url
 
 from tests.processes import RunningService, run_service
 
@@ -107,3 +109,25 @@ def bff(request: pytest.FixtureRequest) -> RunningService:
     """Each BFF in turn, for the rules both must keep."""
     service: RunningService = request.getfixturevalue(f"{request.param}_bff")
     return service
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def shared_url(request: pytest.FixtureRequest) -> str:
+    """A single Redis, then a Redis Cluster: the same behaviour from the same code."""
+    url: str = request.getfixturevalue(
+        "redis_cluster_url" if request.param == "redis-cluster" else "redis_url"
+    )
+    return url
+
+
+def stored_entries(url: str, namespace: str) -> int:
+    """How many entries a deployment has in Redis (whichever master holds them)."""
+
+    async def count() -> int:
+        client = connect(parse_redis_url(url), timeout=2.0, socket_timeout=2.0)
+        try:
+            return len([k async for k in client.scan_iter(match=f"{namespace}:*:k:*")])
+        finally:
+            await client.aclose()
+
+    return asyncio.run(count())

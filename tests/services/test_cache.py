@@ -15,13 +15,12 @@ import httpx
 import msgspec
 import pytest
 import redis.asyncio
-from bff_core._redis import connect, parse_redis_url
 
 from tests.processes import RunningService, run_service
 from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
-from .conftest import SERVICES, Upstreams, bff_env
+from .conftest import SERVICES, Upstreams, bff_env, stored_entries
 
 ROUTE = "/api/aggregated/product"
 TOKEN = "test-admin-token-0123456789"
@@ -78,28 +77,6 @@ def test_fields_and_the_full_page_never_collide(upstreams: Upstreams, http: http
             "product",
             "pricing",
         ]
-
-
-@pytest.fixture(params=["redis", "redis-cluster"])
-def shared_url(request: pytest.FixtureRequest) -> str:
-    """A single Redis, then a Redis Cluster: the same behaviour from the same code."""
-    url: str = request.getfixturevalue(
-        "redis_cluster_url" if request.param == "redis-cluster" else "redis_url"
-    )
-    return url
-
-
-def stored_entries(url: str, namespace: str) -> int:
-    """How many entries a deployment has in Redis (whichever master holds them)."""
-
-    async def count() -> int:
-        client = connect(parse_redis_url(url), timeout=2.0, socket_timeout=2.0)
-        try:
-            return len([k async for k in client.scan_iter(match=f"{namespace}:*:k:*")])
-        finally:
-            await client.aclose()
-
-    return asyncio.run(count())
 
 
 def test_two_bff_processes_share_entries_through_redis(

@@ -17,8 +17,7 @@ import pytest
 from tests.identity_provider import ISSUER, MOBILE_AUDIENCE, WEB_AUDIENCE, run_identity_provider
 from tests.processes import RunningService, run_service
 
-from .conftest import Upstreams, bff_env
-from .test_cache import stored_entries
+from .conftest import Upstreams, bff_env, stored_entries
 
 CATEGORY = "/api/aggregated/category"
 HOME = "/api/aggregated/home"
@@ -309,15 +308,6 @@ def test_item_sources_are_read_concurrently(
     assert response.status_code == 200 and "errors" not in response.json()
     # Four 200 ms batch reads after the category: concurrent, so well under their sum.
     assert elapsed < 0.6
-
-
-@pytest.fixture(params=["redis", "redis-cluster"])
-def shared_url(request: pytest.FixtureRequest) -> str:
-    """A single Redis, then a Redis Cluster."""
-    url: str = request.getfixturevalue(
-        "redis_cluster_url" if request.param == "redis-cluster" else "redis_url"
-    )
-    return url
 
 
 def test_two_instances_share_every_tile_through_redis(
