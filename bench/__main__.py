@@ -182,7 +182,7 @@ def run(config: Config, layout: Layout) -> Results:
             *cached,
             *(
                 Target(spec.name, spec, target.path, target.parts)
-                for target in CACHED_TARGETS[:3]
+                for target in [t for t in CACHED_TARGETS if not t.server.go][:3]
                 for spec in [before(target.server, config.before)]
             ),
         ]

@@ -27,6 +27,7 @@ from urllib.parse import quote
 from demo_upstreams._catalogue import CATEGORIES
 
 from . import _identity as bench_identity
+from ._go import go_binary
 from ._load import LoadResult, run_load
 from ._procs import (
     REPO_ROOT,
@@ -137,6 +138,8 @@ class ServerSpec:
     otlp: bool = False
     #: started with identity configured: the upstreams serve the key set (bench/_identity.py)
     jwks: bool = False
+    #: the Go baseline: left out where Go is missing (or its build fails)
+    go: bool = False
 
 
 def before(spec: ServerSpec, tree: Path) -> ServerSpec:
@@ -246,11 +249,22 @@ FASTAPI_HTTPX = ServerSpec(
         str(port),
     ],
 )
+
+
+def _go_argv(port: int) -> list[str]:
+    binary = go_binary()
+    if binary is None:
+        raise BenchError("the go baseline is not built")  # run_scenario leaves it out first
+    return [str(binary), "--port", str(port)]
+
+
+#: ``baselines/go_gateway``: the product aggregate in Go's net/http (built by the benchmark).
+GO = ServerSpec("go", _go_argv, go=True)
 SCALING_APP = ServerSpec("scaling-app", _bff_core_app("bench.scaling_app"), CACHE_OFF_ENV)
 
 CONTESTANTS: dict[str, Target] = {
     spec.name: Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS)
-    for spec in (WEB_BFF, AIOHTTP, FASTAPI_HTTPX)
+    for spec in (WEB_BFF, GO, AIOHTTP, FASTAPI_HTTPX)
 }
 #: web-bff with its cache on, for the ``cached`` scenario, next to the same service with the
 #: cache off: in-process (the default when REDIS_URL is unset), then with REDIS_URL as every
@@ -267,21 +281,31 @@ WEB_BFF_CACHED_REDIS_NO_NEAR = ServerSpec(
 )
 CACHED_TARGETS = [
     CONTESTANTS["web-bff"],
+    CONTESTANTS["go"],
     *(
         Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS)
         for spec in (WEB_BFF_CACHED, WEB_BFF_CACHED_REDIS, WEB_BFF_CACHED_REDIS_NO_NEAR)
     ),
 ]
 #: web-bff with its circuit breakers, retries and hedge off, for the ``resilience`` scenario:
-#: what that layer costs per aggregate when every upstream is healthy.
+#: what that layer costs per aggregate when every upstream is healthy; and each half alone.
 WEB_BFF_BARE = ServerSpec(
     "web-bff-no-resilience",
     WEB_BFF.argv,
     {**CACHE_OFF_ENV, "BFF_BREAKER": "off", "BFF_RETRY_BUDGET_PERCENT": "0"},
 )
+WEB_BFF_NO_BREAKERS = ServerSpec(
+    "web-bff-no-breakers", WEB_BFF.argv, {**CACHE_OFF_ENV, "BFF_BREAKER": "off"}
+)
+WEB_BFF_NO_RETRIES = ServerSpec(
+    "web-bff-no-retries", WEB_BFF.argv, {**CACHE_OFF_ENV, "BFF_RETRY_BUDGET_PERCENT": "0"}
+)
 RESILIENCE_TARGETS = [
     CONTESTANTS["web-bff"],
-    Target("web-bff-no-resilience", WEB_BFF_BARE, _PRODUCT_PATH, PRODUCT_PARTS),
+    *(
+        Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS)
+        for spec in (WEB_BFF_BARE, WEB_BFF_NO_BREAKERS, WEB_BFF_NO_RETRIES)
+    ),
 ]
 #: web-bff with its Prometheus metrics off, for the ``telemetry`` scenario: what they cost.
 WEB_BFF_NO_METRICS = ServerSpec(
@@ -875,6 +899,8 @@ def run_scenario(
     started = time.monotonic()
     if redis is None:
         targets = [t for t in targets if not t.server.redis]
+    if any(t.server.go for t in targets) and go_binary() is None:
+        targets = [t for t in targets if not t.server.go]
     specs = list({t.server.name: t.server for t in targets}.values())
     warn(f"[{name}] starting {', '.join(s.name for s in specs)}")
     servers = start_servers(bench.children, specs, upstream, redis)

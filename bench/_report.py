@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._burst import BURST_LATENCY_MS, BurstResult
+from ._go import go_version
 from ._harness import (
     CACHE_OFF_ENV,
     CATEGORY_ITEMS,
@@ -50,7 +51,11 @@ PACKAGES = (
     "uvicorn",
 )
 #: web-bff's targets.
-MIN_RATIO_AIOHTTP = 1.5
+MIN_RATIO_AIOHTTP = 2.0
+#: issue 15: within reach of a plain Go net/http aggregator (bench/baselines/go_gateway).
+MIN_RATIO_GO = 0.6
+MAX_P50_OVER_GO_MS = 0.5
+MIN_RATIO_CACHED_GO = 2.0
 MIN_RATIO_FASTAPI = 10.0
 MAX_P50_OVER_FLOOR_MS = 1.0
 MAX_P99_OVER_FLOOR_MS = 6.0
@@ -93,6 +98,7 @@ def environment(layout: Layout, generator: str, before: Path | None = None) -> d
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         **{package: _version(package) for package in PACKAGES},
         "wrk": wrk_version() or "not installed",
+        "go": go_version() or "not installed (Debian's golang-go): the go baseline is left out",
         "load generator": (
             "wrk (1 thread, closed loop, keep-alive)"
             if generator == "wrk"
@@ -255,7 +261,7 @@ def _throughput_table(result: ScenarioResult) -> list[str]:
             f"{s.cpu_us_per_request:,.0f} | {_errors(s)} | {_headroom_cells(s)} |"
         )
     ratios = []
-    for other in ("aiohttp", "fastapi-httpx"):
+    for other in ("go", "aiohttp", "fastapi-httpx"):
         ratio = _ratio(result, "web-bff", other)
         if ratio is not None:
             ratios.append(f"web-bff / {other} = **{ratio:.2f}x**")
@@ -372,6 +378,7 @@ def _cached_table(result: ScenarioResult) -> list[str]:
         f"{top} / {bottom} = **{ratio:.2f}x**"
         for top, bottom in (
             ("web-bff-cached", "web-bff"),
+            ("web-bff-cached", "go"),
             ("web-bff-cached-redis", "web-bff-cached"),
             ("web-bff-cached-redis-no-near", "web-bff-cached"),
             ("web-bff-cached-redis", "web-bff-cached-redis-no-near"),
@@ -427,7 +434,14 @@ def _resilience_table(result: ScenarioResult) -> list[str]:
         "BFF_RETRY_BUDGET_PERCENT=0",
         "web-bff",
         "web-bff-no-resilience",
-    )
+    ) + [
+        f"Ratio {variant} / web-bff = **{ratio:.2f}x** ({what})."
+        for variant, what in (
+            ("web-bff-no-breakers", "BFF_BREAKER=off: the breakers' cost"),
+            ("web-bff-no-retries", "BFF_RETRY_BUDGET_PERCENT=0: the retries' and hedge's cost"),
+        )
+        if (ratio := _ratio(result, variant, "web-bff")) is not None
+    ]
 
 
 def _telemetry_table(result: ScenarioResult) -> list[str]:
@@ -549,11 +563,25 @@ def evaluate_targets(results: Results) -> list[TargetCheck]:
     """web-bff's targets; SKIP for what this run did not measure."""
     checks: list[TargetCheck] = []
     throughput = results.scenarios.get("throughput")
-    for other, minimum in (("aiohttp", MIN_RATIO_AIOHTTP), ("fastapi-httpx", MIN_RATIO_FASTAPI)):
+    for other, minimum in (
+        ("go", MIN_RATIO_GO),
+        ("aiohttp", MIN_RATIO_AIOHTTP),
+        ("fastapi-httpx", MIN_RATIO_FASTAPI),
+    ):
         ratio = _ratio(throughput, "web-bff", other) if throughput else None
         checks.append(_ratio_check(f"throughput vs {other}", ratio, minimum))
     latency = results.scenarios.get("latency")
     web = latency.summary("web-bff") if latency else None
+    go = latency.summary("go") if latency else None
+    over_go = None if web is None or go is None else web.p50_ms - go.p50_ms
+    checks.append(
+        TargetCheck(
+            "latency p50 over the go baseline's p50 (16 connections)",
+            f"≤ {MAX_P50_OVER_GO_MS:g} ms",
+            "not measured" if over_go is None else f"{over_go:+.2f} ms",
+            "SKIP" if over_go is None else "PASS" if over_go <= MAX_P50_OVER_GO_MS else "FAIL",
+        )
+    )
     floors = (latency.floor_p50_ms, latency.floor_p99_ms) if latency else (None, None)
     for label, value, floor, limit in (
         ("p50", web.p50_ms if web else None, floors[0], MAX_P50_OVER_FLOOR_MS),
@@ -608,6 +636,10 @@ def evaluate_targets(results: Results) -> list[TargetCheck]:
             redis_ratio,
             MIN_RATIO_REDIS_CACHED,
         )
+    )
+    cached_go = _ratio(cached, "web-bff-cached", "go") if cached else None
+    checks.append(
+        _ratio_check("cached (in-process) vs the go baseline", cached_go, MIN_RATIO_CACHED_GO)
     )
     edge = results.scenarios.get("edge")
     edge_ratio = _ratio(edge, "web-bff-edge", "web-bff-edge-off") if edge else None

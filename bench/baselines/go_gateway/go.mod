@@ -1,0 +1,3 @@
+module bffbench/gogateway
+
+go 1.19
