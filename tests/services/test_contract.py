@@ -10,6 +10,9 @@ from urllib.parse import quote, unquote
 import httpx
 import msgspec
 import pytest
+from litestar.exceptions import WebSocketDisconnect
+from litestar.testing import TestClient
+from web_bff import create_app as create_web_app
 
 from tests.processes import RunningService, free_port, run_service
 
@@ -434,4 +437,26 @@ def test_messagepack_is_the_same_view_for_the_clients_that_ask_for_it(
 
 def test_an_unknown_route_is_a_problem_too(bff: RunningService, http: httpx.Client) -> None:
     assert_problem(http.get(f"{bff.url}/api/nothing-here"), 404)
-    assert_problem(http.post(f"{bff.url}{ROUTE}?id={PRODUCT}"), 405)
+    # An aggregate route answers GET; other methods as Litestar answers them for any route.
+    for method in ("POST", "PUT", "DELETE", "HEAD"):
+        refused = http.request(method, f"{bff.url}{ROUTE}?id={PRODUCT}")
+        assert refused.status_code == 405, method
+        assert refused.headers["allow"] == "GET, OPTIONS"
+        assert refused.headers["x-request-id"]
+        if method != "HEAD":
+            assert_problem(refused, 405)
+    options = http.options(f"{bff.url}{ROUTE}")
+    assert options.status_code == 204
+    assert options.headers["allow"] == "GET, OPTIONS"
+
+
+def test_a_websocket_to_an_aggregate_route_is_refused() -> None:
+    # The route is an ASGI route (the hot path), which a websocket would reach too (granian,
+    # the production server, answers an upgrade as a plain GET; other servers pass it on).
+    with (
+        TestClient(create_web_app()) as client,
+        pytest.raises(WebSocketDisconnect) as refused,
+        client.websocket_connect(f"{ROUTE}?id={PRODUCT}"),
+    ):
+        pass
+    assert refused.value.code == 1008

@@ -16,7 +16,8 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins import InitPlugin
+from litestar.plugins import InitPlugin, ReceiveRoutePlugin
+from litestar.routes import BaseRoute
 from litestar.types import ControllerRouterHandler
 
 from .._cache import make_store
@@ -38,11 +39,12 @@ from ._edge import _edge
 from ._guard import _guard
 from ._health import healthz, metrics_endpoint, readyz
 from ._problems import _aggregation_failed, _http_exception, _request_error, _unexpected
-from ._routes import BEARER_SCHEME
+from ._routes import BEARER_SCHEME, document_aggregate_route
 
 
-class GatewayPlugin(InitPlugin):
-    """Wires a :class:`Gateway` into a Litestar application.
+class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
+    """Wires a :class:`Gateway` into a Litestar application, and documents its aggregate
+    routes (ASGI routes, see :func:`aggregate_route`) in the OpenAPI document.
 
     Args:
         gateway: built at start-up (so a misdeclared aggregate or a missing service stops the
@@ -117,6 +119,9 @@ class GatewayPlugin(InitPlugin):
         app_config.state["verifier"] = self.verifier
         app_config.state["stream_heartbeat"] = self.stream_heartbeat
         return app_config
+
+    def receive_route(self, route: BaseRoute) -> None:
+        document_aggregate_route(route)
 
     def _provide_gateway(self) -> Gateway:
         return self.gateway

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
+from copy import copy
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 from urllib.parse import parse_qsl, quote
 
 import msgspec
-from litestar import MediaType, Response, get
-from litestar.handlers import HTTPRouteHandler
+from litestar import Litestar, MediaType, Request, Response, get
+from litestar.enums import ScopeType
+from litestar.exceptions import MethodNotAllowedException
+from litestar.handlers import ASGIRouteHandler, HTTPRouteHandler, asgi
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.openapi.spec import Parameter as OpenAPIParameter
-from litestar.types import Scope
+from litestar.routes import ASGIRoute, BaseRoute, HTTPRoute
+from litestar.types import Message, Receive, Scope, Send
 
 from .._declaration import Aggregate, Param
 from .._engine import Gateway
@@ -69,7 +73,7 @@ def aggregate_route(
     *,
     summary: str,
     description: str | None = None,
-) -> HTTPRouteHandler:
+) -> ASGIRouteHandler:
     """``GET path``: run ``aggregate`` with the query's parameters and answer ``view(result)``.
 
     The query holds the aggregate's parameters and ``fields`` (comma-separated part names;
@@ -77,9 +81,13 @@ def aggregate_route(
     malformed request. The OpenAPI document shows the parameters and the view's type, which
     must be the return annotation of ``view``.
 
-    The handler reads the query string itself instead of declaring Litestar parameters:
-    Litestar's parameter and dependency injection costs more per request than the rest of its
-    routing together (see ``docs/decisions/0002-hot-path.md``), and this is the hot path.
+    This is the hot path, so the route is a Litestar ASGI route handler: the application's
+    middleware (the edge, the guard) and exception handlers (every problem answer) are around
+    it as around every route, but not Litestar's per-request handler machinery (the request
+    object, parameter and dependency injection, the response object and its conversion), which
+    cost more than the rest of the route together (``docs/decisions/0012-hot-path-second-pass.md``).
+    Its operation is documented as an ordinary ``GET`` handler's would be: :class:`GatewayPlugin`
+    hands that handler, built here but never routed, to the OpenAPI document.
     """
     view_type = get_type_hints(view).get("return")
     if view_type is None:
@@ -98,9 +106,17 @@ def aggregate_route(
     param_names = [p.name for p in aggregate.params]
     uses_identity = aggregate.uses_identity
 
-    async def handler(scope: Scope) -> Response[Any]:
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:  # a websocket: refused (servers answer 403)
+            await send({"type": "websocket.close", "code": 1008, "reason": "not a websocket"})
+            return
+        method = scope["method"]
+        if method != "GET":
+            await _not_get(method, send)
+            return
         query = _query(scope["query_string"], names)
-        gateway: Gateway = scope["app"].state.gateway
+        app = scope["app"]
+        gateway: Gateway = app.state.gateway
         if_none_match = _header(scope, b"if-none-match")
         seen: dict[str, Any] = scope["state"][_STATE_KEY]
         # The request id travels to every upstream this request calls.
@@ -110,7 +126,7 @@ def aggregate_route(
         # get it, and then the answer is this caller's own.
         identity: Identity | None = seen.get("identity") if uses_identity else None
         if media_type in STREAM_TYPES:
-            return await stream_answer(
+            streamed = await stream_answer(
                 gateway,
                 aggregate,
                 view,
@@ -120,8 +136,11 @@ def aggregate_route(
                 seen,
                 identity,
                 media_type,
-                scope["app"].state.stream_heartbeat,
+                app.state.stream_heartbeat,
             )
+            request: Request[Any, Any, Any] = Request(scope, receive, send)
+            await streamed.to_asgi_response(app=app, request=request)(scope, receive, send)
+            return
         encode = encoders[media_type]
         cache = gateway.cache
         private = identity is not None
@@ -129,9 +148,15 @@ def aggregate_route(
             result = await _run(
                 gateway, aggregate, query, query.get("fields"), headers, seen, identity
             )
-            return _body_response(
-                encode(view(result)), if_none_match, result.server_timing(), media_type, private
+            await _send_body(
+                send,
+                encode(view(result)),
+                if_none_match,
+                result.server_timing(),
+                media_type,
+                private,
             )
+            return
         values = aggregate.validate_params(query)
         fields = aggregate.plan(query.get("fields")).reported
         encoded = "&".join(f"{n}={quote(values[n], safe='')}" for n in param_names)
@@ -146,9 +171,8 @@ def aggregate_route(
             gateway.metrics.observe_answer(aggregate.name, cached is not None)
         if cached is not None:
             seen["answer_cache"] = "hit"
-            return _body_response(
-                cached.body, if_none_match, 'cache;desc="hit"', media_type, private
-            )
+            await _send_body(send, cached.body, if_none_match, _CACHE_HIT, media_type, private)
+            return
         seen["answer_cache"] = "miss"
         result = await _run(
             gateway, aggregate, values, query.get("fields"), headers, seen, identity
@@ -159,10 +183,49 @@ def aggregate_route(
             # the grids that show it too.
             tags = [f"{n}={values[n]}" for n in param_names]
             cache.keep_answer(key, body, fresh_for, [*tags, *result.item_tags()])
-        return _body_response(body, if_none_match, result.server_timing(), media_type, private)
+        await _send_body(send, body, if_none_match, result.server_timing(), media_type, private)
 
-    handler.__annotations__ = {"scope": Scope, "return": Response[view_type]}  # type: ignore[valid-type]
-    handler.__name__ = handler.__qualname__ = f"aggregate_{aggregate.name}"
+    name = f"aggregate_{aggregate.name}"
+    answer.__annotations__ = {"scope": Scope, "receive": Receive, "send": Send, "return": None}
+    answer.__name__ = answer.__qualname__ = name
+    documented = _documented_get(path, aggregate, view_type, name, summary, description)
+    return asgi(path, copy_scope=False, opt={AGGREGATE_OPT: aggregate, _DOCUMENTED_AS: documented})(
+        answer
+    )
+
+
+#: ``opt`` key of an aggregate route: the ``GET`` handler its OpenAPI operation is made of.
+_DOCUMENTED_AS = "bff_documented_as"
+_CACHE_HIT = 'cache;desc="hit"'
+_ALLOWED = "GET, OPTIONS"
+
+
+async def _not_get(method: str, send: Send) -> None:
+    """What a ``GET`` route answers to other methods, as Litestar answers them."""
+    if method == "OPTIONS":
+        headers = [(b"allow", _ALLOWED.encode()), (b"content-type", b"text/plain; charset=utf-8")]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+    raise MethodNotAllowedException(headers={"allow": _ALLOWED})
+
+
+def _documented_get(
+    path: str,
+    aggregate: Aggregate,
+    view_type: Any,
+    name: str,
+    summary: str,
+    description: str | None,
+) -> HTTPRouteHandler:
+    """The ``GET`` handler whose OpenAPI operation describes an aggregate route: parameters,
+    the view in JSON and MessagePack, the streamed events, the problem answers."""
+
+    async def handler(scope: Scope) -> Any:  # pragma: no cover - documents, never called
+        raise NotImplementedError("the aggregate route answers; this handler only documents it")
+
+    handler.__annotations__ = {"scope": Scope, "return": Response[view_type]}
+    handler.__name__ = handler.__qualname__ = name
     parameters = [
         OpenAPIParameter(
             name=p.name,
@@ -223,6 +286,41 @@ def aggregate_route(
         operation_class=AggregateOperation,
         opt={AGGREGATE_OPT: aggregate},
     )(handler)
+
+
+def document_aggregate_route(route: BaseRoute) -> None:
+    """Put the operation of an aggregate route (an ASGI route, which Litestar's OpenAPI
+    document leaves out) in the document of the application it was registered on, as its
+    ``GET`` handler's; other routes are left as they are."""
+    if not isinstance(route, ASGIRoute):
+        return
+    registered = route.route_handler
+    documented: HTTPRouteHandler | None = registered.opt.get(_DOCUMENTED_AS)
+    if documented is None:
+        return
+    app = _application(registered)
+    # The same declaration may be registered on several applications: each gets its own copy,
+    # owned where the route is, so that the document sees the route's layers (tags, security).
+    handler = copy(documented)
+    handler.owner = registered.owner
+    http_route = HTTPRoute(path=route.path, route_handlers=[handler])
+    for each in http_route.route_handlers:
+        each.on_registration(app)
+    http_route.create_handler_map()
+    # Told to the plugins that receive routes (Litestar's OpenAPI plugin among them) as if it
+    # were registered, but never put in the routing trie. (This function, in GatewayPlugin,
+    # is one of them: an HTTP route it leaves alone.)
+    for plugin in app.plugins.receive_route:
+        plugin.receive_route(http_route)
+
+
+def _application(handler: ASGIRouteHandler) -> Litestar:
+    layer: Any = handler.owner
+    while layer is not None and not isinstance(layer, Litestar):
+        layer = layer.owner
+    if layer is None:
+        raise DeclarationError(f"aggregate route {handler.paths} is not registered on an app")
+    return layer
 
 
 def _param_schema(param: Param) -> Schema:
@@ -290,24 +388,36 @@ def _negotiate(accept: bytes | None) -> str:
     return best if best_q > 0 and best_q >= json_q else MediaType.JSON.value
 
 
-def _body_response(
+async def _send_body(
+    send: Send,
     body: bytes,
     if_none_match: bytes | None,
     timing: str,
     media_type: str = MediaType.JSON.value,
     private: bool = False,
-) -> Response[Any]:
+) -> None:
     """The encoded answer with its ETag, or 304 when the client already has it."""
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     # no-cache: clients may keep the answer but ask again, with If-None-Match, every time.
     # Vary: the answer depends on Accept (JSON or MessagePack).
-    headers = {"server-timing": timing, "etag": etag, "cache-control": "no-cache", "vary": "Accept"}
-    if private:  # one caller's own answer: no shared cache may keep it for another
-        headers["cache-control"] = "private, no-cache"
-        headers["vary"] = "Accept, Authorization"
+    headers = [
+        (b"server-timing", timing.encode("latin-1")),
+        (b"etag", etag.encode()),
+        # One caller's own answer: no shared cache may keep it for another.
+        (b"cache-control", b"private, no-cache" if private else b"no-cache"),
+        (b"vary", b"Accept, Authorization" if private else b"Accept"),
+    ]
+    start: Message
     if if_none_match is not None and _etag_matches(if_none_match, etag):
-        return Response(None, status_code=304, headers=headers)
-    return Response(body, media_type=media_type, headers=headers)
+        start = {"type": "http.response.start", "status": 304, "headers": headers}
+        await send(start)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return
+    headers.append((b"content-type", media_type.encode()))
+    headers.append((b"content-length", str(len(body)).encode()))
+    start = {"type": "http.response.start", "status": 200, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _etag_matches(if_none_match: bytes, etag: str) -> bool:
