@@ -653,6 +653,11 @@ class Upstreams:
         headers: Mapping[str, str],
         deadline: float,
     ) -> UpstreamResponse:
+        storage = upstream.storage
+        assert storage is not None
+        if storage.counter == 0 and breaker.current_state == pybreaker.STATE_CLOSED:
+            # (A trial request, half-open, must go through pybreaker: its success closes.)
+            return await self._call_clean(upstream, breaker, transport, url, headers, deadline)
         try:
             # pybreaker is synchronous: its calling() context manager around the await, never
             # its Tornado call_async. Failures are what escapes the block; an answer that must
@@ -685,6 +690,54 @@ class Upstreams:
                 upstream.meter.refused.inc()
             raise CircuitOpen(upstream.name) from None
         return response
+
+    async def _call_clean(
+        self,
+        upstream: _Upstream,
+        breaker: pybreaker.CircuitBreaker,
+        transport: Transport,
+        url: str,
+        headers: Mapping[str, str],
+        deadline: float,
+    ) -> UpstreamResponse:
+        """:meth:`_call` for a closed breaker that has counted no failure: the common case.
+
+        A success then changes nothing in the breaker (pybreaker would reset a count that is
+        already 0), so only a failure is told to it, after the fact, the same way
+        :meth:`_call` tells it: this saves pybreaker's lock, context manager and generator
+        on every healthy request (about 3 µs each).
+        """
+        try:
+            left = _left(deadline)
+            response = await transport.get(
+                url, headers=self._telling(headers, left), time_left=left
+            )
+        except asyncio.CancelledError:
+            if asyncio.get_running_loop().time() >= deadline - _EARLY:
+                timeout = TimeoutError("no answer by the deadline")
+                self._count(upstream, breaker, timeout)
+                raise timeout from None
+            raise  # cancelled from outside, before the deadline: no verdict
+        except Exception as exc:
+            self._count(upstream, breaker, exc)
+            raise
+        status = response.status
+        if status >= 500 or status == 429:
+            self._count(upstream, breaker, _Counted(response))
+        return response
+
+    def _count(
+        self, upstream: _Upstream, breaker: pybreaker.CircuitBreaker, failure: Exception
+    ) -> None:
+        """Tell the breaker how a request it did not watch ended (see :meth:`_call_clean`)."""
+        if breaker.current_state != pybreaker.STATE_CLOSED:
+            return  # opened meanwhile by other requests: nothing more to count
+        try:
+            with breaker.calling():
+                raise failure
+        except Exception as told:
+            if told is not failure:  # pragma: no cover - pybreaker raises its own only if open
+                raise
 
     def _telling(self, headers: Mapping[str, str], time_left: float) -> Mapping[str, str]:
         """``headers``, the milliseconds left in the deadline header, and the trace context."""
