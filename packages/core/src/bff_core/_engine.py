@@ -218,7 +218,8 @@ class Gateway:
                 await run.finished
             finally:
                 timer.cancel()
-                cut_off = await run.close()
+                # Usually every part has ended: nothing to cancel, nothing to wait for.
+                cut_off = await run.close() if run.running else run.stop()
         return self._conclude(aggregate, plan, run, cut_off)
 
     def stream(
@@ -708,6 +709,11 @@ class _Run:
             self.finished.set_result(None)
             if self.changed is not None:
                 self.changed.set()
+
+    def stop(self) -> list[_Part]:
+        """:meth:`close` of a run with no part running: only stop reacting."""
+        self.closed = True
+        return []
 
     async def close(self) -> list[_Part]:
         """Stop reacting, keep what finished meanwhile, cancel and await everything else.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, ValuesView
 from typing import Any, Literal, TypeAlias, overload
 
 __all__ = [
@@ -205,6 +205,23 @@ class AggregateResult(Mapping[str, PartOutcome]):
 
     def __len__(self) -> int:
         return len(self._parts)
+
+    # The dict's own views and lookups: Mapping's would call __iter__ and __getitem__ back
+    # in Python for every part, and views read on every answer.
+    def __contains__(self, name: object) -> bool:
+        return name in self._parts
+
+    def keys(self) -> KeysView[str]:
+        return self._parts.keys()
+
+    def values(self) -> ValuesView[PartOutcome]:
+        return self._parts.values()
+
+    def items(self) -> ItemsView[str, PartOutcome]:
+        return self._parts.items()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._parts.get(name, default)
 
     def value(self, name: str) -> Any:
         outcome = self._parts.get(name)

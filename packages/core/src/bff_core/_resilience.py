@@ -273,6 +273,12 @@ class _Upstream:
         self.tokens -= 1.0
         return True
 
+    def clean(self) -> bool:
+        """No failure counted since the last success: a success changes nothing (see
+        :meth:`Upstreams._call_clean`). Asked only while the breaker is closed."""
+        assert self.storage is not None
+        return self.storage.counter == 0
+
     def is_open(self) -> bool:
         return self.breaker is not None and self.breaker.current_state != pybreaker.STATE_CLOSED
 
@@ -507,7 +513,8 @@ class Upstreams:
                     url, headers=self._telling(headers, time_left), time_left=time_left
                 )
             if breaker.current_state == pybreaker.STATE_CLOSED:
-                return await self._call(upstream, breaker, self._transport, url, headers, deadline)
+                call = self._call_clean if upstream.clean() else self._call
+                return await call(upstream, breaker, self._transport, url, headers, deadline)
             return await self._attempt(upstream, self._transport, url, headers, deadline)
         attempt = 1
         while True:
@@ -629,7 +636,8 @@ class Upstreams:
             upstream.trial = trial
             trial.add_done_callback(lambda done: _trial_done(upstream, done))
             return await asyncio.shield(trial)
-        return await self._call(upstream, breaker, transport, url, headers, deadline)
+        call = self._call_clean if upstream.clean() else self._call
+        return await call(upstream, breaker, transport, url, headers, deadline)
 
     async def _trial(
         self,
@@ -653,11 +661,6 @@ class Upstreams:
         headers: Mapping[str, str],
         deadline: float,
     ) -> UpstreamResponse:
-        storage = upstream.storage
-        assert storage is not None
-        if storage.counter == 0 and breaker.current_state == pybreaker.STATE_CLOSED:
-            # (A trial request, half-open, must go through pybreaker: its success closes.)
-            return await self._call_clean(upstream, breaker, transport, url, headers, deadline)
         try:
             # pybreaker is synchronous: its calling() context manager around the await, never
             # its Tornado call_async. Failures are what escapes the block; an answer that must
@@ -700,7 +703,8 @@ class Upstreams:
         headers: Mapping[str, str],
         deadline: float,
     ) -> UpstreamResponse:
-        """:meth:`_call` for a closed breaker that has counted no failure: the common case.
+        """:meth:`_call` for a closed breaker that has counted no failure (the common case;
+        a half-open breaker's trial always goes through :meth:`_call`: its success closes).
 
         A success then changes nothing in the breaker (pybreaker would reset a count that is
         already 0), so only a failure is told to it, after the fact, the same way
