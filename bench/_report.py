@@ -691,8 +691,9 @@ def markdown(results: Results) -> str:
         "# Gateway benchmark (`python -m bench`)",
         "",
         f"{'SMOKE run (no targets): ' if config.smoke else ''}"
-        f"{config.rounds} round(s) x {config.duration_s:g} s per contestant after a "
-        f"{config.warmup_s:g} s warm-up, order rotated every round; medians over rounds; "
+        f"{config.rounds} round(s) x {config.duration_s:g} s per contestant "
+        + (f"after a {config.warmup_s:g} s warm-up" if config.warmup_s else "without warm-up")
+        + ", order rotated every round; medians over rounds; "
         f"errors summed over every run (warm-up included). Total {results.seconds:.0f} s.",
         "",
         "| environment | |",
