@@ -1,7 +1,7 @@
 """``python -m bench``: the gateway benchmark (web-bff against hand-written aggregators).
 
     python -m bench [--smoke] [--rounds N] [--duration S] [--scenarios latency,throughput,...]
-                    [--contestants web-bff,aiohttp,fastapi-httpx] [--check]
+                    [--contestants web-bff,go,aiohttp,fastapi-httpx] [--check]
                     [--json PATH] [--markdown PATH] [--memory-duration S]
                     [--generator auto|wrk|builtin]
 
