@@ -85,6 +85,11 @@ class Instance:
         return f"http://{self.host}:{self.port}"
 
     def start(self, timeout: float = 20.0) -> None:
+        self.spawn()
+        self.wait_ready(timeout)
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (:meth:`wait_ready` does)."""
         assert self.process is None or self.process.poll() is not None
         self.starts += 1
         with open(self.log_path, "ab") as log:
@@ -100,6 +105,8 @@ class Instance:
                 # cgroup does.
                 start_new_session=True,
             )
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
         if not wait_for(self._ready, timeout):
             raise RuntimeError(f"{self.name} not ready after {timeout} s:\n{self.log()}")
 
@@ -265,9 +272,12 @@ def run_fleet(redis_url: str, *, web: int = 3, mobile: int = 2) -> Iterator[Flee
 
         web_instances = [instance("web", n + 1, hosts[n]) for n in range(web)]
         mobile_instances = [instance("mobile", n + 1, hosts[web + n]) for n in range(mobile)]
+        # All at once (they import in parallel), then each must be ready.
         for each in [*web_instances, *mobile_instances]:
             stack.callback(each.stop)
-            each.start()
+            each.spawn()
+        for each in [*web_instances, *mobile_instances]:
+            each.wait_ready(timeout=30.0)
         dns = LoopbackDNS(
             {
                 "web-bff.fleet.test": hosts[:web],
