@@ -284,7 +284,6 @@ def _documented_get(
         description=description,
         responses=PROBLEM_RESPONSES,
         operation_class=AggregateOperation,
-        opt={AGGREGATE_OPT: aggregate},
     )(handler)
 
 
