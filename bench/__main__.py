@@ -44,6 +44,7 @@ from ._harness import (
     CATEGORY_UPSTREAM_LATENCY_MS,
     CONTESTANTS,
     EDGE_TARGETS,
+    LATENCY_VARIANTS,
     PRODUCT_ID,
     RESILIENCE_TARGETS,
     SCALING_TARGETS,
@@ -127,7 +128,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         "--before",
         type=Path,
         help="a checkout of an earlier commit (git worktree add): its web-bff also runs in the "
-        "cached and cold-burst scenarios, so before and after are measured in the same run",
+        "latency, throughput, cached and cold-burst scenarios, so before and after are measured "
+        "in the same run",
     )
     parser.add_argument(
         "--generator",
@@ -193,6 +195,9 @@ def run(config: Config, layout: Layout) -> Results:
         shipped = CONTESTANTS["web-bff"]
         spec = before(shipped.server, config.before)
         throughput = [*contestants, Target(spec.name, spec, shipped.path, shipped.parts)]
+    # The contestants (and, with --before, the earlier web-bff), then what starting the
+    # slowest part first is worth.
+    latency = [*throughput, *(LATENCY_VARIANTS if "web-bff" in config.contestants else [])]
     on_instant = {
         "throughput": throughput,
         "cached": cached,
@@ -217,7 +222,7 @@ def run(config: Config, layout: Layout) -> Results:
                     results.scenarios[name] = run_scenario(
                         bench,
                         name,
-                        contestants,
+                        latency,
                         delayed,
                         LATENCY_CONNECTIONS,
                         reference_paths=[f"/reviews/{PRODUCT_ID}"],

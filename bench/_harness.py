@@ -59,6 +59,7 @@ __all__ = [
     "CONTESTANTS",
     "EDGE_TARGETS",
     "LATENCY_FLOOR_MS",
+    "LATENCY_VARIANTS",
     "RESILIENCE_TARGETS",
     "SCENARIOS",
     "TELEMETRY_TARGETS",
@@ -306,6 +307,14 @@ RESILIENCE_TARGETS = [
         Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS)
         for spec in (WEB_BFF_BARE, WEB_BFF_NO_BREAKERS, WEB_BFF_NO_RETRIES)
     ),
+]
+#: web-bff starting its parts in the declared order, for the ``latency`` scenario: what
+#: starting the slowest first (the default) is worth.
+WEB_BFF_DECLARED_ORDER = ServerSpec(
+    "web-bff-declared-order", WEB_BFF.argv, {**CACHE_OFF_ENV, "BFF_SLOWEST_FIRST": "off"}
+)
+LATENCY_VARIANTS = [
+    Target(s.name, s, _PRODUCT_PATH, PRODUCT_PARTS) for s in [WEB_BFF_DECLARED_ORDER]
 ]
 #: web-bff with its Prometheus metrics off, for the ``telemetry`` scenario: what they cost.
 WEB_BFF_NO_METRICS = ServerSpec(

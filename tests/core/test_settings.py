@@ -58,6 +58,7 @@ def test_values_are_read() -> None:
         ("BFF_DRAIN_MS", "-1", "is not between 0 and"),
         ("BFF_CACHE", "yes", "is not 'on' or 'off'"),
         ("BFF_BREAKER", "disabled", "is not 'on' or 'off'"),
+        ("BFF_SLOWEST_FIRST", "declared", "is not 'on' or 'off'"),
         ("BFF_BREAKER_FAILURES", "five", "is not a whole number"),
         ("BFF_BREAKER_FAILURES", "0", "is not between 1 and 1000"),
         ("BFF_BREAKER_RESET_MS", "10s", "is not a whole number"),
@@ -120,6 +121,12 @@ def test_redis_one_server_or_a_cluster() -> None:
     assert parse_redis_url("redis+cluster://[::1]:7000").cluster_nodes == (("::1", 7000),)
     settings = GatewaySettings.from_env(VARIABLES, {"REDIS_URL": "redis+cluster://h:7000"})
     assert settings.redis_url == "redis+cluster://h:7000"
+
+
+def test_the_start_order_setting() -> None:
+    assert GatewaySettings.from_env(VARIABLES, {}).slowest_first is True
+    off = GatewaySettings.from_env(VARIABLES, {"BFF_SLOWEST_FIRST": "off"})
+    assert off.slowest_first is False
 
 
 def test_the_drain_setting() -> None:

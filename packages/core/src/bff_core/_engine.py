@@ -47,6 +47,7 @@ from ._resilience import (
     UpstreamStatus,
     breaker_policies,
 )
+from ._start_order import StartOrder
 from ._tracing import PartTrace, Tracing
 from ._transport import HttpClient, Transport, UpstreamResponse, make_transport
 
@@ -90,6 +91,10 @@ class Gateway:
             (:meth:`invalidate`) clears their near caches too. Active between :meth:`start`
             and :meth:`aclose`. ``None``: this instance's breakers are its own.
         peers_namespace: the deployment's name among the instances sharing ``peers``.
+        metrics: where the gateway counts what it does (``None``: nowhere).
+        tracing: how the gateway's spans are made (``None``: no spans).
+        slowest_first: start the parts that can start together slowest first, by their
+            recent durations (``_start_order``); ``False``: in the order they are declared.
     """
 
     def __init__(
@@ -108,6 +113,7 @@ class Gateway:
         peers_namespace: str = "bff",
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        slowest_first: bool = True,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -157,6 +163,8 @@ class Gateway:
                     shared.on_health = metrics.cache_health
         #: set by :meth:`drain`: the instance is stopping, and says so to load balancers
         self.draining = False
+        #: the parts that start together, slowest first (``_start_order.py``); else as declared
+        self.start_order = StartOrder() if slowest_first else None
 
     @property
     def transport(self) -> Transport:
@@ -271,7 +279,8 @@ class Gateway:
         )
         if streamed:
             run.changed = asyncio.Event()
-        for source in plan.roots:
+        roots = plan.roots if self.start_order is None else self.start_order.of(plan.roots)
+        for source in roots:
             run.start(source)
         return run, plan
 
@@ -663,7 +672,10 @@ class _Run:
         part = self.running.pop(task)
         if part.timer is not None:
             part.timer.cancel()
-        self._record(part.source, _outcome(part, task), part)
+        outcome = _outcome(part, task)
+        if (order := self.gateway.start_order) is not None:
+            order.observe(part.source, outcome.duration)
+        self._record(part.source, outcome, part)
         if self.failed_critical is not None:
             self.finish()
             return
@@ -733,6 +745,9 @@ class _Run:
                     # The deadline: the list keeps the items that arrived, the rest time out.
                     self._record(part.source, part.list.outcome(cut_off=True), part)
                 unfinished[task] = part
+                if (order := self.gateway.start_order) is not None:
+                    # Cut off: it takes at least this long (how much longer is unknown).
+                    order.observe_at_least(part.source, perf_counter() - part.started)
         self.running.clear()
         if unfinished:
             await cancel_and_wait(unfinished)

@@ -119,6 +119,9 @@ class GatewaySettings:
     #: BFF_RETRY_BUDGET_PERCENT: retries and hedges allowed, in percent of each service's
     #: requests; 0 turns retries and hedges off
     retry_budget_percent: int = 10
+    #: BFF_SLOWEST_FIRST: the parts that start together start slowest first, by their recent
+    #: durations; off: in the order they are declared
+    slowest_first: bool = True
     #: BFF_DRAIN_MS: after SIGTERM, how long the instance keeps serving while /readyz says 503,
     #: so load balancers stop sending to it before it stops (seconds; 0: stop at once)
     drain: float = DEFAULT_DRAIN_MS / 1000
@@ -209,6 +212,7 @@ class GatewaySettings:
         if admin_token is not None and len(admin_token) < 16:
             raise ConfigurationError("BFF_ADMIN_TOKEN", "must be at least 16 characters")
         breakers = _on_off("BFF_BREAKER", env.get("BFF_BREAKER", "on"))
+        slowest_first = _on_off("BFF_SLOWEST_FIRST", env.get("BFF_SLOWEST_FIRST", "on"))
         breaker_failures = (
             _positive_int("BFF_BREAKER_FAILURES", env["BFF_BREAKER_FAILURES"], 1000)
             if env.get("BFF_BREAKER_FAILURES")
@@ -248,6 +252,7 @@ class GatewaySettings:
             breaker_failures=breaker_failures,
             breaker_reset=breaker_reset,
             retry_budget_percent=retry_budget_percent,
+            slowest_first=slowest_first,
             drain=drain_ms / 1000,
             stream_heartbeat=_int_between(
                 "BFF_STREAM_HEARTBEAT_MS",

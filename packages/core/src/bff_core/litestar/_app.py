@@ -199,6 +199,7 @@ def create_gateway_app(
         peers_namespace=settings.cache_namespace or name,
         metrics=Metrics() if settings.metrics else None,
         tracing=Tracing.from_env(name, settings.otel),
+        slowest_first=settings.slowest_first,
     )
     return Litestar(
         route_handlers=list(route_handlers),
