@@ -3,6 +3,8 @@
 Scheduling rules, in one place:
 - every source starts as soon as the sources it depends on have succeeded, all others
   concurrently; a source whose dependency failed ends as ``dependency_failed`` without a request;
+- the sources that start together start slowest first, by their recent durations
+  (``_start_order.py``), so the request the answer waits for leaves first;
 - each source is bounded by its own timeout and by the aggregation's deadline, whichever is
   first; what has not finished by the deadline ends as ``timeout``;
 - when a critical part fails, the rest is cancelled at once and :class:`AggregationFailed` is
@@ -739,7 +741,10 @@ class _Run:
                 part.timer.cancel()
             if task.done() and (not task.cancelled() or part.timed_out):
                 # Finished, but its callback had not run yet when the run ended.
-                self._record(part.source, _outcome(part, task), part)
+                outcome = _outcome(part, task)
+                if (order := self.gateway.start_order) is not None:
+                    order.observe(part.source, outcome.duration)
+                self._record(part.source, outcome, part)
             else:
                 if part.list is not None and self.failed_critical is None:
                     # The deadline: the list keeps the items that arrived, the rest time out.
