@@ -77,9 +77,15 @@ def test_the_first_stop_signal_ignores_the_next_ones_before_clean_up_starts() ->
 
 
 def test_without_a_stop_signal_the_handlers_are_restored() -> None:
-    with _sigterm_interrupts():
-        assert signal.getsignal(signal.SIGINT) is _interrupt
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # From Python's own Ctrl-C handler, whatever this process inherited (a shell's background
+    # job starts with SIGINT ignored).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with _sigterm_interrupts():
+            assert signal.getsignal(signal.SIGINT) is _interrupt
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 @pytest.mark.parametrize("signals", [1, 20], ids=["once", "repeated"])
