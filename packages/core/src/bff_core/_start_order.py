@@ -9,7 +9,8 @@ the others' start-up overlaps its wait instead of adding to it
 (``docs/decisions/0013-slowest-first.md`` has the measurements).
 
 "Slowest" is learnt, per part, from how long the part took recently (an exponentially
-weighted mean of its durations, whatever its outcome: a part that times out is slow). Until
+weighted mean of its durations, whatever its outcome: a part that times out is slow; one
+cut off with its run counts as long as it ran, unless it is known to take longer). Until
 a part has been seen it counts as instant, and ties keep the declaration's order (the sort is
 stable). The order is worked out again on every run until each part has been seen, then every
 :data:`REORDER_EVERY` runs of the same plan, so a run pays one dictionary lookup for it.
@@ -73,7 +74,8 @@ class StartOrder:
             self._recent[key] = (part, entry[1] + (duration - entry[1]) * _WEIGHT)
 
     def observe_at_least(self, part: object, duration: float) -> None:
-        """``part`` was cut off after ``duration`` seconds: it takes at least that long."""
+        """``part`` was cut off after ``duration`` seconds: that counts as its duration, unless
+        it is known to take longer (how long it would have taken is unknown)."""
         recent = self.recent(part)
         if recent is None or duration > recent:
             self.observe(part, duration)
