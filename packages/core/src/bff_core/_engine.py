@@ -674,10 +674,7 @@ class _Run:
         part = self.running.pop(task)
         if part.timer is not None:
             part.timer.cancel()
-        outcome = _outcome(part, task)
-        if (order := self.gateway.start_order) is not None:
-            order.observe(part.source, outcome.duration)
-        self._record(part.source, outcome, part)
+        self._record_finished(part, task)
         if self.failed_critical is not None:
             self.finish()
             return
@@ -685,6 +682,13 @@ class _Run:
             self._start_ready()
         if not self.running:
             self.finish()
+
+    def _record_finished(self, part: _Part, task: asyncio.Task[Any]) -> None:
+        """Record what a finished part's task means, and how long it took for the start order."""
+        outcome = _outcome(part, task)
+        if (order := self.gateway.start_order) is not None:
+            order.observe(part.source, outcome.duration)
+        self._record(part.source, outcome, part)
 
     def _record(
         self, source: Source | Items, outcome: PartOutcome, part: _Part | None = None
@@ -741,10 +745,7 @@ class _Run:
                 part.timer.cancel()
             if task.done() and (not task.cancelled() or part.timed_out):
                 # Finished, but its callback had not run yet when the run ended.
-                outcome = _outcome(part, task)
-                if (order := self.gateway.start_order) is not None:
-                    order.observe(part.source, outcome.duration)
-                self._record(part.source, outcome, part)
+                self._record_finished(part, task)
             else:
                 if part.list is not None and self.failed_critical is None:
                     # The deadline: the list keeps the items that arrived, the rest time out.
