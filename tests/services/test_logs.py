@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -35,10 +35,28 @@ def json_lines(service: RunningService) -> list[dict[str, Any]]:
     return lines
 
 
-def events(service: RunningService, event: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+def events(
+    service: RunningService,
+    event: str,
+    timeout: float = 5.0,
+    until: Callable[[list[dict[str, Any]]], bool] = bool,
+) -> list[dict[str, Any]]:
+    """The service's `event` lines, once `until` holds of them (by default: once there is one).
+
+    A line is written after its answer is sent, so the test that has its answer waits for it."""
     deadline = time.monotonic() + timeout
     while True:
         found = [e for e in json_lines(service) if e.get("event") == event]
+        if until(found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def text_lines(service: RunningService, *needles: str, timeout: float = 5.0) -> list[str]:
+    """The service's log lines holding every needle, once there is one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [line for line in service.log().splitlines() if all(n in line for n in needles)]
         if found or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
@@ -76,8 +94,12 @@ def test_the_json_access_log_has_one_line_per_request_with_each_part(
         again = http.get(web.url + ROUTE, params={"id": "p-1001"}, headers={"x-request-id": "r2"})
         missing = http.get(web.url + ROUTE, params={"id": "p-9999"}, headers={"x-request-id": "r3"})
         assert (ok.status_code, again.status_code, missing.status_code) == (200, 200, 404)
-        lines = {line["request_id"]: line for line in events(web, "request")}
-        assert {"r1", "r2", "r3"} <= lines.keys()
+        wanted = {"r1", "r2", "r3"}
+        requests = events(
+            web, "request", until=lambda seen: wanted <= {e["request_id"] for e in seen}
+        )
+        lines = {line["request_id"]: line for line in requests}
+        assert wanted <= lines.keys()
     first = lines["r1"]
     assert first["logger"] == "bff.access" and first["level"] == "info"
     assert (first["method"], first["route"], first["status"]) == ("GET", ROUTE, 200)
@@ -104,10 +126,7 @@ def test_no_access_log_unless_asked_and_readable_text_by_default(
         assert "bff.access" not in web.log()
     with bff(upstreams, BFF_ACCESS_LOG="on") as web:
         http.get(web.url + ROUTE, params={"id": "p-1001"}, headers={"x-request-id": "t1"})
-        time.sleep(0.2)
-        (line,) = [
-            line for line in web.log().splitlines() if "bff.access" in line and ROUTE in line
-        ]
+        (line,) = text_lines(web, "bff.access", ROUTE)
         assert f"GET {ROUTE}?id=p-1001 200" in line and " t1 " in line
         assert "product=ok" in line
 
