@@ -43,7 +43,7 @@ def events(
 ) -> list[dict[str, Any]]:
     """The service's `event` lines, once `until` holds of them (by default: once there is one).
 
-    A line is written after its answer is sent, so the test that has its answer waits for it."""
+    An access line is written after its answer is sent: a test holding the answer still waits."""
     deadline = time.monotonic() + timeout
     while True:
         found = [e for e in json_lines(service) if e.get("event") == event]
