@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.processes import RunningService, run_service
+from tests.processes import RunningService, run_service, wait_for
 from tests.redis_server import RedisServer
 from tests.services.conftest import SERVICES, Upstreams, bff_env
 
@@ -44,22 +44,22 @@ def events(
     """The service's `event` lines, once `until` holds of them (by default: once there is one).
 
     An access line is written after its answer is sent: a test holding the answer still waits."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [e for e in json_lines(service) if e.get("event") == event]
-        if until(found) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+
+    def found() -> list[dict[str, Any]]:
+        return [e for e in json_lines(service) if e.get("event") == event]
+
+    wait_for(lambda: until(found()), timeout)
+    return found()
 
 
 def text_lines(service: RunningService, *needles: str, timeout: float = 5.0) -> list[str]:
     """The service's log lines holding every needle, once there is one."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [line for line in service.log().splitlines() if all(n in line for n in needles)]
-        if found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
+
+    def found() -> list[str]:
+        return [line for line in service.log().splitlines() if all(n in line for n in needles)]
+
+    wait_for(lambda: bool(found()), timeout)
+    return found()
 
 
 def test_a_request_id_is_kept_or_made_returned_and_sent_to_every_upstream(
