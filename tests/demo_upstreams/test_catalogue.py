@@ -25,7 +25,7 @@ from demo_upstreams._catalogue import (
     recommendations_for,
 )
 
-# The SHA-256 of the twelve hand-written entries, JSON-encoded: the BFFs' tests and the README's
+# The SHA-256 of the twelve hand-written entries, JSON-encoded: the BFFs' tests and the docs'
 # examples (byte counts included) are written against them, so they must not change by accident.
 _HAND_WRITTEN_SHA256 = "a673f85e3c18765c168626487d768403f7126ea999e12e6f97bddba6a27a5fbe"
 

@@ -57,10 +57,13 @@ def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
 
 
 def bff_settings() -> set[str]:
-    """Every variable the README's configuration table documents (its first column)."""
-    readme = (REPO / "README.md").read_text()
-    table = readme[readme.index("## Configuration") :]
-    table = table[: table.index("\n## ", 1)]
+    """Every variable the documentation's configuration table names (its first column)."""
+    page = (REPO / "docs" / "reference" / "configuration.md").read_text()
+    table = page[
+        page.index("<!-- BEGIN GENERATED: configuration -->") : page.index(
+            "<!-- END GENERATED: configuration -->"
+        )
+    ]
     return {
         name
         for row in table.splitlines()
