@@ -57,13 +57,12 @@ def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
 
 
 def bff_settings() -> set[str]:
-    """Every variable the README's configuration table documents (its first column)."""
-    readme = (REPO / "README.md").read_text()
-    table = readme[readme.index("## Configuration") :]
-    table = table[: table.index("\n## ", 1)]
+    """Every variable the documentation's configuration table lists (its first column: the
+    settings' rows, docs/reference/configuration.md)."""
+    page = (REPO / "docs" / "reference" / "configuration.md").read_text()
     return {
         name
-        for row in table.splitlines()
+        for row in page.splitlines()
         if row.startswith("| `")
         for name in re.findall(r"`([A-Z][A-Z_]+)`", row.split("|")[1])
     }
