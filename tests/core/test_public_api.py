@@ -41,6 +41,7 @@ def test_exported_members() -> None:
         "ResponseTooLarge",
         "RetryBudget",
         "RetryPolicy",
+        "Setting",
         "Source",
         "StalePart",
         "Transport",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bff_core import ConfigurationError, GatewaySettings
+from bff_core import ConfigurationError, GatewaySettings, Setting
 
 VARIABLES = {"product": "PRODUCT_SERVICE_URL", "pricing": "PRICING_SERVICE_URL"}
 
@@ -185,3 +185,59 @@ def test_identity_needs_all_three_of_its_settings() -> None:
         GatewaySettings.from_env(VARIABLES, {**JWT, "BFF_JWT_JWKS_URL": "jwks.json"})
     assert caught.value.setting == "BFF_JWT_JWKS_URL"
     assert "is not an http(s) URL" in str(caught.value)
+
+
+def test_each_default_is_declared_once() -> None:
+    # A field's default is its row's default text, read: constructing the settings in code
+    # and reading an empty environment agree.
+    from dataclasses import replace
+
+    assert GatewaySettings(services={}) == replace(GatewaySettings.from_env({}, {}), services={})
+
+
+def test_a_service_declares_its_url_variable_as_a_setting() -> None:
+    row = Setting.url("SEARCH_SERVICE_URL", "base URL of the search service")
+    variables = {"search": row}
+    assert GatewaySettings.from_env(variables, {}).services == {"search": "http://127.0.0.1:9000"}
+    found = GatewaySettings.from_env(variables, {"SEARCH_SERVICE_URL": "http://search:80/"})
+    assert found.services == {"search": "http://search:80"}
+    moved = GatewaySettings.from_env(variables, {}, default_upstream_url="http://up:1")
+    assert moved.services == {"search": "http://up:1"}
+    with pytest.raises(ConfigurationError) as caught:
+        GatewaySettings.from_env(variables, {"SEARCH_SERVICE_URL": "search"})
+    assert str(caught.value).startswith("SEARCH_SERVICE_URL: 'search' is not an http(s) URL")
+    assert (row.expects, row.documented_default) == ("http(s) URL", "`http://127.0.0.1:9000`")
+
+
+def test_opentelemetry_variables_are_passed_on_as_they_are() -> None:
+    env = {"OTEL_SERVICE_NAME": "shop", "OTEL_TRACES_EXPORTER": "", "BFF_OTEL": "x"}
+    otel = GatewaySettings.from_env(VARIABLES, env).otel
+    assert otel == {"OTEL_SERVICE_NAME": "shop", "OTEL_TRACES_EXPORTER": ""}
+
+
+def test_an_unset_setting_may_be_blank() -> None:
+    blank = GatewaySettings.from_env(
+        VARIABLES, {"REDIS_URL": " ", "BFF_CACHE_NAMESPACE": "", "BFF_BREAKER_FAILURES": ""}
+    )
+    assert (blank.redis_url, blank.cache_namespace, blank.breaker_failures) == (None, None, None)
+    # A setting with a default is read as given: blank is not its default.
+    with pytest.raises(ConfigurationError, match="BFF_CACHE: '' is not 'on' or 'off'"):
+        GatewaySettings.from_env(VARIABLES, {"BFF_CACHE": ""})
+
+
+def test_the_documentation_table_is_made_of_the_rows() -> None:
+    from bff_core._settings import gateway_settings, markdown_table
+
+    rows = gateway_settings()
+    table = markdown_table(rows).splitlines()
+    assert table[0] == "| variable | meaning | value | default |"
+    assert len(table) == 2 + len(rows)
+    assert (
+        "| `BFF_TIMEOUT_MS` | deadline of a whole aggregation, in milliseconds "
+        "| milliseconds, 1 to 600000 | `1000` |"
+    ) in table
+    assert "| `BFF_CACHE` | cache upstream parts and whole answers | `on` or `off` | `on` |" in (
+        table
+    )
+    with pytest.raises(ValueError, match=r"cannot hold '\|'"):
+        markdown_table([Setting.url("A_URL", "one | two")])

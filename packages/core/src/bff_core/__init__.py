@@ -36,7 +36,7 @@ from ._outcome import (
 )
 from ._report import PartError, Problem, StalePart, part_errors, problem_for, stale_parts
 from ._resilience import BreakerPolicy, RetryBudget, RetryPolicy, UpstreamStatus
-from ._settings import GatewaySettings
+from ._settings import GatewaySettings, Setting
 from ._transport import DEFAULT_MAX_BODY_BYTES, Transport, UpstreamResponse
 from ._transport_aiohttp import AiohttpTransport
 
@@ -78,6 +78,7 @@ __all__ = [
     "ResponseTooLarge",
     "RetryBudget",
     "RetryPolicy",
+    "Setting",
     "Source",
     "StalePart",
     "Transport",

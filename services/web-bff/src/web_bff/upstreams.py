@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from bff_core import Batch, BreakerPolicy, CachePolicy, RetryPolicy, Source
+from bff_core import Batch, BreakerPolicy, CachePolicy, RetryPolicy, Setting, Source
 
 __all__ = [
     "BREAKERS",
@@ -26,13 +26,20 @@ __all__ = [
     "Warehouse",
 ]
 
+#: Each upstream service's base URL, by the environment variable that sets it (the rows of
+#: the documentation's configuration table: docs/reference/configuration.md).
 SERVICE_URL_VARIABLES = {
-    "product": "PRODUCT_SERVICE_URL",
-    "inventory": "INVENTORY_SERVICE_URL",
-    "pricing": "PRICING_SERVICE_URL",
-    "reviews": "REVIEWS_SERVICE_URL",
-    "category": "CATEGORY_SERVICE_URL",
-    "recommendations": "RECOMMENDATIONS_SERVICE_URL",
+    "product": Setting.url("PRODUCT_SERVICE_URL", "base URL of the product service"),
+    "inventory": Setting.url("INVENTORY_SERVICE_URL", "base URL of the inventory service"),
+    "pricing": Setting.url("PRICING_SERVICE_URL", "base URL of the pricing service"),
+    "reviews": Setting.url("REVIEWS_SERVICE_URL", "base URL of the reviews service"),
+    "category": Setting.url(
+        "CATEGORY_SERVICE_URL", "base URL of the category service (the category screen)"
+    ),
+    "recommendations": Setting.url(
+        "RECOMMENDATIONS_SERVICE_URL",
+        "base URL of the recommendations service (the home screen)",
+    ),
 }
 
 
