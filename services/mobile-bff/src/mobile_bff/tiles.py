@@ -11,7 +11,7 @@ from .product import PhonePrice, PhoneRating, PhoneStock, UpstreamProduct
 
 __all__ = ["TILE_SOURCES", "PhoneTile", "tiles"]
 
-#: A tile's item sources, each part read as the product screen reads it (and so cached once).
+#: A tile's item sources, each part decoded into the product screen's trimmed type.
 TILE_SOURCES = tile_sources(
     product=UpstreamProduct, inventory=PhoneStock, pricing=PhonePrice, rating=PhoneRating
 )
