@@ -11,10 +11,9 @@ from urllib.parse import urlsplit
 
 from ._cache import DEFAULT_NEAR_HOLD
 from ._errors import ConfigurationError
-from ._identity import DEFAULT_ALGORITHMS, check_algorithms
-from ._ratelimit import parse_limits, parse_networks
+from ._guards import DEFAULT_ALGORITHMS, check_algorithms, parse_limits, parse_networks
 from ._redis import parse_redis_url
-from ._transport import HTTP_CLIENTS, HttpClient
+from ._transports import HTTP_CLIENTS, HttpClient
 
 __all__ = ["GatewaySettings", "JwtSettings"]
 
@@ -31,7 +30,7 @@ _MAX_CACHE_NEAR_MS = 60_000
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JwtSettings:
-    """How bearer tokens are verified (see ``bff_core._identity``)."""
+    """How bearer tokens are verified (see ``bff_core._guards._identity``)."""
 
     jwks_url: str
     issuer: str
