@@ -9,7 +9,7 @@ import pytest
 from bff_core import CachePolicy, Source
 from bff_core._cache._lookups import _key
 from bff_core._cache._policy import windows as _windows
-from bff_core._transport import UpstreamResponse
+from bff_core._transports import UpstreamResponse
 
 POLICY = CachePolicy(ttl=60, stale_while_revalidate=300, stale_if_error=3600)
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from bff_core._identity import IdentityUnavailable, InvalidToken, KeySet, TokenVerifier
+from bff_core._guards._identity import IdentityUnavailable, InvalidToken, KeySet, TokenVerifier
 
 from tests.identity_provider import (
     ISSUER,
@@ -182,7 +182,7 @@ def test_only_asymmetric_algorithms_can_be_configured(provider: IdentityProvider
 
 
 async def test_symmetric_and_private_keys_in_the_key_set_are_ignored() -> None:
-    from bff_core._identity import _parse_key_set
+    from bff_core._guards._identity import _parse_key_set
 
     _, kids = _parse_key_set(
         b'{"keys": [{"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},'

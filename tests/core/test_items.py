@@ -442,7 +442,7 @@ async def test_a_failed_chunk_falls_back_on_stale_items(
 async def test_item_parts_are_kept_per_user_when_given_the_identity(
     upstream: ScriptedUpstream, cached: Gateway
 ) -> None:
-    from bff_core._identity import Identity
+    from bff_core._guards._identity import Identity
 
     aggregate = Aggregate(
         "home",

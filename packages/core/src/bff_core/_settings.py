@@ -28,11 +28,10 @@ from urllib.parse import urlsplit
 
 from ._cache import DEFAULT_NEAR_HOLD
 from ._errors import ConfigurationError
-from ._identity import DEFAULT_ALGORITHMS, check_algorithms
-from ._metrics import METRICS_DIR_VARIABLE
-from ._ratelimit import parse_limits, parse_networks
+from ._guards import DEFAULT_ALGORITHMS, check_algorithms, parse_limits, parse_networks
 from ._redis import parse_redis_url
-from ._transport import HTTP_CLIENTS, HttpClient
+from ._telemetry import METRICS_DIR_VARIABLE
+from ._transports import HTTP_CLIENTS, HttpClient
 
 __all__ = ["GatewaySettings", "JwtSettings", "Setting", "gateway_settings", "markdown_table"]
 
@@ -376,7 +375,7 @@ _JWT_TRIO = "`BFF_JWT_JWKS_URL`, `BFF_JWT_ISSUER` and `BFF_JWT_AUDIENCE`"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JwtSettings:
-    """How bearer tokens are verified (see ``bff_core._identity``)."""
+    """How bearer tokens are verified (see ``bff_core._guards._identity``)."""
 
     jwks_url: str = _required(
         "BFF_JWT_JWKS_URL",

@@ -45,12 +45,13 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import msgspec
 
+from .._declare import CachePolicy
 from .._errors import CircuitOpen, ResponseTooLarge, UpstreamUnavailable
-from .._transport import UpstreamResponse
-from ._policy import CachePolicy, Entry, freshness, windows
+from .._transports import UpstreamResponse
+from ._policy import Entry, freshness, windows
 
 if TYPE_CHECKING:
-    from .._declaration import Source
+    from .._declare import Source
     from ._stores import CacheStore
 
 #: How the cache sends a request: the gateway's resilient fetch (breaker, retries, hedges).

@@ -21,16 +21,13 @@ from litestar.routes import BaseRoute
 from litestar.types import ControllerRouterHandler
 
 from .._cache import make_store
-from .._declaration import Aggregate, Items, Source
+from .._declare import DEFAULT_BREAKER, Aggregate, BreakerPolicy, Items, RetryBudget, Source
 from .._engine import Gateway
 from .._errors import AggregationFailed, ConfigurationError, RequestError
-from .._identity import KeySet, TokenVerifier
-from .._metrics import Metrics
-from .._ratelimit import Network, RateLimits, parse_limits, parse_networks
-from .._resilience import DEFAULT_BREAKER, BreakerPolicy, RetryBudget
+from .._guards import KeySet, Network, RateLimits, TokenVerifier, parse_limits, parse_networks
 from .._settings import DEFAULT_STREAM_HEARTBEAT_MS, GatewaySettings
-from .._tracing import Tracing
-from .._transport import Transport
+from .._telemetry import Metrics, Tracing
+from .._transports import Transport
 from ._admin import invalidate_cache
 from ._compression import Compression
 from ._cors import CorsPolicy

@@ -14,10 +14,8 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
-from .._logs import ACCESS_LOGGER
-from .._metrics import Metrics
 from .._report import PROBLEM_JSON, Problem
-from .._tracing import Tracing
+from .._telemetry import ACCESS_LOGGER, Metrics, Tracing
 from ._compression import Compression
 from ._cors import CorsPolicy
 

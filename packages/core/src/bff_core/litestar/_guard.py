@@ -16,11 +16,19 @@ from dataclasses import dataclass
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from .._declaration import Aggregate
-from .._identity import Identity, IdentityUnavailable, InvalidToken, TokenVerifier
-from .._metrics import Metrics
-from .._ratelimit import Network, RateLimits, client_address, client_key
+from .._declare import Aggregate
+from .._guards import (
+    Identity,
+    IdentityUnavailable,
+    InvalidToken,
+    Network,
+    RateLimits,
+    TokenVerifier,
+    client_address,
+    client_key,
+)
 from .._report import Problem
+from .._telemetry import Metrics
 from ._edge import _STATE_KEY, _header, _send_problem
 
 #: ``opt`` key of a route handler: the aggregate it answers.

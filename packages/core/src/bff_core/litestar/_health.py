@@ -8,9 +8,9 @@ import msgspec
 from litestar import Request, Response, get
 
 from .._engine import Gateway
-from .._identity import TokenVerifier
-from .._metrics import METRICS_CONTENT_TYPE, Metrics
-from .._resilience import UpstreamStatus
+from .._guards import TokenVerifier
+from .._telemetry import METRICS_CONTENT_TYPE, Metrics
+from .._upstream import UpstreamStatus
 from ._guard import OPERATIONAL_OPT
 
 

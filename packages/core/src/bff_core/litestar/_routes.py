@@ -20,10 +20,10 @@ from litestar.openapi.spec import Parameter as OpenAPIParameter
 from litestar.routes import ASGIRoute, BaseRoute, HTTPRoute
 from litestar.types import Message, Receive, Scope, Send
 
-from .._declaration import Aggregate, Param
+from .._declare import Aggregate, Param
 from .._engine import Gateway
 from .._errors import AggregationFailed, DeclarationError, InvalidParameter
-from .._identity import Identity
+from .._guards import Identity
 from .._outcome import AggregateResult
 from .._report import PROBLEM_JSON, Problem
 from ._edge import _STATE_KEY, REQUEST_ID_HEADER, _header

@@ -36,10 +36,10 @@ from litestar.response.base import ASGIResponse
 from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import Receive, Send
 
-from .._declaration import Aggregate
+from .._declare import Aggregate
 from .._engine import AggregateStream, Gateway
 from .._errors import AggregationFailed
-from .._identity import Identity
+from .._guards import Identity
 from .._outcome import AggregateResult, PartOutcome
 from .._report import part_errors, stale_parts
 

@@ -1,46 +1,41 @@
-"""Aggregates declared as data: parameters, sources, and the graph between them.
+"""What one part asks of its upstream: parameters, sources, their batches, and lists of items.
 
-Everything that can be checked without a request is checked here, when the declaration is
-built: template syntax, unknown variables, fields that the referenced source's type does not
-have, duplicate names, dependency cycles. A service with a broken declaration therefore fails
-at start-up with a :class:`DeclarationError` naming the culprit.
+Everything that can be checked without a request is checked when a declaration is built:
+template syntax, values out of range, options that contradict each other. A service with a
+broken declaration therefore fails at start-up with a :class:`DeclarationError` naming the
+culprit. What needs the whole aggregate (unknown variables, fields, cycles) is checked by
+:class:`~bff_core._declare._aggregate.Aggregate`.
 """
 
 from __future__ import annotations
 
 import re
-import string
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from collections.abc import Sequence as AbstractSequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import UnionType
-from typing import Any, Union, get_args, get_origin
-from urllib.parse import quote
+from typing import Any, get_origin
 
 import msgspec
 
-from ._cache import CachePolicy
-from ._errors import DeclarationError, InvalidParameter, UnknownParts
-from ._resilience import RetryPolicy
+from .._errors import DeclarationError, InvalidParameter
+from ._policies import CachePolicy, RetryPolicy
+from ._template import (
+    IDS,
+    ITEM,
+    NAME,
+    UNRESERVED,
+    USER,
+    Placeholder,
+    encode_value,
+    parse_template,
+    split_around,
+)
 
-__all__ = ["Aggregate", "Batch", "Items", "Param", "Source"]
+__all__ = ["Batch", "Items", "Param", "Source", "check_unique"]
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-#: A value that percent-encoding leaves as it is (RFC 3986 unreserved characters), and that is
-#: not made only of dots ("." and ".." are dot segments), which the encoder spells out.
-_UNRESERVED = re.compile(r"(?!\.+$)[A-Za-z0-9_.~-]+")
 #: Unicode's control characters (category Cc): C0, DEL and C1.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_FORMATTER = string.Formatter()
 _HEADER_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
-#: Template variables the gateway fills itself: the item an item source reads (``{item}``),
-#: the ids of a batch request (``{ids}``, batch paths only) and the verified caller's subject
-#: (``{user}``; ``anonymous`` without one). No parameter may take these names.
-_ITEM, _IDS, _USER = "item", "ids", "user"
-ANONYMOUS = "anonymous"
-#: How many item ids one ``errors`` entry lists at most (the count is always complete).
-MAX_LISTED_ITEMS = 20
 #: Headers the gateway itself sets on upstream requests, or that HTTP gives a meaning.
 _RESERVED_HEADERS = frozenset(
     {
@@ -71,9 +66,9 @@ class Param:
     maximum: int | None = None
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        if not NAME.match(self.name):
             raise DeclarationError(f"parameter name {self.name!r} is not an identifier")
-        if self.name in (_ITEM, _USER):
+        if self.name in (ITEM, USER):
             raise DeclarationError(
                 f"parameter name {self.name!r} is reserved: {{{self.name}}} is filled by the "
                 "gateway itself"
@@ -139,19 +134,6 @@ class Param:
 
 
 @dataclass(frozen=True, slots=True)
-class _Placeholder:
-    """One ``{...}`` of a template: a parameter (``{id}``) or a source field (``{a.b.c}``)."""
-
-    source: str | None  # None: a request parameter
-    path: tuple[str, ...]  # the parameter name, or the attribute path inside the source's value
-    in_query: bool
-
-    @property
-    def text(self) -> str:
-        return ".".join(((self.source,) if self.source else ()) + self.path)
-
-
-@dataclass(frozen=True, slots=True)
 class Batch:
     """How an item source reads many items in one request: the upstream's batch endpoint.
 
@@ -177,7 +159,7 @@ class Batch:
     key: str
     same_as_item: bool = True
     _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
-    _placeholders: tuple[_Placeholder, ...] = field(init=False, repr=False, compare=False)
+    _placeholders: tuple[Placeholder, ...] = field(init=False, repr=False, compare=False)
     #: the request parameters its path uses
     param_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
     #: decodes one element of a batch answer to its key alone
@@ -190,10 +172,10 @@ class Batch:
             raise DeclarationError(
                 f"batch {self.path!r}: size must be a whole number of at least 1, got {self.size!r}"
             )
-        if not _NAME.match(self.key):
+        if not NAME.match(self.key):
             raise DeclarationError(f"batch {self.path!r}: key {self.key!r} is not a field name")
-        literals, placeholders = _parse_template(f"batch {self.path}", self.path)
-        ids = [p for p in placeholders if p.source is None and p.path[0] == _IDS]
+        literals, placeholders = parse_template(f"batch {self.path}", self.path)
+        ids = [p for p in placeholders if p.source is None and p.path[0] == IDS]
         if len(ids) != 1 or not ids[0].in_query:
             raise DeclarationError(
                 f"batch path {self.path!r} needs exactly one {{ids}} placeholder, in its query "
@@ -210,42 +192,14 @@ class Batch:
         object.__setattr__(
             self,
             "param_names",
-            tuple(dict.fromkeys(p.path[0] for p in placeholders if p.path[0] != _IDS)),
+            tuple(dict.fromkeys(p.path[0] for p in placeholders if p.path[0] != IDS)),
         )
         keyed = msgspec.defstruct("BatchElement", [(self.key, str | int)])
         object.__setattr__(self, "key_decoder", msgspec.json.Decoder(keyed))
 
     def around_ids(self, params: Mapping[str, str]) -> tuple[str, str]:
         """The path before and after ``{ids}``, for these parameters (once per request)."""
-        return _around(self._literals, self._placeholders, _IDS, params)
-
-
-def _around(
-    literals: Sequence[str],
-    placeholders: Sequence[_Placeholder],
-    variable: str,
-    params: Mapping[str, str],
-) -> tuple[str, str]:
-    before: str | None = None
-    pieces: list[str] = []
-    for literal, placeholder in zip(literals, placeholders, strict=False):
-        pieces.append(literal)
-        name = placeholder.path[0]
-        if name == variable:
-            before, pieces = "".join(pieces), []
-        else:
-            pieces.append(_encode(params[name], placeholder))
-    pieces.append(literals[-1])
-    assert before is not None  # checked when declared
-    return before, "".join(pieces)
-
-
-def encode_id(item: str) -> str:
-    """One item id, percent-encoded as a path segment or a query value of its own."""
-    if _UNRESERVED.fullmatch(item):
-        return item
-    encoded = quote(item, safe="")
-    return "%2E" * len(encoded) if encoded.strip(".") == "" else encoded
+        return split_around(self._literals, self._placeholders, IDS, params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,8 +265,9 @@ class Source:
     default: bool = True
     batch: Batch | None = None
     concurrency: int = 8
-    _placeholders: tuple[_Placeholder, ...] = field(init=False, repr=False, compare=False)
-    _literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    #: the path template, parsed: its literals (one more than its placeholders) and placeholders
+    literals: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    placeholders: tuple[Placeholder, ...] = field(init=False, repr=False, compare=False)
     decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False, compare=False)
     #: the sources whose values this one's path needs
     depends_on: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -327,12 +282,24 @@ class Source:
     )
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        # In this order, so that a declaration with several mistakes is told the first one.
+        self._check_names()
+        self._check_timing()
+        self._check_subject_header()
+        self._check_path_and_concurrency()
+        self._parse()
+        self._check_identity_cache()
+
+    def _check_names(self) -> None:
+        if not NAME.match(self.name):
             raise DeclarationError(f"source name {self.name!r} is not an identifier")
         if not self.service:
             raise DeclarationError(f"source {self.name!r}: service is empty")
         if not self.path.startswith("/"):
             raise DeclarationError(f"source {self.name!r}: path {self.path!r} must start with '/'")
+
+    def _check_timing(self) -> None:
+        """The timeout, the hedge, and whether the request may be sent twice at all."""
         if self.timeout is not None and not self.timeout > 0:
             raise DeclarationError(f"source {self.name!r}: timeout must be positive")
         if self.hedge_after is not None:
@@ -347,15 +314,21 @@ class Source:
             raise DeclarationError(
                 f"source {self.name!r} is not idempotent: it cannot be retried or hedged"
             )
-        if self.subject_header is not None:
-            header = self.subject_header.lower()
-            if not _HEADER_NAME.fullmatch(header) or header in _RESERVED_HEADERS:
-                raise DeclarationError(
-                    f"source {self.name!r}: subject_header {self.subject_header!r} is not a "
-                    "header name the gateway may set (letters, digits and '-'; not one of "
-                    f"{', '.join(sorted(_RESERVED_HEADERS))})"
-                )
-            object.__setattr__(self, "subject_header", header)
+
+    def _check_subject_header(self) -> None:
+        """A header the gateway may set; kept lower-cased."""
+        if self.subject_header is None:
+            return
+        header = self.subject_header.lower()
+        if not _HEADER_NAME.fullmatch(header) or header in _RESERVED_HEADERS:
+            raise DeclarationError(
+                f"source {self.name!r}: subject_header {self.subject_header!r} is not a "
+                "header name the gateway may set (letters, digits and '-'; not one of "
+                f"{', '.join(sorted(_RESERVED_HEADERS))})"
+            )
+        object.__setattr__(self, "subject_header", header)
+
+    def _check_path_and_concurrency(self) -> None:
         if "#" in self.path:
             raise DeclarationError(f"source {self.name!r}: path must not contain a fragment")
         if (
@@ -367,15 +340,18 @@ class Source:
                 f"source {self.name!r}: concurrency must be a whole number of at least 1, "
                 f"got {self.concurrency!r}"
             )
-        literals, placeholders = _parse_template(self.name, self.path)
+
+    def _parse(self) -> None:
+        """Parse the template and build the decoders once, for every request to come."""
+        literals, placeholders = parse_template(self.name, self.path)
         try:
             decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.returns)
         except TypeError as exc:
             raise DeclarationError(
                 f"source {self.name!r}: returns {self.returns!r} is not a type msgspec can decode"
             ) from exc
-        object.__setattr__(self, "_literals", literals)
-        object.__setattr__(self, "_placeholders", placeholders)
+        object.__setattr__(self, "literals", literals)
+        object.__setattr__(self, "placeholders", placeholders)
         object.__setattr__(self, "decoder", decoder)
         if self.batch is not None:
             object.__setattr__(self, "batch_values", _batch_values(self.returns, self.batch))
@@ -390,6 +366,8 @@ class Source:
             "depends_on",
             frozenset(p.source for p in placeholders if p.source is not None),
         )
+
+    def _check_identity_cache(self) -> None:
         if self.passes_identity and self.cache is not None and not self.cache.per_user:
             raise DeclarationError(
                 f"source {self.name!r} is given the caller's identity: its cache must be "
@@ -404,16 +382,16 @@ class Source:
     @property
     def uses_user(self) -> bool:
         """Whether the path has ``{user}``, the caller's subject."""
-        return _USER in self.param_names
+        return USER in self.param_names
 
     @property
     def item_count(self) -> int:
         """How many ``{item}`` placeholders the path has."""
-        return sum(1 for p in self._placeholders if p.source is None and p.path[0] == _ITEM)
+        return sum(1 for p in self.placeholders if p.source is None and p.path[0] == ITEM)
 
     def around_item(self, params: Mapping[str, str]) -> tuple[str, str]:
         """An item source's path before and after ``{item}``, for these parameters."""
-        return _around(self._literals, self._placeholders, _ITEM, params)
+        return split_around(self.literals, self.placeholders, ITEM, params)
 
     def render(self, params: Mapping[str, str], values: Mapping[str, Any]) -> str:
         """The request path (and query) for these parameters and earlier sources' values.
@@ -421,19 +399,19 @@ class Source:
         Raises ``LookupError`` when a source field it needs is ``None`` or absent.
         """
         pieces: list[str] = []
-        for literal, placeholder in zip(self._literals, self._placeholders, strict=False):
+        for literal, placeholder in zip(self.literals, self.placeholders, strict=False):
             pieces.append(literal)
             if placeholder.source is None:
                 raw: Any = params[placeholder.path[0]]
-                if type(raw) is str and _UNRESERVED.fullmatch(raw):
+                if type(raw) is str and UNRESERVED.fullmatch(raw):
                     pieces.append(raw)  # nothing to encode: the common case, kept cheap
                     continue
             else:
                 raw = values[placeholder.source]
                 for attr in placeholder.path:
                     raw = raw[attr] if isinstance(raw, Mapping) else getattr(raw, attr)
-            pieces.append(_encode(raw, placeholder))
-        pieces.append(self._literals[-1])
+            pieces.append(encode_value(raw, placeholder))
+        pieces.append(self.literals[-1])
         return "".join(pieces)
 
 
@@ -475,63 +453,6 @@ def _batch_values(returns: Any, batch: Batch) -> Callable[[bytes], dict[str, Any
         }
 
     return by_key
-
-
-def _parse_template(source: str, template: str) -> tuple[tuple[str, ...], tuple[_Placeholder, ...]]:
-    literals: list[str] = []
-    placeholders: list[_Placeholder] = []
-    in_query = False
-    try:
-        parsed = list(_FORMATTER.parse(template))
-    except ValueError as exc:
-        raise DeclarationError(f"source {source!r}: bad path template {template!r}: {exc}") from exc
-    literal_tail = ""
-    for literal, field_name, format_spec, conversion in parsed:
-        in_query = in_query or "?" in literal
-        if field_name is None:
-            literal_tail = literal
-            continue
-        if format_spec or conversion:
-            raise DeclarationError(
-                f"source {source!r}: placeholder {{{field_name}}} "
-                "may not have a format or a conversion"
-            )
-        parts = tuple(field_name.split("."))
-        if not field_name or not all(_NAME.match(p) for p in parts):
-            raise DeclarationError(
-                f"source {source!r}: placeholder {{{field_name}}} is not a name or a dotted path"
-            )
-        if len(parts) == 1:
-            placeholders.append(_Placeholder(None, parts, in_query))
-        else:
-            placeholders.append(_Placeholder(parts[0], parts[1:], in_query))
-        literals.append(literal)
-    literals.append(literal_tail)
-    return tuple(literals), tuple(placeholders)
-
-
-def _encode(raw: Any, placeholder: _Placeholder) -> str:
-    if raw is None:
-        raise LookupError(f"{{{placeholder.text}}} is null")
-    if isinstance(raw, list | tuple):
-        if placeholder.in_query:
-            return ",".join(_encode_one(item, placeholder) for item in raw)
-        raise LookupError(f"{{{placeholder.text}}} is a list, which cannot be one path segment")
-    return _encode_one(raw, placeholder)
-
-
-def _encode_one(raw: Any, placeholder: _Placeholder) -> str:
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-        raise LookupError(f"{{{placeholder.text}}} is a {type(raw).__name__}, not a scalar")
-    text = str(raw)
-    if text == "":
-        raise LookupError(f"{{{placeholder.text}}} is empty")
-    encoded = quote(text, safe="")
-    # "." and ".." are path segments with a meaning of their own (RFC 3986 dot-segments), so a
-    # value made only of dots is fully encoded: the upstream gets the literal name, not the parent.
-    if encoded.strip(".") == "":
-        encoded = "%2E" * len(encoded)
-    return encoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,22 +503,22 @@ class Items:
     passes_identity: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        if not NAME.match(self.name):
             raise DeclarationError(f"list name {self.name!r} is not an identifier")
         where = f"list {self.name!r}"
         object.__setattr__(self, "sources", tuple(self.sources))
         if not self.sources:
             raise DeclarationError(f"{where} has no item sources")
-        _check_unique(self.name, "item source", [s.name for s in self.sources])
+        check_unique(self.name, "item source", [s.name for s in self.sources])
         pieces = self.ids.split(".") if self.ids else [""]
-        if not all(_NAME.match(piece) for piece in pieces):
+        if not all(NAME.match(piece) for piece in pieces):
             raise DeclarationError(
                 f"{where}: ids {self.ids!r} is neither a parameter name nor a source's field "
                 "(e.g. 'category.product_ids')"
             )
         if isinstance(self.limit, int) and (isinstance(self.limit, bool) or self.limit < 1):
             raise DeclarationError(f"{where}: limit must be at least 1, got {self.limit!r}")
-        if not _NAME.match(self.tag):
+        if not NAME.match(self.tag):
             raise DeclarationError(f"{where}: tag {self.tag!r} is not a name")
         for source in self.sources:
             source_where = f"{where}, item source {source.name!r}"
@@ -606,7 +527,7 @@ class Items:
                     f"{source_where}: its path {source.path!r} needs {{item}} exactly once "
                     "(the item's id)"
                 )
-            for placeholder in source._placeholders:
+            for placeholder in source.placeholders:
                 if placeholder.source is not None:
                     raise DeclarationError(
                         f"{source_where}: {{{placeholder.text}}}: an item source's path may use "
@@ -619,7 +540,7 @@ class Items:
         used = [pieces[0]] if len(pieces) == 1 else []
         used += [n for n in (self.limit, self.offset, self.exclude) if isinstance(n, str)]
         for source in self.sources:
-            used += [n for n in source.param_names if n != _ITEM]
+            used += [n for n in source.param_names if n != ITEM]
             if source.batch is not None:
                 used += source.batch.param_names
         object.__setattr__(self, "param_names", tuple(dict.fromkeys(used)))
@@ -659,289 +580,10 @@ class Items:
         return page, len(every)
 
 
-class Aggregate:
-    """A named set of sources answered together for one request.
-
-    Construction validates the whole declaration and raises :class:`DeclarationError` for any
-    mistake; a constructed aggregate is immutable and safe to share between requests.
-    """
-
-    __slots__ = (
-        "_default_parts",
-        "_plans",
-        "_sources_by_name",
-        "name",
-        "params",
-        "requires_identity",
-        "sources",
-        "uses_identity",
-        "uses_user",
-    )
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        params: Sequence[Param],
-        sources: Sequence[Source | Items],
-        requires_identity: bool = False,
-    ) -> None:
-        """``requires_identity``: only a caller with a verified bearer token is answered (the
-        others get 401); by default anonymous callers are answered too."""
-        if not _NAME.match(name):
-            raise DeclarationError(f"aggregate name {name!r} is not an identifier")
-        self.name = name
-        self.requires_identity = requires_identity
-        #: whether some source gets the caller's identity (so answers differ per user)
-        self.uses_identity = any(s.passes_identity for s in sources)
-        self.params: tuple[Param, ...] = tuple(params)
-        if not sources:
-            raise DeclarationError(f"aggregate {name!r} has no sources")
-        _check_unique(name, "parameter", [p.name for p in self.params])
-        _check_unique(name, "source", [s.name for s in sources])
-        params_by_name = {p.name: p for p in self.params}
-        param_names = set(params_by_name)
-        by_name = {s.name: s for s in sources}
-        for clash in sorted(param_names & by_name.keys()):
-            raise DeclarationError(
-                f"aggregate {name!r}: {clash!r} is both a parameter and a source name"
-            )
-        for source in sources:
-            if isinstance(source, Items):
-                _check_items(name, source, params_by_name, by_name)
-                continue
-            if source.batch is not None:
-                raise DeclarationError(
-                    f"aggregate {name!r}, source {source.name!r}: a batch is for item sources "
-                    "(the sources of an Items list), not for a part of its own"
-                )
-            for placeholder in source._placeholders:
-                _check_placeholder(name, source, placeholder, param_names | {_USER}, by_name)
-        self.sources: tuple[Source | Items, ...] = _topological_order(name, sources)
-        self._sources_by_name = {s.name: s for s in self.sources}
-        self._default_parts = frozenset(s.name for s in self.sources if s.default)
-        if not self._default_parts:
-            raise DeclarationError(f"aggregate {name!r}: every part is default=False")
-        #: whether some path has ``{user}`` (the run fills it in)
-        self.uses_user = any(
-            s.uses_user if isinstance(s, Source) else any(i.uses_user for i in s.sources)
-            for s in self.sources
-        )
-        self._plans: dict[frozenset[str] | None, _Plan] = {}
-
-    @property
-    def part_names(self) -> tuple[str, ...]:
-        """The names of every part, in declaration order (the dependency order, stably)."""
-        return tuple(s.name for s in self.sources)
-
-    @property
-    def services(self) -> frozenset[str]:
-        found: set[str] = set()
-        for s in self.sources:
-            found |= s.services if isinstance(s, Items) else {s.service}
-        return frozenset(found)
-
-    @property
-    def default_parts(self) -> frozenset[str]:
-        """The parts answered when the request does not say ``fields``."""
-        return self._default_parts
-
-    def validate_params(self, raw: Mapping[str, str | None]) -> dict[str, str]:
-        return {p.name: p.validate(raw.get(p.name)) for p in self.params}
-
-    def plan(self, fields: str | Iterable[str] | None) -> _Plan:
-        """Which sources to run for ``fields`` (all when ``None``), dependencies included."""
-        if isinstance(fields, str):
-            fields = [f.strip() for f in fields.split(",")]
-        key = None if fields is None else frozenset(fields)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = self._make_plan(key)
-            if len(self._plans) < 256:  # bounded: keys come from clients
-                self._plans[key] = plan
-        return plan
-
-    def _make_plan(self, requested: frozenset[str] | None) -> _Plan:
-        if requested is None:
-            if len(self._default_parts) == len(self.sources):
-                return _Plan(self.sources, self._default_parts)
-            requested = self._default_parts
-        unknown = requested - self._sources_by_name.keys()
-        if unknown or not requested:
-            raise UnknownParts(sorted(unknown) or ["(none)"], self.part_names)
-        needed: set[str] = set()
-        stack = list(requested)
-        while stack:
-            current = stack.pop()
-            if current not in needed:
-                needed.add(current)
-                stack.extend(self._sources_by_name[current].depends_on)
-        return _Plan(tuple(s for s in self.sources if s.name in needed), requested)
-
-    def __repr__(self) -> str:
-        return f"Aggregate({self.name!r}, parts={list(self.part_names)!r})"
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    sources: tuple[Source | Items, ...]  # what to fetch, in dependency order
-    reported: frozenset[str]  # what the caller asked for
-    # Split once here (plans are cached), not on every run:
-    roots: tuple[Source | Items, ...] = field(init=False)  # start at once
-    #: wait for others, in dependency order
-    dependents: tuple[Source | Items, ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "roots", tuple(s for s in self.sources if not s.depends_on))
-        object.__setattr__(self, "dependents", tuple(s for s in self.sources if s.depends_on))
-
-
-def _check_unique(aggregate: str, kind: str, names: list[str]) -> None:
+def check_unique(aggregate: str, kind: str, names: list[str]) -> None:
+    """Refuse a name used twice among one aggregate's (or one list's) ``kind``."""
     seen: set[str] = set()
     for n in names:
         if n in seen:
             raise DeclarationError(f"aggregate {aggregate!r}: duplicate {kind} name {n!r}")
         seen.add(n)
-
-
-def _check_items(
-    aggregate: str,
-    items: Items,
-    params: Mapping[str, Param],
-    sources: Mapping[str, Source | Items],
-) -> None:
-    where = f"aggregate {aggregate!r}, list {items.name!r}"
-    if items.ids_source is None:
-        if items.ids not in params:
-            raise DeclarationError(
-                f"{where}: ids {items.ids!r} is not a parameter "
-                f"(parameters: {', '.join(sorted(params)) or 'none'}); a source's list is "
-                "named with its field, e.g. 'category.product_ids'"
-            )
-    else:
-        target = sources.get(items.ids_source)
-        if target is None:
-            raise DeclarationError(f"{where}: ids {items.ids!r}: no source {items.ids_source!r}")
-        if isinstance(target, Items):
-            raise DeclarationError(
-                f"{where}: ids {items.ids!r}: {items.ids_source!r} is a list part, not a source"
-            )
-        found = _field_type(where, items.ids, items.ids_path, target.returns)
-        if found is not _UNKNOWN and not _is_list_type(found):
-            raise DeclarationError(
-                f"{where}: ids {items.ids!r} is a {_type_name(found)}, not a list of ids"
-            )
-    for role, value in (("limit", items.limit), ("offset", items.offset)):
-        if isinstance(value, str):
-            param = params.get(value)
-            if param is None or not param.integer:
-                raise DeclarationError(
-                    f"{where}: {role} {value!r} must name a whole-number parameter "
-                    "(Param(..., minimum=, maximum=))"
-                )
-    if items.exclude is not None and items.exclude not in params:
-        raise DeclarationError(f"{where}: exclude {items.exclude!r} is not a parameter")
-    for source in items.sources:
-        for name in (*source.param_names, *(source.batch.param_names if source.batch else ())):
-            if name not in params and name not in (_ITEM, _USER):
-                raise DeclarationError(
-                    f"{where}, item source {source.name!r}: unknown template variable "
-                    f"{{{name}}} (parameters: {', '.join(sorted(params)) or 'none'})"
-                )
-
-
-_UNKNOWN: Any = object()
-
-
-def _field_type(where: str, text: str, path: Sequence[str], type_: Any) -> Any:
-    """The declared type at ``path`` inside ``type_``, or ``_UNKNOWN`` past a non-Struct."""
-    current = type_
-    for attr in path:
-        if not (isinstance(current, type) and issubclass(current, msgspec.Struct)):
-            return _UNKNOWN
-        fields = {f.name: f.type for f in msgspec.structs.fields(current)}
-        if attr not in fields:
-            raise DeclarationError(f"{where}: {text}: {current.__name__} has no field {attr!r}")
-        current = fields[attr]
-    return current
-
-
-def _is_list_type(type_: Any) -> bool:
-    origin = get_origin(type_) or type_
-    if origin in (list, tuple, Sequence, AbstractSequence) or origin is Any:
-        return True
-    if origin in (Union, UnionType):  # list[str] | None: a null is a failure at request
-        return any(_is_list_type(a) for a in get_args(type_) if a is not type(None))
-    return False
-
-
-def _type_name(type_: Any) -> str:
-    return getattr(type_, "__name__", None) or str(type_)
-
-
-def _check_placeholder(
-    aggregate: str,
-    source: Source,
-    placeholder: _Placeholder,
-    params: set[str],
-    sources: Mapping[str, Source | Items],
-) -> None:
-    where = f"aggregate {aggregate!r}, source {source.name!r}"
-    if placeholder.source is None:
-        if placeholder.path[0] not in params:
-            if placeholder.path[0] in sources:
-                raise DeclarationError(
-                    f"{where}: {{{placeholder.text}}} names a source; use a field of it, "
-                    f"e.g. {{{placeholder.text}.id}}"
-                )
-            raise DeclarationError(
-                f"{where}: unknown template variable {{{placeholder.text}}} "
-                f"(parameters: {', '.join(sorted(params)) or 'none'})"
-            )
-        return
-    target = sources.get(placeholder.source)
-    if target is None:
-        raise DeclarationError(
-            f"{where}: unknown template variable {{{placeholder.text}}}: no source "
-            f"{placeholder.source!r} and no such parameter"
-        )
-    if target is source:
-        raise DeclarationError(f"{where}: {{{placeholder.text}}} refers to the source itself")
-    if isinstance(target, Items):
-        raise DeclarationError(
-            f"{where}: {{{placeholder.text}}}: {placeholder.source!r} is a list part; a path "
-            "can use a source's field, not a list's"
-        )
-    _check_field_path(where, placeholder, target.returns)
-
-
-def _check_field_path(where: str, placeholder: _Placeholder, type_: Any) -> None:
-    """Check a dotted field path against msgspec Struct types, as far as they are Structs."""
-    _field_type(where, f"{{{placeholder.text}}}", placeholder.path, type_)
-
-
-def _topological_order(
-    aggregate: str, sources: Sequence[Source | Items]
-) -> tuple[Source | Items, ...]:
-    by_name = {s.name: s for s in sources}
-    state: dict[str, int] = {}  # 1: visiting, 2: done
-    order: list[Source | Items] = []
-
-    def visit(source: Source | Items, trail: list[str]) -> None:
-        mark = state.get(source.name)
-        if mark == 2:
-            return
-        if mark == 1:
-            cycle = [*trail[trail.index(source.name) :], source.name]
-            raise DeclarationError(
-                f"aggregate {aggregate!r}: dependency cycle {' -> '.join(cycle)}"
-            )
-        state[source.name] = 1
-        for dependency in sorted(source.depends_on):
-            visit(by_name[dependency], [*trail, source.name])
-        state[source.name] = 2
-        order.append(source)
-
-    for source in sources:
-        visit(source, [])
-    return tuple(order)

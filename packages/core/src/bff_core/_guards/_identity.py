@@ -38,7 +38,7 @@ from joserfc.errors import (
 )
 from joserfc.jwk import KeySet as JoseKeySet
 
-from ._errors import BFFError
+from .._errors import BFFError
 
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",

@@ -1,4 +1,4 @@
-"""The seam between the engine and an HTTP client library.
+"""The seam between the engine and an HTTP client library; it knows no adapter.
 
 The engine only ever issues ``GET`` requests with a few headers and reads status, headers and the
 whole body. Everything a client library does beyond that (pools, DNS, TLS) stays behind this
@@ -27,7 +27,6 @@ __all__ = [
     "HttpClient",
     "Transport",
     "UpstreamResponse",
-    "make_transport",
 ]
 
 #: Bodies above this are refused (``ResponseTooLarge``) rather than buffered: a runaway upstream
@@ -72,17 +71,3 @@ class Transport(Protocol):
     async def aclose(self) -> None:
         """Release every connection. The transport is not used afterwards."""
         ...
-
-
-def make_transport(http_client: HttpClient) -> Transport:
-    """A new transport of the kind ``http_client`` names."""
-    from ._transport_aiohttp import AiohttpTransport
-
-    if http_client == "aiohttp":
-        return AiohttpTransport()
-    if http_client != "pyreqwest":
-        raise ValueError(f"http_client must be one of {', '.join(HTTP_CLIENTS)}")
-    from ._transport_pyreqwest import PyreqwestTransport
-
-    # aiohttp for the rare URL pyreqwest cannot send byte for byte (dot segments).
-    return PyreqwestTransport(fallback=AiohttpTransport())

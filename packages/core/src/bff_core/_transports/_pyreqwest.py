@@ -46,8 +46,8 @@ from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
 from pyreqwest.http import HeaderMap, Url
 from pyreqwest.response import Response
 
-from ._errors import ResponseTooLarge, UpstreamUnavailable
-from ._transport import DEFAULT_MAX_BODY_BYTES, Transport, UpstreamResponse
+from .._errors import ResponseTooLarge, UpstreamUnavailable
+from ._base import DEFAULT_MAX_BODY_BYTES, Transport, UpstreamResponse
 
 __all__ = ["PyreqwestTransport"]
 

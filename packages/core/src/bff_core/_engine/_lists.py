@@ -22,59 +22,22 @@ import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
-from ._cache import Answer, Cache
-from ._declaration import Batch, Items, Source, encode_id
-from ._errors import CircuitOpen, ResponseTooLarge, UpstreamUnavailable
-from ._outcome import CacheResult, FailureReason, Item, ItemFailure, ItemsResult, PartOutcome
-from ._transport import UpstreamResponse
+from .._cache import Answer, Cache
+from .._declare import Items, Source, encode_id
+from .._outcome import FailureReason, Item, ItemFailure, ItemsResult, PartOutcome
+from .._transports import UpstreamResponse
+from ._outcomes import outcome_of, split_batch
+from ._wiring import Wiring
 
-if TYPE_CHECKING:
-    from ._engine import Gateway
-
-__all__ = ["ListRun", "outcome_of"]
+__all__ = ["ListRun"]
 
 logger = logging.getLogger("bff_core")
 
-_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
-_NOT_FOUND = UpstreamResponse(status=404, headers={}, body=b"")
 _ABSENT: Any = object()
-
-
-class MalformedBatch(Exception):
-    """A batch answer that is not a JSON array of objects with the declared key."""
-
-
-def split_batch(
-    batch: Batch, ids: list[str], response: UpstreamResponse
-) -> dict[str, UpstreamResponse]:
-    """Each id's answer out of one batch answer, as if it had been read alone.
-
-    An error status is every id's answer; an id the array leaves out is a 404 of its own.
-    Raises :class:`MalformedBatch` when a 2xx body is not an array of keyed objects.
-    """
-    if not 200 <= response.status < 300:
-        return dict.fromkeys(ids, response)
-    decode_key = batch.key_decoder
-    bodies: dict[str, bytes] = {}
-    try:
-        for element in _ELEMENTS.decode(response.body):
-            found = getattr(decode_key.decode(element), batch.key)
-            bodies[str(found)] = bytes(element)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise MalformedBatch(
-            f"batch answer is not an array of {batch.key}-keyed objects: {exc}"
-        ) from None
-    headers = response.headers
-    return {
-        item: _NOT_FOUND
-        if (body := bodies.get(item)) is None
-        else UpstreamResponse(status=response.status, headers=headers, body=body)
-        for item in ids
-    }
 
 
 class ListRun:
@@ -83,7 +46,6 @@ class ListRun:
     __slots__ = (
         "began",
         "deadline",
-        "gateway",
         "headers",
         "ids",
         "items",
@@ -91,11 +53,12 @@ class ListRun:
         "outcomes",
         "params",
         "total",
+        "wiring",
     )
 
     def __init__(
         self,
-        gateway: Gateway,
+        wiring: Wiring,
         items: Items,
         ids: list[str],
         total: int,
@@ -104,7 +67,7 @@ class ListRun:
         deadline: float,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        self.gateway = gateway
+        self.wiring = wiring
         self.items = items
         self.ids = ids
         self.total = total
@@ -126,7 +89,7 @@ class ListRun:
         await asyncio.gather(*reads)
 
     def _read(self, source: Source) -> Coroutine[Any, Any, None]:
-        cache = self.gateway.cache
+        cache = self.wiring.cache
         if source.cache is not None and cache is not None:
             return self._read_cached(source, cache)
         return self._read_directly(source)
@@ -140,12 +103,12 @@ class ListRun:
     def _read_cached(self, source: Source, cache: Cache) -> Coroutine[Any, Any, None]:
         """Each item through its cache entry; what the cache lacks, in chunks."""
         assert source.cache is not None
-        base = self.gateway._services[source.service]
+        base = self.wiring.base_urls[source.service]
         before, after = source.around_item(self.params)
         urls = {item: f"{base}{before}{encode_id(item)}{after}" for item in self.ids}
         headers = self.headers[source.name]
         batch = source.batch
-        fetch = self.gateway.upstreams.fetch
+        fetch = self.wiring.fetch
         outcomes = self.outcomes[source.name]
         started = perf_counter()
         if batch is None:
@@ -197,9 +160,9 @@ class ListRun:
         limit = asyncio.Semaphore(source.concurrency) if len(chunks) > source.concurrency else None
         time_left = self._time_left(source)
         deadline = self.loop.time() + time_left
-        base = self.gateway._services[source.service]
+        base = self.wiring.base_urls[source.service]
         headers = self.headers[source.name]
-        fetch = self.gateway.upstreams.fetch
+        fetch = self.wiring.fetch
         outcomes = self.outcomes[source.name]
         started = perf_counter()
         if batch is None:
@@ -349,82 +312,3 @@ def _missing(name: str, duration: float) -> PartOutcome:
         upstream_status=404,
         detail="not in the batch answer",
     )
-
-
-def outcome_of(
-    source: Source, started: float, result: UpstreamResponse | Answer | BaseException
-) -> PartOutcome:
-    """What a request's result means for its part: exactly one outcome."""
-    duration = perf_counter() - started
-    if isinstance(result, BaseException):
-        return _failure(source, duration, result)
-    cache: CacheResult | None = None
-    if isinstance(result, Answer):
-        response, stale, age, fresh_for = (
-            result.response,
-            result.stale,
-            result.age,
-            result.fresh_for,
-        )
-        if result.bypassed:
-            cache = "bypassed"
-        elif age is None:
-            cache = "miss"
-        else:
-            cache = "stale" if stale else "hit"
-    else:
-        response, stale, age, fresh_for = result, False, None, 0.0
-    status = response.status
-    if not 200 <= status < 300:
-        return PartOutcome(
-            source.name,
-            reason="upstream_status",
-            duration=duration,
-            upstream_status=status,
-            detail=f"upstream answered {status}",
-        )
-    try:
-        value = source.decoder.decode(response.body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        return PartOutcome(
-            source.name,
-            reason="invalid_response",
-            duration=duration,
-            upstream_status=status,
-            detail=str(exc)[:200],
-        )
-    return PartOutcome(
-        source.name,
-        value=value,
-        duration=duration,
-        upstream_status=status,
-        stale=stale,
-        age=age,
-        fresh_for=fresh_for,
-        cache=cache,
-    )
-
-
-def _failure(source: Source, duration: float, error: BaseException) -> PartOutcome:
-    reason: FailureReason
-    if isinstance(error, CircuitOpen):
-        reason = "circuit_open"
-    elif isinstance(error, TimeoutError):  # the request's own deadline, or the client's
-        reason = "timeout"
-    elif isinstance(error, UpstreamUnavailable):
-        reason = "unavailable"
-    elif isinstance(error, ResponseTooLarge | MalformedBatch):
-        reason = "invalid_response"
-    else:
-        # A transport must only raise the errors above; anything else is an adapter bug, but
-        # it still ends the part with one outcome instead of failing the whole request.
-        logger.error(
-            "transport raised an unexpected error for part %s", source.name, exc_info=error
-        )
-        return PartOutcome(
-            source.name,
-            reason="unavailable",
-            duration=duration,
-            detail=f"unexpected transport error: {type(error).__name__}",
-        )
-    return PartOutcome(source.name, reason=reason, duration=duration, detail=str(error))

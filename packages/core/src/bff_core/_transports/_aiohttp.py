@@ -12,7 +12,7 @@ Trade-offs:
 - aiohttp itself sends a ``GET`` again, once, when the connection is closed before an answer
   (``ServerDisconnectedError``), whether the connection was reused or fresh; only the second
   drop is reported. That protects against keep-alive races, but the resend is invisible to the
-  gateway's retry budget and breaker (``_resilience.py``), and carries the first request's
+  gateway's retry budget and breaker (``_upstream``), and carries the first request's
   deadline header.
 - The owned session sets no client timeouts: the engine imposes deadlines by cancelling the
   task. A caller-supplied session keeps its own timeouts; when one fires the transport raises
@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from ._errors import ResponseTooLarge, UpstreamUnavailable
-from ._transport import DEFAULT_MAX_BODY_BYTES, UpstreamResponse
+from .._errors import ResponseTooLarge, UpstreamUnavailable
+from ._base import DEFAULT_MAX_BODY_BYTES, UpstreamResponse
 
 __all__ = ["AiohttpTransport"]
 

@@ -16,13 +16,13 @@ from collections.abc import Iterable, Mapping
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ConfigurationError
+from .._errors import ConfigurationError
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.trace import Span, Tracer
 
-    from ._outcome import PartOutcome
+    from .._outcome import PartOutcome
 
 __all__ = ["PartTrace", "Tracing"]
 

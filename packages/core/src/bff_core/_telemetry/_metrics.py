@@ -37,7 +37,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from ._outcome import PartOutcome
+from .._outcome import PartOutcome
 
 __all__ = [
     "CACHE_RESULTS",

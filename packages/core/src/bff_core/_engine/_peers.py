@@ -36,7 +36,7 @@ from typing import Literal, TypeAlias
 
 import msgspec
 
-from ._redis import (
+from .._redis import (
     AnyRedis,
     RedisTarget,
     close_pubsub_quietly,
@@ -46,7 +46,7 @@ from ._redis import (
     parse_redis_url,
     sharded_pubsub,
 )
-from ._resilience import BreakerState, Upstreams
+from .._upstream import BreakerState, Upstreams
 
 __all__ = ["Peers"]
 

@@ -33,8 +33,8 @@ from limits.errors import StorageError
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from .._redis import parse_redis_url
 from ._identity import Identity
-from ._redis import parse_redis_url
 
 __all__ = [
     "Network",

@@ -34,8 +34,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ._errors import ResponseTooLarge, UpstreamUnavailable
-from ._transport import DEFAULT_MAX_BODY_BYTES, UpstreamResponse
+from .._errors import ResponseTooLarge, UpstreamUnavailable
+from ._base import DEFAULT_MAX_BODY_BYTES, UpstreamResponse
 
 __all__ = ["HttpxTransport"]
 

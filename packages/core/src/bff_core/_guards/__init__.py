@@ -1,0 +1,44 @@
+"""The guards: who is calling (bearer tokens checked against the provider's keys) and how much
+each client may ask (rate limits, in-process or shared through Redis).
+
+- ``_identity``: :class:`KeySet`, :class:`TokenVerifier`, :class:`Identity`;
+- ``_ratelimit``: :class:`RateLimits`, whom a request is counted for, trusted proxies.
+"""
+
+from ._identity import (
+    ASYMMETRIC_ALGORITHMS,
+    DEFAULT_ALGORITHMS,
+    Identity,
+    IdentityUnavailable,
+    InvalidToken,
+    KeySet,
+    TokenVerifier,
+    check_algorithms,
+)
+from ._ratelimit import (
+    Network,
+    RateLimits,
+    Refusal,
+    client_address,
+    client_key,
+    parse_limits,
+    parse_networks,
+)
+
+__all__ = [
+    "ASYMMETRIC_ALGORITHMS",
+    "DEFAULT_ALGORITHMS",
+    "Identity",
+    "IdentityUnavailable",
+    "InvalidToken",
+    "KeySet",
+    "Network",
+    "RateLimits",
+    "Refusal",
+    "TokenVerifier",
+    "check_algorithms",
+    "client_address",
+    "client_key",
+    "parse_limits",
+    "parse_networks",
+]
