@@ -30,12 +30,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from .._cache import Cache, RedisStore, TieredStore
+from .._deadline import Deadline
 from .._declare import (
     ANONYMOUS,
     DEFAULT_BREAKER,
     DEFAULT_RETRY_BUDGET,
     Aggregate,
     BreakerPolicy,
+    Items,
     Plan,
     RetryBudget,
     breaker_policies,
@@ -126,6 +128,8 @@ class Gateway:
         #: per aggregate, the sources whose values the cache keeps (for the metrics)
         self._cached_sources: dict[str, frozenset[str]] = {}
         self._caching = cache is not None
+        #: whether the upstream chains exist yet (an aggregate added later gets its own at once)
+        self._chained = False
         for aggregate in aggregates:
             self.add(aggregate)
         self._owns_transport = transport is None
@@ -141,6 +145,10 @@ class Gateway:
             metrics=metrics,
             tracing=tracing,
         )
+        # Each source's chain of layers is assembled now, at start-up, not on its first request.
+        for added in self.aggregates.values():
+            self._chain(added)
+        self._chained = True
         self.cache = (
             None if cache is None else Cache(cache, self.upstreams.fetch, refresh_timeout=timeout)
         )
@@ -208,6 +216,13 @@ class Gateway:
                 sorted(aggregate.services),
                 FAILURE_REASONS,
             )
+        if self._chained:
+            self._chain(aggregate)
+
+    def _chain(self, aggregate: Aggregate) -> None:
+        for source in aggregate.sources:
+            for one in source.sources if isinstance(source, Items) else (source,):
+                self.upstreams.prepare(one)
 
     async def run(
         self,
@@ -231,7 +246,7 @@ class Gateway:
         run, plan = self._begin(aggregate, params, fields, headers, time_limit, identity)
         cut_off: list[Part] = []
         if run.running:
-            timer = run.loop.call_at(run.deadline, run.finish)
+            timer = run.loop.call_at(run.deadline.at, run.expire)
             try:
                 await run.finished
             finally:
@@ -283,7 +298,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         # Deadlines on the loop's clock (what call_at and timeout_at use); durations on
         # perf_counter, because uvloop's clock only has millisecond resolution.
-        deadline = loop.time() + (self.timeout if time_limit is None else time_limit)
+        deadline = Deadline(loop.time() + (self.timeout if time_limit is None else time_limit))
         run = Run(
             self._wiring,
             plan.dependents,

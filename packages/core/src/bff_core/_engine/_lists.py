@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from .._cache import Answer, Cache
+from .._deadline import Deadline
 from .._declare import Items, Source, encode_id
 from .._outcome import FailureReason, Item, ItemFailure, ItemsResult, PartOutcome
 from .._transports import UpstreamResponse
@@ -64,7 +65,7 @@ class ListRun:
         total: int,
         params: Mapping[str, str],
         headers: Mapping[str, Mapping[str, str]],
-        deadline: float,
+        deadline: Deadline,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.wiring = wiring
@@ -94,11 +95,9 @@ class ListRun:
             return self._read_cached(source, cache)
         return self._read_directly(source)
 
-    def _time_left(self, source: Source) -> float:
-        time_left = max(self.deadline - self.loop.time(), 0.0)
-        if source.timeout is not None and source.timeout < time_left:
-            return source.timeout
-        return time_left
+    def _deadline(self, source: Source) -> Deadline:
+        """The run's deadline, or the source's own timeout from now if that comes first."""
+        return self.deadline.within(source.timeout)
 
     def _read_cached(self, source: Source, cache: Cache) -> Coroutine[Any, Any, None]:
         """Each item through its cache entry; what the cache lacks, in chunks."""
@@ -114,18 +113,18 @@ class ListRun:
         if batch is None:
 
             async def fetch_chunk(
-                chunk: list[str], time_left: float
+                chunk: list[str], deadline: Deadline
             ) -> Mapping[str, UpstreamResponse]:
-                return {chunk[0]: await fetch(source, urls[chunk[0]], headers, time_left)}
+                return {chunk[0]: await fetch(source, urls[chunk[0]], headers, deadline)}
 
         else:
             batch_before, batch_after = batch.around_ids(self.params)
 
             async def fetch_chunk(
-                chunk: list[str], time_left: float
+                chunk: list[str], deadline: Deadline
             ) -> Mapping[str, UpstreamResponse]:
                 url = f"{base}{batch_before}{','.join(map(encode_id, chunk))}{batch_after}"
-                return split_batch(batch, chunk, await fetch(source, url, headers, time_left))
+                return split_batch(batch, chunk, await fetch(source, url, headers, deadline))
 
             if not batch.same_as_item:
                 # The batch answers a summary: its entries are the batch's, one id at a time.
@@ -144,7 +143,7 @@ class ListRun:
             urls,
             headers,
             lambda item: [f"{tag}={item}", *param_tags],
-            self._time_left(source),
+            self._deadline(source),
             fetch_chunk,
             size=1 if batch is None else batch.size,
             concurrency=source.concurrency,
@@ -158,8 +157,7 @@ class ListRun:
         size = 1 if batch is None else batch.size
         chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
         limit = asyncio.Semaphore(source.concurrency) if len(chunks) > source.concurrency else None
-        time_left = self._time_left(source)
-        deadline = self.loop.time() + time_left
+        deadline = self._deadline(source)
         base = self.wiring.base_urls[source.service]
         headers = self.headers[source.name]
         fetch = self.wiring.fetch
@@ -178,11 +176,10 @@ class ListRun:
                 url = f"{base}{before}{','.join(map(encode_id, chunk))}{after}"
             try:
                 if limit is None:
-                    response = await fetch(source, url, headers, time_left)
+                    response = await fetch(source, url, headers, deadline)
                 else:
                     async with limit:
-                        left = max(deadline - self.loop.time(), 0.0)
-                        response = await fetch(source, url, headers, left)
+                        response = await fetch(source, url, headers, deadline)
             except Exception as exc:
                 failed = outcome_of(source, started, exc)
                 for item in chunk:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .._aio import cancel_and_wait
 from .._cache import Answer
+from .._deadline import Deadline
 from .._declare import Aggregate, Items, Plan, Source
 from .._errors import AggregationFailed
 from .._guards import Identity
@@ -90,7 +91,7 @@ class Run:
         dependents: Sequence[Source | Items],
         values: Mapping[str, str],
         headers: Mapping[str, str],
-        deadline: float,
+        deadline: Deadline,
         loop: asyncio.AbstractEventLoop,
         aggregate: str = "",
         identity: Identity | None = None,
@@ -128,19 +129,18 @@ class Run:
             return
         url = self.wiring.base_urls[source.service] + path
         part = Part(source, perf_counter())
-        now = self.loop.time()
-        part_deadline = self.deadline
-        if source.timeout is not None and now + source.timeout < part_deadline:
-            part_deadline = now + source.timeout
+        deadline = self.deadline
+        if source.timeout is not None and (at := self.loop.time() + source.timeout) < deadline.at:
+            deadline = Deadline(at, deadline)  # the part's own, within the run's
         cache = self.wiring.cache
         headers = self.headers
         if self.identity is not None and source.passes_identity:
             headers = _with_identity(headers, source, self.identity)
         fetch: Coroutine[Any, Any, UpstreamResponse | Answer]
         if source.cache is not None and cache is not None:
-            fetch = cache.get(source, source.cache, url, headers, self.values, part_deadline - now)
+            fetch = cache.get(source, source.cache, url, headers, self.values, deadline)
         else:
-            fetch = self.wiring.fetch(source, url, headers, part_deadline - now)
+            fetch = self.wiring.fetch(source, url, headers, deadline)
         tracing = self.wiring.tracing
         if tracing is None:
             task: asyncio.Task[UpstreamResponse | Answer] = self.loop.create_task(
@@ -151,8 +151,8 @@ class Run:
             part.trace, tokens = tracing.start_part(self.aggregate, source.name, source.service)
             task = self.loop.create_task(fetch, name=source.task_name)
             tracing.restore(tokens)
-        if part_deadline < self.deadline:
-            part.timer = self.loop.call_at(part_deadline, self._time_out, task, part)
+        if deadline is not self.deadline:
+            part.timer = self.loop.call_at(deadline.at, self._time_out, task, part, deadline)
         task.add_done_callback(self._on_done)
         self.running[task] = part
 
@@ -187,7 +187,8 @@ class Run:
         self.running[task] = part
 
     @staticmethod
-    def _time_out(task: asyncio.Task[Any], part: Part) -> None:
+    def _time_out(task: asyncio.Task[Any], part: Part, deadline: Deadline) -> None:
+        deadline.expire()  # first: the cancelled request knows it was the deadline's
         part.timed_out = True
         task.cancel()
 
@@ -244,6 +245,11 @@ class Run:
                 continue
             self.start(source)
         self.waiting = still_waiting
+
+    def expire(self) -> None:
+        """The run's deadline: what is still running is cut off by it (timeouts)."""
+        self.deadline.expire()
+        self.finish()
 
     def finish(self) -> None:
         if not self.finished.done():
@@ -335,7 +341,9 @@ def _outcome(part: Part, task: asyncio.Task[Any]) -> PartOutcome:
             logger.error("list part %s failed unexpectedly", source.name, exc_info=error)
         return reading.outcome(cut_off=task.cancelled())
     assert isinstance(source, Source)
-    if task.cancelled():  # by the part's own timer: nothing else cancels a part still wanted
+    # Ended by the part's own timer (nothing else cancels a part still wanted): cancelled, or
+    # a TimeoutError from a layer that knew the cancellation was the deadline's (the breaker's).
+    if task.cancelled() or (part.timed_out and isinstance(task.exception(), TimeoutError)):
         limit = f"its timeout of {source.timeout * 1000:.0f} ms" if source.timeout else "time"
         return PartOutcome(
             source.name,

@@ -26,7 +26,7 @@ class AggregateStream:
         self._aggregate = aggregate
         self._plan = plan
         self._run = run
-        self._timer = run.loop.call_at(run.deadline, run.finish) if run.running else None
+        self._timer = run.loop.call_at(run.deadline.at, run.expire) if run.running else None
         if not run.running:
             run.finish()
         self._critical = frozenset(s.name for s in plan.sources if s.critical)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from .._cache import Cache
+from .._deadline import Deadline
 from .._declare import Source
 from .._telemetry import Metrics, Tracing
 from .._transports import UpstreamResponse
@@ -14,9 +15,9 @@ from ._start_order import StartOrder
 
 __all__ = ["Fetch", "Wiring"]
 
-#: One upstream request through its source's chain: (source, url, headers, seconds left).
+#: One upstream request through its source's chain: (source, url, headers, its deadline).
 Fetch: TypeAlias = Callable[
-    [Source, str, Mapping[str, str], float], Coroutine[Any, Any, UpstreamResponse]
+    [Source, str, Mapping[str, str], Deadline], Coroutine[Any, Any, UpstreamResponse]
 ]
 
 
