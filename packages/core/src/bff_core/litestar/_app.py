@@ -32,11 +32,8 @@ from .._settings import DEFAULT_STREAM_HEARTBEAT_MS, GatewaySettings
 from .._tracing import Tracing
 from .._transport import Transport
 from ._admin import invalidate_cache
-from ._compression import Compression
-from ._cors import CorsPolicy
 from ._drain import _on_drain_signal
-from ._edge import _edge
-from ._guard import _guard
+from ._edge import Compression, CorsPolicy, edge_filters, edge_middleware
 from ._health import healthz, metrics_endpoint, readyz
 from ._problems import _aggregation_failed, _http_exception, _request_error, _unexpected
 from ._routes import BEARER_SCHEME, document_aggregate_route
@@ -85,27 +82,19 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
         if self.gateway.metrics is not None:
             app_config.route_handlers.append(metrics_endpoint)
             self.gateway.metrics.declare_edge()
-        app_config.middleware.insert(
-            0,
-            _edge(
-                self.gateway.metrics,
-                self.access_log,
-                self.gateway.tracing,
-                self.cors,
-                self.compression,
-            ),
+        # The edge's filters, assembled once: what is not configured is not in the chain.
+        filters = edge_filters(
+            metrics=self.gateway.metrics,
+            tracing=self.gateway.tracing,
+            access_log=self.access_log,
+            cors=self.cors,
+            compression=self.compression,
+            verifier=self.verifier,
+            rate_limits=self.rate_limits,
+            trusted_proxies=self.trusted_proxies,
+            realm=self.realm,
         )
-        if self.verifier is not None or self.rate_limits is not None:
-            app_config.middleware.insert(
-                1,
-                _guard(
-                    self.verifier,
-                    self.rate_limits,
-                    self.trusted_proxies,
-                    self.realm,
-                    self.gateway.metrics,
-                ),
-            )
+        app_config.middleware.insert(0, edge_middleware(filters))
         app_config.exception_handlers.update(
             {
                 AggregationFailed: _aggregation_failed,

@@ -11,7 +11,7 @@ from .._engine import Gateway
 from .._identity import TokenVerifier
 from .._metrics import METRICS_CONTENT_TYPE, Metrics
 from .._resilience import UpstreamStatus
-from ._guard import OPERATIONAL_OPT
+from ._edge import OPERATIONAL_OPT
 
 
 class Health(msgspec.Struct, frozen=True):

@@ -26,9 +26,7 @@ from .._errors import AggregationFailed, DeclarationError, InvalidParameter
 from .._identity import Identity
 from .._outcome import AggregateResult
 from .._report import PROBLEM_JSON, Problem
-from ._edge import _STATE_KEY, REQUEST_ID_HEADER, _header
-from ._guard import AGGREGATE_OPT
-from ._negotiation import weighted
+from ._edge import AGGREGATE_OPT, EXCHANGE, REQUEST_ID_HEADER, Exchange, weighted
 from ._streaming import STREAM_TYPES, STREAMING_DESCRIPTION, stream_answer, stream_schema
 
 T = TypeVar("T")
@@ -117,14 +115,14 @@ def aggregate_route(
         query = _query(scope["query_string"], names)
         app = scope["app"]
         gateway: Gateway = app.state.gateway
-        if_none_match = _header(scope, b"if-none-match")
-        seen: dict[str, Any] = scope["state"][_STATE_KEY]
+        exchange: Exchange = scope["state"][EXCHANGE]  # the edge is around every route
+        if_none_match = exchange.request_headers.get(b"if-none-match")
         # The request id travels to every upstream this request calls.
-        headers = {REQUEST_ID_HEADER: seen["request_id"]}
-        media_type = _negotiate(_header(scope, b"accept"))
+        headers = {REQUEST_ID_HEADER: exchange.request_id}
+        media_type = _negotiate(exchange.request_headers.get(b"accept"))
         # The verified caller (the guard left it), if any: only the sources that declare it
         # get it, and then the answer is this caller's own.
-        identity: Identity | None = seen.get("identity") if uses_identity else None
+        identity: Identity | None = exchange.identity if uses_identity else None
         if media_type in STREAM_TYPES:
             streamed = await stream_answer(
                 gateway,
@@ -133,7 +131,7 @@ def aggregate_route(
                 query,
                 query.get("fields"),
                 headers,
-                seen,
+                exchange,
                 identity,
                 media_type,
                 app.state.stream_heartbeat,
@@ -146,7 +144,7 @@ def aggregate_route(
         private = identity is not None
         if cache is None:
             result = await _run(
-                gateway, aggregate, query, query.get("fields"), headers, seen, identity
+                gateway, aggregate, query, query.get("fields"), headers, exchange, identity
             )
             await _send_body(
                 send,
@@ -170,12 +168,12 @@ def aggregate_route(
         if gateway.metrics is not None:
             gateway.metrics.observe_answer(aggregate.name, cached is not None)
         if cached is not None:
-            seen["answer_cache"] = "hit"
+            exchange.answer_cache = "hit"
             await _send_body(send, cached.body, if_none_match, _CACHE_HIT, media_type, private)
             return
-        seen["answer_cache"] = "miss"
+        exchange.answer_cache = "miss"
         result = await _run(
-            gateway, aggregate, values, query.get("fields"), headers, seen, identity
+            gateway, aggregate, values, query.get("fields"), headers, exchange, identity
         )
         body = encode(view(result))
         if (fresh_for := result.fresh_for) > 0:
@@ -347,7 +345,7 @@ async def _run(
     values: Mapping[str, str | None],
     fields: str | None,
     headers: Mapping[str, str],
-    seen: dict[str, Any],
+    exchange: Exchange,
     identity: Identity | None,
 ) -> AggregateResult:
     """``gateway.run``, leaving every part's outcome for the access log."""
@@ -356,9 +354,9 @@ async def _run(
             aggregate, values, fields=fields, headers=headers, identity=identity
         )
     except AggregationFailed as failed:
-        seen["outcomes"] = failed.outcomes
+        exchange.outcomes = failed.outcomes
         raise
-    seen["outcomes"] = result.values()
+    exchange.outcomes = result.values()
     return result
 
 
