@@ -133,11 +133,14 @@ class Edge:
                 nonlocal held, on_held_body
                 if message["type"] == "http.response.start":
                     exchange.status = message["status"]
-                    headers = [*message.get("headers", ()), *exchange.headers]
-                    message["headers"] = headers
+                    answered = message.get("headers", ())
+                    if type(answered) is not list:  # read twice: by the chain, by the sides
+                        answered = list(answered)
+                    headers = [*answered, *exchange.headers]
                     for on_response, on_body in responses:
-                        if on_response(exchange, message, headers):
+                        if on_response(exchange, answered, headers):
                             on_held_body = on_body  # until the body says what to do
+                    message["headers"] = headers
                     if on_held_body is not None:
                         held = message
                         return

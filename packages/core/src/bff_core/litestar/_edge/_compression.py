@@ -17,7 +17,7 @@ the routes' content negotiation too.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Literal
 
 import brotli
@@ -62,10 +62,13 @@ class Compression(Filter):
         return None
 
     def on_response(
-        self, exchange: Exchange, start: HTTPResponseStartEvent, headers: list[tuple[bytes, bytes]]
+        self,
+        exchange: Exchange,
+        answered: Sequence[tuple[bytes, bytes]],
+        headers: list[tuple[bytes, bytes]],
     ) -> bool:
         content_type = None
-        for name, value in headers:
+        for name, value in answered:  # the edge's own headers never set these two
             name = name.lower()
             if name == b"content-type":
                 content_type = value

@@ -11,9 +11,10 @@ chain calls a side only on the filters that define it:
 - ``on_admit(exchange)``: may wait (a token's keys, Redis), after every request side and only
   when none of them answered; its reply is answered like the route's answer would be (it passes
   the response sides).
-- ``on_response(exchange, start, headers)``: sees the start of the route's answer, whose
-  ``headers`` (a list, ``exchange.headers`` already appended) it may add to; returns ``True`` to
-  hold the start until the body has been seen by its ``on_body``.
+- ``on_response(exchange, answered, headers)``: sees the start of the route's answer: the
+  headers the route ``answered`` (the status is ``exchange.status``) and the ``headers`` that
+  will be sent (the route's, then ``exchange.headers``), which it may add to. Returns ``True``
+  to hold the start until the body has been seen by its ``on_body``.
 - ``on_body(exchange, start, message)``: the first body message of an answer it held; returns
   the message to send after ``start`` (which it may still change).
 - ``on_done(exchange)``: the request is over (answered, or failed); ``exchange.status`` and
@@ -22,7 +23,7 @@ chain calls a side only on the filters that define it:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -53,7 +54,10 @@ class Filter:
         return None
 
     def on_response(
-        self, exchange: Exchange, start: HTTPResponseStartEvent, headers: list[tuple[bytes, bytes]]
+        self,
+        exchange: Exchange,
+        answered: Sequence[tuple[bytes, bytes]],
+        headers: list[tuple[bytes, bytes]],
     ) -> bool:
         return False
 

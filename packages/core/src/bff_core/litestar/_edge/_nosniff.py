@@ -3,7 +3,7 @@ than the one declared. (The edge's own replies carry it already.)"""
 
 from __future__ import annotations
 
-from litestar.types import HTTPResponseStartEvent
+from collections.abc import Sequence
 
 from ._exchange import Exchange
 from ._filter import NOSNIFF, Filter
@@ -19,9 +19,12 @@ class Nosniff(Filter):
     __slots__ = ()
 
     def on_response(
-        self, exchange: Exchange, start: HTTPResponseStartEvent, headers: list[tuple[bytes, bytes]]
+        self,
+        exchange: Exchange,
+        answered: Sequence[tuple[bytes, bytes]],
+        headers: list[tuple[bytes, bytes]],
     ) -> bool:
-        for name, _ in headers:
+        for name, _ in answered:  # the edge's own headers never say it
             if name.lower() == _NAME:
                 return False
         headers.append(NOSNIFF)
