@@ -80,7 +80,7 @@ def aggregate_route(
     must be the return annotation of ``view``.
 
     This is the hot path, so the route is a Litestar ASGI route handler: the application's
-    middleware (the edge, the guard) and exception handlers (every problem answer) are around
+    middleware (the edge and its filters) and exception handlers (every problem answer) are around
     it as around every route, but not Litestar's per-request handler machinery (the request
     object, parameter and dependency injection, the response object and its conversion), which
     cost more than the rest of the route together (``docs/decisions/0012-hot-path-second-pass.md``).
