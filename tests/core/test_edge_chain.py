@@ -3,22 +3,20 @@ of effects on the three kinds of answer (the route's, the edge's own, the guard'
 
 from __future__ import annotations
 
-from litestar import Litestar
-from litestar.handlers import asgi
-from litestar.testing import TestClient
-from litestar.types import Receive, Scope, Send
-
 from bff_core import Gateway
 from bff_core._metrics import Metrics
 from bff_core._ratelimit import RateLimits, parse_limits
 from bff_core.litestar import GatewayPlugin
 from bff_core.litestar._edge import Compression, CorsPolicy, edge_filters
+from litestar import Litestar
+from litestar.handlers import asgi
+from litestar.testing import TestClient
+from litestar.types import Receive, Scope, Send
 
 ORIGIN = "https://shop.example"
 BODY = b'{"name": "' + b"x" * 1000 + b'"}'
 EXPOSED = (
-    "etag, server-timing, x-request-id, retry-after, ratelimit, ratelimit-policy, "
-    "www-authenticate"
+    "etag, server-timing, x-request-id, retry-after, ratelimit, ratelimit-policy, www-authenticate"
 )
 
 
