@@ -14,8 +14,9 @@
 
 from ._app import create_gateway_app
 from ._health import Health, Readiness
+from ._openapi import PROBLEM_RESPONSES
 from ._plugin import GatewayPlugin
-from ._routes import PROBLEM_RESPONSES, aggregate_response, aggregate_route
+from ._routes import aggregate_response, aggregate_route
 from ._serve import serve
 
 __all__ = [

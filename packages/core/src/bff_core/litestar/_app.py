@@ -10,8 +10,6 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from .._cache import make_store
@@ -26,8 +24,8 @@ from .._settings import GatewaySettings
 from .._tracing import Tracing
 from .._transport import Transport
 from ._edge import Compression, CorsPolicy
+from ._openapi import openapi_config
 from ._plugin import GatewayPlugin
-from ._routes import BEARER_SCHEME
 
 __all__ = ["create_gateway_app"]
 
@@ -104,29 +102,11 @@ def create_gateway_app(
                 realm=name,
             )
         ],
-        openapi_config=OpenAPIConfig(
-            title=title,
-            version=version,
-            description=description,
-            path="/schema",
-            # Routes that require an identity say so themselves (security: bearer); the others
-            # accept a token but do without one.
-            components=(
-                Components(security_schemes={BEARER_SCHEME: _BEARER})
-                if verifier is not None
-                else Components()
-            ),
+        openapi_config=openapi_config(
+            title=title, version=version, description=description, bearer=verifier is not None
         ),
         logging_config=None,
     )
-
-
-_BEARER = SecurityScheme(
-    type="http",
-    scheme="bearer",
-    bearer_format="JWT",
-    description="A token of the identity provider for this BFF's audience (BFF_JWT_AUDIENCE)",
-)
 
 
 def _verifier(settings: GatewaySettings, aggregates: Sequence[Aggregate]) -> TokenVerifier | None:

@@ -23,8 +23,8 @@ from ._admin import invalidate_cache
 from ._drain import _on_drain_signal
 from ._edge import Compression, CorsPolicy, edge_filters, edge_middleware
 from ._health import healthz, metrics_endpoint, readyz
+from ._openapi import document_aggregate_route
 from ._problems import _aggregation_failed, _http_exception, _request_error, _unexpected
-from ._routes import document_aggregate_route
 
 __all__ = ["GatewayPlugin"]
 
