@@ -11,7 +11,7 @@ from .._engine import Gateway
 from .._guards import TokenVerifier
 from .._telemetry import METRICS_CONTENT_TYPE, Metrics
 from .._upstream import UpstreamStatus
-from ._guard import OPERATIONAL_OPT
+from ._edge import OPERATIONAL_OPT
 
 
 class Health(msgspec.Struct, frozen=True):

@@ -1,8 +1,9 @@
 """Who may be served, and how often: bearer tokens verified, then the client's rate limits.
 
-Runs inside the edge middleware (so its refusals carry the request id, CORS headers and are
-counted and logged like any answer) and after routing, so it knows the route: an aggregate
-route says whether it requires an identity, and names the aggregate whose own limits apply.
+The edge's last filter (so its refusals carry the request id and CORS headers, and are counted
+and logged like any answer), after routing like the whole edge, so it knows the route: an
+aggregate route says whether it requires an identity, and names the aggregate whose own limits
+apply.
 The gateway's operational routes (health, readiness, metrics, admin) and the OpenAPI document
 are never guarded: probes must not be limited, and the admin API has its own token.
 """
@@ -10,14 +11,13 @@ are never guarded: probes must not be limited, and the admin API has its own tok
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Scope
 
-from .._declare import Aggregate
-from .._guards import (
+from ..._declare import Aggregate
+from ..._guards import (
     Identity,
     IdentityUnavailable,
     InvalidToken,
@@ -27,9 +27,12 @@ from .._guards import (
     client_address,
     client_key,
 )
-from .._report import Problem
-from .._telemetry import Metrics
-from ._edge import _STATE_KEY, _header, _send_problem
+from ..._report import Problem
+from ..._telemetry import Metrics
+from ._exchange import Exchange
+from ._filter import Filter, Reply, problem_reply
+
+__all__ = ["AGGREGATE_OPT", "OPERATIONAL_OPT", "Guard"]
 
 #: ``opt`` key of a route handler: the aggregate it answers.
 AGGREGATE_OPT = "bff_aggregate"
@@ -51,54 +54,57 @@ class _Denied:
     headers: list[tuple[bytes, bytes]]
 
 
-def _guard(
-    verifier: TokenVerifier | None,
-    limits: RateLimits | None,
-    trusted_proxies: Sequence[Network],
-    realm: str,
-    metrics: Metrics | None = None,
-) -> Callable[[ASGIApp], ASGIApp]:
-    """Middleware: a present bearer token must be valid (401 otherwise, on every route), an
-    aggregate that requires an identity answers 401 without one, and a client over its rate
-    limit gets 429. The verified identity is left in the request's state for the route."""
-    challenge = f'Bearer realm="{realm}"'
+class Guard(Filter):
+    """A present bearer token must be valid (401 otherwise, on every route), an aggregate that
+    requires an identity answers 401 without one, and a client over its rate limit gets 429.
+    The verified identity is left in the exchange for the route."""
 
-    def middleware(app: ASGIApp) -> ASGIApp:
-        async def guard(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != ScopeType.HTTP:
-                await app(scope, receive, send)
-                return
-            opt = scope["route_handler"].opt
-            if opt.get(OPERATIONAL_OPT) or scope["path"].startswith("/schema"):
-                await app(scope, receive, send)
-                return
-            aggregate: Aggregate | None = opt.get(AGGREGATE_OPT)
-            found = await _identify(verifier, scope, challenge) if verifier is not None else None
-            denied = found if isinstance(found, _Denied) else None
-            identity = found if isinstance(found, Identity) else None
-            if identity is not None:
-                scope["state"][_STATE_KEY]["identity"] = identity
-            elif denied is None and aggregate is not None and aggregate.requires_identity:
-                denied = _unauthorized(scope, challenge, None, "this route needs a bearer token")
-            if denied is None and limits is not None:
-                denied = await _count(limits, scope, identity, aggregate, trusted_proxies)
-            if denied is None:
-                await app(scope, receive, send)
-                return
-            if metrics is not None:
-                metrics.refused(denied.reason)
-            await _send_problem(denied.problem, denied.headers, send)
+    __slots__ = ("_challenge", "_limits", "_metrics", "_trusted_proxies", "_verifier")
 
-        return guard
+    def __init__(
+        self,
+        verifier: TokenVerifier | None,
+        limits: RateLimits | None,
+        trusted_proxies: Sequence[Network],
+        realm: str,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._verifier = verifier
+        self._limits = limits
+        self._trusted_proxies = trusted_proxies
+        self._challenge = f'Bearer realm="{realm}"'
+        self._metrics = metrics
 
-    return middleware
+    async def on_admit(self, exchange: Exchange) -> Reply | None:
+        scope = exchange.scope
+        opt = scope["route_handler"].opt
+        if opt.get(OPERATIONAL_OPT) or scope["path"].startswith("/schema"):
+            return None
+        aggregate: Aggregate | None = opt.get(AGGREGATE_OPT)
+        verifier = self._verifier
+        challenge = self._challenge
+        found = await _identify(verifier, exchange, challenge) if verifier is not None else None
+        denied = found if isinstance(found, _Denied) else None
+        identity = found if isinstance(found, Identity) else None
+        if identity is not None:
+            exchange.identity = identity
+        elif denied is None and aggregate is not None and aggregate.requires_identity:
+            denied = _unauthorized(scope, challenge, None, "this route needs a bearer token")
+        if denied is None and self._limits is not None:
+            denied = await _count(self._limits, scope, identity, aggregate, self._trusted_proxies)
+        if denied is None:
+            return None
+        if self._metrics is not None:
+            self._metrics.refused(denied.reason)
+        return problem_reply(denied.problem, denied.headers)
 
 
 async def _identify(
-    verifier: TokenVerifier, scope: Scope, challenge: str
+    verifier: TokenVerifier, exchange: Exchange, challenge: str
 ) -> Identity | _Denied | None:
     """The caller the bearer token proves, ``None`` without a token, or the refusal of it."""
-    authorization = _header(scope, _AUTHORIZATION)
+    authorization = exchange.request_headers.get(_AUTHORIZATION)
+    scope = exchange.scope
     if authorization is None:
         return None
     scheme, _, token = authorization.partition(b" ")

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .._errors import ConfigurationError
-from .._report import Problem
+from ..._errors import ConfigurationError
+from ..._report import Problem
+from ._exchange import Exchange
+from ._filter import NOSNIFF, Filter, Reply, problem_reply
 
 __all__ = ["CorsPolicy"]
 
@@ -38,9 +40,15 @@ _EXPOSED = (
 )
 
 
+_ORIGIN = b"origin"
+_ASKED_METHOD = b"access-control-request-method"
+_ASKED_HEADERS = b"access-control-request-headers"
+
+
 @dataclass(frozen=True)
-class CorsPolicy:
-    """The origins whose pages may call this BFF, and whether with credentials (cookies)."""
+class CorsPolicy(Filter):
+    """The origins whose pages may call this BFF, and whether with credentials (cookies); as
+    the edge's filter, it answers preflights and puts its headers on every other answer."""
 
     origins: frozenset[str]
     credentials: bool = False
@@ -73,6 +81,22 @@ class CorsPolicy:
                 )
             allowed.add(origin.lower())
         return cls(frozenset(allowed), credentials, max_age) if allowed else None
+
+    def on_request(self, exchange: Exchange) -> Reply | None:
+        named = exchange.request_headers
+        origin = named.get(_ORIGIN)
+        if exchange.method == "OPTIONS" and origin is not None:
+            asked = named.get(_ASKED_METHOD)
+            if asked is not None:
+                return self._preflight_reply(origin, asked, named.get(_ASKED_HEADERS))
+        exchange.headers.extend(self.answer_headers(origin))
+        return None
+
+    def _preflight_reply(self, origin: bytes, method: bytes, requested: bytes | None) -> Reply:
+        status, headers, problem = self.preflight(origin, method, requested)
+        if problem is not None:
+            return problem_reply(problem, headers)
+        return Reply(status, tuple(headers), (NOSNIFF, (b"content-length", b"0")))
 
     def allows(self, origin: bytes) -> bool:
         return origin.decode("latin-1").lower() in self.origins
