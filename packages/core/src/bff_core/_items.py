@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Coroutine, Mapping
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,8 @@ __all__ = ["ListRun", "outcome_of"]
 logger = logging.getLogger("bff_core")
 
 _ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
+#: A URL in an error's text, without the ``:`` or ``)`` that may follow it.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s()]*[^\s():]")
 _NOT_FOUND = UpstreamResponse(status=404, headers={}, body=b"")
 _ABSENT: Any = object()
 
@@ -174,7 +177,10 @@ class ListRun:
             outcomes[item] = outcome_of(source, started, answer)
 
         tag = self.items.tag
-        param_tags = [f"{n}={self.params[n]}" for n in source.param_names if n != "item"]
+        # Not {user} either: a tag is a Redis key, and it would name the user.
+        param_tags = [
+            f"{n}={self.params[n]}" for n in source.param_names if n not in ("item", "user")
+        ]
         return cache.get_items(
             source,
             source.cache,
@@ -427,4 +433,9 @@ def _failure(source: Source, duration: float, error: BaseException) -> PartOutco
             duration=duration,
             detail=f"unexpected transport error: {type(error).__name__}",
         )
-    return PartOutcome(source.name, reason=reason, duration=duration, detail=str(error))
+    detail = str(error)
+    if source.uses_user:
+        # The transports' errors name the URL, which names the user ({user}): an outcome is
+        # what the part's span and the logs say, so its URL goes.
+        detail = _URL.sub("<its URL for one user>", detail)
+    return PartOutcome(source.name, reason=reason, duration=duration, detail=detail)
