@@ -55,6 +55,7 @@ def fuzzed() -> Iterator[Fuzzed]:
     with run_identity_provider() as provider:
         provider.add_key("ES256", "ec-1")
         provider.add_key("RS256", "rsa-1")
+        provider.add_key("EdDSA", "ed-1")
         keys = KeySet(provider.url, refresh_every=3600, unknown_kid_cooldown=3600)
         verifier = TokenVerifier(keys, issuer=ISSUER, audience=WEB_AUDIENCE)
         loop.run_until_complete(verifier.start())
@@ -92,8 +93,11 @@ json_values = st.recursive(
 headers = st.fixed_dictionaries(
     {},
     optional={
-        "alg": st.sampled_from(["ES256", "RS256", "EdDSA", "none", "HS256"]) | json_values,
-        "kid": st.sampled_from(["ec-1", "rsa-1", "unknown"]) | json_values,
+        "alg": st.sampled_from(
+            ["ES256", "ES384", "RS256", "PS256", "EdDSA", "Ed25519", "Ed448", "none", "HS256"]
+        )
+        | json_values,
+        "kid": st.sampled_from(["ec-1", "rsa-1", "ed-1", "unknown"]) | json_values,
         "typ": st.sampled_from(["JWT", "at+jwt", "application/at+jwt", "secevent+jwt"])
         | json_values,
         "crit": json_values,
@@ -137,6 +141,25 @@ def test_any_string_is_refused(fuzzed: Fuzzed, token: str) -> None:
     assert fuzzed.outcome(token) is None
 
 
+@given(
+    kid=st.sampled_from(["ec-1", "rsa-1", "ed-1"]),
+    # st.text() never makes half a surrogate pair: characters joined by hand do.
+    inserted=st.lists(
+        st.characters() | st.characters(categories=["Cs"]), min_size=1, max_size=8
+    ).map("".join),
+    where=st.integers(0, 10_000),
+)
+@FUZZ
+def test_a_good_token_with_any_text_put_into_it_is_refused_or_verified(
+    fuzzed: Fuzzed, kid: str, inserted: str, where: int
+) -> None:
+    # Any character at all, half surrogate pairs included: a str the HTTP layer would never
+    # hand over, but the verifier's API takes any str.
+    token = fuzzed.provider.mint(kid)
+    at = where % (len(token) + 1)
+    fuzzed.outcome(token[:at] + inserted + token[at:])
+
+
 @given(segments=st.lists(st.binary(max_size=120).map(b64), min_size=1, max_size=5))
 @FUZZ
 def test_any_base64_segments_are_refused(fuzzed: Fuzzed, segments: list[str]) -> None:
@@ -152,7 +175,11 @@ def test_any_json_unsigned_is_refused(
     assert fuzzed.outcome(token) is None
 
 
-@given(header=headers, payload=claims() | json_values, kid=st.sampled_from(["ec-1", "rsa-1"]))
+@given(
+    header=headers,
+    payload=claims() | json_values,
+    kid=st.sampled_from(["ec-1", "rsa-1", "ed-1"]),
+)
 @FUZZ
 def test_well_signed_tokens_of_any_header_and_claims_verify_or_are_refused(
     fuzzed: Fuzzed, header: dict[str, Any], payload: Any, kid: str
@@ -161,7 +188,8 @@ def test_well_signed_tokens_of_any_header_and_claims_verify_or_are_refused(
     identity = fuzzed.outcome(token)
     if identity is not None:
         # Only what the verifier was told to accept is ever an identity.
-        assert header["alg"] in ("ES256", "RS256") and header.get("kid") in ("ec-1", "rsa-1")
+        assert header["alg"] in ("ES256", "RS256", "EdDSA", "Ed25519")
+        assert header.get("kid") in ("ec-1", "rsa-1", "ed-1")
         assert isinstance(identity.subject, str) and identity.subject
         assert identity.claims["iss"] == ISSUER
 

@@ -400,6 +400,8 @@ class TokenVerifier:
         """
         if len(token) > MAX_TOKEN_CHARS:
             raise InvalidToken(f"the token is longer than {MAX_TOKEN_CHARS} characters")
+        if not token.isascii():  # base64url and dots only; joserfc would fail to encode some
+            raise InvalidToken("the token has characters a JWT cannot have")
         remembered = self._verified.get(token)
         if remembered is not None:
             if time.time() < remembered.good_until:
