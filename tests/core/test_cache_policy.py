@@ -63,6 +63,24 @@ def test_requests_with_credentials_are_keyed_per_user_or_not_cached() -> None:
     assert "alice" not in alice  # credentials are hashed, never written into keys
 
 
+def test_a_path_that_names_the_user_is_hashed_in_its_key() -> None:
+    source = Source(
+        "picks",
+        service="s",
+        path="/recommendations/{user}",
+        returns=dict[str, msgspec.Raw],
+        cache=CachePolicy(ttl=30, per_user=True),
+    )
+    policy = CachePolicy(ttl=30, per_user=True)
+    keys = {
+        user: _key(source, policy, f"http://s/recommendations/{user}", {})
+        for user in ("alice", "bob", "anonymous")
+    }
+    assert len(set(keys.values())) == 3  # still one entry per user
+    for user, key in keys.items():
+        assert key is not None and key.startswith("part:picks:url=") and user not in key
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

@@ -28,7 +28,14 @@ from urllib.parse import urlsplit
 
 from ._cache import DEFAULT_NEAR_HOLD
 from ._errors import ConfigurationError
-from ._guards import DEFAULT_ALGORITHMS, check_algorithms, parse_limits, parse_networks
+from ._guards import (
+    DEFAULT_ALGORITHMS,
+    TokenType,
+    check_algorithms,
+    check_key_set_url,
+    parse_limits,
+    parse_networks,
+)
 from ._redis import parse_redis_url
 from ._telemetry import METRICS_DIR_VARIABLE
 from ._transports import HTTP_CLIENTS, HttpClient
@@ -167,6 +174,20 @@ class _HttpUrl(_Kind[str]):
             raise ConfigurationError(name, f"{value!r} must not have a query or a fragment")
         del port
         return value.rstrip("/")
+
+
+class _KeySetUrl(_HttpUrl):
+    """The identity provider's key set: https, or plain http from a loopback host only."""
+
+    expects = "https URL (http only to a loopback host)"
+
+    def parse(self, name: str, text: str) -> str:
+        value = super().parse(name, text)
+        try:
+            check_key_set_url(value)
+        except ValueError as exc:
+            raise ConfigurationError(name, str(exc)) from None
+        return value
 
 
 class _Checked(_Kind[str]):
@@ -379,8 +400,9 @@ class JwtSettings:
 
     jwks_url: str = _required(
         "BFF_JWT_JWKS_URL",
-        _HttpUrl(),
-        "identity: bearer JWTs are verified against the provider's key set (JWKS) at this URL; "
+        _KeySetUrl(),
+        "identity: bearer JWTs are verified against the provider's key set (JWKS) at this URL, "
+        "fetched without following redirects; "
         f"{_JWT_TRIO}: all three or none "
         f"([decision record]({_DECISIONS}/0009-identity-and-rate-limits.md))",
         shown=_NO_IDENTITY,
@@ -400,6 +422,15 @@ class JwtSettings:
         _Algorithms(),
         ",".join(DEFAULT_ALGORITHMS),
         "the accepted `alg` values, asymmetric only (`none` and HMAC are refused)",
+    )
+    typ: TokenType = _setting(  # noqa: RUF009
+        "BFF_JWT_TYPE",
+        _Words[TokenType]({"jwt": "JWT", "at+jwt": "at+jwt"}),
+        "jwt",
+        "the `typ` of the provider's access tokens (RFC 8725, section 3.11): `jwt` accepts a "
+        "token without `typ` or with `JWT` or `at+jwt`, and refuses other kinds of JWT "
+        "(`secevent+jwt`, `logout+jwt`...); `at+jwt`: the provider issues RFC 9068 access "
+        "tokens, and a token that does not say `at+jwt` is refused",
     )
     leeway: float = _setting(
         "BFF_JWT_LEEWAY_S",

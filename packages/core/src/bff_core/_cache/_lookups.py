@@ -182,7 +182,8 @@ class Cache:
         loop = asyncio.get_running_loop()
         lookup = self._lookups.get(key)
         if lookup is None:
-            tags = [f"{n}={params[n]}" for n in source.param_names]
+            # Not {user}: a tag is a Redis key, and one user's entries are never dropped alone.
+            tags = [f"{n}={params[n]}" for n in source.param_names if n != "user"]
             lookup = self._start(loop, key, _Lookup(loop, source, policy, url, headers, tags))
         return await self._resolve(lookup, policy, deadline, loop)
 
@@ -323,7 +324,11 @@ class Cache:
                         )
             except Exception as exc:
                 if refreshing:
-                    logger.info("background refresh of %s failed: %s", lookup.source.name, exc)
+                    logger.info(
+                        "background refresh of %s failed: %s",
+                        lookup.source.name,
+                        _failure(lookup, exc),
+                    )
                 lookup.response.set_exception(exc)
                 lookup.response.exception()  # retrieved: nobody may be waiting any more
                 return
@@ -479,11 +484,22 @@ def _entry_of(lookup: _Lookup, response: UpstreamResponse) -> Entry | None:
     return Entry.now(response.body, ttl, swr, sie, lookup.tags)
 
 
+def _failure(lookup: _Lookup, error: Exception) -> str:
+    """``error`` as a log line says it: a transport's error names the URL, which names the
+    user when the path has ``{user}``."""
+    text = str(error) or type(error).__name__
+    return text.replace(lookup.url, "<its URL for one user>") if lookup.source.uses_user else text
+
+
 def _succeeded(future: asyncio.Future[UpstreamResponse]) -> bool:
     return future.done() and not future.cancelled() and future.exception() is None
 
 
 def _key(source: Source, policy: CachePolicy, url: str, headers: Mapping[str, str]) -> str | None:
+    if source.uses_user:
+        # The URL names the caller's subject ({user}): the key names the URL's digest, so no
+        # user's id is a key in Redis; still one entry per URL, so per user as before.
+        url = "url=" + hashlib.blake2b(url.encode(), digest_size=16).hexdigest()
     credentials = [headers[h] for h in _CREDENTIALS if h in headers]
     if source.subject_header is not None and source.subject_header in headers:
         credentials.append(headers[source.subject_header])

@@ -136,7 +136,10 @@ class ListRun:
             outcomes[item] = outcome_of(source, started, answer)
 
         tag = self.items.tag
-        param_tags = [f"{n}={self.params[n]}" for n in source.param_names if n != "item"]
+        # Not {user} either: a tag is a Redis key, and it would name the user.
+        param_tags = [
+            f"{n}={self.params[n]}" for n in source.param_names if n not in ("item", "user")
+        ]
         return cache.get_items(
             source,
             source.cache,

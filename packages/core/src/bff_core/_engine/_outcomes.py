@@ -7,6 +7,7 @@ items (and the cache's entries) cannot tell a batch from single requests.
 from __future__ import annotations
 
 import logging
+import re
 from time import perf_counter
 
 import msgspec
@@ -22,6 +23,8 @@ __all__ = ["MalformedBatch", "outcome_of", "split_batch"]
 logger = logging.getLogger("bff_core")
 
 _ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
+#: A URL in an error's text, without the ``:`` or ``)`` that may follow it.
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s()]*[^\s():]")
 _NOT_FOUND = UpstreamResponse(status=404, headers={}, body=b"")
 
 
@@ -134,4 +137,9 @@ def _failure(source: Source, duration: float, error: BaseException) -> PartOutco
             duration=duration,
             detail=f"unexpected transport error: {type(error).__name__}",
         )
-    return PartOutcome(source.name, reason=reason, duration=duration, detail=str(error))
+    detail = str(error)
+    if source.uses_user:
+        # The transports' errors name the URL, which names the user ({user}): an outcome is
+        # what the part's span and the logs say, so its URL goes.
+        detail = _URL.sub("<its URL for one user>", detail)
+    return PartOutcome(source.name, reason=reason, duration=duration, detail=detail)

@@ -12,8 +12,10 @@ from ._identity import (
     IdentityUnavailable,
     InvalidToken,
     KeySet,
+    TokenType,
     TokenVerifier,
     check_algorithms,
+    check_key_set_url,
 )
 from ._ratelimit import (
     Network,
@@ -35,8 +37,10 @@ __all__ = [
     "Network",
     "RateLimits",
     "Refusal",
+    "TokenType",
     "TokenVerifier",
     "check_algorithms",
+    "check_key_set_url",
     "client_address",
     "client_key",
     "parse_limits",

@@ -4,13 +4,19 @@
   refreshed in the background, fetched again when a token names a ``kid`` it does not know (at
   most once per cooldown, so a flood of random ``kid``s is not a flood of JWKS requests). A
   failed fetch keeps the keys it had.
-- :class:`TokenVerifier` checks a token (algorithm, signature, ``iss``, ``aud``, ``exp``,
-  ``nbf``, ``sub``) and remembers the tokens it verified until they expire, so a repeat request
-  pays no signature check.
+- :class:`TokenVerifier` checks a token (algorithm, ``typ``, signature, ``iss``, ``aud``,
+  ``exp``, ``nbf``, ``sub``) and remembers the tokens it verified until they expire, so a repeat
+  request pays no signature check.
+
+Whatever a client sends as a token ends in a token or an :class:`InvalidToken`: its size is
+bounded before anything is decoded, its JSON's nesting before it is parsed (the JSON parsers
+recurse), and every header field and claim is checked for its type before it is used.
 
 Only asymmetric algorithms are accepted (RS256, ES256, EdDSA and their relatives); ``none`` and
 the HMAC family never, so a public key can never serve as an HMAC secret, and symmetric
-(``oct``) keys in a key set are ignored. The JOSE work itself is joserfc's.
+(``oct``) keys in a key set are ignored. The key set comes over https (or plain http from a
+loopback host), and a redirect is not followed: whoever answers at the configured URL is the
+only source of keys. The JOSE work itself is joserfc's.
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import ipaddress
 import logging
+import math
+import re
 import time
 import warnings
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeAlias
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
@@ -47,8 +57,10 @@ __all__ = [
     "IdentityUnavailable",
     "InvalidToken",
     "KeySet",
+    "TokenType",
     "TokenVerifier",
     "check_algorithms",
+    "check_key_set_url",
 ]
 
 logger = logging.getLogger("bff_core.identity")
@@ -69,6 +81,25 @@ warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=Securi
 #: Longer bearer tokens are refused before any parsing (real ones are a few hundred bytes to
 #: a few kilobytes).
 MAX_TOKEN_CHARS = 8192
+#: Deeper JSON in a token's header or claims is refused before it is parsed: the JSON parsers
+#: recurse (a thousand levels raise RecursionError), and real tokens nest a few levels at most
+#: (Keycloak's ``resource_access.<client>.roles`` is three).
+MAX_JSON_DEPTH = 32
+#: The time claims are numbers of seconds within I-JSON's exact integers (RFC 7493): a larger
+#: one does not even convert to a float.
+_MAX_TIME = 2.0**53
+#: What a token's ``typ`` may say (RFC 8725, section 3.11: a JWT of another kind, a security
+#: event or a logout token, is not an access token). ``JWT``: a ``typ`` is optional (most
+#: providers send ``JWT`` or none, Cognito none) but when present must be ``JWT`` or
+#: ``at+jwt``; ``at+jwt``: the provider issues RFC 9068 access tokens, and every token must say
+#: so. Media types are compared without case and without their ``application/`` prefix (RFC
+#: 7515, section 4.1.9).
+TokenType: TypeAlias = Literal["JWT", "at+jwt"]
+TOKEN_TYPES: tuple[TokenType, ...] = ("JWT", "at+jwt")
+_ACCEPTED_TYPES: dict[TokenType, frozenset[str | None]] = {
+    "JWT": frozenset({None, "jwt", "at+jwt"}),
+    "at+jwt": frozenset({"at+jwt"}),
+}
 _MAX_JWKS_BYTES = 1024 * 1024
 _KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
 
@@ -85,17 +116,18 @@ class IdentityUnavailable(BFFError):
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """A verified caller."""
+    """A verified caller. Its ``repr`` shows the subject's digest only: neither the bearer
+    token (a credential) nor the subject (a user's id) reaches a log or a traceback by it."""
 
-    subject: str
+    subject: str = field(repr=False)
     #: the bearer token as received, for the upstreams that declare they need it
-    token: str
+    token: str = field(repr=False)
     #: when the token expires (Unix time)
     expires_at: float
-    claims: dict[str, Any]
+    claims: dict[str, Any] = field(repr=False)
     #: the subject hashed, for keys that must tell users apart without naming them (cache
     #: entries, rate-limit counters): computed once per verified token
-    digest: str = field(init=False, repr=False, compare=False)
+    digest: str = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         digest = hashlib.blake2b(self.subject.encode(), digest_size=12).hexdigest()
@@ -111,6 +143,9 @@ class KeySet:
         unknown_kid_cooldown: at most one fetch per this many seconds on behalf of tokens that
             name a ``kid`` the set does not have (or while no key was ever fetched).
         timeout: seconds a fetch may take.
+
+    Raises:
+        ValueError: ``url`` is neither https nor http to a loopback host.
     """
 
     def __init__(
@@ -121,6 +156,7 @@ class KeySet:
         unknown_kid_cooldown: float = 30.0,
         timeout: float = 2.0,
     ) -> None:
+        check_key_set_url(url)
         self.url = url
         self.refresh_every = refresh_every
         self.unknown_kid_cooldown = unknown_kid_cooldown
@@ -192,7 +228,13 @@ class KeySet:
         assert self._session is not None
         self.fetches += 1
         try:
-            async with self._session.get(self.url, headers={"accept": "application/json"}) as r:
+            # Never redirected: keys are trusted for the URL they come from, and a redirect
+            # could take them from plain http or from another host.
+            async with self._session.get(
+                self.url, headers={"accept": "application/json"}, allow_redirects=False
+            ) as r:
+                if 300 <= r.status < 400:
+                    raise ValueError(f"the key set answered {r.status}: redirects are not followed")
                 if r.status != 200:
                     raise ValueError(f"the key set answered {r.status}")
                 body = await r.content.read(_MAX_JWKS_BYTES + 1)
@@ -252,6 +294,34 @@ def _parse_key_set(body: bytes) -> tuple[JoseKeySet, frozenset[str | None]]:
     return keys, frozenset(key.get("kid") for key in usable)
 
 
+def check_key_set_url(url: str) -> None:
+    """:class:`ValueError` unless ``url`` is https, or plain http to a loopback host (a
+    provider beside the gateway, or the tests'): keys fetched in clear from elsewhere could be
+    anyone's."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and host is not None and _is_loopback(host):
+        return
+    raise ValueError(
+        f"{url!r}: the key set must come over https (plain http only from a loopback host: "
+        "localhost, 127.0.0.0/8, ::1)"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def check_algorithms(algorithms: Collection[str]) -> None:
     """:class:`ValueError` unless ``algorithms`` are some, all asymmetric."""
     refused = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
@@ -280,6 +350,8 @@ class TokenVerifier:
         algorithms: the ``alg`` values accepted (asymmetric ones only).
         leeway: seconds of clock skew allowed on ``exp`` and ``nbf``.
         max_cached: verified tokens remembered at most.
+        typ: ``JWT``: a token's ``typ``, if any, must be ``JWT`` or ``at+jwt``;
+            ``at+jwt``: the provider issues RFC 9068 access tokens, every one must say so.
     """
 
     def __init__(
@@ -291,8 +363,13 @@ class TokenVerifier:
         algorithms: Collection[str] = DEFAULT_ALGORITHMS,
         leeway: float = 30.0,
         max_cached: int = 10_000,
+        typ: TokenType = "JWT",
     ) -> None:
         check_algorithms(algorithms)
+        if typ not in TOKEN_TYPES:
+            raise ValueError(f"typ must be one of {', '.join(TOKEN_TYPES)}")
+        self.typ = typ
+        self._types = _ACCEPTED_TYPES[typ]
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
@@ -321,21 +398,30 @@ class TokenVerifier:
             InvalidToken: it proves none (the message says why).
             IdentityUnavailable: no key of the provider could be fetched yet.
         """
+        if len(token) > MAX_TOKEN_CHARS:
+            raise InvalidToken(f"the token is longer than {MAX_TOKEN_CHARS} characters")
+        if not token.isascii():  # base64url and dots only; joserfc would fail to encode some
+            raise InvalidToken("the token has characters a JWT cannot have")
         remembered = self._verified.get(token)
         if remembered is not None:
             if time.time() < remembered.good_until:
                 return remembered.identity
             del self._verified[token]
             raise InvalidToken("the token has expired")
-        if len(token) > MAX_TOKEN_CHARS:
-            raise InvalidToken(f"the token is longer than {MAX_TOKEN_CHARS} characters")
-        header = _header_of(token)
+        header, claims_segment = _header_of(token)
         algorithm = header.get("alg")
+        if not isinstance(algorithm, str):
+            raise InvalidToken("the token's alg is not a string")
         if algorithm not in self.algorithms:
-            raise InvalidToken(f"the token's algorithm {algorithm!r} is not accepted")
+            raise InvalidToken(f"the token's algorithm {algorithm[:32]!r} is not accepted")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise InvalidToken("the token's kid is not a string")
+        self._check_type(header.get("typ"))
+        # Parsed here once, bounded, before joserfc parses them again (its json.loads
+        # recurses): not JSON, or not an object, is refused without a signature check.
+        if not isinstance(_json_of(claims_segment, "claims are"), dict):
+            raise InvalidToken("the token's claims are not a JSON object")
         if not self.keys.knows(kid):
             await self.keys.fetch_for(kid)
             if self.keys.keys is None:
@@ -354,6 +440,7 @@ class TokenVerifier:
         except JoseError as exc:
             raise InvalidToken(f"the token's signature does not verify ({exc.error})") from None
         claims = decoded.claims
+        _check_claim_types(claims)
         try:
             self._claims.validate(claims)
         except ExpiredTokenError:
@@ -365,13 +452,23 @@ class TokenVerifier:
                 raise InvalidToken("the token is not valid yet (nbf)") from None
             raise InvalidToken(f"the token's {exc.claim} is not accepted here") from None
         subject, expires = claims["sub"], claims["exp"]
-        if not isinstance(subject, str) or not subject:
+        if not subject:
             raise InvalidToken("the token's sub is not a non-empty string")
-        if not isinstance(expires, int | float) or isinstance(expires, bool):
-            raise InvalidToken("the token's exp is not a number")
         identity = Identity(subject=subject, token=token, expires_at=expires, claims=claims)
         self._remember(token, _Verified(identity, expires + self.leeway))
         return identity
+
+    def _check_type(self, typ: object) -> None:
+        if typ is not None and not isinstance(typ, str):
+            raise InvalidToken("the token's typ is not a string")
+        kind = None if typ is None else typ.lower().removeprefix("application/")
+        if kind not in self._types:
+            said = "no typ" if typ is None else f"typ {typ[:32]!r}"
+            raise InvalidToken(
+                f"the token's {said} is not at+jwt, as this identity provider's access tokens say"
+                if self.typ == "at+jwt"
+                else f"the token's {said} is not an access token's (JWT or at+jwt)"
+            )
 
     def _remember(self, token: str, verified: _Verified) -> None:
         if len(self._verified) >= self.max_cached:
@@ -385,18 +482,75 @@ class TokenVerifier:
         self._verified[token] = verified
 
 
-def _header_of(token: str) -> dict[str, Any]:
+def _header_of(token: str) -> tuple[dict[str, Any], str]:
+    """The token's header, and its claims' segment (still encoded)."""
     segments = token.split(".")
     if len(segments) != 3 or not all(segments[:2]):
         raise InvalidToken("the token is not a signed JWT (three dot-separated segments)")
-    encoded = segments[0]
-    try:
-        raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-        header = msgspec.json.decode(raw)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise InvalidToken("the token's header is not base64url-encoded JSON") from None
+    header = _json_of(segments[0], "header is")
     if not isinstance(header, dict):
         raise InvalidToken("the token's header is not a JSON object")
     if "crit" in header:
         raise InvalidToken("the token's header has critical extensions this gateway lacks")
-    return header
+    return header, segments[1]
+
+
+def _json_of(segment: str, what: str) -> Any:
+    """A token's segment (``what`` names it, with its verb: "header is") decoded: base64url,
+    then UTF-8 JSON no deeper than :data:`MAX_JSON_DEPTH`."""
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidToken(f"the token's {what} not base64url-encoded JSON") from None
+    if _nested_deeper_than(raw, MAX_JSON_DEPTH):
+        raise InvalidToken(f"the token's {what} nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return msgspec.json.decode(raw)
+    except (msgspec.DecodeError, ValueError):  # ValueError: UnicodeDecodeError, not UTF-8
+        raise InvalidToken(f"the token's {what} not base64url-encoded JSON") from None
+
+
+#: A JSON string (in UTF-8, whose multi-byte sequences never contain ``"`` or ``\``).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _nested_deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether the JSON ``raw`` nests arrays and objects deeper than ``limit``: a scan that
+    recurses nowhere, of a text already bounded by :data:`MAX_TOKEN_CHARS`. Brackets in
+    strings do not count; in text that is not JSON they may, which only refuses it sooner."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # the usual case: not even that many openings
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS):
+        if byte in b"[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def _check_claim_types(claims: dict[str, Any]) -> None:
+    """The registered claims a token has are of their types (RFC 7519, section 4.1), before
+    anything compares or converts them: :class:`InvalidToken` naming the first that is not."""
+    for name in ("iss", "sub", "jti"):
+        if name in claims and not isinstance(claims[name], str):
+            raise InvalidToken(f"the token's {name} is not a string")
+    audience = claims.get("aud")
+    if audience is not None and not (
+        isinstance(audience, str)
+        or (isinstance(audience, list) and all(isinstance(a, str) for a in audience))
+    ):
+        raise InvalidToken("the token's aud is not a string or a list of strings")
+    for name in ("exp", "nbf", "iat"):
+        if name in claims:
+            value = claims[name]
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or abs(value) > _MAX_TIME  # first: a huge int does not convert to a float
+                or not math.isfinite(value)
+            ):
+                raise InvalidToken(f"the token's {name} is not a time (a number of seconds)")

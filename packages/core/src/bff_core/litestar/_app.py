@@ -126,6 +126,7 @@ def _verifier(settings: GatewaySettings, aggregates: Sequence[Aggregate]) -> Tok
         audience=jwt.audience,
         algorithms=jwt.algorithms,
         leeway=jwt.leeway,
+        typ=jwt.typ,
     )
 
 
