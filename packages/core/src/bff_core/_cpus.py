@@ -4,7 +4,7 @@ In a container that is the CPU limit, not the host's cores: Kubernetes' ``limits
 ``docker run --cpus`` become the cgroup's CPU quota, which a process reads in
 ``/sys/fs/cgroup/cpu.max`` (cgroup v2) or ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``
 (cgroup v1). More workers than that only share the same quota, with more memory and context
-switches (see the README's production section).
+switches (see docs/guides/deploy.md, "Run one instance").
 """
 
 from __future__ import annotations

@@ -49,8 +49,8 @@ def healthz() -> Health:
     opt={OPERATIONAL_OPT: True},
 )
 def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
-    """Every metric in Prometheus' text format (of every worker process); see the README,
-    section Observability, for what each one means."""
+    """Every metric in Prometheus' text format (of every worker process); what each one means:
+    docs/reference/metrics.md."""
     metrics: Metrics = request.app.state.gateway.metrics
     return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
