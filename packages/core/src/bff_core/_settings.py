@@ -30,7 +30,7 @@ from ._cache import DEFAULT_NEAR_HOLD
 from ._errors import ConfigurationError
 from ._identity import DEFAULT_ALGORITHMS, check_algorithms
 from ._metrics import METRICS_DIR_VARIABLE
-from ._ratelimit import parse_limits, parse_networks
+from ._ratelimit import DEFAULT_IPV6_PREFIX, parse_limits, parse_networks
 from ._redis import parse_redis_url
 from ._transport import HTTP_CLIENTS, HttpClient
 
@@ -627,8 +627,18 @@ class GatewaySettings:
         "",
         "addresses or networks of the proxies (load balancers) whose `X-Forwarded-For` is "
         "believed, comma-separated (`10.0.0.0/8,127.0.0.1`); a client's address is then the "
-        "right-most one that is not a trusted proxy",
+        "right-most one that is not a trusted proxy (`Forwarded`'s `for=` when no "
+        "`X-Forwarded-For` arrives; ports dropped). A forwarded header from a peer not listed "
+        "is ignored, and logged once",
         shown="unset: the peer's address",
+    )
+    rate_limit_ipv6_prefix: int = _setting(
+        "BFF_RATE_LIMIT_IPV6_PREFIX",
+        _WholeNumber(32, 128, unit="bits"),
+        str(DEFAULT_IPV6_PREFIX),
+        "an IPv6 client without identity is counted by its network of this many bits (a /64 "
+        "is one subscriber's link, any of whose addresses a host may use; `128`: each address "
+        "alone); IPv4-mapped IPv6 addresses count as the IPv4 address",
     )
     compression: bool = _setting(
         "BFF_COMPRESSION",
