@@ -477,3 +477,51 @@ async def test_a_cluster_losing_a_master_is_an_outage_then_it_recovers(
         assert store.healthy
     finally:
         await store.aclose()
+
+
+async def _tag_size(url: str, namespace: str, tag: str) -> tuple[int, float]:
+    """How many keys the set of ``tag`` holds, and the seconds it has left (whatever its
+    type and name: the test must not depend on how the store spells them)."""
+    client = connect(parse_redis_url(url), timeout=2.0, socket_timeout=2.0)
+    try:
+        found = [
+            key
+            async for key in client.scan_iter(match=f"{namespace}:*{{{tag}}}", count=1000)
+            if b":k:" not in key and b":r:" not in key
+        ]
+        if not found:
+            return 0, 0.0
+        [name] = found
+        kind = await client.type(name)
+        size = await (client.zcard(name) if kind == b"zset" else client.scard(name))
+        return int(size), (await client.pttl(name)) / 1000
+    finally:
+        await client.aclose()
+
+
+async def test_a_tag_set_holds_the_live_entries_only(shared_url: str, redis_namespace: str) -> None:
+    """Whole answers are tagged by their id, limit and offset: a tag such as ``limit=20`` is set
+    with every list page ever answered, and never stops being set. Its set must shrink as those
+    entries expire, however long it lives."""
+    store = _shared(shared_url, redis_namespace)
+    try:
+        # One long-lived page keeps the tag alive, as the stream of answers does.
+        await store.set("page-kept", entry(b"p", ttl=30, tags=("limit=20",)))
+        await asyncio.gather(
+            *(store.set(f"page-{n}", entry(b"p", ttl=1, tags=("limit=20",))) for n in range(500))
+        )
+        assert (await _tag_size(shared_url, redis_namespace, "limit=20"))[0] == 501
+        await asyncio.sleep(1.3)
+        await store.set("page-new", entry(b"p", ttl=20, tags=("limit=20",)))
+        size, ttl = await _tag_size(shared_url, redis_namespace, "limit=20")
+        assert size == 2
+        assert 28 < ttl <= 30  # it lives as long as its longest-lived entry
+        # An invalidation walks (and counts) only those.
+        assert await store.invalidate("limit=20") == 2
+        # A set whose entries have all expired is gone with them.
+        await store.set("brief", entry(b"p", ttl=0.2, tags=("offset=40",)))
+        await asyncio.sleep(0.4)
+        assert await _tag_size(shared_url, redis_namespace, "offset=40") == (0, 0.0)
+    finally:
+        await store.aclose()
+        await _drop_namespace(shared_url, redis_namespace)
