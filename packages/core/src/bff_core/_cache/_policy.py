@@ -4,14 +4,15 @@ and the entry every store keeps."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import msgspec
 
 from .._transport import UpstreamResponse
 
-__all__ = ["CachePolicy", "Entry", "decode_entry", "encode_entry", "freshness", "windows"]
+__all__ = ["Accept", "CachePolicy", "Entry", "decode_entry", "encode_entry", "freshness", "windows"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,9 @@ class Entry(msgspec.Struct, array_like=True, frozen=True):
         """Seconds it may still be served at all, stale windows included."""
         return self.stored_at + self.ttl + max(self.swr, self.sie) - now
 
+
+#: Whether an entry read from a shared store is usable (see ``CacheStore.get``).
+Accept: TypeAlias = Callable[[Entry], bool]
 
 encode_entry = msgspec.msgpack.Encoder().encode
 _decode_entry = msgspec.msgpack.Decoder(Entry).decode
