@@ -35,12 +35,14 @@ async def upstream() -> AsyncIterator[ScriptedUpstream]:
         yield server
 
 
-@pytest.fixture(params=["redis", "redis-cluster"])
+@pytest.fixture(
+    params=["redis", "redis-cluster", "redis-password", "redis-tls", "redis-cluster-password"]
+)
 def shared_url(request: pytest.FixtureRequest) -> str:
-    """Each in turn: a single Redis, and a cluster (sharded pub/sub on the channel's master)."""
-    url: str = request.getfixturevalue(
-        "redis_cluster_url" if request.param == "redis-cluster" else "redis_url"
-    )
+    """Each in turn: a single Redis, and a cluster (sharded pub/sub on the channel's master);
+    then secured: with a password, with TLS only (and a password) on a certificate of the
+    tests' own CA, a cluster with a password."""
+    url: str = request.getfixturevalue(request.param.replace("-", "_") + "_url")
     return url
 
 

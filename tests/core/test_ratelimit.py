@@ -202,3 +202,29 @@ async def test_in_memory_windows_stay_bounded_and_busy_clients_stay_counted() ->
         assert len(limits._local._counts) <= limits.max_local_windows < 100_000
     finally:
         await limits.aclose()
+
+
+@pytest.mark.parametrize("kind", ["redis_password", "redis_tls", "redis_cluster_password"])
+async def test_limits_are_counted_in_a_secured_redis(
+    request: pytest.FixtureRequest, kind: str, redis_namespace: str
+) -> None:
+    url: str = request.getfixturevalue(f"{kind}_url")
+    limits = RateLimits(parse_limits("2/hour"), redis_url=url, namespace=redis_namespace, timeout=2)
+    await limits.start()
+    try:
+        verdicts = [await limits.check("addr:198.51.100.1", None) for _ in range(3)]
+        assert verdicts[:2] == [None, None]
+        assert verdicts[2] is not None and verdicts[2].status == 429
+    finally:
+        await limits.aclose()
+
+
+async def test_a_refused_password_fails_the_limits_as_configured(redis_password_url: str) -> None:
+    wrong = "redis://:wrong@" + redis_password_url.rpartition("@")[2]
+    limits = RateLimits(parse_limits("2/hour"), redis_url=wrong, fail_closed=True, timeout=2)
+    await limits.start()
+    try:
+        refused = await limits.check("addr:198.51.100.1", None)
+        assert refused is not None and refused.status == 503
+    finally:
+        await limits.aclose()

@@ -15,12 +15,11 @@ import httpx
 import msgspec
 import pytest
 import redis.asyncio
-
 from bff_core._redis import connect, parse_redis_url
 
 from tests.processes import RunningService, run_service
 from tests.redis_cluster import RedisCluster
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, TlsFiles
 
 from .conftest import SERVICES, Upstreams, bff_env, stored_entries
 
@@ -411,3 +410,34 @@ def test_entries_that_do_not_decode_as_their_type_are_misses(
         counts = upstreams.counts()
         assert (counts["product"], counts["pricing"], counts["reviews"]) == (2, 2, 2)
         assert counts["inventory"] == 1  # its entry was fine
+
+
+def test_two_bff_processes_share_entries_through_a_redis_with_tls_and_a_password(
+    upstreams: Upstreams, http: httpx.Client, redis_tls_url: str, redis_tls_files: TlsFiles
+) -> None:
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    env = {
+        "REDIS_URL": redis_tls_url.partition("?")[0],  # rediss://:password@...
+        "BFF_REDIS_CA_FILE": str(redis_tls_files.ca),
+        "BFF_CACHE_NAMESPACE": namespace,
+    }
+    with cached_bff(upstreams, **env) as first, cached_bff(upstreams, **env) as second:
+        assert get(first, http).status_code == 200
+        assert wait_for(lambda: stored_entries(redis_tls_url, namespace) == 5)
+        assert get(second, http).status_code == 200
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
+        ready = http.get(f"{second.url}/readyz").json()
+        assert ready["checks"]["cache"] == "ok: redis"
+
+
+def test_a_wrong_redis_password_is_a_clear_readiness_failure(
+    upstreams: Upstreams, http: httpx.Client, redis_password_url: str
+) -> None:
+    wrong = "redis://:not-the-password@" + redis_password_url.rpartition("@")[2]
+    with cached_bff(upstreams, REDIS_URL=wrong) as bff:
+        ready = http.get(f"{bff.url}/readyz")
+        assert ready.status_code == 503
+        assert "refuses the credentials of REDIS_URL" in ready.json()["checks"]["cache"]
+        assert "refuses the credentials of REDIS_URL" in bff.log()
+        assert "not-the-password" not in bff.log()
+        assert get(bff, http).status_code == 200  # served without the cache meanwhile

@@ -290,12 +290,16 @@ class RateLimits:
         }
         prefix = f"bff-rl:{self.namespace}"
         if target.cluster:
-            auth = ""
-            if target.username or target.password:
-                auth = f"{target.username or ''}:{target.password or ''}@"
+            # Credentials as options, not in the URL: limits would read them unescaped.
+            if target.username:
+                options["username"] = target.username
+            if target.password:
+                options["password"] = target.password
+            if target.ca_file:
+                options["ssl_ca_certs"] = target.ca_file
             nodes = ",".join(f"{host}:{port}" for host, port in target.cluster_nodes)
             return RedisClusterStorage(
-                f"async+redis+cluster://{auth}{nodes}",
+                f"async+redis+cluster://{nodes}",
                 wrap_exceptions=True,
                 implementation="redispy",
                 key_prefix=prefix,

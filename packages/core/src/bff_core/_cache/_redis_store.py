@@ -27,7 +27,15 @@ import redis.asyncio.client
 import redis.asyncio.cluster
 import redis.exceptions
 
-from .._redis import AnyRedis, RedisTarget, close_quietly, connect, describe, parse_redis_url
+from .._redis import (
+    AnyRedis,
+    RedisTarget,
+    close_quietly,
+    connect,
+    describe,
+    parse_redis_url,
+    refuses_credentials,
+)
 from ._policy import Accept, Entry, decode_entry, encode_entry
 
 __all__ = ["RedisStore"]
@@ -263,8 +271,16 @@ class RedisStore:
     async def start(self) -> None:
         """Connect now, within ``down_after``: a cluster client's first connection reads the
         cluster's layout and its command table (tens of milliseconds of CPU), which must not
-        turn the first requests' reads into misses. Redis down is logged, not raised."""
-        await self.check()
+        turn the first requests' reads into misses. Redis down is logged, not raised; Redis
+        refusing the password is logged as the configuration error it is (and ``/readyz``
+        says so until it is fixed)."""
+        answer = await self.check()
+        if answer.startswith("refused"):
+            logger.error(
+                "%s: the cache is not used, and /readyz answers 503",
+                answer,
+                extra={"event": "redis_credentials_refused", "redis": self.name},
+            )
 
     async def check(self) -> str:
         """``"ok: redis"`` (``"ok: redis cluster (N masters)"``) if Redis answers PING (every
@@ -284,6 +300,11 @@ class RedisStore:
         answer = await self._attempt(op, "", force=True, failure=failure)
         if answer:
             return answer
+        if failure and refuses_credentials(failure[0]):
+            return (
+                f"refused: {self.name} refuses the credentials of REDIS_URL (wrong or missing "
+                f"password): {self._describe(failure[0])}"
+            )
         if failure and isinstance(failure[0], redis.exceptions.ResponseError):
             # Redis answered, but refuses (NOAUTH, LOADING, CLUSTERDOWN...): reachable, not usable.
             return f"degraded: {self._describe(failure[0])}"
