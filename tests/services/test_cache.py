@@ -441,3 +441,28 @@ def test_a_wrong_redis_password_is_a_clear_readiness_failure(
         assert "refuses the credentials of REDIS_URL" in bff.log()
         assert "not-the-password" not in bff.log()
         assert get(bff, http).status_code == 200  # served without the cache meanwhile
+
+
+@pytest.mark.parametrize("module", ["web_bff", "mobile_bff"])
+def test_every_routes_whole_answer_read_back_from_redis_is_served(
+    upstreams: Upstreams, http: httpx.Client, redis_url: str, module: str
+) -> None:
+    """A whole answer read from Redis is served only if it decodes as the route's view: each
+    view must read back what it wrote, in each encoding, or Redis would never serve one."""
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    env = {"REDIS_URL": redis_url, "BFF_CACHE_NAMESPACE": namespace, "BFF_CACHE_NEAR_MS": "0"}
+    with cached_bff(upstreams, module=module, **env) as bff:
+        for path in (
+            f"{ROUTE}?id=p-1001",
+            "/api/aggregated/category?slug=audio",
+            "/api/aggregated/home",
+        ):
+            for accept in ("application/json", "application/msgpack"):
+                assert http.get(bff.url + path, headers={"accept": accept}).status_code == 200
+                assert wait_for(
+                    lambda p=path, a=accept: (
+                        http.get(bff.url + p, headers={"accept": a}).headers["server-timing"]
+                        == 'cache;desc="hit"'
+                    )
+                )
+        assert "does not decode" not in bff.log()
