@@ -136,6 +136,14 @@ def redis_cluster_password_url() -> Iterator[str]:
         yield cluster.url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_tls_url(redis_tls_files: TlsFiles) -> Iterator[str]:
+    """The ``rediss+cluster://`` URL (a password, the CA as ``ssl_ca_certs``) of a private
+    cluster whose nodes listen with TLS only, among themselves too."""
+    with _cluster(password=REDIS_PASSWORD, tls=redis_tls_files) as cluster:
+        yield cluster.url
+
+
 @pytest.fixture
 def redis_cluster() -> Iterator[RedisCluster]:
     """A private three-master cluster for this test alone, which it may break."""
@@ -144,11 +152,11 @@ def redis_cluster() -> Iterator[RedisCluster]:
 
 
 @contextmanager
-def _cluster(password: str | None = None) -> Iterator[RedisCluster]:
+def _cluster(password: str | None = None, tls: TlsFiles | None = None) -> Iterator[RedisCluster]:
     server, cli = redis_server_binary(), redis_cli_binary()
     if server is None or cli is None:
         pytest.fail(NO_CLUSTER)
-    cluster = RedisCluster(server, cli, password=password)
+    cluster = RedisCluster(server, cli, password=password, tls=tls)
     try:
         cluster.start()
         yield cluster

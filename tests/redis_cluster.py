@@ -9,7 +9,6 @@ and with the same node configuration, when it rejoins with its slots (and no dat
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from tests.processes import free_port
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, TlsFiles
 
 __all__ = ["RedisCluster", "redis_cli_binary"]
 
@@ -34,10 +33,17 @@ class RedisCluster:
     """Three masters; ``url`` is the ``redis+cluster://`` URL naming all of them."""
 
     def __init__(
-        self, server_binary: str, cli_binary: str, masters: int = 3, *, password: str | None = None
+        self,
+        server_binary: str,
+        cli_binary: str,
+        masters: int = 3,
+        *,
+        password: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self._cli = cli_binary
         self.password = password
+        self.tls = tls
         self._dir = tempfile.TemporaryDirectory(prefix="redis-cluster-")
         self.nodes: list[RedisServer] = []
         for index in range(masters):
@@ -54,18 +60,28 @@ class RedisCluster:
                         *("--cluster-port", str(free_port())),
                         *("--cluster-node-timeout", str(NODE_TIMEOUT_MS)),
                         *("--dir", self._dir.name),
+                        # With TLS, the nodes talk to each other through it too.
+                        *(("--tls-cluster", "yes", "--tls-replication", "yes") if tls else ()),
                     ),
                     password=password,
+                    tls=tls,
                 )
             )
         auth = f":{quote(password, safe='')}@" if password else ""
-        self.url = f"redis+cluster://{auth}" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        nodes = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        if tls is None:
+            self.url = f"redis+cluster://{auth}{nodes}"
+        else:
+            ca = quote(str(tls.ca), safe="")
+            self.url = f"rediss+cluster://{auth}{nodes}?ssl_ca_certs={ca}"
 
     def start(self, timeout: float = 30.0) -> None:
         for node in self.nodes:
             node.start()
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         auth = ["-a", self.password, "--no-auth-warning"] if self.password else []
+        if self.tls is not None:
+            auth += ["--tls", "--cacert", str(self.tls.ca)]
         created = subprocess.run(
             [self._cli, *auth, "--cluster", "create", *addresses, "--cluster-replicas", "0"],
             input="yes\n",
@@ -99,12 +115,7 @@ class RedisCluster:
 
 def _cluster_ok(node: RedisServer, known: int | None = None) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", node.port), timeout=0.5) as sock:
-            reply = sock.makefile("rb")
-            if node.password is not None:
-                sock.sendall(f"AUTH {node.password}\r\n".encode())
-                if not reply.readline().startswith(b"+OK"):
-                    return False
+        with node.connection() as (sock, reply):
             sock.sendall(b"CLUSTER INFO\r\n")
             header = reply.readline()  # a bulk string: $<length>
             if not header.startswith(b"$"):

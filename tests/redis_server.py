@@ -14,9 +14,11 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 from cryptography import x509
@@ -229,18 +231,25 @@ class RedisServer:
         """The first line of the server's reply to one inline ``command`` (authenticated
         first, through TLS if it listens with it); empty when it cannot be reached."""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as plain:
-                sock = (
-                    self.tls.client_context().wrap_socket(plain, server_hostname="127.0.0.1")
-                    if self.tls is not None
-                    else plain
-                )
-                reply = sock.makefile("rb")
-                if self.password is not None:
-                    sock.sendall(f"AUTH {self.password}\r\n".encode())
-                    if not reply.readline().startswith(b"+OK"):
-                        return b""
+            with self.connection() as (sock, reply):
                 sock.sendall(command + b"\r\n")
                 return reply.readline()
-        except (OSError, ssl.SSLError):
+        except (OSError, ssl.SSLError, ConnectionError):
             return b""
+
+    @contextmanager
+    def connection(self) -> Iterator[tuple[socket.socket, BinaryIO]]:
+        """A connection to the server (through TLS if it listens with it), authenticated, and
+        a file to read its replies from. :class:`OSError` when it cannot be made."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as plain:
+            sock = (
+                self.tls.client_context().wrap_socket(plain, server_hostname="127.0.0.1")
+                if self.tls is not None
+                else plain
+            )
+            reply = sock.makefile("rb")
+            if self.password is not None:
+                sock.sendall(f"AUTH {self.password}\r\n".encode())
+                if not reply.readline().startswith(b"+OK"):
+                    raise ConnectionError("redis-server refused the password")
+            yield sock, reply

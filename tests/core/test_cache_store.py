@@ -560,7 +560,9 @@ async def test_a_wrong_or_missing_password_is_said_as_such(
         await store.aclose()
 
 
-@pytest.mark.parametrize("kind", ["redis_password", "redis_tls", "redis_cluster_password"])
+@pytest.mark.parametrize(
+    "kind", ["redis_password", "redis_tls", "redis_cluster_password", "redis_cluster_tls"]
+)
 async def test_a_secured_redis_stores_and_invalidates(
     request: pytest.FixtureRequest, kind: str, redis_namespace: str
 ) -> None:

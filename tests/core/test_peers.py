@@ -36,7 +36,14 @@ async def upstream() -> AsyncIterator[ScriptedUpstream]:
 
 
 @pytest.fixture(
-    params=["redis", "redis-cluster", "redis-password", "redis-tls", "redis-cluster-password"]
+    params=[
+        "redis",
+        "redis-cluster",
+        "redis-password",
+        "redis-tls",
+        "redis-cluster-password",
+        "redis-cluster-tls",
+    ]
 )
 def shared_url(request: pytest.FixtureRequest) -> str:
     """Each in turn: a single Redis, and a cluster (sharded pub/sub on the channel's master);

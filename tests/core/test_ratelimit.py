@@ -204,7 +204,9 @@ async def test_in_memory_windows_stay_bounded_and_busy_clients_stay_counted() ->
         await limits.aclose()
 
 
-@pytest.mark.parametrize("kind", ["redis_password", "redis_tls", "redis_cluster_password"])
+@pytest.mark.parametrize(
+    "kind", ["redis_password", "redis_tls", "redis_cluster_password", "redis_cluster_tls"]
+)
 async def test_limits_are_counted_in_a_secured_redis(
     request: pytest.FixtureRequest, kind: str, redis_namespace: str
 ) -> None:

@@ -361,13 +361,13 @@ def test_the_bff_pods_reach_only_dns_redis_their_upstreams_and_the_identity_prov
     policy = network_policy(built[bff])
     config = one(built[bff], "ConfigMap")["data"]
     upstreams = {
-        urlsplit(url).hostname.split(".")[1]  # type: ignore[union-attr]
+        str(urlsplit(url).hostname).split(".")[1]
         for name, url in config.items()
         if name.endswith("_SERVICE_URL")
     }
     reached: dict[str, set[Any]] = {}
     for rule in policy["spec"]["egress"]:
-        ports = {(p["port"], p.get("protocol", "TCP")) for p in rule.get("ports", [])}
+        ports: set[Any] = {(p["port"], p.get("protocol", "TCP")) for p in rule.get("ports", [])}
         blocks = [peer["ipBlock"] for peer in rule["to"] if "ipBlock" in peer]
         if blocks:
             # Outside the cluster: HTTPS to public addresses, the identity provider's JWKS.
