@@ -145,7 +145,10 @@ class ServerSpec:
 
 def before(spec: ServerSpec, tree: Path) -> ServerSpec:
     """``spec`` run from another checkout (an earlier commit), to compare in the same run."""
-    sources = [tree / "packages" / "core" / "src", *sorted((tree / "services").glob("*/src"))]
+    sources = [
+        *sorted((tree / "packages").glob("*/src")),
+        *sorted((tree / "services").glob("*/src")),
+    ]
     return replace(
         spec,
         name=f"{spec.name}@before",

@@ -37,7 +37,7 @@ from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
-    from bff_core._transport import Transport
+    from bff_core._transports import Transport
 
 T = TypeVar("T")
 
@@ -137,9 +137,9 @@ async def make_contestants(url: str, pool: int) -> list[Contestant]:
     """Every client, configured alike: keep-alive pool >= concurrency, no timeouts."""
     import aiohttp
     import httpx
-    from bff_core._transport_aiohttp import AiohttpTransport
-    from bff_core._transport_httpx import HttpxTransport
-    from bff_core._transport_pyreqwest import PyreqwestTransport
+    from bff_core._transports._aiohttp import AiohttpTransport
+    from bff_core._transports._httpx import HttpxTransport
+    from bff_core._transports._pyreqwest import PyreqwestTransport
     from pyreqwest.client import ClientBuilder
     from pyreqwest.compatibility.httpx import HttpxTransport as PyreqwestHttpxTransport
 

@@ -1,5 +1,6 @@
 """A real identity provider for the tests: a JWKS endpoint on 127.0.0.1 whose keys can be
-rotated while it runs, and the private keys to mint tokens with.
+rotated while it runs (and a URL that redirects to it), and the private keys to mint tokens
+with.
 
 The server is a plain ``ThreadingHTTPServer`` in a thread, so synchronous and asynchronous
 tests alike can use it; it counts the key set's fetches and can be told to fail.
@@ -21,6 +22,7 @@ from typing import Any
 
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jws import JWSRegistry
 
 ISSUER = "https://idp.test.example/"
 WEB_AUDIENCE = "web-bff"
@@ -42,6 +44,8 @@ class IdentityProvider:
     """The keys it publishes, and its JWKS endpoint's behaviour."""
 
     url: str = ""
+    #: a URL that answers 302 with the key set's URL as its Location
+    redirecting_url: str = ""
     keys: dict[str, tuple[str, AnyKey]] = field(default_factory=dict)  # kid -> (alg, key)
     fetches: int = 0
     #: answer every fetch with this status instead of the key set (0: answer normally)
@@ -71,9 +75,11 @@ class IdentityProvider:
         issuer: str = ISSUER,
         lifetime: float = 300,
         not_before: float | None = None,
+        typ: str | None = None,
         **claims: Any,
     ) -> str:
-        """A token signed with the key ``kid``, valid for ``lifetime`` seconds from now."""
+        """A token signed with the key ``kid``, valid for ``lifetime`` seconds from now; its
+        header says ``typ`` when given."""
         alg, key = self.keys[kid]
         now = int(time.time())
         body: dict[str, Any] = {
@@ -86,7 +92,16 @@ class IdentityProvider:
         }
         if not_before is not None:
             body["nbf"] = int(not_before)
-        return jwt.encode({"alg": alg, "kid": kid}, body, key, algorithms=[alg])
+        header = {"alg": alg, "kid": kid, **({} if typ is None else {"typ": typ})}
+        return jwt.encode(header, body, key, algorithms=[alg])
+
+    def sign(self, kid: str, header: bytes, payload: bytes) -> str:
+        """Whatever bytes as the header and the payload, well signed with the key ``kid``: what
+        a verifier makes of a token only its provider could have issued."""
+        alg, key = self.keys[kid]
+        signing_input = f"{_b64_bytes(header)}.{_b64_bytes(payload)}"
+        signature = JWSRegistry.algorithms[alg].sign(signing_input.encode(), key)
+        return f"{signing_input}.{_b64_bytes(signature)}"
 
 
 def unsigned_token(claims: dict[str, Any]) -> str:
@@ -123,6 +138,12 @@ def run_identity_provider() -> Iterator[IdentityProvider]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("location", provider.url)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
             if self.path != "/.well-known/jwks.json":
                 self.send_error(404)
                 return
@@ -147,6 +168,7 @@ def run_identity_provider() -> Iterator[IdentityProvider]:
     thread = threading.Thread(target=server.serve_forever, name="identity-provider", daemon=True)
     thread.start()
     provider.url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    provider.redirecting_url = f"http://127.0.0.1:{server.server_address[1]}/redirect"
     try:
         yield provider
     finally:

@@ -31,6 +31,7 @@ SERVICES = ("web_bff", "mobile_bff")
 # The working tree's packages first, so the table is the one of the code checked out.
 for src in (
     REPO / "packages" / "core" / "src",
+    REPO / "packages" / "upstreams" / "src",
     REPO / "services" / "web-bff" / "src",
     REPO / "services" / "mobile-bff" / "src",
 ):
@@ -54,14 +55,15 @@ def service_rows(services: Iterable[str] = SERVICES) -> Iterator[Setting[Any]]:
         for declared in module.SERVICE_URL_VARIABLES.values():
             if not isinstance(declared, Setting):
                 raise TypeError(f"{service}: {declared!r} is not declared with Setting.url")
-            known = seen.setdefault(declared.name, declared)
-            if _documented(known) != _documented(declared):
+            known = seen.get(declared.name)
+            if known is None:
+                seen[declared.name] = declared
+                yield declared
+            elif _documented(known) != _documented(declared):
                 raise ValueError(
                     f"{declared.name} is declared differently by two services: "
                     f"{_documented(known)} and {_documented(declared)}"
                 )
-            if known is declared:
-                yield declared
 
 
 def rows() -> list[Setting[Any]]:

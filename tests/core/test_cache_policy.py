@@ -9,7 +9,7 @@ import pytest
 from bff_core import CachePolicy, Source
 from bff_core._cache._lookups import _key
 from bff_core._cache._policy import windows as _windows
-from bff_core._transport import UpstreamResponse
+from bff_core._transports import UpstreamResponse
 
 POLICY = CachePolicy(ttl=60, stale_while_revalidate=300, stale_if_error=3600)
 
@@ -61,6 +61,24 @@ def test_requests_with_credentials_are_keyed_per_user_or_not_cached() -> None:
     assert alice is not None and bob is not None
     assert alice != bob
     assert "alice" not in alice  # credentials are hashed, never written into keys
+
+
+def test_a_path_that_names_the_user_is_hashed_in_its_key() -> None:
+    source = Source(
+        "picks",
+        service="s",
+        path="/recommendations/{user}",
+        returns=dict[str, msgspec.Raw],
+        cache=CachePolicy(ttl=30, per_user=True),
+    )
+    policy = CachePolicy(ttl=30, per_user=True)
+    keys = {
+        user: _key(source, policy, f"http://s/recommendations/{user}", {})
+        for user in ("alice", "bob", "anonymous")
+    }
+    assert len(set(keys.values())) == 3  # still one entry per user
+    for user, key in keys.items():
+        assert key is not None and key.startswith("part:picks:url=") and user not in key
 
 
 @pytest.mark.parametrize(

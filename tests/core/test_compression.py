@@ -6,7 +6,7 @@ from __future__ import annotations
 def test_a_compressed_answer_is_kept_and_the_store_stays_bounded() -> None:
     import gzip
 
-    from bff_core.litestar._compression import Compression
+    from bff_core.litestar._edge import Compression
 
     compression = Compression()
     body = b'{"product": "' + b"x" * 2000 + b'"}'

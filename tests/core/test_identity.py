@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from bff_core._identity import IdentityUnavailable, InvalidToken, KeySet, TokenVerifier
+from bff_core._guards._identity import IdentityUnavailable, InvalidToken, KeySet, TokenVerifier
 
 from tests.identity_provider import (
     ISSUER,
@@ -182,7 +183,7 @@ def test_only_asymmetric_algorithms_can_be_configured(provider: IdentityProvider
 
 
 async def test_symmetric_and_private_keys_in_the_key_set_are_ignored() -> None:
-    from bff_core._identity import _parse_key_set
+    from bff_core._guards._identity import _parse_key_set
 
     _, kids = _parse_key_set(
         b'{"keys": [{"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},'
@@ -212,3 +213,154 @@ def _tampered(token: str) -> str:
     claims["sub"] = "admin"
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
     return f"{header}.{forged}.{signature}"
+
+
+# --- malformed tokens: each a refusal, never another exception (issue 23) -------------------
+
+
+def _segment(raw: bytes) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+async def test_a_header_of_the_wrong_types_or_too_deep_is_refused(
+    verifier: TokenVerifier, provider: IdentityProvider
+) -> None:
+    claims = json.dumps(claims_for()).encode()
+    cases = {
+        "alg a list": (b'{"alg": [], "kid": "ec-1"}', "alg"),
+        "alg an object": (b'{"alg": {"a": 1}, "kid": "ec-1"}', "alg"),
+        "kid a list": (b'{"alg": "ES256", "kid": []}', "kid"),
+        "typ a number": (b'{"alg": "ES256", "kid": "ec-1", "typ": 1}', "typ"),
+        "nested 1,000 deep": (b'{"alg": ' + _nested(1000) + b"}", "nested"),
+        "nested 100,000 deep": (b'{"x": ' + _nested(100_000)[:6000] + b"}", "nested"),
+        "not UTF-8": (b'{"alg": "ES256\xff"}', "header"),
+    }
+    for name, (header, reason) in cases.items():
+        for token in (provider.sign("ec-1", header, claims), f"{_segment(header)}.e30.c2ln"):
+            if len(token) <= 8192:
+                assert reason in await refusal(verifier, token), name
+
+
+async def test_claims_of_the_wrong_types_or_too_deep_are_refused_even_well_signed(
+    verifier: TokenVerifier, provider: IdentityProvider
+) -> None:
+    header = b'{"alg": "ES256", "kid": "ec-1"}'
+    now = int(time.time())
+    cases: dict[str, tuple[bytes, str]] = {
+        "exp beyond any float": (dumps({**claims_for(), "exp": 10**400}), "exp"),
+        "exp NaN, not JSON": (dumps({**claims_for(), "exp": float("nan")}), "JSON"),
+        "exp a string": (dumps({**claims_for(), "exp": "soon"}), "exp"),
+        "nbf a string": (dumps({**claims_for(), "nbf": "now"}), "nbf"),
+        "iat an object": (dumps({**claims_for(), "iat": {}}), "iat"),
+        "iss a list": (dumps({**claims_for(), "iss": [ISSUER]}), "iss"),
+        "aud a list of lists": (dumps({**claims_for(), "aud": [[WEB_AUDIENCE]]}), "aud"),
+        "sub a number": (dumps({**claims_for(), "sub": 7}), "sub"),
+        # json.loads takes it, and the subject's digest could then not be computed
+        "sub half a surrogate pair": (dumps({**claims_for(), "sub": "\ud800"}), "JSON"),
+        "claims nested 2,000 deep": (
+            b'{"sub": "u", "exp": ' + str(now + 60).encode() + b', "x": ' + _nested(2000) + b"}",
+            "nested",
+        ),
+        "claims a list": (b"[]", "claims"),
+        "claims not JSON": (b"{", "claims"),
+    }
+    for name, (payload, reason) in cases.items():
+        assert reason in await refusal(verifier, provider.sign("ec-1", header, payload)), name
+
+
+async def test_a_token_over_the_size_limit_is_refused_before_it_is_decoded(
+    verifier: TokenVerifier, provider: IdentityProvider
+) -> None:
+    fine = provider.mint("ec-1", padding="x" * 5000)
+    assert 6000 < len(fine) <= 8192
+    assert await verifier.verify(fine)
+    huge = provider.mint("ec-1", padding="x" * 20_000)
+    assert "longer than" in await refusal(verifier, huge)
+
+
+# --- typ (RFC 8725, section 3.11; RFC 9068) ----------------------------------------------------
+
+
+async def test_tokens_typed_as_something_else_than_an_access_token_are_refused(
+    verifier: TokenVerifier, provider: IdentityProvider
+) -> None:
+    for typed in (None, "JWT", "jwt", "application/jwt", "at+jwt", "application/at+JWT"):
+        assert await verifier.verify(provider.mint("rsa-1", typ=typed)), typed
+    for other in ("secevent+jwt", "logout+jwt", "dpop+jwt", "id_token+jwt", "JOSE", ""):
+        assert "typ" in await refusal(verifier, provider.mint("rsa-1", typ=other)), other
+
+
+async def test_a_provider_declared_to_issue_at_jwt_must_type_every_token_so(
+    provider: IdentityProvider,
+) -> None:
+    keys = KeySet(provider.url, refresh_every=3600)
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=WEB_AUDIENCE, typ="at+jwt")
+    await verifier.start()
+    try:
+        for typed in ("at+jwt", "application/at+jwt", "AT+JWT"):
+            assert await verifier.verify(provider.mint("ec-1", typ=typed)), typed
+        for other in (None, "JWT", "secevent+jwt"):
+            assert "at+jwt" in await refusal(verifier, provider.mint("ec-1", typ=other)), other
+    finally:
+        await verifier.aclose()
+
+
+# --- where the key set comes from ---------------------------------------------------------------
+
+
+def test_the_key_set_is_fetched_over_https_or_from_a_loopback_host_only() -> None:
+    for allowed in (
+        "https://idp.example/.well-known/jwks.json",
+        "http://127.0.0.1:8080/jwks",
+        "http://127.9.9.9/jwks",
+        "http://localhost:8080/jwks",
+        "http://[::1]:8080/jwks",
+    ):
+        KeySet(allowed)
+    for refused in (
+        "http://idp.example/.well-known/jwks.json",
+        "http://10.0.0.5/jwks",
+        "http://localhost.evil.example/jwks",
+        "ftp://idp.example/jwks",
+    ):
+        with pytest.raises(ValueError, match="https"):
+            KeySet(refused)
+
+
+async def test_a_redirect_from_the_key_set_url_is_not_followed(
+    provider: IdentityProvider,
+) -> None:
+    keys = KeySet(provider.redirecting_url, refresh_every=3600, unknown_kid_cooldown=0)
+    verifier = TokenVerifier(keys, issuer=ISSUER, audience=WEB_AUDIENCE)
+    await verifier.start()
+    try:
+        with pytest.raises(IdentityUnavailable, match="302"):
+            await verifier.verify(provider.mint("rsa-1"))
+        assert provider.fetches == 0  # the key set itself was never asked for
+    finally:
+        await verifier.aclose()
+
+
+# --- what an identity shows ----------------------------------------------------------------------
+
+
+async def test_an_identity_shows_neither_its_token_nor_its_subject(
+    verifier: TokenVerifier, provider: IdentityProvider
+) -> None:
+    token = provider.mint("ec-1", subject="ada.lovelace@example.com")
+    identity = await verifier.verify(token)
+    shown = repr(identity) + str(identity)
+    assert token not in shown
+    assert token.split(".")[2] not in shown
+    assert "ada.lovelace" not in shown
+    assert identity.digest in shown

@@ -4,10 +4,11 @@ failures and deadlines, per-item caching and coalescing, and the declaration che
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import msgspec
 import pytest
@@ -442,7 +443,7 @@ async def test_a_failed_chunk_falls_back_on_stale_items(
 async def test_item_parts_are_kept_per_user_when_given_the_identity(
     upstream: ScriptedUpstream, cached: Gateway
 ) -> None:
-    from bff_core._identity import Identity
+    from bff_core._guards._identity import Identity
 
     aggregate = Aggregate(
         "home",
@@ -489,6 +490,141 @@ async def test_item_parts_are_kept_per_user_when_given_the_identity(
     ]
     prices = [r for r in upstream.received if r.raw_path.startswith("/prices")]
     assert [r.headers.get("x-user-id") for r in prices] == ["u/1", None]
+
+
+async def test_no_redis_key_nor_tag_names_the_user_in_clear(
+    upstream: ScriptedUpstream, redis_url: str, redis_namespace: str
+) -> None:
+    # Issue 23: a {user} path put the subject into the part's key and a "user=<subject>" tag
+    # into Redis; per-user entries stay per user, under names that do not say whose.
+    from bff_core._cache import RedisStore
+    from bff_core._guards import Identity
+    from bff_core._redis import connect, parse_redis_url
+
+    aggregate = Aggregate(
+        "home",
+        params=[],
+        sources=[
+            Source(
+                "picks",
+                service="svc",
+                path="/recommendations/{user}",
+                returns=Listing,
+                critical=True,
+                cache=CachePolicy(ttl=60, per_user=True),
+            ),
+            Items(
+                "items",
+                ids="picks.product_ids",
+                sources=[
+                    Source(
+                        "pricing",
+                        service="svc",
+                        path="/prices/{item}",
+                        returns=Price,
+                        subject_header="x-user-id",
+                        cache=CachePolicy(ttl=60, per_user=True),
+                        batch=Batch("/prices?ids={ids}", size=10, key="product_id"),
+                    )
+                ],
+            ),
+        ],
+    )
+    subjects = ("ada.lovelace@example.com", "grace.hopper@example.com")
+    for subject in subjects:
+        upstream.script(
+            f"/recommendations/{quote(subject, safe='')}",
+            Reply(json={"name": "picks", "product_ids": ["p1"]}),
+        )
+    store = RedisStore(redis_url, namespace=redis_namespace)
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0, cache=store) as gateway:
+        for _ in range(2):
+            for subject in subjects:
+                identity = Identity(
+                    subject=subject, token="t", expires_at=time.time() + 60, claims={}
+                )
+                await gateway.run(aggregate, {}, identity=identity)
+            await asyncio.sleep(0.2)  # the entries are written in the background
+    # Each user's parts were read once: their entries are their own.
+    reads = [r.raw_path for r in upstream.received if r.raw_path.startswith("/rec")]
+    assert len(reads) == 2
+    assert len([r for r in upstream.received if r.raw_path.startswith("/prices")]) == 2
+    client = connect(parse_redis_url(redis_url), timeout=2.0, socket_timeout=2.0)
+    try:
+        names = [k async for k in client.scan_iter(match=f"{redis_namespace}:*", count=1000)]
+        members = []
+        for name in names:
+            if await client.type(name) in (b"set", "set"):
+                members += list(await client.smembers(name))
+        for name in names:
+            await client.unlink(name)
+    finally:
+        await client.aclose()
+    assert len(names) >= 4  # an entry and its record per user and part, at least
+    seen = " ".join(str(x) for x in [*names, *members])
+    for subject in subjects:
+        for written in (subject, quote(subject, safe=""), subject.split("@")[0]):
+            assert written not in seen
+
+
+async def test_a_failed_background_refresh_is_logged_without_the_users_id(
+    upstream: ScriptedUpstream, cached: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bff_core._guards import Identity
+
+    aggregate = Aggregate(
+        "mine",
+        params=[],
+        sources=[
+            Source(
+                "picks",
+                service="svc",
+                path="/recommendations/{user}",
+                returns=Listing,
+                critical=True,
+                cache=CachePolicy(ttl=0.05, stale_while_revalidate=60, per_user=True),
+            )
+        ],
+    )
+    subject = "ada.lovelace@example.com"
+    path = f"/recommendations/{quote(subject, safe='')}"
+    upstream.script(path, Reply(json={"name": "picks", "product_ids": ["p1"]}))
+    ada = Identity(subject=subject, token="t", expires_at=time.time() + 60, claims={})
+    await cached.run(aggregate, {}, identity=ada)
+    await asyncio.sleep(0.1)  # stale now: the next request refreshes it in the background
+    upstream.script(path, Reply(drop=True))
+    caplog.set_level(logging.INFO, logger="bff_core.cache")
+    await cached.run(aggregate, {}, identity=ada)
+    await asyncio.sleep(0.3)
+    [logged] = [r.getMessage() for r in caplog.records if "background refresh" in r.getMessage()]
+    assert "picks" in logged
+    assert subject not in logged and quote(subject, safe="") not in logged
+
+
+async def test_a_failed_part_for_one_user_describes_its_failure_without_the_users_id(
+    upstream: ScriptedUpstream, gateway: Gateway
+) -> None:
+    # A part's outcome is what traces carry (the span's status) and logs may show: its
+    # transport error named the URL, which names the user for a {user} path.
+    from bff_core._guards import Identity
+
+    aggregate = Aggregate(
+        "mine",
+        params=[],
+        sources=[
+            Source("category", service="svc", path="/categories/lamps", returns=Listing),
+            Source("picks", service="svc", path="/recommendations/{user}", returns=Listing),
+        ],
+    )
+    subject = "ada.lovelace@example.com"
+    upstream.script("/categories/lamps", Reply(json={"name": "lamps", "product_ids": []}))
+    upstream.script(f"/recommendations/{quote(subject, safe='')}", Reply(drop=True))
+    ada = Identity(subject=subject, token="t", expires_at=time.time() + 60, claims={})
+    result = await gateway.run(aggregate, {}, identity=ada)
+    picks = next(o for o in result.values() if o.name == "picks")
+    assert picks.reason == "unavailable"
+    assert "/recommendations/" not in picks.describe()
+    assert subject not in picks.describe() and quote(subject, safe="") not in picks.describe()
 
 
 # --- declarations -------------------------------------------------------------------------

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from bff_core._identity import Identity
-from bff_core._ratelimit import RateLimits, client_address, client_key, parse_limits, parse_networks
+from bff_core._guards._identity import Identity
+from bff_core._guards._ratelimit import (
+    RateLimits,
+    client_address,
+    client_key,
+    parse_limits,
+    parse_networks,
+)
 
 PROXIES = parse_networks("10.0.0.0/8, 127.0.0.1, fd00::/8")
 
@@ -74,7 +80,7 @@ def test_the_local_sliding_window_weighs_the_previous_window(
 ) -> None:
     import time
 
-    from bff_core import _ratelimit
+    from bff_core._guards import _ratelimit
 
     clock = [6000.0]  # the start of a minute window
     monkeypatch.setattr(time, "time", lambda: clock[0])

@@ -234,6 +234,46 @@ def test_identity_needs_all_three_of_its_settings() -> None:
     assert "is not an http(s) URL" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://idp.example/.well-known/jwks.json",
+        "http://10.0.0.7:8080/jwks",
+        "http://localhost.idp.example/jwks",
+    ],
+)
+def test_the_key_set_cannot_be_fetched_in_clear_from_another_host(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        GatewaySettings.from_env(VARIABLES, {**JWT, "BFF_JWT_JWKS_URL": url})
+    assert caught.value.setting == "BFF_JWT_JWKS_URL"
+    assert "https" in str(caught.value) and "loopback" in str(caught.value)
+
+
+def test_the_key_set_may_come_over_https_or_from_a_loopback_host() -> None:
+    for url in (
+        "https://idp.example/.well-known/jwks.json",
+        "http://127.0.0.1:8080/jwks",
+        "http://localhost:8080/jwks",
+        "http://[::1]:8080/jwks",
+    ):
+        settings = GatewaySettings.from_env(VARIABLES, {**JWT, "BFF_JWT_JWKS_URL": url})
+        assert settings.jwt is not None and settings.jwt.jwks_url == url
+
+
+def test_the_token_type_setting() -> None:
+    def token_type(env: dict[str, str]) -> str:
+        settings = GatewaySettings.from_env(VARIABLES, {**JWT, **env})
+        assert settings.jwt is not None
+        return settings.jwt.typ
+
+    assert token_type({}) == "JWT"
+    assert token_type({"BFF_JWT_TYPE": "at+jwt"}) == "at+jwt"
+    assert token_type({"BFF_JWT_TYPE": "AT+JWT"}) == "at+jwt"
+    with pytest.raises(ConfigurationError) as caught:
+        token_type({"BFF_JWT_TYPE": "id_token"})
+    assert caught.value.setting == "BFF_JWT_TYPE"
+
+
 def test_each_default_is_declared_once() -> None:
     # A field's default is its row's default text, read: constructing the settings in code
     # and reading an empty environment agree.

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import pytest
 from bff_core import Aggregate, AiohttpTransport, Gateway, Param, Source, UpstreamResponse
-from bff_core._start_order import REORDER_EVERY, StartOrder
+from bff_core._engine._start_order import REORDER_EVERY, StartOrder
 
 from .scripted_upstream import Reply, ScriptedUpstream, scripted_upstream
 

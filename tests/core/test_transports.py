@@ -21,10 +21,10 @@ import pyreqwest.client
 import pytest
 import pytest_asyncio
 from bff_core._errors import ResponseTooLarge, UpstreamUnavailable
-from bff_core._transport import DEFAULT_MAX_BODY_BYTES, Transport
-from bff_core._transport_aiohttp import AiohttpTransport
-from bff_core._transport_httpx import HttpxTransport
-from bff_core._transport_pyreqwest import PyreqwestTransport
+from bff_core._transports import DEFAULT_MAX_BODY_BYTES, Transport
+from bff_core._transports._aiohttp import AiohttpTransport
+from bff_core._transports._httpx import HttpxTransport
+from bff_core._transports._pyreqwest import PyreqwestTransport
 
 from ._servers import JSON_BODY, Upstream, closed_port, run_upstream
 

@@ -99,6 +99,7 @@ def test_the_build_context_holds_the_workspace_and_nothing_else() -> None:
     files = context_files()
     assert "uv.lock" in files
     assert "packages/core/src/bff_core/__init__.py" in files
+    assert "packages/upstreams/src/bff_upstreams/__init__.py" in files
     assert "services/web-bff/src/web_bff/app.py" in files
     for path in files:
         assert not path.startswith(("tests/", "bench/", "docs/", ".git/", "deploy/")), path
@@ -120,7 +121,7 @@ def test_the_build_stage_makes_a_virtual_environment_that_serves_and_drains(
     app = run_build_stage(service, tmp_path)
     installed = {p.name.split("-")[0].lower() for p in site_packages(app).glob("*.dist-info")}
     module = BFFS[service]
-    assert {module, "bff_core", "litestar", "granian", "redis"} <= installed
+    assert {module, "bff_core", "bff_upstreams", "litestar", "granian", "redis"} <= installed
     others = {m for s, m in BFFS.items() if s != service} | {"demo_upstreams"}
     assert not installed & others, installed & others
     assert not installed & set(DEV_TOOLS), installed & set(DEV_TOOLS)

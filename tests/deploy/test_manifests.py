@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from bff_core import GatewaySettings
-from bff_core._ratelimit import parse_networks
+from bff_core._guards import parse_networks
 from bff_core._redis import parse_redis_url
 from bff_core.litestar._serve import _STOP_BOUND_S
 

@@ -11,7 +11,7 @@ import httpx
 import msgspec
 import pytest
 import zstandard
-from bff_core.litestar._compression import Compression
+from bff_core.litestar._edge import Compression
 
 from tests.processes import RunningService, run_service
 from tests.services.conftest import Upstreams, bff_env

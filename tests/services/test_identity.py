@@ -3,6 +3,7 @@ endpoint on loopback, the demo upstreams recording what reached them."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -89,6 +90,23 @@ def test_an_invalid_token_is_a_401_on_every_route(
         "HS256 with the public key": hs256_with_public_key(provider, "rsa-1", claims_for()),
         "garbage": "x.y.z",
         "8 KB": "e" * 8192,
+        # Each was a 500 with a traceback (issue 23): a header's field of the wrong type, JSON
+        # nested deeper than the parsers recurse, a security event token for an access token.
+        "alg a list": provider.sign("rsa-1", b'{"alg": [], "kid": "rsa-1"}', b"{}"),
+        "header nested 1,000 deep": provider.sign(
+            "rsa-1", b'{"alg": ' + b"[" * 1000 + b"]" * 1000 + b"}", b"{}"
+        ),
+        "claims nested 2,000 deep": provider.sign(
+            "rsa-1",
+            b'{"alg": "RS256", "kid": "rsa-1"}',
+            b'{"x":' + b"[" * 2000 + b"]" * 2000 + b"}",
+        ),
+        "exp beyond any float": provider.sign(
+            "rsa-1",
+            b'{"alg": "RS256", "kid": "rsa-1"}',
+            json.dumps(claims_for(exp=10**400)).encode(),
+        ),
+        "a security event token": provider.mint("rsa-1", typ="secevent+jwt"),
     }
     for path in (PRODUCT, ACCOUNT):
         for name, token in bad.items():

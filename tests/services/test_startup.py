@@ -62,6 +62,28 @@ def test_a_rate_limit_for_an_aggregate_the_bff_lacks_stops_start_up() -> None:
     ) in completed.stderr
 
 
+def test_a_key_set_in_clear_from_another_host_stops_start_up() -> None:
+    url = "http://idp.example/.well-known/jwks.json"
+    env = {
+        **os.environ,
+        "BFF_JWT_JWKS_URL": url,
+        "BFF_JWT_ISSUER": "https://idp.example/",
+        "BFF_JWT_AUDIENCE": "web-bff",
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "web_bff", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert f"configuration error: BFF_JWT_JWKS_URL: {url!r}: the key set must come over https" in (
+        completed.stderr
+    )
+
+
 @pytest.mark.parametrize("module", ["web_bff", "mobile_bff"])
 @pytest.mark.parametrize(
     ("args", "named"),

@@ -22,7 +22,11 @@ DEFAULT_OUT = SPA / "openapi.json"
 
 # The working tree's packages first, so the document is the one of the code checked out even
 # with an interpreter where they are not installed (their dependencies still have to be).
-for src in (REPO / "services" / "web-bff" / "src", REPO / "packages" / "core" / "src"):
+for src in (
+    REPO / "services" / "web-bff" / "src",
+    REPO / "packages" / "upstreams" / "src",
+    REPO / "packages" / "core" / "src",
+):
     if str(src) not in sys.path:
         sys.path.insert(0, str(src))
 

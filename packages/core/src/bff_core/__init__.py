@@ -8,8 +8,17 @@ one outcome, reported in the :class:`AggregateResult`. Litestar wiring is in
 
 from typing import TYPE_CHECKING, Any
 
-from ._cache import CachePolicy
-from ._declaration import Aggregate, Batch, Items, Param, Source
+from ._declare import (
+    Aggregate,
+    Batch,
+    BreakerPolicy,
+    CachePolicy,
+    Items,
+    Param,
+    RetryBudget,
+    RetryPolicy,
+    Source,
+)
 from ._engine import AggregateStream, Gateway
 from ._errors import (
     AggregationFailed,
@@ -24,7 +33,6 @@ from ._errors import (
     UnknownParts,
     UpstreamUnavailable,
 )
-from ._metrics import Metrics
 from ._outcome import (
     AggregateResult,
     CacheResult,
@@ -35,14 +43,13 @@ from ._outcome import (
     PartOutcome,
 )
 from ._report import PartError, Problem, StalePart, part_errors, problem_for, stale_parts
-from ._resilience import BreakerPolicy, RetryBudget, RetryPolicy, UpstreamStatus
 from ._settings import GatewaySettings, Setting
-from ._transport import DEFAULT_MAX_BODY_BYTES, Transport, UpstreamResponse
-from ._transport_aiohttp import AiohttpTransport
+from ._telemetry import Metrics
+from ._transports import DEFAULT_MAX_BODY_BYTES, AiohttpTransport, Transport, UpstreamResponse
+from ._upstream import UpstreamStatus
 
 if TYPE_CHECKING:
-    from ._transport_httpx import HttpxTransport
-    from ._transport_pyreqwest import PyreqwestTransport
+    from ._transports import HttpxTransport, PyreqwestTransport
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -94,14 +101,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The httpx and pyreqwest adapters need optional dependencies (bff-core[httpx],
-    # bff-core[pyreqwest]): imported on first use, so bff_core imports without them.
-    if name == "HttpxTransport":
-        from ._transport_httpx import HttpxTransport
+    # The httpx and pyreqwest adapters are imported on first use (httpx is optional:
+    # bff-core[httpx]), so bff_core imports without them.
+    if name in ("HttpxTransport", "PyreqwestTransport"):
+        from . import _transports
 
-        return HttpxTransport
-    if name == "PyreqwestTransport":
-        from ._transport_pyreqwest import PyreqwestTransport
-
-        return PyreqwestTransport
+        return getattr(_transports, name)
     raise AttributeError(f"module 'bff_core' has no attribute {name!r}")

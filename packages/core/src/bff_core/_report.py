@@ -9,13 +9,14 @@ from collections.abc import Iterable
 
 import msgspec
 
-from ._declaration import MAX_LISTED_ITEMS
 from ._errors import AggregationFailed, RequestError, UnknownParts
 from ._outcome import AggregateResult, FailureReason, ItemsResult, PartOutcome
 
 __all__ = ["PartError", "Problem", "StalePart", "part_errors", "problem_for", "stale_parts"]
 
 PROBLEM_JSON = "application/problem+json"
+#: How many item ids one ``errors`` entry lists at most (the count is always complete).
+MAX_LISTED_ITEMS = 20
 _PROBLEM_BASE = "urn:bff:problem:"
 
 

@@ -28,11 +28,18 @@ from urllib.parse import urlsplit
 
 from ._cache import DEFAULT_NEAR_HOLD
 from ._errors import ConfigurationError
-from ._identity import DEFAULT_ALGORITHMS, check_algorithms
-from ._metrics import METRICS_DIR_VARIABLE
-from ._ratelimit import DEFAULT_IPV6_PREFIX, parse_limits, parse_networks
+from ._guards import (
+    DEFAULT_ALGORITHMS,
+    DEFAULT_IPV6_PREFIX,
+    TokenType,
+    check_algorithms,
+    check_key_set_url,
+    parse_limits,
+    parse_networks,
+)
 from ._redis import parse_redis_url, with_ca_file
-from ._transport import HTTP_CLIENTS, HttpClient
+from ._telemetry import METRICS_DIR_VARIABLE
+from ._transports import HTTP_CLIENTS, HttpClient
 
 __all__ = ["GatewaySettings", "JwtSettings", "Setting", "gateway_settings", "markdown_table"]
 
@@ -168,6 +175,20 @@ class _HttpUrl(_Kind[str]):
             raise ConfigurationError(name, f"{value!r} must not have a query or a fragment")
         del port
         return value.rstrip("/")
+
+
+class _KeySetUrl(_HttpUrl):
+    """The identity provider's key set: https, or plain http from a loopback host only."""
+
+    expects = "https URL (http only to a loopback host)"
+
+    def parse(self, name: str, text: str) -> str:
+        value = super().parse(name, text)
+        try:
+            check_key_set_url(value)
+        except ValueError as exc:
+            raise ConfigurationError(name, str(exc)) from None
+        return value
 
 
 class _Checked(_Kind[str]):
@@ -384,12 +405,13 @@ _JWT_TRIO = "`BFF_JWT_JWKS_URL`, `BFF_JWT_ISSUER` and `BFF_JWT_AUDIENCE`"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JwtSettings:
-    """How bearer tokens are verified (see ``bff_core._identity``)."""
+    """How bearer tokens are verified (see ``bff_core._guards._identity``)."""
 
     jwks_url: str = _required(
         "BFF_JWT_JWKS_URL",
-        _HttpUrl(),
-        "identity: bearer JWTs are verified against the provider's key set (JWKS) at this URL; "
+        _KeySetUrl(),
+        "identity: bearer JWTs are verified against the provider's key set (JWKS) at this URL, "
+        "fetched without following redirects; "
         f"{_JWT_TRIO}: all three or none "
         f"([decision record]({_DECISIONS}/0009-identity-and-rate-limits.md))",
         shown=_NO_IDENTITY,
@@ -409,6 +431,15 @@ class JwtSettings:
         _Algorithms(),
         ",".join(DEFAULT_ALGORITHMS),
         "the accepted `alg` values, asymmetric only (`none` and HMAC are refused)",
+    )
+    typ: TokenType = _setting(  # noqa: RUF009
+        "BFF_JWT_TYPE",
+        _Words[TokenType]({"jwt": "JWT", "at+jwt": "at+jwt"}),
+        "jwt",
+        "the `typ` of the provider's access tokens (RFC 8725, section 3.11): `jwt` accepts a "
+        "token without `typ` or with `JWT` or `at+jwt`, and refuses other kinds of JWT "
+        "(`secevent+jwt`, `logout+jwt`...); `at+jwt`: the provider issues RFC 9068 access "
+        "tokens, and a token that does not say `at+jwt` is refused",
     )
     leeway: float = _setting(
         "BFF_JWT_LEEWAY_S",

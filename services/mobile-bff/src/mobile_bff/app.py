@@ -7,8 +7,9 @@ Each screen is one file: a declaration (what it reads, from where, how it fails)
 - ``category.py``: ``GET /api/aggregated/category``, a page of a category's products;
 - ``home.py``: ``GET /api/aggregated/home``, the user's recommendations.
 
-``upstreams.py`` holds what they share: what a phone reads of each upstream, caching,
-breakers, retries.
+``product.py`` also holds what a phone reads of each upstream (the trimmed types the other
+screens share); ``tiles.py`` is a product in a list. What the web BFF knows too, how each
+upstream is read, cached and protected, is the workspace's ``bff_upstreams``.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from collections.abc import Mapping
 
 from bff_core import GatewaySettings
 from bff_core.litestar import create_gateway_app
+from bff_upstreams import BREAKERS, SERVICE_URL_VARIABLES
 from litestar import Litestar
 
 from .category import CATEGORY_SCREEN, CategoryScreen, category_screen
 from .home import HOME_SCREEN, HomeScreen, home_screen
-from .product import PRODUCT_SCREEN, PhoneProduct, ProductScreen, product_screen
-from .upstreams import BREAKERS, SERVICE_URL_VARIABLES, PhonePrice
+from .product import PRODUCT_SCREEN, PhonePrice, PhoneProduct, ProductScreen, product_screen
 
 __all__ = [
     "CATEGORY_SCREEN",

@@ -6,23 +6,13 @@ tiles (one image, the price, in stock or not, the average rating).
 
 from __future__ import annotations
 
-import msgspec
-from bff_core import (
-    Aggregate,
-    AggregateResult,
-    Items,
-    Param,
-    PartError,
-    Source,
-    StalePart,
-    part_errors,
-    stale_parts,
-)
+import bff_upstreams as upstreams
+from bff_core import Aggregate, AggregateResult, Items, Param
 from bff_core.litestar import aggregate_route
+from bff_upstreams import Answer, Category
 from msgspec import UNSET, UnsetType
 
-from .tiles import PhoneTile, tiles
-from .upstreams import CATEGORY_CACHE, RETRY_ONCE, TILE_SOURCES, Category
+from .tiles import TILE_SOURCES, PhoneTile, tiles
 
 __all__ = ["CATEGORY_SCREEN", "CategoryScreen", "category_screen"]
 
@@ -48,15 +38,7 @@ CATEGORY_SCREEN = Aggregate(
         ),
     ],
     sources=[
-        Source(
-            "category",
-            service="category",
-            path="/categories/{slug}",
-            returns=Category,
-            critical=True,
-            cache=CATEGORY_CACHE,
-            retry=RETRY_ONCE,
-        ),
+        upstreams.category(returns=Category, critical=True),
         Items(
             "items",
             ids="category.product_ids",
@@ -69,18 +51,17 @@ CATEGORY_SCREEN = Aggregate(
 )
 
 
-class CategoryScreen(msgspec.Struct):
-    """A page of a category. A part is ``null`` when it failed, absent when not asked for."""
+class CategoryScreen(Answer):
+    """A page of a category. A part is ``null`` when it failed, absent when not asked for.
+    Its ``errors`` and ``stale`` come from :class:`~bff_upstreams.Answer`."""
 
     name: str | UnsetType = UNSET
     total: int | UnsetType = UNSET
     items: list[PhoneTile] | UnsetType | None = UNSET
-    errors: list[PartError] | UnsetType = UNSET
-    stale: list[StalePart] | UnsetType = UNSET
 
     @classmethod
     def of(cls, result: AggregateResult) -> CategoryScreen:
-        screen = cls(errors=part_errors(result) or UNSET, stale=stale_parts(result) or UNSET)
+        screen = cls.reporting(result)
         category: Category | None = result.value("category")
         if category is not None:
             screen.name, screen.total = category.name, len(category.product_ids)

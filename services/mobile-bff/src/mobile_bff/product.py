@@ -2,39 +2,54 @@
 
 The same four upstreams and failure rules as the web page, but a phone shows less and pays for
 every byte: no long description, one image, stock as yes/no and a count, the price, the rating
-and its count.
+and its count. Each type below declares only the fields a phone shows, which is what trims the
+upstreams' payloads (msgspec ignores the rest while decoding); the lists' tiles read the same
+types, so a product read for a tile serves this screen.
 """
 
 from __future__ import annotations
 
+import bff_upstreams as upstreams
 import msgspec
-from bff_core import (
-    Aggregate,
-    AggregateResult,
-    Param,
-    PartError,
-    Source,
-    StalePart,
-    part_errors,
-    stale_parts,
-)
+from bff_core import Aggregate, AggregateResult, Param
 from bff_core.litestar import aggregate_route
+from bff_upstreams import Answer
 from msgspec import UNSET, UnsetType
 
-from .upstreams import (
-    PRICE_CACHE,
-    PRODUCT_CACHE,
-    PRODUCT_HEDGE_AFTER,
-    RETRY_ONCE,
-    REVIEWS_CACHE,
-    STOCK_CACHE,
-    PhonePrice,
-    PhoneRating,
-    PhoneStock,
-    UpstreamProduct,
-)
+__all__ = [
+    "PRODUCT_SCREEN",
+    "PhonePrice",
+    "PhoneProduct",
+    "PhoneRating",
+    "PhoneStock",
+    "ProductScreen",
+    "UpstreamProduct",
+    "product_screen",
+]
 
-__all__ = ["PRODUCT_SCREEN", "PhoneProduct", "ProductScreen", "product_screen"]
+
+# What a phone reads of each upstream.
+class UpstreamProduct(msgspec.Struct):
+    id: str
+    name: str
+    category: str = ""
+    images: list[str] = []
+
+
+class PhoneStock(msgspec.Struct):
+    in_stock: bool
+    quantity: int
+
+
+class PhonePrice(msgspec.Struct):
+    currency: str
+    amount: int  # minor units
+    discount_pct: int = 0
+
+
+class PhoneRating(msgspec.Struct):
+    average: float
+    count: int
 
 
 class PhoneProduct(msgspec.Struct):
@@ -53,62 +68,29 @@ PRODUCT_SCREEN = Aggregate(
     "mobile_product_screen",
     params=[Param("id", max_length=128, description="The product's id")],
     sources=[
-        Source(
-            "product",
-            service="product",
-            path="/products/{id}",
-            returns=UpstreamProduct,
-            critical=True,
-            cache=PRODUCT_CACHE,
-            retry=RETRY_ONCE,
-            hedge_after=PRODUCT_HEDGE_AFTER,
-        ),
-        Source(
-            "inventory",
-            service="inventory",
-            path="/inventory/{id}",
-            returns=PhoneStock,
-            cache=STOCK_CACHE,
-            retry=RETRY_ONCE,
-        ),
-        Source(
-            "pricing",
-            service="pricing",
-            path="/prices/{id}",
-            returns=PhonePrice,
-            cache=PRICE_CACHE,
-            subject_header="x-user-id",
-            retry=RETRY_ONCE,
-        ),
-        Source(
-            "reviews",
-            service="reviews",
-            path="/reviews/{id}",
-            returns=PhoneRating,
-            cache=REVIEWS_CACHE,
-            retry=RETRY_ONCE,
-        ),
+        upstreams.product(returns=UpstreamProduct, critical=True),
+        upstreams.inventory(returns=PhoneStock),
+        upstreams.pricing(returns=PhonePrice),
+        upstreams.reviews(returns=PhoneRating),
     ],
 )
 
 
-class ProductScreen(msgspec.Struct):
-    """The phone's product screen. A part is ``null`` when it failed, absent when not asked for."""
+class ProductScreen(Answer):
+    """The phone's product screen. A part is ``null`` when it failed, absent when not asked for.
+    Its ``errors`` and ``stale`` come from :class:`~bff_upstreams.Answer`."""
 
     product: PhoneProduct | UnsetType | None = UNSET
     inventory: PhoneStock | UnsetType | None = UNSET
     pricing: PhonePrice | UnsetType | None = UNSET
     reviews: PhoneRating | UnsetType | None = UNSET
-    errors: list[PartError] | UnsetType = UNSET
-    #: parts served from the cache past their freshness, and how old they are
-    stale: list[StalePart] | UnsetType = UNSET
 
     @classmethod
     def of(cls, result: AggregateResult) -> ProductScreen:
         parts = {name: outcome.value for name, outcome in result.items()}
         if parts.get("product") is not None:
             parts["product"] = PhoneProduct.of(parts["product"])
-        return cls(**parts, errors=part_errors(result) or UNSET, stale=stale_parts(result) or UNSET)
+        return cls.reporting(result, **parts)
 
 
 product_screen = aggregate_route(

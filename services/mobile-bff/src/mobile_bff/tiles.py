@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import msgspec
 from bff_core import Item, ItemsResult
+from bff_upstreams import tile_sources
 from msgspec import UNSET, UnsetType
 
-from .upstreams import PhonePrice, PhoneRating, PhoneStock, UpstreamProduct
+from .product import PhonePrice, PhoneRating, PhoneStock, UpstreamProduct
 
-__all__ = ["PhoneTile", "tiles"]
+__all__ = ["TILE_SOURCES", "PhoneTile", "tiles"]
+
+#: A tile's item sources, each part decoded into the product screen's trimmed type.
+TILE_SOURCES = tile_sources(
+    product=UpstreamProduct, inventory=PhoneStock, pricing=PhonePrice, rating=PhoneRating
+)
 
 
 class PhoneTile(msgspec.Struct):

@@ -7,7 +7,9 @@ Each screen is one file: a declaration (what it reads, from where, how it fails)
 - ``category.py``: ``GET /api/aggregated/category``, a page of a category's products;
 - ``home.py``: ``GET /api/aggregated/home``, the user's recommendations.
 
-``upstreams.py`` holds what they share: the upstreams' objects, caching, breakers, retries.
+``tiles.py`` is a product in a list (the grid, the home page, related products). What the
+mobile BFF knows too, the upstreams' objects and how each is read, cached and protected, is
+the workspace's ``bff_upstreams``.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from collections.abc import Mapping
 
 from bff_core import GatewaySettings
 from bff_core.litestar import create_gateway_app
+from bff_upstreams import BREAKERS, SERVICE_URL_VARIABLES
 from litestar import Litestar
 
 from .category import CATEGORY_PAGE, CategoryPage, category_page
 from .home import HOME_PAGE, HomePage, home_page
 from .product import PRODUCT_PAGE, ProductPage, product_page
-from .upstreams import BREAKERS, SERVICE_URL_VARIABLES
 
 __all__ = [
     "CATEGORY_PAGE",

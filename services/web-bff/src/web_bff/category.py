@@ -7,24 +7,13 @@ batch request per page. A product whose price failed keeps the rest and says so.
 
 from __future__ import annotations
 
-import msgspec
-from bff_core import (
-    Aggregate,
-    AggregateResult,
-    Items,
-    ItemsResult,
-    Param,
-    PartError,
-    Source,
-    StalePart,
-    part_errors,
-    stale_parts,
-)
+import bff_upstreams as upstreams
+from bff_core import Aggregate, AggregateResult, Items, ItemsResult, Param
 from bff_core.litestar import aggregate_route
+from bff_upstreams import Answer, Category
 from msgspec import UNSET, UnsetType
 
-from .tiles import ProductTile, tiles
-from .upstreams import CATEGORY_CACHE, RETRY_ONCE, TILE_SOURCES, Category
+from .tiles import TILE_SOURCES, ProductTile, tiles
 
 __all__ = ["CATEGORY_PAGE", "CategoryPage", "category_page"]
 
@@ -50,15 +39,7 @@ CATEGORY_PAGE = Aggregate(
         ),
     ],
     sources=[
-        Source(
-            "category",
-            service="category",
-            path="/categories/{slug}",
-            returns=Category,
-            critical=True,
-            cache=CATEGORY_CACHE,
-            retry=RETRY_ONCE,
-        ),
+        upstreams.category(returns=Category, critical=True),
         Items(
             "items",
             ids="category.product_ids",
@@ -71,20 +52,19 @@ CATEGORY_PAGE = Aggregate(
 )
 
 
-class CategoryPage(msgspec.Struct):
-    """A page of a category. A part is ``null`` when it failed, absent when not asked for."""
+class CategoryPage(Answer):
+    """A page of a category. A part is ``null`` when it failed, absent when not asked for.
+    Its ``errors`` and ``stale`` come from :class:`~bff_upstreams.Answer`."""
 
     slug: str | UnsetType = UNSET
     name: str | UnsetType = UNSET
     #: how many products the whole category has
     total: int | UnsetType = UNSET
     items: list[ProductTile] | UnsetType | None = UNSET
-    errors: list[PartError] | UnsetType = UNSET
-    stale: list[StalePart] | UnsetType = UNSET
 
     @classmethod
     def of(cls, result: AggregateResult) -> CategoryPage:
-        page = cls(errors=part_errors(result) or UNSET, stale=stale_parts(result) or UNSET)
+        page = cls.reporting(result)
         category: Category | None = result.value("category")
         if category is not None:
             page.slug, page.name = category.slug, category.name

@@ -9,23 +9,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-import msgspec
-from bff_core import (
-    Aggregate,
-    AggregateResult,
-    Items,
-    Param,
-    PartError,
-    Source,
-    StalePart,
-    part_errors,
-    stale_parts,
-)
+import bff_upstreams as upstreams
+from bff_core import Aggregate, AggregateResult, Items, Param
 from bff_core.litestar import aggregate_route
+from bff_upstreams import Answer, Recommendations
 from msgspec import UNSET, UnsetType
 
-from .tiles import ProductTile, tiles
-from .upstreams import RECOMMENDATIONS_CACHE, RETRY_ONCE, TILE_SOURCES, Recommendations
+from .tiles import TILE_SOURCES, ProductTile, tiles
 
 __all__ = ["HOME_PAGE", "HomePage", "home_page"]
 
@@ -42,32 +32,23 @@ HOME_PAGE = Aggregate(
         )
     ],
     sources=[
-        Source(
-            "recommendations",
-            service="recommendations",
-            path="/recommendations/{user}",
-            returns=Recommendations,
-            critical=True,
-            cache=RECOMMENDATIONS_CACHE,
-            retry=RETRY_ONCE,
-        ),
+        upstreams.recommendations(returns=Recommendations, critical=True),
         Items("items", ids="recommendations.product_ids", limit="limit", sources=TILE_SOURCES),
     ],
 )
 
 
-class HomePage(msgspec.Struct):
-    """The home page. A part is ``null`` when it failed, absent when not asked for."""
+class HomePage(Answer):
+    """The home page. A part is ``null`` when it failed, absent when not asked for.
+    Its ``errors`` and ``stale`` come from :class:`~bff_upstreams.Answer`."""
 
     #: ``personal`` for a signed-in user, ``best_sellers`` for everyone else
     picks: Literal["personal", "best_sellers"] | UnsetType = UNSET
     items: list[ProductTile] | UnsetType | None = UNSET
-    errors: list[PartError] | UnsetType = UNSET
-    stale: list[StalePart] | UnsetType = UNSET
 
     @classmethod
     def of(cls, result: AggregateResult) -> HomePage:
-        page = cls(errors=part_errors(result) or UNSET, stale=stale_parts(result) or UNSET)
+        page = cls.reporting(result)
         picks: Recommendations | None = result.value("recommendations")
         if picks is not None:
             page.picks = "best_sellers" if picks.user == "anonymous" else "personal"

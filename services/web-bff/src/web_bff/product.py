@@ -12,37 +12,14 @@ upstream calls to every product page, the benchmark's aggregate among them.
 
 from __future__ import annotations
 
+import bff_upstreams as upstreams
 import msgspec
-from bff_core import (
-    Aggregate,
-    AggregateResult,
-    Items,
-    Param,
-    PartError,
-    Source,
-    StalePart,
-    part_errors,
-    stale_parts,
-)
+from bff_core import Aggregate, AggregateResult, Items, Param
 from bff_core.litestar import aggregate_route
+from bff_upstreams import Answer, Category, Inventory, Pricing, Product, Reviews
 from msgspec import UNSET, UnsetType
 
-from .tiles import ProductTile, tiles
-from .upstreams import (
-    CATEGORY_CACHE,
-    PRICE_CACHE,
-    PRODUCT_CACHE,
-    PRODUCT_HEDGE_AFTER,
-    RETRY_ONCE,
-    REVIEWS_CACHE,
-    STOCK_CACHE,
-    TILE_SOURCES,
-    Category,
-    Inventory,
-    Pricing,
-    Product,
-    Reviews,
-)
+from .tiles import TILE_SOURCES, ProductTile, tiles
 
 __all__ = ["PRODUCT_PAGE", "CategoryName", "ProductPage", "product_page"]
 
@@ -52,50 +29,11 @@ PRODUCT_PAGE = Aggregate(
     "web_product_page",
     params=[Param("id", max_length=128, description="The product's id")],
     sources=[
-        Source(
-            "product",
-            service="product",
-            path="/products/{id}",
-            returns=Product,
-            critical=True,
-            cache=PRODUCT_CACHE,
-            retry=RETRY_ONCE,
-            hedge_after=PRODUCT_HEDGE_AFTER,
-        ),
-        Source(
-            "inventory",
-            service="inventory",
-            path="/inventory/{id}",
-            returns=Inventory,
-            cache=STOCK_CACHE,
-            retry=RETRY_ONCE,
-        ),
-        Source(
-            "pricing",
-            service="pricing",
-            path="/prices/{id}",
-            returns=Pricing,
-            cache=PRICE_CACHE,
-            subject_header="x-user-id",
-            retry=RETRY_ONCE,
-        ),
-        Source(
-            "reviews",
-            service="reviews",
-            path="/reviews/{id}",
-            returns=Reviews,
-            cache=REVIEWS_CACHE,
-            retry=RETRY_ONCE,
-        ),
-        Source(
-            "category",
-            service="category",
-            path="/categories/{product.category}",
-            returns=Category,
-            cache=CATEGORY_CACHE,
-            retry=RETRY_ONCE,
-            default=False,
-        ),
+        upstreams.product(returns=Product, critical=True),
+        upstreams.inventory(returns=Inventory),
+        upstreams.pricing(returns=Pricing),
+        upstreams.reviews(returns=Reviews),
+        upstreams.category("{product.category}", returns=Category, default=False),
         Items(
             "related",
             ids="category.product_ids",
@@ -113,8 +51,9 @@ class CategoryName(msgspec.Struct):
     name: str
 
 
-class ProductPage(msgspec.Struct):
-    """The product page. A part is ``null`` when it failed, absent when not asked for."""
+class ProductPage(Answer):
+    """The product page. A part is ``null`` when it failed, absent when not asked for.
+    Its ``errors`` and ``stale`` come from :class:`~bff_upstreams.Answer`."""
 
     product: Product | UnsetType | None = UNSET
     inventory: Inventory | UnsetType | None = UNSET
@@ -124,9 +63,6 @@ class ProductPage(msgspec.Struct):
     category: CategoryName | UnsetType | None = UNSET
     #: with ``fields=...,related``: other products of its category
     related: list[ProductTile] | UnsetType | None = UNSET
-    errors: list[PartError] | UnsetType = UNSET
-    #: parts served from the cache past their freshness, and how old they are
-    stale: list[StalePart] | UnsetType = UNSET
 
     @classmethod
     def of(cls, result: AggregateResult) -> ProductPage:
@@ -138,7 +74,7 @@ class ProductPage(msgspec.Struct):
             )
         if "related" in parts:
             parts["related"] = tiles(parts["related"])
-        return cls(**parts, errors=part_errors(result) or UNSET, stale=stale_parts(result) or UNSET)
+        return cls.reporting(result, **parts)
 
 
 product_page = aggregate_route(

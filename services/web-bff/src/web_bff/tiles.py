@@ -1,14 +1,17 @@
-"""A product as a list shows it (category grid, home page, related products)."""
+"""A product as a list shows it (category grid, home page, related products): what it reads,
+and the tile it becomes."""
 
 from __future__ import annotations
 
 import msgspec
 from bff_core import Item, ItemsResult
+from bff_upstreams import Inventory, Pricing, Product, Rating, tile_sources
 from msgspec import UNSET, UnsetType
 
-from .upstreams import Inventory, Pricing, Product, Rating
+__all__ = ["TILE_SOURCES", "Price", "ProductTile", "Stock", "TileRating", "tiles"]
 
-__all__ = ["Price", "ProductTile", "Stock", "TileRating", "tiles"]
+#: A tile's item sources: the upstreams' whole objects, which its view then trims.
+TILE_SOURCES = tile_sources(product=Product, inventory=Inventory, pricing=Pricing, rating=Rating)
 
 
 class Price(msgspec.Struct):

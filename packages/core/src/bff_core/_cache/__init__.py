@@ -1,7 +1,7 @@
 """The cache layer: what may be cached, how a part is looked up, and where entries live.
 
-- ``_policy``: :class:`CachePolicy` (declared per source), the upstream's ``Cache-Control``,
-  and :class:`Entry`, what every store keeps;
+- ``_policy``: a source's declared :class:`~bff_core._declare.CachePolicy` capped by the
+  upstream's ``Cache-Control``, and :class:`Entry`, what every store keeps;
 - ``_lookups``: :class:`Cache`, between the engine, the store and the upstreams: freshness,
   stale-while-revalidate, stale-if-error, one lookup per key at a time (coalescing), whole
   answers;
@@ -12,7 +12,7 @@
 """
 
 from ._lookups import Answer, Cache
-from ._policy import CachePolicy, Entry
+from ._policy import Entry
 from ._redis_store import RedisStore
 from ._stores import DEFAULT_NEAR_HOLD, CacheStore, MemoryStore, TieredStore, make_store
 
@@ -20,7 +20,6 @@ __all__ = [
     "DEFAULT_NEAR_HOLD",
     "Answer",
     "Cache",
-    "CachePolicy",
     "CacheStore",
     "Entry",
     "MemoryStore",

@@ -48,17 +48,19 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import msgspec
 
+from .._deadline import Deadline
+from .._declare import CachePolicy
 from .._errors import CircuitOpen, ResponseTooLarge, UpstreamUnavailable
-from .._transport import UpstreamResponse
-from ._policy import CachePolicy, Entry, freshness, windows
+from .._transports import UpstreamResponse
+from ._policy import Entry, freshness, windows
 
 if TYPE_CHECKING:
-    from .._declaration import Source
+    from .._declare import Source
     from ._stores import CacheStore
 
 #: How the cache sends a request: the gateway's resilient fetch (breaker, retries, hedges).
 Fetcher: TypeAlias = Callable[
-    ["Source", str, Mapping[str, str], float], Awaitable[UpstreamResponse]
+    ["Source", str, Mapping[str, str], Deadline], Awaitable[UpstreamResponse]
 ]
 
 __all__ = ["Answer", "Cache", "ChunkFetch"]
@@ -101,7 +103,7 @@ class Answer:
 #: How the items of a list are read from their upstream, a chunk of ids at a time (one
 #: request): each id's answer, as if it had been read alone. Raises what a fetch raises for
 #: the whole chunk.
-ChunkFetch: TypeAlias = Callable[[list[str], float], Awaitable[Mapping[str, UpstreamResponse]]]
+ChunkFetch: TypeAlias = Callable[[list[str], Deadline], Awaitable[Mapping[str, UpstreamResponse]]]
 
 
 class _Lookup:
@@ -165,26 +167,26 @@ class Cache:
         url: str,
         headers: Mapping[str, str],
         params: Mapping[str, str],
-        time_left: float,
+        deadline: Deadline,
     ) -> Answer:
-        """The part's answer, from the cache or the upstream, within ``time_left`` seconds.
+        """The part's answer, from the cache or the upstream, by ``deadline``.
 
         ``policy`` is the source's. Raises what the transport raises (or ``TimeoutError``)
         when there is no answer and no entry to fall back on.
         """
         key = _key(source, policy, url, headers)
         if key is None:  # per-user data the policy does not allow to share
-            return Answer(await self._fetch(source, url, headers, time_left), bypassed=True)
+            return Answer(await self._fetch(source, url, headers, deadline), bypassed=True)
         held = self.store.peek(key)
         if held is not None:
             age = time.time() - held.stored_at
             if age < held.ttl:
                 return _answer(held, age, stale=False)  # the hot path: nothing else to do
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + time_left
         lookup = self._lookups.get(key)
         if lookup is None:
-            tags = [f"{n}={params[n]}" for n in source.param_names]
+            # Not {user}: a tag is a Redis key, and one user's entries are never dropped alone.
+            tags = [f"{n}={params[n]}" for n in source.param_names if n != "user"]
             lookup = self._start(loop, key, _Lookup(loop, source, policy, url, headers, tags))
         return await self._resolve(lookup, policy, deadline, loop)
 
@@ -195,14 +197,14 @@ class Cache:
         urls: Mapping[str, str],
         headers: Mapping[str, str],
         tags: Callable[[str], list[str]],
-        time_left: float,
+        deadline: Deadline,
         fetch: ChunkFetch,
         *,
         size: int,
         concurrency: int,
         answered: Callable[[str, Answer | Exception], None],
     ) -> None:
-        """Each item's answer, from the cache or its upstream, within ``time_left`` seconds.
+        """Each item's answer, from the cache or its upstream, by ``deadline``.
 
         ``urls`` maps each item id to the URL its entry is kept under. What the cache does
         not hold fresh is read through ``fetch`` in chunks of at most ``size`` ids, at most
@@ -211,7 +213,6 @@ class Cache:
         ``answered`` is told each item's answer (or its failure) as soon as it is known.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + time_left
         now = time.time()
         waiting: list[tuple[str, _Lookup]] = []
         starting: dict[str, tuple[str, _Lookup]] = {}
@@ -248,7 +249,7 @@ class Cache:
 
         async def bypass(chunk: list[str]) -> None:
             try:
-                responses = await fetch(chunk, max(deadline - loop.time(), 0.0))
+                responses = await fetch(chunk, deadline)
             except Exception as exc:
                 for item in chunk:
                     answered(item, exc)
@@ -267,7 +268,7 @@ class Cache:
         self,
         lookup: _Lookup,
         policy: CachePolicy,
-        deadline: float,
+        deadline: Deadline,
         loop: asyncio.AbstractEventLoop,
     ) -> Answer:
         """What ``lookup`` means for one request: the entry, the upstream, or a stale copy."""
@@ -283,7 +284,7 @@ class Cache:
             if age < entry.ttl + entry.swr:
                 return _answer(entry, age, stale=True)  # the lookup refreshes it
         try:
-            async with asyncio.timeout_at(max(deadline - _FALLBACK_MARGIN, loop.time())):
+            async with asyncio.timeout_at(max(deadline.at - _FALLBACK_MARGIN, loop.time())):
                 answer = await asyncio.shield(response)
         except _FAILURES:
             stale = _stale_if_error(entry)
@@ -315,16 +316,22 @@ class Cache:
                 return
             refreshing = entry is not None and now - entry.stored_at < entry.ttl + entry.swr
             try:
-                async with asyncio.timeout(self._refresh_timeout):
+                # The lookup's own deadline: it serves requests with deadlines of their own.
+                bound = Deadline.after(self._refresh_timeout)
+                async with bound.limit():
                     if lookup.fetch is not None:
                         response = await lookup.fetch()
                     else:
                         response = await self._fetch(
-                            lookup.source, lookup.url, lookup.headers, self._refresh_timeout
+                            lookup.source, lookup.url, lookup.headers, bound
                         )
             except Exception as exc:
                 if refreshing:
-                    logger.info("background refresh of %s failed: %s", lookup.source.name, exc)
+                    logger.info(
+                        "background refresh of %s failed: %s",
+                        lookup.source.name,
+                        _failure(lookup, exc),
+                    )
                 lookup.response.set_exception(exc)
                 lookup.response.exception()  # retrieved: nobody may be waiting any more
                 return
@@ -450,12 +457,13 @@ class _Chunks:
     async def _read(self, chunk: list[str]) -> None:
         futures = [self._wanted[item] for item in chunk]
         try:
-            async with asyncio.timeout(self._timeout):
+            bound = Deadline.after(self._timeout)
+            async with bound.limit():
                 if self._sem is None:
-                    responses = await self._fetch(chunk, self._timeout)
+                    responses = await self._fetch(chunk, bound)
                 else:
                     async with self._sem:
-                        responses = await self._fetch(chunk, self._timeout)
+                        responses = await self._fetch(chunk, bound)
         except Exception as exc:
             for future in futures:
                 if not future.done():
@@ -498,11 +506,22 @@ def _readable(decode: Callable[[bytes], object], entry: Entry) -> bool:
     return True
 
 
+def _failure(lookup: _Lookup, error: Exception) -> str:
+    """``error`` as a log line says it: a transport's error names the URL, which names the
+    user when the path has ``{user}``."""
+    text = str(error) or type(error).__name__
+    return text.replace(lookup.url, "<its URL for one user>") if lookup.source.uses_user else text
+
+
 def _succeeded(future: asyncio.Future[UpstreamResponse]) -> bool:
     return future.done() and not future.cancelled() and future.exception() is None
 
 
 def _key(source: Source, policy: CachePolicy, url: str, headers: Mapping[str, str]) -> str | None:
+    if source.uses_user:
+        # The URL names the caller's subject ({user}): the key names the URL's digest, so no
+        # user's id is a key in Redis; still one entry per URL, so per user as before.
+        url = "url=" + hashlib.blake2b(url.encode(), digest_size=16).hexdigest()
     credentials = [headers[h] for h in _CREDENTIALS if h in headers]
     if source.subject_header is not None and source.subject_header in headers:
         credentials.append(headers[source.subject_header])

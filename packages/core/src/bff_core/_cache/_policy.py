@@ -1,43 +1,18 @@
-"""What may be cached and for how long: declared policies, the upstream's ``Cache-Control``,
-and the entry every store keeps."""
+"""What may be cached and for how long: a declared :class:`CachePolicy` (``_declare``) capped by
+the upstream's ``Cache-Control``, and the entry every store keeps."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeAlias
 
 import msgspec
 
-from .._transport import UpstreamResponse
+from .._declare import CachePolicy
+from .._transports import UpstreamResponse
 
-__all__ = ["Accept", "CachePolicy", "Entry", "decode_entry", "encode_entry", "freshness", "windows"]
-
-
-@dataclass(frozen=True, slots=True)
-class CachePolicy:
-    """How a source's answers may be cached (all in seconds).
-
-    Args:
-        ttl: how long an answer is fresh.
-        stale_while_revalidate: how long after that it may still be served at once while a
-            background request refreshes it.
-        stale_if_error: how long after freshness it may be served when the upstream fails.
-        per_user: the answers may be cached even for requests that carry credentials
-            (``Authorization``, ``Cookie``); entries are then keyed by those credentials.
-    """
-
-    ttl: float
-    stale_while_revalidate: float = 0.0
-    stale_if_error: float = 0.0
-    per_user: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.ttl > 0:
-            raise ValueError(f"CachePolicy ttl must be positive, got {self.ttl!r}")
-        if self.stale_while_revalidate < 0 or self.stale_if_error < 0:
-            raise ValueError("CachePolicy windows must not be negative")
+__all__ = ["Accept", "Entry", "decode_entry", "encode_entry", "freshness", "windows"]
 
 
 class Entry(msgspec.Struct, array_like=True, frozen=True):

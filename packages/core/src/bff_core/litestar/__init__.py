@@ -12,9 +12,11 @@
   or ``auto``: the container's CPU limit).
 """
 
-from ._app import GatewayPlugin, create_gateway_app
+from ._app import create_gateway_app
 from ._health import Health, Readiness
-from ._routes import PROBLEM_RESPONSES, aggregate_response, aggregate_route
+from ._openapi import PROBLEM_RESPONSES
+from ._plugin import GatewayPlugin
+from ._routes import aggregate_response, aggregate_route
 from ._serve import serve
 
 __all__ = [

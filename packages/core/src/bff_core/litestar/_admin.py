@@ -17,7 +17,7 @@ from litestar.openapi.spec import Parameter as OpenAPIParameter
 from .._engine import Gateway
 from .._errors import InvalidParameter
 from .._report import PROBLEM_JSON, Problem
-from ._guard import OPERATIONAL_OPT
+from ._edge import OPERATIONAL_OPT
 
 logger = logging.getLogger("bff_core")
 

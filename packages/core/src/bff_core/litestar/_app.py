@@ -1,152 +1,30 @@
-"""The plugin that owns the gateway, and a whole BFF application built from settings."""
+"""A whole BFF application built from settings: the gateway, its guards, the plugin and the
+OpenAPI document."""
 
 from __future__ import annotations
 
-import gc
 import hashlib
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import msgspec
 from litestar import Litestar
-from litestar.config.app import AppConfig
-from litestar.di import Provide
-from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins import InitPlugin, ReceiveRoutePlugin
-from litestar.routes import BaseRoute
 from litestar.types import ControllerRouterHandler
 
 from .._cache import make_store
-from .._declaration import Aggregate, Items, Source
+from .._declare import DEFAULT_BREAKER, Aggregate, BreakerPolicy, Items, RetryBudget, Source
 from .._engine import Gateway
-from .._errors import AggregationFailed, ConfigurationError, RequestError
-from .._identity import KeySet, TokenVerifier
-from .._metrics import Metrics
-from .._ratelimit import Network, RateLimits, parse_limits, parse_networks
-from .._resilience import DEFAULT_BREAKER, BreakerPolicy, RetryBudget
-from .._settings import DEFAULT_STREAM_HEARTBEAT_MS, GatewaySettings
-from .._tracing import Tracing
-from .._transport import Transport
-from ._admin import invalidate_cache
-from ._compression import Compression
-from ._cors import CorsPolicy
-from ._drain import _on_drain_signal
-from ._edge import _edge
-from ._guard import _guard
-from ._health import healthz, metrics_endpoint, readyz
-from ._problems import _aggregation_failed, _http_exception, _request_error, _unexpected
-from ._routes import BEARER_SCHEME, document_aggregate_route
+from .._errors import ConfigurationError
+from .._guards import KeySet, RateLimits, TokenVerifier, parse_limits, parse_networks
+from .._settings import GatewaySettings
+from .._telemetry import Metrics, Tracing
+from .._transports import Transport
+from ._edge import Compression, CorsPolicy
+from ._openapi import openapi_config
+from ._plugin import GatewayPlugin
 
-
-class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
-    """Wires a :class:`Gateway` into a Litestar application, and documents its aggregate
-    routes (ASGI routes, see :func:`aggregate_route`) in the OpenAPI document.
-
-    Args:
-        gateway: built at start-up (so a misdeclared aggregate or a missing service stops the
-            application before it serves anything); closed when the application shuts down.
-    """
-
-    def __init__(
-        self,
-        gateway: Gateway,
-        *,
-        admin_token: str | None = None,
-        access_log: bool = False,
-        cors: CorsPolicy | None = None,
-        compression: Compression | None = None,
-        verifier: TokenVerifier | None = None,
-        rate_limits: RateLimits | None = None,
-        trusted_proxies: Sequence[Network] = (),
-        realm: str = "bff",
-        stream_heartbeat: float = DEFAULT_STREAM_HEARTBEAT_MS / 1000,
-    ) -> None:
-        self.gateway = gateway
-        self.stream_heartbeat = stream_heartbeat
-        self.verifier = verifier
-        self.rate_limits = rate_limits
-        self.trusted_proxies = tuple(trusted_proxies)
-        self.realm = realm
-        self.cors = cors
-        self.compression = compression
-        self.admin_token = admin_token
-        self.access_log = access_log
-
-    def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        app_config.lifespan.append(self._lifespan)
-        app_config.dependencies["gateway"] = Provide(
-            self._provide_gateway, use_cache=True, sync_to_thread=False
-        )
-        app_config.route_handlers.extend([healthz, readyz, invalidate_cache])
-        if self.gateway.metrics is not None:
-            app_config.route_handlers.append(metrics_endpoint)
-            self.gateway.metrics.declare_edge()
-        app_config.middleware.insert(
-            0,
-            _edge(
-                self.gateway.metrics,
-                self.access_log,
-                self.gateway.tracing,
-                self.cors,
-                self.compression,
-            ),
-        )
-        if self.verifier is not None or self.rate_limits is not None:
-            app_config.middleware.insert(
-                1,
-                _guard(
-                    self.verifier,
-                    self.rate_limits,
-                    self.trusted_proxies,
-                    self.realm,
-                    self.gateway.metrics,
-                ),
-            )
-        app_config.exception_handlers.update(
-            {
-                AggregationFailed: _aggregation_failed,
-                RequestError: _request_error,
-                HTTPException: _http_exception,
-                Exception: _unexpected,
-            }
-        )
-        app_config.state["gateway"] = self.gateway  # aggregate routes read it from here
-        app_config.state["admin_token"] = self.admin_token
-        app_config.state["verifier"] = self.verifier
-        app_config.state["stream_heartbeat"] = self.stream_heartbeat
-        return app_config
-
-    def receive_route(self, route: BaseRoute) -> None:
-        document_aggregate_route(route)
-
-    def _provide_gateway(self) -> Gateway:
-        return self.gateway
-
-    @asynccontextmanager
-    async def _lifespan(self, app: Litestar) -> AsyncIterator[None]:
-        # Everything allocated while starting (modules, the app, declarations) lives as long as
-        # the process: moved out of the collector's sight, it is not traversed again on every
-        # collection; and a serving process allocates fast, so collections run less often.
-        gc.freeze()
-        gc.set_threshold(20_000, 20, 20)
-        await self.gateway.start()
-        if self.verifier is not None:
-            await self.verifier.start()
-        if self.rate_limits is not None:
-            await self.rate_limits.start()
-        _on_drain_signal(self.gateway.drain)
-        try:
-            yield
-        finally:
-            if self.rate_limits is not None:
-                await self.rate_limits.aclose()
-            if self.verifier is not None:
-                await self.verifier.aclose()
-            await self.gateway.aclose()
+__all__ = ["create_gateway_app"]
 
 
 def create_gateway_app(
@@ -221,29 +99,11 @@ def create_gateway_app(
                 realm=name,
             )
         ],
-        openapi_config=OpenAPIConfig(
-            title=title,
-            version=version,
-            description=description,
-            path="/schema",
-            # Routes that require an identity say so themselves (security: bearer); the others
-            # accept a token but do without one.
-            components=(
-                Components(security_schemes={BEARER_SCHEME: _BEARER})
-                if verifier is not None
-                else Components()
-            ),
+        openapi_config=openapi_config(
+            title=title, version=version, description=description, bearer=verifier is not None
         ),
         logging_config=None,
     )
-
-
-_BEARER = SecurityScheme(
-    type="http",
-    scheme="bearer",
-    bearer_format="JWT",
-    description="A token of the identity provider for this BFF's audience (BFF_JWT_AUDIENCE)",
-)
 
 
 def _verifier(settings: GatewaySettings, aggregates: Sequence[Aggregate]) -> TokenVerifier | None:
@@ -266,6 +126,7 @@ def _verifier(settings: GatewaySettings, aggregates: Sequence[Aggregate]) -> Tok
         audience=jwt.audience,
         algorithms=jwt.algorithms,
         leeway=jwt.leeway,
+        typ=jwt.typ,
     )
 
 

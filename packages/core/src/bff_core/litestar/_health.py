@@ -8,10 +8,10 @@ import msgspec
 from litestar import Request, Response, get
 
 from .._engine import Gateway
-from .._identity import TokenVerifier
-from .._metrics import METRICS_CONTENT_TYPE, Metrics
-from .._resilience import UpstreamStatus
-from ._guard import OPERATIONAL_OPT
+from .._guards import TokenVerifier
+from .._telemetry import METRICS_CONTENT_TYPE, Metrics
+from .._upstream import UpstreamStatus
+from ._edge import OPERATIONAL_OPT
 
 
 class Health(msgspec.Struct, frozen=True):

@@ -11,7 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from .._errors import AggregationFailed, RequestError
 from .._report import PROBLEM_JSON, Problem, problem_for
-from ._edge import _STATE_KEY, REQUEST_ID_HEADER, _request_id
+from ._edge import REQUEST_ID_HEADER, exchange_of, request_id
 
 logger = logging.getLogger("bff_core")
 
@@ -55,9 +55,9 @@ def _http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response
         detail = f"{detail}: {exc.extra}"
     title = _status_phrase(exc.status_code)
     headers = dict(exc.headers or {})
-    if _STATE_KEY not in request.scope.get("state", {}):
-        # No route matched, so the edge middleware did not run: the answer still gets its id.
-        headers[REQUEST_ID_HEADER] = _request_id(request.scope)
+    if exchange_of(request.scope) is None:
+        # No route matched, so the edge did not run: the answer still gets its id.
+        headers[REQUEST_ID_HEADER] = request_id(request.scope)
     return _problem_response(
         Problem(
             type="about:blank",

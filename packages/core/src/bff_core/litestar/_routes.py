@@ -4,61 +4,26 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
-from copy import copy
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 from urllib.parse import parse_qsl, quote
 
 import msgspec
-from litestar import Litestar, MediaType, Request, Response, get
+from litestar import MediaType, Request, Response
 from litestar.enums import ScopeType
 from litestar.exceptions import MethodNotAllowedException
-from litestar.handlers import ASGIRouteHandler, HTTPRouteHandler, asgi
-from litestar.openapi import ResponseSpec
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
-from litestar.openapi.spec import Parameter as OpenAPIParameter
-from litestar.routes import ASGIRoute, BaseRoute, HTTPRoute
+from litestar.handlers import ASGIRouteHandler, asgi
 from litestar.types import Message, Receive, Scope, Send
 
-from .._declaration import Aggregate, Param
+from .._declare import Aggregate
 from .._engine import Gateway
 from .._errors import AggregationFailed, DeclarationError, InvalidParameter
-from .._identity import Identity
+from .._guards import Identity
 from .._outcome import AggregateResult
-from .._report import PROBLEM_JSON, Problem
-from ._edge import _STATE_KEY, REQUEST_ID_HEADER, _header
-from ._guard import AGGREGATE_OPT
-from ._negotiation import weighted
-from ._streaming import STREAM_TYPES, STREAMING_DESCRIPTION, stream_answer, stream_schema
+from ._edge import AGGREGATE_OPT, EXCHANGE, REQUEST_ID_HEADER, Exchange, weighted
+from ._streaming import STREAM_TYPES, stream_answer
 
 T = TypeVar("T")
-
-
-def _problem_spec(description: str) -> ResponseSpec:
-    return ResponseSpec(data_container=Problem, media_type=PROBLEM_JSON, description=description)
-
-
-#: OpenAPI descriptions of the problem answers of an aggregate route, for ``responses=``.
-PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
-    400: _problem_spec("A parameter is missing or malformed, or `fields` names unknown parts"),
-    401: _problem_spec(
-        "The bearer token is invalid, or the route needs one and none was given "
-        "(with identity configured); `WWW-Authenticate` says which"
-    ),
-    404: _problem_spec("The critical upstream answered 404: the item does not exist"),
-    414: _problem_spec("The query string is over 2,048 bytes"),
-    429: _problem_spec(
-        "Over the client's rate limit (with limits configured); `Retry-After`, `RateLimit` "
-        "and `RateLimit-Policy` say when and which"
-    ),
-    431: _problem_spec("The request's headers are over 16 KB in all"),
-    502: _problem_spec("A critical upstream failed (unavailable, error status, invalid answer)"),
-    503: _problem_spec(
-        "Tokens or rate limits cannot be checked now (identity provider's keys not fetched "
-        "yet, or limits failing closed while Redis is down); `Retry-After` says when to retry"
-    ),
-    504: _problem_spec("A critical upstream did not answer before the deadline"),
-}
 
 
 def aggregate_response(result: AggregateResult, payload: T) -> Response[T]:
@@ -82,12 +47,13 @@ def aggregate_route(
     must be the return annotation of ``view``.
 
     This is the hot path, so the route is a Litestar ASGI route handler: the application's
-    middleware (the edge, the guard) and exception handlers (every problem answer) are around
+    middleware (the edge and its filters) and exception handlers (every problem answer) are around
     it as around every route, but not Litestar's per-request handler machinery (the request
     object, parameter and dependency injection, the response object and its conversion), which
     cost more than the rest of the route together (``docs/decisions/0012-hot-path-second-pass.md``).
     Its operation is documented as an ordinary ``GET`` handler's would be: :class:`GatewayPlugin`
-    hands that handler, built here but never routed, to the OpenAPI document.
+    hands such a handler, built from the route's :class:`Declared` but never routed, to the
+    OpenAPI document (``_openapi``).
     """
     view_type = get_type_hints(view).get("return")
     if view_type is None:
@@ -123,14 +89,14 @@ def aggregate_route(
         query = _query(scope["query_string"], names)
         app = scope["app"]
         gateway: Gateway = app.state.gateway
-        if_none_match = _header(scope, b"if-none-match")
-        seen: dict[str, Any] = scope["state"][_STATE_KEY]
+        exchange: Exchange = scope["state"][EXCHANGE]  # the edge is around every route
+        if_none_match = exchange.request_headers.get(b"if-none-match")
         # The request id travels to every upstream this request calls.
-        headers = {REQUEST_ID_HEADER: seen["request_id"]}
-        media_type = _negotiate(_header(scope, b"accept"))
+        headers = {REQUEST_ID_HEADER: exchange.request_id}
+        media_type = _negotiate(exchange.request_headers.get(b"accept"))
         # The verified caller (the guard left it), if any: only the sources that declare it
         # get it, and then the answer is this caller's own.
-        identity: Identity | None = seen.get("identity") if uses_identity else None
+        identity: Identity | None = exchange.identity if uses_identity else None
         if media_type in STREAM_TYPES:
             streamed = await stream_answer(
                 gateway,
@@ -139,7 +105,7 @@ def aggregate_route(
                 query,
                 query.get("fields"),
                 headers,
-                seen,
+                exchange,
                 identity,
                 media_type,
                 app.state.stream_heartbeat,
@@ -152,7 +118,7 @@ def aggregate_route(
         private = identity is not None
         if cache is None:
             result = await _run(
-                gateway, aggregate, query, query.get("fields"), headers, seen, identity
+                gateway, aggregate, query, query.get("fields"), headers, exchange, identity
             )
             await _send_body(
                 send,
@@ -176,12 +142,12 @@ def aggregate_route(
         if gateway.metrics is not None:
             gateway.metrics.observe_answer(aggregate.name, cached is not None)
         if cached is not None:
-            seen["answer_cache"] = "hit"
+            exchange.answer_cache = "hit"
             await _send_body(send, cached.body, if_none_match, _CACHE_HIT, media_type, private)
             return
-        seen["answer_cache"] = "miss"
+        exchange.answer_cache = "miss"
         result = await _run(
-            gateway, aggregate, values, query.get("fields"), headers, seen, identity
+            gateway, aggregate, values, query.get("fields"), headers, exchange, identity
         )
         body = encode(view(result))
         if (fresh_for := result.fresh_for) > 0:
@@ -194,14 +160,29 @@ def aggregate_route(
     name = f"aggregate_{aggregate.name}"
     answer.__annotations__ = {"scope": Scope, "receive": Receive, "send": Send, "return": None}
     answer.__name__ = answer.__qualname__ = name
-    documented = _documented_get(path, aggregate, view_type, name, summary, description)
-    return asgi(path, copy_scope=False, opt={AGGREGATE_OPT: aggregate, _DOCUMENTED_AS: documented})(
+    declared = Declared(path, aggregate, view_type, name, summary, description)
+    return asgi(path, copy_scope=False, opt={AGGREGATE_OPT: aggregate, DECLARED_OPT: declared})(
         answer
     )
 
 
-#: ``opt`` key of an aggregate route: the ``GET`` handler its OpenAPI operation is made of.
-_DOCUMENTED_AS = "bff_documented_as"
+#: ``opt`` key of an aggregate route: its :class:`Declared`, for the OpenAPI document.
+DECLARED_OPT = "bff_declared"
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What an aggregate route was declared with: ``_openapi`` documents its operation as an
+    ordinary ``GET`` handler's would be, from this."""
+
+    path: str
+    aggregate: Aggregate
+    view_type: Any
+    name: str
+    summary: str
+    description: str | None
+
+
 _CACHE_HIT = 'cache;desc="hit"'
 _ALLOWED = "GET, OPTIONS"
 
@@ -216,144 +197,13 @@ async def _not_get(method: str, send: Send) -> None:
     raise MethodNotAllowedException(headers={"allow": _ALLOWED})
 
 
-def _documented_get(
-    path: str,
-    aggregate: Aggregate,
-    view_type: Any,
-    name: str,
-    summary: str,
-    description: str | None,
-) -> HTTPRouteHandler:
-    """The ``GET`` handler whose OpenAPI operation describes an aggregate route: parameters,
-    the view in JSON and MessagePack, the streamed events, the problem answers."""
-
-    async def handler(scope: Scope) -> Any:  # pragma: no cover - documents, never called
-        raise NotImplementedError("the aggregate route answers; this handler only documents it")
-
-    handler.__annotations__ = {"scope": Scope, "return": Response[view_type]}
-    handler.__name__ = handler.__qualname__ = name
-    parameters = [
-        OpenAPIParameter(
-            name=p.name,
-            param_in="query",
-            required=p.required,
-            description=p.description or None,
-            schema=_param_schema(p),
-        )
-        for p in aggregate.params
-    ]
-    defaults = sorted(aggregate.default_parts)
-    default_text = "all" if len(defaults) == len(aggregate.part_names) else ", ".join(defaults)
-    parameters.append(
-        OpenAPIParameter(
-            name="fields",
-            param_in="query",
-            required=False,
-            description="Comma-separated parts to return; the other upstreams are not called. "
-            f"Parts: {', '.join(aggregate.part_names)}. Default: {default_text}.",
-            # What the server accepts, so that clients' generated types and contract tests
-            # agree with it: one or more part names, comma-separated (form, not exploded).
-            schema=Schema(
-                type=OpenAPIType.ARRAY,
-                items=Schema(type=OpenAPIType.STRING, enum=list(aggregate.part_names)),
-                min_items=1,
-            ),
-            style="form",
-            explode=False,
-        )
-    )
-
-    @dataclass
-    class AggregateOperation(Operation):
-        def __post_init__(self) -> None:
-            self.parameters = [*parameters, *(self.parameters or [])]
-            if aggregate.requires_identity:
-                self.security = [{BEARER_SCHEME: []}]
-            # The same view, in MessagePack for the clients that ask for it, and streamed.
-            ok = (self.responses or {}).get("200")
-            if isinstance(ok, OpenAPIResponse) and ok.content:
-                json_type = ok.content.get(MediaType.JSON.value)
-                if json_type is not None:
-                    ok.content[MSGPACK_TYPES[0]] = json_type
-                    events = stream_schema()
-                    for streamed in STREAM_TYPES:
-                        ok.content[streamed] = OpenAPIMediaType(schema=events)
-            self.description = (
-                f"{self.description}\n\n{STREAMING_DESCRIPTION}"
-                if self.description
-                else STREAMING_DESCRIPTION
-            )
-
-    return get(
-        path,
-        summary=summary,
-        description=description,
-        responses=PROBLEM_RESPONSES,
-        operation_class=AggregateOperation,
-    )(handler)
-
-
-def document_aggregate_route(route: BaseRoute) -> None:
-    """Put the operation of an aggregate route (an ASGI route, which Litestar's OpenAPI
-    document leaves out) in the document of the application it was registered on, as its
-    ``GET`` handler's; other routes are left as they are."""
-    if not isinstance(route, ASGIRoute):
-        return
-    registered = route.route_handler
-    documented: HTTPRouteHandler | None = registered.opt.get(_DOCUMENTED_AS)
-    if documented is None:
-        return
-    app = _application(registered)
-    # The same declaration may be registered on several applications: each gets its own copy,
-    # owned where the route is, so that the document sees the route's layers (tags, security).
-    handler = copy(documented)
-    handler.owner = registered.owner
-    http_route = HTTPRoute(path=route.path, route_handlers=[handler])
-    for each in http_route.route_handlers:
-        each.on_registration(app)
-    http_route.create_handler_map()
-    # Told to the plugins that receive routes (Litestar's OpenAPI plugin among them) as if it
-    # were registered, but never put in the routing trie. (This function, in GatewayPlugin,
-    # is one of them: an HTTP route it leaves alone.)
-    for plugin in app.plugins.receive_route:
-        plugin.receive_route(http_route)
-
-
-def _application(handler: ASGIRouteHandler) -> Litestar:
-    layer: Any = handler.owner
-    while layer is not None and not isinstance(layer, Litestar):
-        layer = layer.owner
-    if layer is None:
-        raise DeclarationError(f"aggregate route {handler.paths} is not registered on an app")
-    return layer
-
-
-def _param_schema(param: Param) -> Schema:
-    """What ``Param.validate`` accepts, for clients' generated types and contract tests."""
-    if param.integer:
-        return Schema(
-            type=OpenAPIType.INTEGER,
-            minimum=param.minimum,
-            maximum=param.maximum,
-            default=None if param.default is None else int(param.default),
-        )
-    # No control character (Unicode Cc: C0, DEL, C1).
-    return Schema(
-        type=OpenAPIType.STRING,
-        min_length=1,
-        max_length=param.max_length,
-        pattern=r"^[^\u0000-\u001F\u007F-\u009F]+$",
-        default=param.default,
-    )
-
-
 async def _run(
     gateway: Gateway,
     aggregate: Aggregate,
     values: Mapping[str, str | None],
     fields: str | None,
     headers: Mapping[str, str],
-    seen: dict[str, Any],
+    exchange: Exchange,
     identity: Identity | None,
 ) -> AggregateResult:
     """``gateway.run``, leaving every part's outcome for the access log."""
@@ -362,14 +212,11 @@ async def _run(
             aggregate, values, fields=fields, headers=headers, identity=identity
         )
     except AggregationFailed as failed:
-        seen["outcomes"] = failed.outcomes
+        exchange.outcomes = failed.outcomes
         raise
-    seen["outcomes"] = result.values()
+    exchange.outcomes = result.values()
     return result
 
-
-#: The OpenAPI security scheme of bearer tokens (components.securitySchemes).
-BEARER_SCHEME = "bearer"
 
 #: MessagePack's media types, the registered one first; a client's spelling is answered in kind.
 MSGPACK_TYPES = ("application/msgpack", "application/vnd.msgpack", "application/x-msgpack")

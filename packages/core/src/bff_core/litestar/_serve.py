@@ -17,9 +17,8 @@ from typing import Any
 
 from .._cpus import workers_for_cpu_limit
 from .._errors import ConfigurationError
-from .._logs import configure_logging
-from .._metrics import METRICS_DIR_VARIABLE
 from .._settings import GatewaySettings
+from .._telemetry import METRICS_DIR_VARIABLE, configure_logging
 from ._drain import DRAIN_SIGNAL
 
 logger = logging.getLogger("bff_core")

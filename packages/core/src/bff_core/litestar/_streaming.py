@@ -36,12 +36,13 @@ from litestar.response.base import ASGIResponse
 from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import Receive, Send
 
-from .._declaration import Aggregate
+from .._declare import Aggregate
 from .._engine import AggregateStream, Gateway
 from .._errors import AggregationFailed
-from .._identity import Identity
+from .._guards import Identity
 from .._outcome import AggregateResult, PartOutcome
 from .._report import part_errors, stale_parts
+from ._edge import Exchange
 
 __all__ = [
     "EVENT_STREAM",
@@ -294,7 +295,7 @@ async def stream_answer(
     values: Mapping[str, str | None],
     fields: str | None,
     headers: Mapping[str, str],
-    seen: dict[str, Any],
+    exchange: Exchange,
     identity: Identity | None,
     media_type: str,
     heartbeat: float,
@@ -307,7 +308,7 @@ async def stream_answer(
     try:
         ready = await stream.ready()
     except AggregationFailed as failed:
-        seen["outcomes"] = failed.outcomes
+        exchange.outcomes = failed.outcomes
         raise
     except BaseException:
         await stream.aclose()
@@ -326,7 +327,9 @@ async def stream_answer(
         response_headers["vary"] = "Accept, Authorization"
     return EventStream(
         # A frame waits at most two heartbeats (and a second) for a client to read it.
-        _Frames(_events(stream, ready, views, frame, pulse, heartbeat, seen), 2 * heartbeat + 1.0),
+        _Frames(
+            _events(stream, ready, views, frame, pulse, heartbeat, exchange), 2 * heartbeat + 1.0
+        ),
         media_type=media_type,
         headers=response_headers,
     )
@@ -339,7 +342,7 @@ async def _events(
     frame: Callable[[str, Any], bytes],
     pulse: bytes,
     heartbeat: float,
-    seen: dict[str, Any],
+    exchange: Exchange,
 ) -> AsyncGenerator[bytes, None]:
     following: asyncio.Task[PartOutcome] | None = None
     try:
@@ -361,7 +364,7 @@ async def _events(
             yield frame(*_part_event(views, outcome))
         result = stream.result
         assert result is not None
-        seen["outcomes"] = result.values()
+        exchange.outcomes = result.values()
         yield frame("done", _summary(result))
     finally:
         # The end, or the client went away (the stream is cancelled): nothing keeps running.

@@ -1,0 +1,397 @@
+"""The gateway: runs an aggregate's sources as a graph under one deadline.
+
+Scheduling rules, in one place:
+- every source starts as soon as the sources it depends on have succeeded, all others
+  concurrently; a source whose dependency failed ends as ``dependency_failed`` without a request;
+- the sources that start together start slowest first, by their recent durations
+  (``_start_order.py``), so the request the answer waits for leaves first;
+- each source is bounded by its own timeout and by the aggregation's deadline, whichever is
+  first; what has not finished by the deadline ends as ``timeout``;
+- when a critical part fails, the rest is cancelled at once and :class:`AggregationFailed` is
+  raised (the answer is an error anyway, so nobody waits for the slow parts);
+- no task :meth:`Gateway.run` started outlives it: every one is finished or cancelled and
+  awaited before it returns or raises. Three things may go on after it, each bounded: a
+  request the default pyreqwest client cannot abort (it ends in Rust at the deadline, see
+  ``docs/decisions/0002-hot-path.md``), a cached source's lookup that other requests are
+  waiting for, with its write to the store (owned by the cache, see ``_cache/_lookups.py``),
+  and a circuit breaker's trial request (owned by the breaker, see ``_upstream``).
+
+Every upstream request goes through :class:`~bff_core._upstream.Upstreams` (breakers,
+retries, hedges, the deadline header), directly or through the cache. The run itself is
+``_run.py``; a streamed run ``_stream.py``; a list part ``_lists.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from .._cache import Cache, RedisStore, TieredStore
+from .._deadline import Deadline
+from .._declare import (
+    ANONYMOUS,
+    DEFAULT_BREAKER,
+    DEFAULT_RETRY_BUDGET,
+    Aggregate,
+    BreakerPolicy,
+    Items,
+    Plan,
+    RetryBudget,
+    breaker_policies,
+)
+from .._errors import DeclarationError
+from .._guards import Identity
+from .._outcome import FAILURE_REASONS, AggregateResult
+from .._telemetry import Metrics, Tracing
+from .._transports import HttpClient, Transport, make_transport
+from .._upstream import DEADLINE_HEADER, Upstreams, UpstreamStatus
+from ._peers import Peers
+from ._run import Part, Run
+from ._start_order import StartOrder
+from ._stream import AggregateStream
+from ._wiring import Wiring
+
+if TYPE_CHECKING:
+    from .._cache import CacheStore
+
+__all__ = ["Gateway"]
+
+logger = logging.getLogger("bff_core")
+
+_ACCEPT_JSON = {"accept": "application/json"}
+
+
+class Gateway:
+    """Runs declared aggregates against configured upstream services.
+
+    Args:
+        services: base URL of every upstream service the aggregates name.
+        aggregates: the aggregates this gateway serves; each is checked against ``services``
+            here, so a missing service fails at start-up.
+        timeout: the deadline of a whole aggregation, in seconds.
+        transport: how to reach upstreams. A transport passed in is not closed by
+            :meth:`aclose`. Without one the gateway makes (and closes) its own, of the kind
+            ``http_client`` names.
+        http_client: ``"pyreqwest"`` (the default, fastest) or ``"aiohttp"``; see
+            :class:`GatewaySettings`.
+        cache: where sources with a cache policy keep their answers (in-process, or Redis
+            behind a near cache: ``bff_core._cache.make_store``); ``None``: nothing is cached.
+            Connected by :meth:`start`, closed by :meth:`aclose`.
+        breakers: the circuit breaker of each upstream service: one :class:`BreakerPolicy`
+            for every service (the default), a mapping from service name to policy (services
+            it leaves out get the default policy, services mapped to ``None`` get no breaker),
+            or ``None`` for no breakers at all.
+        retry_budget: how many retries and hedges each service may get on top of its
+            requests; ``None``: sources' retry and hedge declarations are not acted upon.
+        deadline_header: the request header that tells upstreams how many milliseconds are
+            left until the gateway stops waiting, or ``None`` not to send it.
+        peers: a Redis URL (one server or a cluster) through which this instance and every
+            other one using the same ``peers_namespace`` tell each other what changed (see
+            ``_peers``): a breaker that opens here opens there too, and an invalidation
+            (:meth:`invalidate`) clears their near caches too. Active between :meth:`start`
+            and :meth:`aclose`. ``None``: this instance's breakers are its own.
+        peers_namespace: the deployment's name among the instances sharing ``peers``.
+        metrics: where the gateway counts what it does (``None``: nowhere).
+        tracing: how the gateway's spans are made (``None``: no spans).
+        slowest_first: start the parts that can start together slowest first, by their
+            recent durations (``_start_order``); ``False``: in the order they are declared.
+    """
+
+    def __init__(
+        self,
+        *,
+        services: Mapping[str, str],
+        aggregates: Sequence[Aggregate] = (),
+        timeout: float = 1.0,
+        transport: Transport | None = None,
+        http_client: HttpClient = "pyreqwest",
+        cache: CacheStore | None = None,
+        breakers: BreakerPolicy | Mapping[str, BreakerPolicy | None] | None = DEFAULT_BREAKER,
+        retry_budget: RetryBudget | None = DEFAULT_RETRY_BUDGET,
+        deadline_header: str | None = DEADLINE_HEADER,
+        peers: str | None = None,
+        peers_namespace: str = "bff",
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+        slowest_first: bool = True,
+    ) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        self._services = {name: url.rstrip("/") for name, url in services.items()}
+        self.timeout = timeout
+        self.metrics = metrics
+        self.tracing = tracing
+        self.aggregates: dict[str, Aggregate] = {}
+        #: per aggregate, the sources whose values the cache keeps (for the metrics)
+        self._cached_sources: dict[str, frozenset[str]] = {}
+        self._caching = cache is not None
+        #: whether the upstream chains exist yet (an aggregate added later gets its own at once)
+        self._chained = False
+        for aggregate in aggregates:
+            self.add(aggregate)
+        self._owns_transport = transport is None
+        self._transport = transport if transport is not None else make_transport(http_client)
+        #: breakers, retries, hedges: every upstream request goes through it
+        self.upstreams = Upstreams(
+            self._services,
+            self._transport,
+            cancellable=getattr(self._transport, "cancellable", None),
+            breakers=breaker_policies(self._services, breakers),
+            budget=retry_budget,
+            deadline_header=deadline_header,
+            metrics=metrics,
+            tracing=tracing,
+        )
+        # Each source's chain of layers is assembled now, at start-up, not on its first request.
+        for added in self.aggregates.values():
+            self._chain(added)
+        self._chained = True
+        self.cache = (
+            None if cache is None else Cache(cache, self.upstreams.fetch, refresh_timeout=timeout)
+        )
+        self._peers = (
+            None
+            if peers is None or (breakers is None and cache is None)
+            else Peers(
+                peers,
+                namespace=peers_namespace,
+                upstreams=None if breakers is None else self.upstreams,
+                forget=None if cache is None else cache.forget,
+            )
+        )
+        self._shares_breakers = self._peers is not None and breakers is not None
+        if metrics is not None:
+            metrics.set_gauge(("bff_aggregation_deadline_seconds", ()), timeout)
+            if cache is not None:
+                metrics.cache_health(True)
+                shared = cache.shared if isinstance(cache, TieredStore) else cache
+                if isinstance(shared, RedisStore):
+                    shared.on_health = metrics.cache_health
+        #: set by :meth:`drain`: the instance is stopping, and says so to load balancers
+        self.draining = False
+        #: the parts that start together, slowest first (``_start_order.py``); else as declared
+        self.start_order = StartOrder() if slowest_first else None
+        self._wiring = Wiring(
+            base_urls=self._services,
+            fetch=self.upstreams.fetch,
+            cache=self.cache,
+            tracing=tracing,
+            metrics=metrics,
+            start_order=self.start_order,
+            cached_sources=self._cached_sources,
+        )
+
+    @property
+    def transport(self) -> Transport:
+        return self._transport
+
+    def add(self, aggregate: Aggregate) -> None:
+        """Serve ``aggregate`` too, after checking that its services are configured."""
+        missing = sorted(aggregate.services - self._services.keys())
+        if missing:
+            raise DeclarationError(
+                f"aggregate {aggregate.name!r} calls service(s) {', '.join(missing)} which "
+                f"have no base URL (configured: {', '.join(sorted(self._services)) or 'none'})"
+            )
+        if aggregate.name in self.aggregates and self.aggregates[aggregate.name] is not aggregate:
+            raise DeclarationError(f"two aggregates are named {aggregate.name!r}")
+        self.aggregates[aggregate.name] = aggregate
+        self._cached_sources[aggregate.name] = frozenset(
+            s.name for s in aggregate.sources if s.cache is not None and self._caching
+        )
+        if self.metrics is not None:
+            self.metrics.declare(
+                [
+                    (
+                        aggregate.name,
+                        [
+                            (s.name, s.name in self._cached_sources[aggregate.name])
+                            for s in aggregate.sources
+                        ],
+                    )
+                ],
+                sorted(aggregate.services),
+                FAILURE_REASONS,
+            )
+        if self._chained:
+            self._chain(aggregate)
+
+    def _chain(self, aggregate: Aggregate) -> None:
+        for source in aggregate.sources:
+            for one in source.sources if isinstance(source, Items) else (source,):
+                self.upstreams.prepare(one)
+
+    async def run(
+        self,
+        aggregate: Aggregate,
+        params: Mapping[str, str | None],
+        *,
+        fields: str | Iterable[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        time_limit: float | None = None,
+        identity: Identity | None = None,
+    ) -> AggregateResult:
+        """Fetch the parts of ``aggregate`` (those named in ``fields``, or all) for ``params``.
+
+        Returns the outcome of every part asked for. Raises :class:`InvalidParameter` or
+        :class:`UnknownParts` before any upstream is called when the request is malformed, and
+        :class:`AggregationFailed` when a critical part fails. ``time_limit`` overrides the
+        gateway's deadline (seconds) for this run; ``headers`` are sent to every upstream.
+        ``identity`` (the verified caller) reaches only the sources that declare they need it
+        (``pass_token``, ``subject_header``).
+        """
+        run, plan = self._begin(aggregate, params, fields, headers, time_limit, identity)
+        cut_off: list[Part] = []
+        if run.running:
+            timer = run.loop.call_at(run.deadline.at, run.expire)
+            try:
+                await run.finished
+            finally:
+                timer.cancel()
+                # Usually every part has ended: nothing to cancel, nothing to wait for.
+                cut_off = await run.close() if run.running else run.stop()
+        return run.conclude(aggregate, plan, cut_off)
+
+    def stream(
+        self,
+        aggregate: Aggregate,
+        params: Mapping[str, str | None],
+        *,
+        fields: str | Iterable[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        time_limit: float | None = None,
+        identity: Identity | None = None,
+    ) -> AggregateStream:
+        """:meth:`run`, telling each part as it ends: ``await stream.ready()`` gives the
+        critical parts (or raises :class:`AggregationFailed`, as ``run`` would), then ``async
+        for outcome in stream`` each other part in the order they end, and ``stream.result``
+        the whole result once the iteration is over. ``await stream.aclose()`` (or leaving
+        ``async with stream``) ends it early: the parts still running are cancelled.
+
+        Raises :class:`InvalidParameter` or :class:`UnknownParts` at once, before any upstream
+        is called, when the request is malformed.
+        """
+        run, plan = self._begin(aggregate, params, fields, headers, time_limit, identity, True)
+        return AggregateStream(aggregate, plan, run)
+
+    def _begin(
+        self,
+        aggregate: Aggregate,
+        params: Mapping[str, str | None],
+        fields: str | Iterable[str] | None,
+        headers: Mapping[str, str] | None,
+        time_limit: float | None,
+        identity: Identity | None,
+        streamed: bool = False,
+    ) -> tuple[Run, Plan]:
+        """Validate the request and start the parts that depend on nothing."""
+        if aggregate.name not in self.aggregates:
+            self.add(aggregate)
+        plan = aggregate.plan(fields)
+        values = aggregate.validate_params(params)
+        if aggregate.uses_user:
+            values["user"] = ANONYMOUS if identity is None else identity.subject
+        request_headers = _ACCEPT_JSON if headers is None else {**_ACCEPT_JSON, **headers}
+        loop = asyncio.get_running_loop()
+        # Deadlines on the loop's clock (what call_at and timeout_at use); durations on
+        # perf_counter, because uvloop's clock only has millisecond resolution.
+        deadline = Deadline(loop.time() + (self.timeout if time_limit is None else time_limit))
+        run = Run(
+            self._wiring,
+            plan.dependents,
+            values,
+            request_headers,
+            deadline,
+            loop,
+            aggregate.name,
+            identity,
+        )
+        if streamed:
+            run.changed = asyncio.Event()
+        roots = plan.roots if self.start_order is None else self.start_order.of(plan.roots)
+        for source in roots:
+            run.start(source)
+        return run, plan
+
+    async def start(self) -> None:
+        """Connect to the cache's store, and start listening to its peers, when configured.
+
+        ``async with Gateway(...)`` calls it; so does the Litestar plugin at start-up.
+        """
+        if self.cache is not None:
+            await self.cache.store.start()
+        if self._peers is not None:
+            self._peers.start()
+        if self.metrics is not None:
+            self.metrics.start()
+
+    def breaker_sharing(self) -> str:
+        """How breaker state is shared right now (``/readyz`` detail)."""
+        if self._peers is None or not self._shares_breakers:
+            return "this instance only (not shared)"
+        return self._peers.describe()
+
+    async def invalidate(self, tags: Sequence[str]) -> tuple[int, int | None]:
+        """Drop every cached part and answer carrying any of ``tags`` (``"id=p-1001"``),
+        where they are shared and in the near cache of every instance.
+
+        Returns how many entries were deleted, and how many instances were told (this one
+        included; ``None``: no peers configured, or Redis could not be told).
+        """
+        if self.cache is None:
+            return 0, None
+        count = await self.cache.invalidate(tags)
+        told = None if self._peers is None else await self._peers.invalidated(tags)
+        return count, told
+
+    def drain(self) -> None:
+        """The instance is about to stop: from now on it is not ready (``/readyz`` 503), so
+        load balancers stop sending it requests, while it still serves every one that comes."""
+        if not self.draining:
+            self.draining = True
+            logger.info("draining: not ready any more, still serving until the stop")
+
+    async def readiness(self) -> dict[str, str]:
+        """Named checks for ``/readyz``; a value starting with ``ok`` means the check passed."""
+        cache = "ok: disabled" if self.cache is None else await self.cache.store.check()
+        checks = {"configuration": "ok", "cache": cache}
+        if self.draining:
+            checks["draining"] = "stopping: not taking new work once the drain ends"
+        return checks
+
+    def upstream_status(self) -> dict[str, UpstreamStatus]:
+        """Each upstream service's breaker state, retries and hedges (``/readyz`` detail).
+
+        An open breaker does not make the gateway unready: it serves what it can without
+        that upstream, which is what the breaker is for.
+        """
+        return self.upstreams.status()
+
+    async def aclose(self) -> None:
+        """Close the cache, and the transport if the gateway created it."""
+        if self.metrics is not None:
+            await self.metrics.stop()
+        if self.tracing is not None:
+            self.tracing.shutdown()
+        if self._peers is not None:
+            await self._peers.aclose()
+        await self.upstreams.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
+        if self._owns_transport:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

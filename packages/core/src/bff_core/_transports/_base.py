@@ -1,0 +1,73 @@
+"""The seam between the engine and an HTTP client library; it knows no adapter.
+
+The engine only ever issues ``GET`` requests with a few headers and reads status, headers and the
+whole body. Everything a client library does beyond that (pools, DNS, TLS) stays behind this
+protocol, so the default fast client and the httpx adapter are interchangeable and a team can
+plug in its own.
+
+Timeouts are *not* the transport's job: the engine wraps every call in an asyncio deadline and
+cancels it. A transport must therefore be cancellation-safe (a cancelled ``get`` releases its
+connection) and must raise only :class:`UpstreamUnavailable` or :class:`ResponseTooLarge` for
+failures it can name; anything else escaping it is a bug in the adapter.
+
+A transport whose library cannot stop a cancelled request (pyreqwest) may offer, as a
+``cancellable`` attribute, another transport that can; hedged requests, whose loser is
+cancelled, are sent through that one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "HTTP_CLIENTS",
+    "HttpClient",
+    "Transport",
+    "UpstreamResponse",
+]
+
+#: Bodies above this are refused (``ResponseTooLarge``) rather than buffered: a runaway upstream
+#: must not be able to exhaust the gateway's memory.
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+
+#: The built-in transports a gateway can make by name (``BFF_HTTP_CLIENT``).
+HttpClient: TypeAlias = Literal["pyreqwest", "aiohttp"]
+HTTP_CLIENTS: tuple[HttpClient, ...] = ("pyreqwest", "aiohttp")
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """What an upstream answered: status, headers (lower-cased names) and the complete body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """An HTTP client the engine can send upstream ``GET`` requests through."""
+
+    async def get(
+        self, url: str, *, headers: Mapping[str, str], time_left: float | None = None
+    ) -> UpstreamResponse:
+        """Send ``GET url`` and return the whole response.
+
+        ``time_left`` is how many seconds the engine will wait for this answer before it
+        cancels the call. A transport whose library cannot abort a cancelled request (it goes
+        on in a background thread) uses it to make that request end by itself; the others may
+        ignore it.
+
+        Raises:
+            UpstreamUnavailable: the connection could not be made, was refused or was lost
+                before the whole response arrived.
+            ResponseTooLarge: the body is longer than the transport's limit.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release every connection. The transport is not used afterwards."""
+        ...

@@ -1,0 +1,107 @@
+"""The retry layer: a source's failed request sent again, within its deadline and its
+service's retry budget.
+
+A source that declares a :class:`RetryPolicy` is retried on the declared failures, after a
+jittered exponential backoff, never past its deadline and only while the service's retry
+budget allows (:class:`RetryBudget`: about 10 % extra requests at most). Each attempt goes
+through the rest of the chain (the hedge, the breaker), so the breaker judges every one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
+
+from .._deadline import Deadline
+from .._declare import RetryPolicy
+from .._errors import UpstreamUnavailable
+from .._transports import UpstreamResponse
+from ._breaker import Breaker
+from ._layer import Layer
+from ._service import MIN_ATTEMPT, Service
+
+__all__ = ["Retry"]
+
+logger = logging.getLogger("bff_core.resilience")
+
+
+class Retry:
+    """Sends again what failed in ``inner`` as ``policy`` says, for the source ``name``."""
+
+    __slots__ = ("breaker", "inner", "name", "policy", "service")
+
+    def __init__(
+        self,
+        name: str,
+        policy: RetryPolicy,
+        service: Service,
+        breaker: Breaker | None,
+        inner: Layer,
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self.service = service
+        self.breaker = breaker
+        self.inner = inner
+
+    async def __call__(
+        self, url: str, headers: Mapping[str, str], deadline: Deadline
+    ) -> UpstreamResponse:
+        policy, service, breaker = self.policy, self.service, self.breaker
+        loop = asyncio.get_running_loop()
+        attempt = 1
+        while True:
+            failure: UpstreamResponse | UpstreamUnavailable
+            started = loop.time()
+            try:
+                response = await self.inner(url, headers, deadline)
+            except UpstreamUnavailable as exc:
+                if "unavailable" not in policy.on:
+                    raise
+                failure = exc
+            else:
+                if not _retried_status(response.status, policy.on):
+                    return response
+                failure = response
+            if attempt >= policy.attempts or (breaker is not None and breaker.is_open()):
+                # An open breaker (this failure may have opened it) would refuse the retry.
+                return _give_up(failure)
+            delay = policy.delay(attempt)
+            now = loop.time()
+            # A retry must have the time the failed attempt took (at least 5 ms): one sent
+            # into the last milliseconds would only turn a telling 503 into a timeout.
+            if now + delay + max(now - started, MIN_ATTEMPT) >= deadline.at:
+                logger.debug("%s: no retry, the deadline is too close", self.name)
+                return _give_up(failure)
+            if not service.spend():
+                service.maybe_log_summary()
+                return _give_up(failure)
+            service.retried()
+            logger.debug(
+                "%s: retry %d in %.0f ms after %s",
+                self.name,
+                attempt,
+                delay * 1000,
+                _describe(failure),
+            )
+            service.maybe_log_summary()
+            await asyncio.sleep(delay)
+            attempt += 1
+
+
+def _retried_status(status: int, on: AbstractSet[str]) -> bool:
+    return (status >= 500 and "5xx" in on) or (status == 429 and "429" in on)
+
+
+def _give_up(failure: UpstreamResponse | UpstreamUnavailable) -> UpstreamResponse:
+    if isinstance(failure, UpstreamResponse):
+        return failure
+    raise failure
+
+
+def _describe(failure: UpstreamResponse | UpstreamUnavailable) -> str:
+    if isinstance(failure, UpstreamResponse):
+        return f"status {failure.status}"
+    return str(failure)

@@ -1,0 +1,217 @@
+"""Between the engine and the transport: one upstream request as a chain of layers.
+
+Every upstream request the gateway sends goes through :meth:`Upstreams.fetch`, whether the
+engine asks for it directly or the cache does (a miss, a background refresh). The request runs
+through its source's chain, assembled once per source (KrakenD lura's ``proxy/`` model: one
+layer per concern a source declares; a concern it does not declare costs nothing)::
+
+    Retry (RetryPolicy, within the service's budget)   _retry.py   if the source retries
+      Hedge (hedge_after, within the same budget)      _hedge.py   if the source hedges
+        BreakerLayer (the service's breaker)           _breaker.py if the service has one
+          Send (deadline header, trace context,        _send.py    always
+                then the transport)
+
+Every attempt (a retry, a hedge) goes through the breaker, which judges and may refuse each.
+Retries and hedges are on only when the gateway has a retry budget. One :class:`Deadline`
+(``bff_core._deadline``) travels down the chain: the time left is read from it, and a
+cancellation knows from it whether the deadline caused it.
+
+Breaker transitions are logged (a warning when one opens) and can be shared between instances
+(``_engine/_peers.py``); retries and hedges are counted per service, logged as a summary at
+most every 10 s per service, and shown by :meth:`Upstreams.status` (the ``/readyz`` detail).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import msgspec
+
+from .._aio import cancel_and_wait
+from .._deadline import Deadline
+from .._declare import BreakerPolicy, RetryBudget
+from .._transports import Transport, UpstreamResponse
+from ._breaker import Breaker, BreakerLayer, BreakerState, TransitionHook
+from ._hedge import Hedge
+from ._layer import Layer
+from ._retry import Retry
+from ._send import DEADLINE_HEADER, Send
+from ._service import Service
+
+if TYPE_CHECKING:
+    from .._declare import Source
+    from .._telemetry import Metrics, Tracing
+
+__all__ = ["UpstreamStatus", "Upstreams"]
+
+
+class UpstreamStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``/readyz`` shows of one upstream service (counts since start-up)."""
+
+    breaker: BreakerState | Literal["none"]
+    #: consecutive failures counted by the breaker so far
+    failures: int
+    #: the consecutive failures that open it (its policy), and how long it then stays open
+    opens_after: int | None = None
+    reset_timeout: float | None = None
+    #: seconds until an open breaker lets a trial request through
+    opens_for: float | None = None
+    requests: int
+    retries: int
+    hedges: int
+    #: hedges whose answer came first
+    hedges_won: int
+    #: retries and hedges not sent because the budget was spent
+    over_budget: int
+    #: requests refused at once because the breaker was open
+    refused: int
+    #: tokens left in the retry budget
+    budget: float
+
+
+class Upstreams:
+    """The resilient way to every upstream service of one gateway.
+
+    Args:
+        services: the names of the services.
+        transport: how requests are sent.
+        cancellable: the transport hedged sources use: one whose cancelled request really
+            stops (the losing request of a hedge is cancelled). Defaults to ``transport``.
+        breakers: the breaker policy of each service (:func:`breaker_policies`); a service
+            mapped to ``None`` has no breaker.
+        budget: the retry budget of each service; ``None``: no retries and no hedges.
+        deadline_header: the request header that carries the milliseconds left, or ``None``.
+        metrics: where the counts and breaker states are exported too, if anywhere.
+        tracing: puts each attempt's trace context in its headers, when tracing is on.
+    """
+
+    def __init__(
+        self,
+        services: Iterable[str],
+        transport: Transport,
+        *,
+        cancellable: Transport | None = None,
+        breakers: Mapping[str, BreakerPolicy | None],
+        budget: RetryBudget | None,
+        deadline_header: str | None = DEADLINE_HEADER,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
+        header = deadline_header.lower() if deadline_header else None
+        self._send = Send(transport, header, tracing)
+        self._send_cancellable = (
+            self._send if cancellable is None else Send(cancellable, header, tracing)
+        )
+        self._budget = budget
+        self._hooks: list[TransitionHook] = []
+        self._services: dict[str, Service] = {}
+        self._breakers: dict[str, Breaker] = {}
+        for name in services:
+            service = Service(
+                name,
+                budget,
+                tokens=float(budget.burst) if budget else 0.0,
+                meter=None if metrics is None else metrics.upstream(name),
+            )
+            self._services[name] = service
+            policy = breakers.get(name)
+            if policy is not None:
+                self._breakers[name] = Breaker(service, policy, self._hooks)
+        #: each source's chain, by the source's id (sources are not cheap to hash), with the
+        #: source itself: an id is only that source's while it lives
+        self._chains: dict[int, tuple[Source, Service, Layer]] = {}
+
+    def on_transition(self, hook: TransitionHook) -> None:
+        """Call ``hook`` on every breaker transition this instance makes itself."""
+        self._hooks.append(hook)
+
+    def prepare(self, source: Source) -> None:
+        """Assemble ``source``'s chain now (at start-up) rather than on its first request."""
+        self._link(source)
+
+    def fetch(
+        self, source: Source, url: str, headers: Mapping[str, str], deadline: Deadline
+    ) -> Coroutine[Any, Any, UpstreamResponse]:
+        """``GET url`` for ``source``, by ``deadline``, with its declared resilience.
+
+        The request's coroutine, to await (no coroutine of its own: the chain's first layer
+        is the one awaited). Raises :class:`CircuitOpen`, :class:`TimeoutError` or what the
+        transport raises; an answer with an error status is returned, after any retries.
+        """
+        link = self._chains.get(id(source))
+        if link is None or link[0] is not source:
+            link = self._link(source)
+        link[1].earn()
+        return link[2](url, headers, deadline)
+
+    def _link(self, source: Source) -> tuple[Source, Service, Layer]:
+        link = (source, self._services[source.service], self.chain(source))
+        self._chains[id(source)] = link
+        return link
+
+    def chain(self, source: Source) -> Layer:
+        """The layers ``source``'s requests go through: only those it (and its service)
+        declares."""
+        service = self._services[source.service]
+        breaker = self._breakers.get(source.service)
+        send: Layer = self._send
+        if breaker is not None:
+            send = BreakerLayer(breaker, send)
+        if self._budget is None:
+            return send  # no budget: retry and hedge declarations are not acted upon
+        layer = send
+        if source.hedge_after is not None:
+            second: Layer = self._send_cancellable
+            if breaker is not None:
+                second = BreakerLayer(breaker, second)
+            layer = Hedge(source.hedge_after, service, breaker, send, second)
+        if source.retry is not None:
+            layer = Retry(source.name, source.retry, service, breaker, layer)
+        return layer
+
+    def status(self) -> dict[str, UpstreamStatus]:
+        """Every service's breaker state and counters, for ``/readyz``."""
+        statuses = {}
+        for name, service in self._services.items():
+            breaker = self._breakers.get(name)
+            state: BreakerState | Literal["none"] = "none"
+            opens_for = None
+            failures = 0
+            if breaker is not None:
+                state = breaker.state()
+                failures = breaker.storage.counter
+                if state == "open" and breaker.storage.opened_at is not None:
+                    opens_for = round(max(breaker.open_for(), 0.0), 3)
+            statuses[name] = UpstreamStatus(
+                breaker=state,
+                failures=failures,
+                opens_after=None if breaker is None else breaker.circuit.fail_max,
+                reset_timeout=None if breaker is None else breaker.circuit.reset_timeout,
+                opens_for=opens_for,
+                requests=service.requests,
+                retries=service.retries,
+                hedges=service.hedges,
+                hedges_won=service.hedges_won,
+                over_budget=service.over_budget,
+                refused=service.refused,
+                budget=round(service.tokens, 2),
+            )
+        return statuses
+
+    def apply_peer_transition(
+        self, service: str, state: BreakerState, opened_at: float | None
+    ) -> bool:
+        """Apply a transition another instance made; return whether anything changed here.
+
+        An ``open`` sets this instance's breaker open since ``opened_at`` (wall clock), so it
+        lets its own trial through when the peer's reset timeout ends; ``closed`` closes it.
+        """
+        breaker = self._breakers.get(service)
+        return breaker is not None and breaker.apply_peer(state, opened_at)
+
+    async def aclose(self) -> None:
+        """Cancel trial requests still running."""
+        trials = [b.trial for b in self._breakers.values() if b.trial is not None]
+        if trials:
+            await cancel_and_wait(trials)

@@ -1,0 +1,57 @@
+"""bff-upstreams: what both BFFs know of the upstream services.
+
+The variable that configures each service (:data:`SERVICE_URL_VARIABLES`), the objects the
+services answer (:class:`Product`, :class:`Inventory`, ...), and the reads of them as
+:class:`~bff_core.Source` declarations with their cache, breaker, retry and batch policies
+(:func:`product`, :func:`tile_sources`, ...; :data:`BREAKERS` for the gateway). A BFF composes
+its screens from these reads, each decoded into the type that screen shows, and its views from
+:class:`Answer`, which ends every answer with its ``errors`` and ``stale`` parts.
+
+Screens, views and trimmed types are each client's own, in its BFF.
+"""
+
+from ._answer import Answer
+from ._objects import (
+    Category,
+    Inventory,
+    Pricing,
+    Product,
+    Rating,
+    Recommendations,
+    Review,
+    Reviews,
+    Warehouse,
+)
+from ._policies import BREAKERS
+from ._services import (
+    SERVICE_URL_VARIABLES,
+    category,
+    inventory,
+    pricing,
+    product,
+    recommendations,
+    reviews,
+    tile_sources,
+)
+
+__all__ = [
+    "BREAKERS",
+    "SERVICE_URL_VARIABLES",
+    "Answer",
+    "Category",
+    "Inventory",
+    "Pricing",
+    "Product",
+    "Rating",
+    "Recommendations",
+    "Review",
+    "Reviews",
+    "Warehouse",
+    "category",
+    "inventory",
+    "pricing",
+    "product",
+    "recommendations",
+    "reviews",
+    "tile_sources",
+]

@@ -1,0 +1,202 @@
+"""The upstream services: the variable that configures each, and the reads both BFFs make.
+
+Each read is a :class:`~bff_core.Source` with its service's path, cache, retry, hedge and
+batch endpoint filled in. A screen says the rest: what the answer is decoded into (``returns``:
+the service's whole object, or a client's trimmed Struct) and whether the screen can do
+without it (``critical``). The names and paths are the same on every screen, so a part is one
+cache entry whichever screen read it first: a product read for a tile serves a product page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bff_core import Batch, Setting, Source
+
+from ._objects import Category, Inventory, Pricing, Product, Rating, Recommendations, Reviews
+from ._policies import (
+    BATCH_SIZE,
+    CATEGORY_CACHE,
+    PRICE_CACHE,
+    PRODUCT_CACHE,
+    PRODUCT_HEDGE_AFTER,
+    RECOMMENDATIONS_CACHE,
+    RETRY_ONCE,
+    REVIEWS_CACHE,
+    STOCK_CACHE,
+)
+
+__all__ = [
+    "SERVICE_URL_VARIABLES",
+    "category",
+    "inventory",
+    "pricing",
+    "product",
+    "recommendations",
+    "reviews",
+    "tile_sources",
+]
+
+#: Each upstream service's base URL, by the environment variable that sets it (the rows of
+#: the documentation's configuration table: docs/reference/configuration.md).
+SERVICE_URL_VARIABLES = {
+    "product": Setting.url("PRODUCT_SERVICE_URL", "base URL of the product service"),
+    "inventory": Setting.url("INVENTORY_SERVICE_URL", "base URL of the inventory service"),
+    "pricing": Setting.url("PRICING_SERVICE_URL", "base URL of the pricing service"),
+    "reviews": Setting.url("REVIEWS_SERVICE_URL", "base URL of the reviews service"),
+    "category": Setting.url(
+        "CATEGORY_SERVICE_URL", "base URL of the category service (the category screen)"
+    ),
+    "recommendations": Setting.url(
+        "RECOMMENDATIONS_SERVICE_URL",
+        "base URL of the recommendations service (the home screen)",
+    ),
+}
+
+
+def product(*, returns: type[Any] = Product, critical: bool = False) -> Source:
+    """``product``: ``GET /products/{id}``, hedged when it is slow (it is what a page waits for)."""
+    return Source(
+        "product",
+        service="product",
+        path="/products/{id}",
+        returns=returns,
+        critical=critical,
+        cache=PRODUCT_CACHE,
+        retry=RETRY_ONCE,
+        hedge_after=PRODUCT_HEDGE_AFTER,
+    )
+
+
+def inventory(*, returns: type[Any] = Inventory, critical: bool = False) -> Source:
+    """``inventory``: ``GET /inventory/{id}``."""
+    return Source(
+        "inventory",
+        service="inventory",
+        path="/inventory/{id}",
+        returns=returns,
+        critical=critical,
+        cache=STOCK_CACHE,
+        retry=RETRY_ONCE,
+    )
+
+
+def pricing(*, returns: type[Any] = Pricing, critical: bool = False) -> Source:
+    """``pricing``: ``GET /prices/{id}``, the caller's own prices (x-user-id)."""
+    return Source(
+        "pricing",
+        service="pricing",
+        path="/prices/{id}",
+        returns=returns,
+        critical=critical,
+        cache=PRICE_CACHE,
+        subject_header="x-user-id",
+        retry=RETRY_ONCE,
+    )
+
+
+def reviews(*, returns: type[Any] = Reviews, critical: bool = False) -> Source:
+    """``reviews``: ``GET /reviews/{id}``."""
+    return Source(
+        "reviews",
+        service="reviews",
+        path="/reviews/{id}",
+        returns=returns,
+        critical=critical,
+        cache=REVIEWS_CACHE,
+        retry=RETRY_ONCE,
+    )
+
+
+def category(
+    slug: str = "{slug}",
+    *,
+    returns: type[Any] = Category,
+    critical: bool = False,
+    default: bool = True,
+) -> Source:
+    """``category``: ``GET /categories/{slug}``, its slug a request parameter by default or
+    another part's field (``"{product.category}"``); ``default=False``: only when asked for."""
+    return Source(
+        "category",
+        service="category",
+        path="/categories/" + slug,
+        returns=returns,
+        critical=critical,
+        cache=CATEGORY_CACHE,
+        retry=RETRY_ONCE,
+        default=default,
+    )
+
+
+def recommendations(*, returns: type[Any] = Recommendations, critical: bool = False) -> Source:
+    """``recommendations``: ``GET /recommendations/{user}``, the caller's own (the best
+    sellers for ``anonymous``)."""
+    return Source(
+        "recommendations",
+        service="recommendations",
+        path="/recommendations/{user}",
+        returns=returns,
+        critical=critical,
+        cache=RECOMMENDATIONS_CACHE,
+        retry=RETRY_ONCE,
+    )
+
+
+def tile_sources(
+    *,
+    product: type[Any] = Product,
+    inventory: type[Any] = Inventory,
+    pricing: type[Any] = Pricing,
+    rating: type[Any] = Rating,
+) -> list[Source]:
+    """What a product in a list (a tile) reads: the item sources of an :class:`~bff_core.Items`,
+    each type what that part is decoded into.
+
+    Every item at once, through the batch endpoints. The names and per-item paths are the
+    product page's, so a tile and a product page share their cache entries; the reviews' batch
+    answers a summary (``rating``), so the rating is cached on its own. A tile without its
+    product is left out of the list.
+    """
+    return [
+        Source(
+            "product",
+            service="product",
+            path="/products/{item}",
+            returns=product,
+            critical=True,
+            cache=PRODUCT_CACHE,
+            retry=RETRY_ONCE,
+            batch=Batch("/products?ids={ids}", size=BATCH_SIZE, key="id"),
+        ),
+        Source(
+            "inventory",
+            service="inventory",
+            path="/inventory/{item}",
+            returns=inventory,
+            cache=STOCK_CACHE,
+            retry=RETRY_ONCE,
+            batch=Batch("/inventory?ids={ids}", size=BATCH_SIZE, key="product_id"),
+        ),
+        Source(
+            "pricing",
+            service="pricing",
+            path="/prices/{item}",
+            returns=pricing,
+            cache=PRICE_CACHE,
+            subject_header="x-user-id",
+            retry=RETRY_ONCE,
+            batch=Batch("/prices?ids={ids}", size=BATCH_SIZE, key="product_id"),
+        ),
+        Source(
+            "rating",
+            service="reviews",
+            path="/reviews/{item}",
+            returns=rating,
+            cache=REVIEWS_CACHE,
+            retry=RETRY_ONCE,
+            batch=Batch(
+                "/reviews?ids={ids}", size=BATCH_SIZE, key="product_id", same_as_item=False
+            ),
+        ),
+    ]
