@@ -9,14 +9,14 @@ and with the same node configuration, when it rejoins with its slots (and no dat
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from tests.processes import free_port
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, TlsFiles
 
 __all__ = ["RedisCluster", "redis_cli_binary"]
 
@@ -32,8 +32,18 @@ def redis_cli_binary() -> str | None:
 class RedisCluster:
     """Three masters; ``url`` is the ``redis+cluster://`` URL naming all of them."""
 
-    def __init__(self, server_binary: str, cli_binary: str, masters: int = 3) -> None:
+    def __init__(
+        self,
+        server_binary: str,
+        cli_binary: str,
+        masters: int = 3,
+        *,
+        password: str | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self._cli = cli_binary
+        self.password = password
+        self.tls = tls
         self._dir = tempfile.TemporaryDirectory(prefix="redis-cluster-")
         self.nodes: list[RedisServer] = []
         for index in range(masters):
@@ -50,17 +60,30 @@ class RedisCluster:
                         *("--cluster-port", str(free_port())),
                         *("--cluster-node-timeout", str(NODE_TIMEOUT_MS)),
                         *("--dir", self._dir.name),
+                        # With TLS, the nodes talk to each other through it too.
+                        *(("--tls-cluster", "yes", "--tls-replication", "yes") if tls else ()),
                     ),
+                    password=password,
+                    tls=tls,
                 )
             )
-        self.url = "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        auth = f":{quote(password, safe='')}@" if password else ""
+        nodes = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
+        if tls is None:
+            self.url = f"redis+cluster://{auth}{nodes}"
+        else:
+            ca = quote(str(tls.ca), safe="")
+            self.url = f"rediss+cluster://{auth}{nodes}?ssl_ca_certs={ca}"
 
     def start(self, timeout: float = 30.0) -> None:
         for node in self.nodes:
             node.start()
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        auth = ["-a", self.password, "--no-auth-warning"] if self.password else []
+        if self.tls is not None:
+            auth += ["--tls", "--cacert", str(self.tls.ca)]
         created = subprocess.run(
-            [self._cli, "--cluster", "create", *addresses, "--cluster-replicas", "0"],
+            [self._cli, *auth, "--cluster", "create", *addresses, "--cluster-replicas", "0"],
             input="yes\n",
             capture_output=True,
             text=True,
@@ -79,7 +102,7 @@ class RedisCluster:
     def wait_until_ok(self, timeout: float = 30.0, known: int | None = None) -> None:
         """Until every running master says ``cluster_state:ok`` (and knows ``known`` nodes)."""
         deadline = time.monotonic() + timeout
-        while not all(_cluster_ok(node.port, known) for node in self.nodes if node.running):
+        while not all(_cluster_ok(node, known) for node in self.nodes if node.running):
             if time.monotonic() > deadline:
                 raise RuntimeError("the Redis cluster did not reach cluster_state:ok")
             time.sleep(0.05)
@@ -90,11 +113,10 @@ class RedisCluster:
         self._dir.cleanup()
 
 
-def _cluster_ok(port: int, known: int | None = None) -> bool:
+def _cluster_ok(node: RedisServer, known: int | None = None) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+        with node.connection() as (sock, reply):
             sock.sendall(b"CLUSTER INFO\r\n")
-            reply = sock.makefile("rb")
             header = reply.readline()  # a bulk string: $<length>
             if not header.startswith(b"$"):
                 return False

@@ -12,11 +12,12 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 import redis.asyncio
+from bff_core import GatewaySettings
 from bff_core._cache import CacheStore, Entry, MemoryStore, RedisStore, TieredStore, make_store
 from bff_core._redis import connect, parse_redis_url
 
 from ..redis_cluster import RedisCluster
-from ..redis_server import RedisServer
+from ..redis_server import RedisServer, TlsFiles
 
 LOGGER = "bff_core.cache"
 
@@ -477,3 +478,121 @@ async def test_a_cluster_losing_a_master_is_an_outage_then_it_recovers(
         assert store.healthy
     finally:
         await store.aclose()
+
+
+async def _tag_size(url: str, namespace: str, tag: str) -> tuple[int, float]:
+    """How many keys the set of ``tag`` holds, and the seconds it has left (whatever its
+    type and name: the test must not depend on how the store spells them)."""
+    client = connect(parse_redis_url(url), timeout=2.0, socket_timeout=2.0)
+    try:
+        found = [
+            key
+            async for key in client.scan_iter(match=f"{namespace}:*{{{tag}}}", count=1000)
+            if b":k:" not in key and b":r:" not in key
+        ]
+        if not found:
+            return 0, 0.0
+        [name] = found
+        kind = await client.type(name)
+        size = await (client.zcard(name) if kind == b"zset" else client.scard(name))
+        return int(size), (await client.pttl(name)) / 1000
+    finally:
+        await client.aclose()
+
+
+async def test_a_tag_set_holds_the_live_entries_only(shared_url: str, redis_namespace: str) -> None:
+    """Whole answers are tagged by their id, limit and offset: a tag such as ``limit=20`` is set
+    with every list page ever answered, and never stops being set. Its set must shrink as those
+    entries expire, however long it lives."""
+    store = _shared(shared_url, redis_namespace)
+    try:
+        # One long-lived page keeps the tag alive, as the stream of answers does.
+        await store.set("page-kept", entry(b"p", ttl=30, tags=("limit=20",)))
+        await asyncio.gather(
+            *(store.set(f"page-{n}", entry(b"p", ttl=1, tags=("limit=20",))) for n in range(500))
+        )
+        assert (await _tag_size(shared_url, redis_namespace, "limit=20"))[0] == 501
+        await asyncio.sleep(1.3)
+        await store.set("page-new", entry(b"p", ttl=20, tags=("limit=20",)))
+        size, ttl = await _tag_size(shared_url, redis_namespace, "limit=20")
+        assert size == 2
+        assert 28 < ttl <= 30  # it lives as long as its longest-lived entry
+        # An invalidation walks (and counts) only those.
+        assert await store.invalidate("limit=20") == 2
+        # A set whose entries have all expired is gone with them.
+        await store.set("brief", entry(b"p", ttl=0.2, tags=("offset=40",)))
+        await asyncio.sleep(0.4)
+        assert await _tag_size(shared_url, redis_namespace, "offset=40") == (0, 0.0)
+    finally:
+        await store.aclose()
+        await _drop_namespace(shared_url, redis_namespace)
+
+
+@pytest.mark.parametrize("kind", ["redis_password", "redis_cluster_password"])
+@pytest.mark.parametrize("password", ["wrong", None])
+async def test_a_wrong_or_missing_password_is_said_as_such(
+    request: pytest.FixtureRequest,
+    kind: str,
+    password: str | None,
+    redis_namespace: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url: str = request.getfixturevalue(f"{kind}_url")
+    scheme, _, rest = url.partition("://")
+    hosts = rest.rpartition("@")[2]
+    bad = f"{scheme}://{f':{password}@' if password else ''}{hosts}"
+    store = _shared(bad, redis_namespace)
+    caplog.set_level(logging.ERROR, logger=LOGGER)
+    try:
+        await store.start()
+        check = await store.check()
+        assert check.startswith("refused: "), check
+        assert "refuses the credentials of REDIS_URL" in check
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert await store.get("k") is None  # a miss, never an error
+        # The right password works, through the same code.
+        good = _shared(url, redis_namespace)
+        try:
+            assert (await good.check()).startswith("ok: redis")
+        finally:
+            await good.aclose()
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize(
+    "kind", ["redis_password", "redis_tls", "redis_cluster_password", "redis_cluster_tls"]
+)
+async def test_a_secured_redis_stores_and_invalidates(
+    request: pytest.FixtureRequest, kind: str, redis_namespace: str
+) -> None:
+    url: str = request.getfixturevalue(f"{kind}_url")
+    store = _shared(url, redis_namespace)
+    try:
+        await store.set("k", entry(b"secured", tags=("id=1",)))
+        assert await _body(store, "k") == b"secured"
+        assert await store.invalidate("id=1") == 1
+        assert store.healthy
+    finally:
+        await store.aclose()
+        await _drop_namespace(url, redis_namespace)
+
+
+async def test_tls_verifies_the_certificate_against_the_configured_ca(
+    redis_tls_url: str, redis_tls_files: TlsFiles, redis_namespace: str
+) -> None:
+    bare = redis_tls_url.partition("?")[0]
+    settings = GatewaySettings.from_env(
+        {}, {"REDIS_URL": bare, "BFF_REDIS_CA_FILE": str(redis_tls_files.ca)}
+    )
+    assert settings.redis_url is not None
+    trusting = _shared(settings.redis_url, redis_namespace)
+    # Without the CA, the server's certificate is one the system does not trust: refused.
+    untrusting = _shared(bare, redis_namespace)
+    try:
+        assert (await trusting.check()) == "ok: redis"
+        refused = await untrusting.check()
+        assert refused.startswith("unreachable: ") and "CERTIFICATE_VERIFY_FAILED" in refused
+    finally:
+        await trusting.aclose()
+        await untrusting.aclose()

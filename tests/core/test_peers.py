@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -34,12 +35,21 @@ async def upstream() -> AsyncIterator[ScriptedUpstream]:
         yield server
 
 
-@pytest.fixture(params=["redis", "redis-cluster"])
+@pytest.fixture(
+    params=[
+        "redis",
+        "redis-cluster",
+        "redis-password",
+        "redis-tls",
+        "redis-cluster-password",
+        "redis-cluster-tls",
+    ]
+)
 def shared_url(request: pytest.FixtureRequest) -> str:
-    """Each in turn: a single Redis, and a cluster (sharded pub/sub on the channel's master)."""
-    url: str = request.getfixturevalue(
-        "redis_cluster_url" if request.param == "redis-cluster" else "redis_url"
-    )
+    """Each in turn: a single Redis, and a cluster (sharded pub/sub on the channel's master);
+    then secured: with a password, with TLS only (and a password) on a certificate of the
+    tests' own CA, a cluster with a password."""
+    url: str = request.getfixturevalue(request.param.replace("-", "_") + "_url")
     return url
 
 
@@ -206,3 +216,43 @@ async def test_redis_down_then_back(
         assert state(first) == "closed"
         await trip(second, upstream)
         await until(lambda: state(first) == "open", within=1.0)
+
+
+async def test_a_forged_opening_from_the_future_is_not_believed(
+    upstream: ScriptedUpstream,
+    redis_url: str,
+    redis_namespace: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Anything that can write to Redis can write a transition: one dated in 2286 must not keep
+    the breaker open on every instance until then, and one a little ahead opens it for one
+    reset timeout at most, as a real peer's would."""
+    caplog.set_level(logging.WARNING, logger="bff_core.resilience")
+    client = connect(parse_redis_url(redis_url), timeout=2.0, socket_timeout=2.0)
+
+    def forged(at: float) -> bytes:
+        return msgspec.json.encode(
+            {"type": "breaker", "origin": "forger", "service": "svc", "state": "open", "at": at}
+        )
+
+    try:
+        # In the record an instance reads when it starts...
+        await client.hset(f"{{{redis_namespace}}}:breakers", "svc", forged(9_999_999_999.0))
+        upstream.script("/a/1", Reply(json={"ok": True}))
+        async with instance(upstream, redis_url, redis_namespace) as gateway:
+            assert state(gateway) == "closed"
+            assert (await gateway.run(AGGREGATE, {"id": "1"}))["a"].ok
+            # ...and published to the running ones.
+            channel = f"{{{redis_namespace}}}:peers"
+            await client.spublish(channel, forged(time.time() + 3600))
+            await until(lambda: len(caplog.records) >= 2)
+            assert all("ahead of this instance's clock" in r.getMessage() for r in caplog.records)
+            assert state(gateway) == "closed"
+            # Within the clock skew allowed: opened, as from now, and over after one timeout.
+            await client.spublish(channel, forged(time.time() + 4))
+            await until(lambda: state(gateway) == "open")
+            await asyncio.sleep(POLICY.reset_timeout + 0.05)
+            assert (await gateway.run(AGGREGATE, {"id": "1"}))["a"].ok
+            assert state(gateway) == "closed"
+    finally:
+        await client.aclose()

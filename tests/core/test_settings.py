@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from bff_core import ConfigurationError, GatewaySettings, Setting
 
@@ -123,6 +125,42 @@ def test_redis_one_server_or_a_cluster() -> None:
     assert settings.redis_url == "redis+cluster://h:7000"
 
 
+def test_the_ca_of_a_tls_redis(tmp_path: Path) -> None:
+    from bff_core._redis import parse_redis_url
+
+    ca = tmp_path / "redis ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    for url in ("rediss://:pw@cache.internal:6380/0", "rediss+cluster://:pw@10.0.0.1:7000"):
+        settings = GatewaySettings.from_env(
+            VARIABLES, {"REDIS_URL": url, "BFF_REDIS_CA_FILE": str(ca)}
+        )
+        assert settings.redis_url is not None
+        assert parse_redis_url(settings.redis_url).ca_file == str(ca)
+        assert parse_redis_url(settings.redis_url).password == "pw"
+    # Without TLS a CA means nothing: said at start-up, like a file that cannot be read.
+    for env, message in [
+        ({"REDIS_URL": "redis://cache.internal:6379/0"}, "must be rediss://"),
+        ({}, "must be rediss://"),
+        ({"REDIS_URL": "rediss://cache.internal:6380/0?ssl_ca_certs=/x"}, "one or the other"),
+    ]:
+        with pytest.raises(ConfigurationError, match=message) as raised:
+            GatewaySettings.from_env(VARIABLES, {**env, "BFF_REDIS_CA_FILE": str(ca)})
+        assert raised.value.setting == "BFF_REDIS_CA_FILE"
+    with pytest.raises(ConfigurationError, match="cannot be read"):
+        GatewaySettings.from_env(
+            VARIABLES,
+            {"REDIS_URL": "rediss://h:6380/0", "BFF_REDIS_CA_FILE": str(tmp_path / "none.pem")},
+        )
+
+
+def test_a_bad_redis_url_is_named_without_its_password() -> None:
+    for url in ("redis://:hunter2@h:notaport/0", "redis+cluster://u:hunter2@h:1,nohost"):
+        with pytest.raises(ConfigurationError) as raised:
+            GatewaySettings.from_env(VARIABLES, {"REDIS_URL": url})
+        assert "hunter2" not in str(raised.value)
+        assert "***" in str(raised.value)
+
+
 def test_the_start_order_setting() -> None:
     assert GatewaySettings.from_env(VARIABLES, {}).slowest_first is True
     off = GatewaySettings.from_env(VARIABLES, {"BFF_SLOWEST_FIRST": "off"})
@@ -165,7 +203,16 @@ def test_identity_and_rate_limit_settings() -> None:
     assert settings.rate_limit == "50/second;1000/minute"
     assert settings.rate_limit_by_aggregate == {"web_product_page": "5/second"}
     assert settings.rate_limit_fail_closed
+    assert settings.rate_limit_ipv6_prefix == 64
     assert GatewaySettings.from_env(VARIABLES, {}).jwt is None
+    assert (
+        GatewaySettings.from_env(
+            VARIABLES, {"BFF_RATE_LIMIT_IPV6_PREFIX": "56"}
+        ).rate_limit_ipv6_prefix
+        == 56
+    )
+    with pytest.raises(ConfigurationError, match="BFF_RATE_LIMIT_IPV6_PREFIX"):
+        GatewaySettings.from_env(VARIABLES, {"BFF_RATE_LIMIT_IPV6_PREFIX": "12"})
 
 
 @pytest.mark.parametrize("algorithms", ["HS256", "none", "RS256,HS512", " , "])

@@ -5,17 +5,21 @@ configuration, checked offline, plus the policies a platform team relies on."""
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
 import yaml
 from bff_core import GatewaySettings
+from bff_core._guards import parse_networks
+from bff_core._redis import parse_redis_url
 from bff_core.litestar._serve import _STOP_BOUND_S
 
 from tests.deploy.dockerfile import REPO, parse
@@ -125,6 +129,7 @@ def test_each_bff_has_its_own_deployment_service_autoscaler_and_disruption_budge
         "Deployment",
         "PodDisruptionBudget",
         "HorizontalPodAutoscaler",
+        "NetworkPolicy",
     }
     for manifest in manifests:
         if manifest["kind"] != "Namespace":
@@ -253,8 +258,11 @@ def test_the_configuration_is_one_the_bff_accepts_and_the_admin_token_a_secret(
     assert "BFF_ADMIN_TOKEN" not in config
     assert config["BFF_CACHE_NAMESPACE"] == bff
     module = __import__(f"{bff.replace('-', '_')}.app", fromlist=["SERVICE_URL_VARIABLES"])
-    settings = GatewaySettings.from_env(module.SERVICE_URL_VARIABLES, config)
-    assert settings.redis_url == config["REDIS_URL"]
+    redis_url = example_redis_secret()["stringData"]["REDIS_URL"]
+    settings = GatewaySettings.from_env(
+        module.SERVICE_URL_VARIABLES, {**config, "REDIS_URL": redis_url}
+    )
+    assert settings.redis_url == redis_url
     (container,) = one(built[bff], "Deployment")["spec"]["template"]["spec"]["containers"]
     (token,) = [e for e in container["env"] if e["name"] == "BFF_ADMIN_TOKEN"]
     assert token["valueFrom"]["secretKeyRef"]["key"] == "BFF_ADMIN_TOKEN"
@@ -278,10 +286,170 @@ def test_the_demo_redis_cluster_has_three_masters_from_one_configuration(
     assert "--cluster create" in script
     external = one(built["redis-external"], "Service")
     assert external["spec"]["type"] == "ExternalName"
-    # The BFFs' default configuration names the Service that redis-external declares.
+    # The example of the BFFs' Secret names the Service that redis-external declares.
+    url = example_redis_secret()["stringData"]["REDIS_URL"]
+    assert f"@{external['metadata']['name']}.{external['metadata']['namespace']}." in url
+
+
+# --- Redis as a trust boundary ---------------------------------------------------------------
+
+
+def example_redis_secret() -> Manifest:
+    loaded: Manifest = yaml.safe_load(
+        (DEPLOY / "kubernetes" / "redis-secret.example.yaml").read_text()
+    )
+    return loaded
+
+
+def test_no_configmap_holds_a_redis_url_and_each_bff_reads_it_from_its_secret(
+    built: dict[str, list[Manifest]],
+) -> None:
+    for manifests in built.values():
+        for manifest in manifests:
+            if manifest["kind"] == "ConfigMap":
+                for key, value in manifest["data"].items():
+                    assert key != "REDIS_URL", manifest["metadata"]["name"]
+                    assert "redis://" not in value and "rediss://" not in value, key
+    secret = example_redis_secret()
+    kubernetes_validate.validate(secret, KUBERNETES_VERSION, strict=True)
+    target = parse_redis_url(secret["stringData"]["REDIS_URL"])
+    assert target.password  # the example shows where the password goes
     for bff in BFFS:
-        url = one(built[bff], "ConfigMap")["data"]["REDIS_URL"]
-        assert f"//{external['metadata']['name']}.{external['metadata']['namespace']}." in url
+        spec = one(built[bff], "Deployment")["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        (redis_url,) = [e for e in container["env"] if e["name"] == "REDIS_URL"]
+        # Required: pods that silently fell back to in-process state would not share.
+        assert redis_url["valueFrom"]["secretKeyRef"] == {
+            "name": secret["metadata"]["name"],
+            "key": "REDIS_URL",
+        }
+        # The CA of a TLS Redis: the same Secret's ca.crt, where config.env says.
+        env = (DEPLOY / "kubernetes" / bff / "config.env").read_text()
+        (ca_file,) = re.findall(r"^# BFF_REDIS_CA_FILE=(\S+)$", env, re.MULTILINE)
+        (volume,) = [
+            v
+            for v in spec["volumes"]
+            if v.get("secret", {}).get("secretName") == secret["metadata"]["name"]
+        ]
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+        assert ca_file == f"{mount['mountPath']}/ca.crt"
+        assert mount["readOnly"] is True
+
+
+def network_policy(manifests: list[Manifest]) -> Manifest:
+    policy = one(manifests, "NetworkPolicy")
+    assert policy["spec"]["podSelector"] == {}  # every pod of its namespace
+    assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    return policy
+
+
+def namespaces_of(peers: list[Manifest]) -> set[str]:
+    found = set()
+    for peer in peers:
+        assert set(peer) <= {"namespaceSelector", "podSelector"}, peer
+        assert "podSelector" not in peer or "namespaceSelector" not in peer, peer
+        if "namespaceSelector" in peer:
+            (name,) = peer["namespaceSelector"]["matchLabels"].values()
+            found.add(name)
+    return found
+
+
+@pytest.mark.parametrize("bff", BFFS)
+def test_the_bff_pods_reach_only_dns_redis_their_upstreams_and_the_identity_provider(
+    built: dict[str, list[Manifest]], bff: str
+) -> None:
+    policy = network_policy(built[bff])
+    config = one(built[bff], "ConfigMap")["data"]
+    upstreams = {
+        str(urlsplit(url).hostname).split(".")[1]
+        for name, url in config.items()
+        if name.endswith("_SERVICE_URL")
+    }
+    reached: dict[str, set[Any]] = {}
+    for rule in policy["spec"]["egress"]:
+        ports: set[Any] = {(p["port"], p.get("protocol", "TCP")) for p in rule.get("ports", [])}
+        blocks = [peer["ipBlock"] for peer in rule["to"] if "ipBlock" in peer]
+        if blocks:
+            # Outside the cluster: HTTPS to public addresses, the identity provider's JWKS.
+            assert ports == {(443, "TCP")}
+            for block in blocks:
+                assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(block["except"])
+            reached.setdefault("identity provider", set()).update(ports)
+            continue
+        for namespace in namespaces_of(rule["to"]):
+            reached.setdefault(namespace, set()).update(ports or {"any"})
+    redis_namespace = one(built["redis-demo-cluster"], "Namespace")["metadata"]["name"]
+    assert reached == {
+        "kube-system": {(53, "UDP"), (53, "TCP")},
+        redis_namespace: {(6379, "TCP")},
+        **{namespace: {"any"} for namespace in upstreams},
+        "identity provider": {(443, "TCP")},
+    }
+    # In: the ingress controller (the trusted proxy) and Prometheus, on the serving port.
+    sources = {
+        name: {p["port"] for p in rule["ports"]}
+        for rule in policy["spec"]["ingress"]
+        for name in namespaces_of(rule["from"])
+    }
+    assert sources.keys() == {"ingress-nginx", "monitoring"}
+    assert all(rule["from"] and rule.get("ports") for rule in policy["spec"]["ingress"])
+
+
+def test_only_the_bffs_reach_the_demo_redis(built: dict[str, list[Manifest]]) -> None:
+    manifests = built["redis-demo-cluster"]
+    policy = network_policy(manifests)
+    for rule in policy["spec"]["ingress"]:
+        namespaces = namespaces_of(rule["from"])
+        if namespaces:
+            assert namespaces == set(BFFS)
+            assert rule["ports"] == [{"port": 6379}]
+        else:  # the nodes (and the Job creating the cluster) among themselves
+            assert rule["from"] == [{"podSelector": {}}]
+    for rule in policy["spec"]["egress"]:
+        assert namespaces_of(rule["to"]) <= {"kube-system"}
+
+
+def test_the_demo_redis_requires_a_password_from_a_secret(
+    built: dict[str, list[Manifest]],
+) -> None:
+    manifests = built["redis-demo-cluster"]
+    conf = one(manifests, "ConfigMap")["data"]["redis.conf"]
+    assert not re.search(r"^\s*protected-mode\s+no", conf, re.MULTILINE)
+    assert not re.search(r"^\s*requirepass", conf, re.MULTILINE)  # no password in a ConfigMap
+    (included,) = re.findall(r"^include (\S+)$", conf, re.MULTILINE)
+    (container,) = one(manifests, "StatefulSet")["spec"]["template"]["spec"]["containers"]
+    script = container["command"][-1]
+    # The included file is written from the Secret, requirepass and masterauth both (the
+    # nodes of a cluster authenticate to each other too), before Redis starts.
+    assert f"> {included}" in script
+    assert "requirepass" in script and "masterauth" in script and "$REDIS_PASSWORD" in script
+    assert script.rstrip().endswith("exec redis-server /etc/redis/redis.conf")
+    mounted = {m["mountPath"] for m in container["volumeMounts"]}
+    assert str(Path(included).parent) in mounted
+    # Every container that runs redis-cli (probes, the Job) authenticates.
+    for name, spec in pod_specs(manifests):
+        for each in spec["containers"]:
+            secrets = {
+                e["name"]: e["valueFrom"]["secretKeyRef"]["name"]
+                for e in each.get("env", [])
+                if "valueFrom" in e
+            }
+            assert secrets.get("REDISCLI_AUTH") == "redis-auth", name
+    assert {e["name"] for e in container["env"]} == {"REDIS_PASSWORD", "REDISCLI_AUTH"}
+
+
+def test_the_trusted_proxies_are_the_load_balancers(built: dict[str, list[Manifest]]) -> None:
+    for bff in BFFS:
+        config = one(built[bff], "ConfigMap")["data"]
+        settings = GatewaySettings.from_env({}, config)
+        assert parse_networks(settings.trusted_proxies)
+    services = compose()["services"]
+    haproxy = services["haproxy"]["networks"]["default"]["ipv4_address"]
+    (subnet,) = compose()["networks"]["default"]["ipam"]["config"]
+    assert ipaddress.ip_address(haproxy) in ipaddress.ip_network(subnet["subnet"])
+    for bff in BFFS:
+        env = services[bff]["environment"]
+        assert [str(n) for n in parse_networks(env["BFF_TRUSTED_PROXIES"])] == [f"{haproxy}/32"]
 
 
 # --- compose and HAProxy --------------------------------------------------------------------

@@ -15,10 +15,11 @@ import httpx
 import msgspec
 import pytest
 import redis.asyncio
+from bff_core._redis import connect, parse_redis_url
 
 from tests.processes import RunningService, run_service
 from tests.redis_cluster import RedisCluster
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, TlsFiles
 
 from .conftest import SERVICES, Upstreams, bff_env, stored_entries
 
@@ -346,3 +347,122 @@ def test_whole_answers_are_cached_per_encoding(upstreams: Upstreams, http: httpx
         assert msgspec.msgpack.decode(packed[1].content) == as_json[1].json()
         # The parts were cached once for both encodings: the upstreams were asked once.
         assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
+
+
+def poison(url: str, namespace: str, how: dict[str, Any]) -> list[str]:
+    """Overwrite the entries whose key contains one of ``how``'s names, keeping their expiry:
+    with bytes (the whole value), or with a callable given the entry's body (a well-formed
+    entry with another body). Returns the keys overwritten."""
+
+    async def run() -> list[str]:
+        client = connect(parse_redis_url(url), timeout=2.0, socket_timeout=2.0)
+        done = []
+        try:
+            async for key in client.scan_iter(match=f"{namespace}:*:k:*"):
+                name = key.decode()
+                for part, replacement in how.items():
+                    if part not in name:
+                        continue
+                    ttl = await client.pttl(key)
+                    if callable(replacement):
+                        raw = await client.get(key)
+                        assert isinstance(raw, bytes)
+                        fields = msgspec.msgpack.decode(raw)
+                        fields[4] = replacement(fields[4])
+                        value = msgspec.msgpack.encode(fields)
+                    else:
+                        value = replacement
+                    await client.set(key, value, px=ttl)
+                    done.append(name)
+        finally:
+            await client.aclose()
+        return done
+
+    return asyncio.run(run())
+
+
+def test_entries_that_do_not_decode_as_their_type_are_misses(
+    upstreams: Upstreams, http: httpx.Client, redis_url: str
+) -> None:
+    """Whatever can write to Redis must not be able to break pages: an entry that is not an
+    entry, or whose body is not what its source declares, is a miss, fetched again."""
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    env = {"REDIS_URL": redis_url, "BFF_CACHE_NAMESPACE": namespace, "BFF_CACHE_NEAR_MS": "0"}
+    with cached_bff(upstreams, **env) as bff:
+        good = get(bff, http).json()
+        assert wait_for(lambda: stored_entries(redis_url, namespace) == 5)
+        poisoned = poison(
+            redis_url,
+            namespace,
+            {
+                "part:product:": lambda _: b'{"id": 7, "name": ["not", "a", "name"]}',
+                "part:pricing:": b"\x00garbage, not an entry",
+                "part:reviews:": lambda _: b"not json at all",
+                # A well-formed entry of a whole answer, its body not the page's view.
+                "{agg:": lambda _: b'{"product": "served to everyone"}',
+            },
+        )
+        assert len(poisoned) == 4, poisoned
+        again = get(bff, http)
+        assert "served to everyone" not in again.text
+        assert again.status_code == 200
+        assert again.json() == good
+        counts = upstreams.counts()
+        assert (counts["product"], counts["pricing"], counts["reviews"]) == (2, 2, 2)
+        assert counts["inventory"] == 1  # its entry was fine
+
+
+def test_two_bff_processes_share_entries_through_a_redis_with_tls_and_a_password(
+    upstreams: Upstreams, http: httpx.Client, redis_tls_url: str, redis_tls_files: TlsFiles
+) -> None:
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    env = {
+        "REDIS_URL": redis_tls_url.partition("?")[0],  # rediss://:password@...
+        "BFF_REDIS_CA_FILE": str(redis_tls_files.ca),
+        "BFF_CACHE_NAMESPACE": namespace,
+    }
+    with cached_bff(upstreams, **env) as first, cached_bff(upstreams, **env) as second:
+        assert get(first, http).status_code == 200
+        assert wait_for(lambda: stored_entries(redis_tls_url, namespace) == 5)
+        assert get(second, http).status_code == 200
+        assert upstreams.counts() == dict.fromkeys(SERVICES, 1)
+        ready = http.get(f"{second.url}/readyz").json()
+        assert ready["checks"]["cache"] == "ok: redis"
+
+
+def test_a_wrong_redis_password_is_a_clear_readiness_failure(
+    upstreams: Upstreams, http: httpx.Client, redis_password_url: str
+) -> None:
+    wrong = "redis://:not-the-password@" + redis_password_url.rpartition("@")[2]
+    with cached_bff(upstreams, REDIS_URL=wrong) as bff:
+        ready = http.get(f"{bff.url}/readyz")
+        assert ready.status_code == 503
+        assert "refuses the credentials of REDIS_URL" in ready.json()["checks"]["cache"]
+        assert "refuses the credentials of REDIS_URL" in bff.log()
+        assert "not-the-password" not in bff.log()
+        assert get(bff, http).status_code == 200  # served without the cache meanwhile
+
+
+@pytest.mark.parametrize("module", ["web_bff", "mobile_bff"])
+def test_every_routes_whole_answer_read_back_from_redis_is_served(
+    upstreams: Upstreams, http: httpx.Client, redis_url: str, module: str
+) -> None:
+    """A whole answer read from Redis is served only if it decodes as the route's view: each
+    view must read back what it wrote, in each encoding, or Redis would never serve one."""
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    env = {"REDIS_URL": redis_url, "BFF_CACHE_NAMESPACE": namespace, "BFF_CACHE_NEAR_MS": "0"}
+    with cached_bff(upstreams, module=module, **env) as bff:
+        for path in (
+            f"{ROUTE}?id=p-1001",
+            "/api/aggregated/category?slug=audio",
+            "/api/aggregated/home",
+        ):
+            for accept in ("application/json", "application/msgpack"):
+                assert http.get(bff.url + path, headers={"accept": accept}).status_code == 200
+                assert wait_for(
+                    lambda p=path, a=accept: (
+                        http.get(bff.url + p, headers={"accept": a}).headers["server-timing"]
+                        == 'cache;desc="hit"'
+                    )
+                )
+        assert "does not decode" not in bff.log()

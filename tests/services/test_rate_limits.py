@@ -142,3 +142,18 @@ def test_limits_count_in_a_redis_cluster_too(
         urls = itertools.islice(itertools.cycle([b.url for b in bffs]), 10)
         statuses = [http.get(url + PRODUCT, params={"id": "p-1001"}).status_code for url in urls]
         assert statuses == [200] * 4 + [429] * 6
+
+
+def test_ipv6_clients_of_one_network_behind_the_proxy_share_a_budget(
+    behind_a_proxy: tuple[str, str], http: httpx.Client
+) -> None:
+    trusting, _ = behind_a_proxy
+    # Three addresses of one /64, written as proxies do (with a port, in brackets): one budget.
+    hops = ["[2001:db8:1:2::1]:50000", "2001:db8:1:2::ab", "[2001:db8:1:2:ffff::1]:443"]
+    assert [status(http, trusting, hop) for hop in hops] == [200] * 3
+    assert status(http, trusting, "2001:db8:1:2::ffff") == 429
+    # The next /64 is another subscriber.
+    assert status(http, trusting, "2001:db8:1:3::1") == 200
+    # An IPv4 client seen through an IPv4-mapped address is that IPv4 client.
+    assert [status(http, trusting, "198.51.100.77:1234") for _ in range(3)] == [200] * 3
+    assert status(http, trusting, "::ffff:198.51.100.77") == 429

@@ -13,6 +13,13 @@ URLs:
   server (or a managed service's single endpoint);
 - ``redis+cluster://[user:password@]host:port[,host:port...]``, ``rediss+cluster://...``: a
   Redis Cluster, found through any of the nodes named (the others are discovered).
+
+Redis is a trust boundary: a password (percent-encoded in the URL) and TLS are what keep
+whatever else runs in the network from reading the cache or writing into it. With TLS the
+server's certificate is verified, against the system's authorities or against the one of
+``?ssl_ca_certs=/path/ca.pem`` in the URL (what ``BFF_REDIS_CA_FILE`` adds, see
+:func:`with_ca_file`), for a server and a cluster alike. Nothing here repeats a URL's password
+in an error or a log line.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import TypeAlias
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import redis.asyncio
 import redis.asyncio.client
@@ -37,7 +44,10 @@ __all__ = [
     "connect",
     "describe",
     "parse_redis_url",
+    "redacted",
+    "refuses_credentials",
     "sharded_pubsub",
+    "with_ca_file",
 ]
 
 #: A client of one server or of a cluster: the same commands and pipelines.
@@ -58,6 +68,9 @@ class RedisTarget:
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    #: the certificate authority a TLS server's certificate is verified against (else the
+    #: system's)
+    ca_file: str | None = None
 
     @property
     def cluster(self) -> bool:
@@ -69,22 +82,34 @@ class RedisTarget:
 
 
 def parse_redis_url(url: str) -> RedisTarget:
-    """The Redis ``url`` names; :class:`ValueError` saying what is wrong with it otherwise."""
+    """The Redis ``url`` names; :class:`ValueError` saying what is wrong with it otherwise
+    (naming the URL without its password)."""
     scheme, separator, rest = url.partition("://")
     scheme = scheme.lower()
+    shown = redacted(url)
     if not separator:
-        raise ValueError(f"{url!r} is not a Redis URL, {_EXAMPLES}")
+        raise ValueError(f"{shown!r} is not a Redis URL, {_EXAMPLES}")
+    query = parse_qs(urlsplit(url).query)
+    ca_file = query.get("ssl_ca_certs", [None])[0]  # the first, as redis-py reads it
+    if ca_file is not None and scheme not in ("rediss", "rediss+cluster"):
+        raise ValueError(f"{shown!r} names a CA (ssl_ca_certs) without TLS: use rediss://")
     if scheme in _SINGLE_SCHEMES:
         parts = urlsplit(url)
         try:
             parts.port  # noqa: B018 - raises ValueError for a bad port
         except ValueError as exc:
-            raise ValueError(f"{url!r} has an invalid port ({exc})") from None
+            raise ValueError(f"{shown!r} has an invalid port ({exc})") from None
         if scheme != "unix" and not parts.hostname:
-            raise ValueError(f"{url!r} has no host, {_EXAMPLES}")
-        return RedisTarget(url)
+            raise ValueError(f"{shown!r} has no host, {_EXAMPLES}")
+        return RedisTarget(
+            url,
+            username=unquote(parts.username or "") or None,
+            password=unquote(parts.password or "") or None,
+            tls=scheme == "rediss",
+            ca_file=ca_file,
+        )
     if scheme not in _CLUSTER_SCHEMES:
-        raise ValueError(f"{url!r} is not a Redis URL, {_EXAMPLES}")
+        raise ValueError(f"{shown!r} is not a Redis URL, {_EXAMPLES}")
     userinfo, at, hosts = rest.rpartition("@")
     if not at:
         userinfo = ""
@@ -94,7 +119,7 @@ def parse_redis_url(url: str) -> RedisTarget:
         host, colon, port_text = address.strip().rpartition(":")
         if not colon or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise ValueError(
-                f"{url!r}: {address.strip() or '(empty)'!r} is not host:port; a cluster URL "
+                f"{shown!r}: {address.strip() or '(empty)'!r} is not host:port; a cluster URL "
                 "names one or more nodes, e.g. redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
             )
         nodes.append((host.strip("[]"), int(port_text)))
@@ -105,7 +130,26 @@ def parse_redis_url(url: str) -> RedisTarget:
         username=unquote(username) or None,
         password=unquote(password) or None,
         tls=_CLUSTER_SCHEMES[scheme],
+        ca_file=ca_file,
     )
+
+
+def with_ca_file(url: str, ca_file: str | None) -> str:
+    """``url`` with ``ca_file`` as the authority its TLS server's certificate is verified
+    against (``ssl_ca_certs``, which redis-py reads from a URL's query itself)."""
+    if ca_file is None:
+        return url
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}ssl_ca_certs={quote(ca_file, safe='')}"
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``: for messages and logs."""
+    scheme, separator, rest = url.partition("://")
+    userinfo, at, hosts = rest.rpartition("@")
+    if not separator or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{hosts}"
 
 
 def connect(target: RedisTarget, *, timeout: float, socket_timeout: float | None) -> AnyRedis:
@@ -129,6 +173,7 @@ def connect(target: RedisTarget, *, timeout: float, socket_timeout: float | None
         username=target.username,
         password=target.password,
         ssl=target.tls,
+        ssl_ca_certs=target.ca_file,
         socket_timeout=socket_timeout,
         socket_connect_timeout=timeout,
         # One retry: what a cluster client needs to follow a moved slot after a failover;
@@ -160,6 +205,7 @@ async def sharded_pubsub(
             username=target.username,
             password=target.password,
             ssl=target.tls,
+            ssl_ca_certs=target.ca_file,
             socket_connect_timeout=client.connection_kwargs.get("socket_connect_timeout"),
             socket_timeout=None,
             retry=Retry(NoBackoff(), 0),
@@ -212,6 +258,33 @@ async def close_quietly(
             await client.aclose()
     except Exception as exc:
         logger.debug("closing the %s failed: %s", what, describe(exc, within))
+
+
+#: What Redis and redis-py say when credentials are wrong or missing (a cluster client wraps
+#: the error in its own, keeping the text).
+_CREDENTIALS_REFUSED = (
+    "WRONGPASS",
+    "NOAUTH",
+    "invalid username-password pair",
+    "Authentication required",
+    "invalid password",
+    "must be called with the client already authenticated",  # HELLO without AUTH
+)
+
+
+def refuses_credentials(exc: BaseException) -> bool:
+    """Whether ``exc`` is Redis refusing the URL's credentials (a wrong or missing password):
+    a configuration error, not an outage, and said as such."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # the exception and what it was raised from
+        if seen is None:
+            break
+        if isinstance(seen, redis.exceptions.AuthenticationError):
+            return True
+        if any(marker in str(seen) for marker in _CREDENTIALS_REFUSED):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def describe(exc: BaseException, timeout: float) -> str:

@@ -30,13 +30,14 @@ from ._cache import DEFAULT_NEAR_HOLD
 from ._errors import ConfigurationError
 from ._guards import (
     DEFAULT_ALGORITHMS,
+    DEFAULT_IPV6_PREFIX,
     TokenType,
     check_algorithms,
     check_key_set_url,
     parse_limits,
     parse_networks,
 )
-from ._redis import parse_redis_url
+from ._redis import parse_redis_url, with_ca_file
 from ._telemetry import METRICS_DIR_VARIABLE
 from ._transports import HTTP_CLIENTS, HttpClient
 
@@ -261,6 +262,14 @@ def _namespace(text: str) -> None:
         raise ValueError(f"{text!r} must be 1 to 64 letters, digits, '.', '_' or '-'")
 
 
+def _readable_file(text: str) -> None:
+    try:
+        with open(text, "rb"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{text!r} cannot be read ({exc.strerror or exc})") from None
+
+
 def _token(text: str) -> None:
     if len(text) < 16:
         raise ValueError("must be at least 16 characters")
@@ -482,7 +491,8 @@ class GatewaySettings:
     Attributes:
         services: base URL of every upstream service, by service name (no trailing slash).
         redis_url: the shared Redis (one server, or a cluster: ``redis+cluster://...``), or
-            ``None`` for in-process state only.
+            ``None`` for in-process state only; read by :meth:`from_env` with
+            ``BFF_REDIS_CA_FILE`` in it (its ``ssl_ca_certs``).
         timeout: deadline of a whole aggregation, in seconds.
         http_client: the upstream client: ``pyreqwest`` (fastest; a request abandoned before
             the deadline ends at the deadline) or ``aiohttp`` (a cancelled request's
@@ -499,7 +509,18 @@ class GatewaySettings:
         "`unix:///path`, or a **Redis Cluster**: "
         "`redis+cluster://[user:password@]host:port[,host:port…]` (`rediss+cluster://` with "
         "TLS; any of its nodes, the others are discovered); unset: an in-process cache and "
-        "breakers per process",
+        "breakers per process. Redis is a trust boundary: give it a password "
+        "(`redis://:password@…`, percent-encoded) and, off a private network, TLS",
+    )
+    #: the certificate authority of a TLS Redis; from_env adds it to redis_url (ssl_ca_certs)
+    redis_ca_file: str | None = _setting(
+        "BFF_REDIS_CA_FILE",
+        _Checked(_readable_file, "a readable PEM file"),
+        None,
+        "with a TLS `REDIS_URL` (`rediss://`, `rediss+cluster://`): the certificate authority "
+        "(PEM) that signed Redis's certificate, when the system does not trust it (a private "
+        "CA); Redis's certificate and name are verified either way",
+        shown="unset: the system's authorities",
     )
     timeout: float = _setting(
         "BFF_TIMEOUT_MS",
@@ -657,8 +678,18 @@ class GatewaySettings:
         "",
         "addresses or networks of the proxies (load balancers) whose `X-Forwarded-For` is "
         "believed, comma-separated (`10.0.0.0/8,127.0.0.1`); a client's address is then the "
-        "right-most one that is not a trusted proxy",
+        "right-most one that is not a trusted proxy (`Forwarded`'s `for=` when no "
+        "`X-Forwarded-For` arrives; ports dropped). A forwarded header from a peer not listed "
+        "is ignored, and logged once",
         shown="unset: the peer's address",
+    )
+    rate_limit_ipv6_prefix: int = _setting(
+        "BFF_RATE_LIMIT_IPV6_PREFIX",
+        _WholeNumber(32, 128, unit="bits"),
+        str(DEFAULT_IPV6_PREFIX),
+        "an IPv6 client without identity is counted by its network of this many bits (a /64 "
+        "is one subscriber's link, any of whose addresses a host may use; `128`: each address "
+        "alone); IPv4-mapped IPv6 addresses count as the IPv4 address",
     )
     compression: bool = _setting(
         "BFF_COMPRESSION",
@@ -736,6 +767,20 @@ class GatewaySettings:
         values: dict[str, Any] = {
             attribute: row.read(env, declared=_DECLARED) for attribute, row in _own_rows(cls)
         }
+        if ca_file := values["redis_ca_file"]:
+            url = values["redis_url"]
+            if not url or not url.lower().startswith("rediss"):
+                raise ConfigurationError(
+                    "BFF_REDIS_CA_FILE",
+                    "is for a Redis reached with TLS: REDIS_URL must be rediss:// or "
+                    "rediss+cluster://",
+                )
+            if "ssl_ca_certs=" in url:
+                raise ConfigurationError(
+                    "BFF_REDIS_CA_FILE",
+                    "REDIS_URL names a CA already (ssl_ca_certs): one or the other",
+                )
+            values["redis_url"] = with_ca_file(url, ca_file)
         return cls(services=services, jwt=JwtSettings.from_env(env), **values)
 
 

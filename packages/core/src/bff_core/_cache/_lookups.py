@@ -30,7 +30,10 @@ says ``per_user``. The upstream's ``Cache-Control`` (``max-age``, ``stale-while-
 Whole answers (the encoded view of an aggregate) are kept the same way, for as long as every
 part in them is fresh, and written in the background.
 
-The store (in-process or Redis) never fails a request: a store that is down is a cache miss.
+The store (in-process or Redis) never fails a request: a store that is down is a cache miss,
+and so is an entry read from Redis whose body does not decode as its source declares (or, for
+a whole answer, as the route's view): whatever can write to Redis can write there, and such an
+entry would otherwise fail every request that read it until it expired.
 """
 
 from __future__ import annotations
@@ -306,7 +309,7 @@ class Cache:
 
     async def _look_up(self, key: str, lookup: _Lookup) -> None:
         try:
-            entry = await self.store.get(key)
+            entry = await self.store.get(key, partial(_readable, lookup.source.decoder.decode))
             lookup.found.set_result(entry)
             now = time.time()
             if entry is not None and now - entry.stored_at < entry.ttl:
@@ -346,11 +349,16 @@ class Cache:
                     # was cancelled (shutdown).
                     future.cancel()
 
-    async def answer(self, key: str) -> Entry | None:
-        """The whole answer cached under ``key``, if it is fresh."""
+    async def answer(
+        self, key: str, decode: Callable[[bytes], object] | None = None
+    ) -> Entry | None:
+        """The whole answer cached under ``key``, if it is fresh (and, read from a shared
+        store, if ``decode`` takes its body)."""
         entry = self.store.peek(key)
         if entry is None:
-            entry = await self.store.get(key)
+            entry = await self.store.get(
+                key, None if decode is None else partial(_readable, decode)
+            )
             if entry is None:
                 return None
         return entry if time.time() - entry.stored_at < entry.ttl else None
@@ -482,6 +490,20 @@ def _entry_of(lookup: _Lookup, response: UpstreamResponse) -> Entry | None:
         return None
     ttl, swr, sie = found
     return Entry.now(response.body, ttl, swr, sie, lookup.tags)
+
+
+def _readable(decode: Callable[[bytes], object], entry: Entry) -> bool:
+    """Whether ``entry``'s body decodes (as its source declares, or as its route's view)."""
+    try:
+        decode(entry.body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        logger.warning(
+            "ignored a cached entry that does not decode as it should (%s): fetched again",
+            str(exc)[:200],
+            extra={"event": "cache_entry_unreadable"},
+        )
+        return False
+    return True
 
 
 def _failure(lookup: _Lookup, error: Exception) -> str:

@@ -4,14 +4,15 @@ the upstream's ``Cache-Control``, and the entry every store keeps."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 import msgspec
 
 from .._declare import CachePolicy
 from .._transports import UpstreamResponse
 
-__all__ = ["Entry", "decode_entry", "encode_entry", "freshness", "windows"]
+__all__ = ["Accept", "Entry", "decode_entry", "encode_entry", "freshness", "windows"]
 
 
 class Entry(msgspec.Struct, array_like=True, frozen=True):
@@ -40,6 +41,9 @@ class Entry(msgspec.Struct, array_like=True, frozen=True):
         """Seconds it may still be served at all, stale windows included."""
         return self.stored_at + self.ttl + max(self.swr, self.sie) - now
 
+
+#: Whether an entry read from a shared store is usable (see ``CacheStore.get``).
+Accept: TypeAlias = Callable[[Entry], bool]
 
 encode_entry = msgspec.msgpack.Encoder().encode
 _decode_entry = msgspec.msgpack.Decoder(Entry).decode

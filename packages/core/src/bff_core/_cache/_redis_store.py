@@ -9,9 +9,9 @@ one, which grows instead). On a cluster the same pipeline is split by node and s
 once, which is still one round trip of wall time.
 
 Keys are hash-tagged so that what must share a slot does: an entry ``{ns}:k:{<key>}`` and the
-record of its tags ``{ns}:r:{<key>}`` (same tag, same slot); the set of the keys carrying a tag
-``{ns}:t:{<tag>}`` lives wherever its tag hashes to, and an invalidation reaches each of its
-entries on that entry's own slot.
+record of its tags ``{ns}:r:{<key>}`` (same tag, same slot); the sorted set of the keys carrying
+a tag ``{ns}:tz:{<tag>}`` (each scored by when its entry expires) lives wherever its tag hashes
+to, and an invalidation reaches each of its entries on that entry's own slot.
 """
 
 from __future__ import annotations
@@ -27,8 +27,16 @@ import redis.asyncio.client
 import redis.asyncio.cluster
 import redis.exceptions
 
-from .._redis import AnyRedis, RedisTarget, close_quietly, connect, describe, parse_redis_url
-from ._policy import Entry, decode_entry, encode_entry
+from .._redis import (
+    AnyRedis,
+    RedisTarget,
+    close_quietly,
+    connect,
+    describe,
+    parse_redis_url,
+    refuses_credentials,
+)
+from ._policy import Accept, Entry, decode_entry, encode_entry
 
 __all__ = ["RedisStore"]
 
@@ -44,6 +52,26 @@ if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   return redis.call('UNLINK', KEYS[1])
 end
 return 0
+"""
+
+#: Adds a key to a tag's sorted set, scored by when its entry expires (ARGV[2] ms from now),
+#: and drops the members whose entries have expired; the set itself expires with its
+#: longest-lived entry. Redis's own clock: instances' clocks never decide what is expired.
+_TAG = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+return redis.call('PEXPIREAT', KEYS[1], last[2])
+"""
+
+#: The keys of a tag's sorted set whose entries have not expired (the others are dropped).
+_TAGGED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGE', KEYS[1], 0, -1)
 """
 
 
@@ -116,14 +144,15 @@ class RedisStore:
             (or a no-op) without touching the network; then one pipeline probes.
         max_batches: pipelines in flight at once.
 
-    Tags: each tag is a Redis set of the keys set with it. Its expiry is kept at the longest
-    life of any entry added to it (``PEXPIRE ... NX`` then ``PEXPIRE ... GT``, hence Redis 7),
-    so a tag set never disappears before one of its entries. It may still name keys that have
-    expired, been overwritten without that tag or been invalidated (until it expires itself),
-    which costs memory proportional to the distinct keys ever set with the tag: ``invalidate``
-    checks each entry's own tag record, atomically on that entry's slot, so it deletes and
-    counts exactly the live entries that carry the tag. Members are never removed from a tag
-    set, so an entry set again with the tag while an invalidation runs is never left out of it.
+    Tags: each tag is a Redis sorted set of the keys set with it, each scored by when its entry
+    expires (by Redis's clock). Every write with the tag drops the members whose entries have
+    expired, and the set expires with the last of its entries, so a tag set holds the keys of
+    live entries only (plus, until their old expiry, keys overwritten without the tag or
+    invalidated): it is bounded by the entries alive at once, not by every key ever set with
+    the tag, and an invalidation walks only those. ``invalidate`` checks each entry's own tag
+    record, atomically on that entry's slot, so it deletes and counts exactly the live entries
+    that carry the tag. An invalidation never removes members, so an entry set again with the
+    tag while it runs is never left out of the set.
 
     Failures: a connection failure, an error reply or a pipeline unanswered for
     ``down_after`` marks the store down and logs one warning; for the next ``retry_after``
@@ -187,8 +216,10 @@ class RedisStore:
         """Nothing is held in this process (see :class:`~bff_core._cache.TieredStore`)."""
         return None
 
-    async def get(self, key: str) -> Entry | None:
-        """The entry under ``key``; ``None`` on a miss, or when Redis is down or slow."""
+    async def get(self, key: str, accept: Accept | None = None) -> Entry | None:
+        """The entry under ``key``; ``None`` on a miss, when Redis is down or slow, or when
+        the value is not an entry or ``accept`` refuses it (anything that can write to Redis
+        could have written it)."""
         if not self._admit():
             return None
         loop = asyncio.get_running_loop()
@@ -202,7 +233,10 @@ class RedisStore:
         if batch.give_up is None:
             batch.wait_for_reads(loop, self._op_timeout, self._down_after)
         raw = await future
-        return None if raw is None else decode_entry(raw)
+        entry = None if raw is None else decode_entry(raw)
+        if entry is None or accept is None or accept(entry):
+            return entry
+        return None
 
     async def set(self, key: str, entry: Entry) -> None:
         """Store ``entry`` for as long as it may be served, with the next pipeline; returns
@@ -221,7 +255,7 @@ class RedisStore:
         async def op(client: AnyRedis) -> int:
             # Members are bare cache keys; some may since have expired, been invalidated or
             # been overwritten without this tag: their tag record says which still carry it.
-            members = cast("set[bytes]", await client.smembers(tag_set))
+            members = cast("list[bytes]", await client.eval(_TAGGED, 1, tag_set))
             if not members:
                 return 0
             pipe = client.pipeline(transaction=False)
@@ -237,8 +271,16 @@ class RedisStore:
     async def start(self) -> None:
         """Connect now, within ``down_after``: a cluster client's first connection reads the
         cluster's layout and its command table (tens of milliseconds of CPU), which must not
-        turn the first requests' reads into misses. Redis down is logged, not raised."""
-        await self.check()
+        turn the first requests' reads into misses. Redis down is logged, not raised; Redis
+        refusing the password is logged as the configuration error it is (and ``/readyz``
+        says so until it is fixed)."""
+        answer = await self.check()
+        if answer.startswith("refused"):
+            logger.error(
+                "%s: the cache is not used, and /readyz answers 503",
+                answer,
+                extra={"event": "redis_credentials_refused", "redis": self.name},
+            )
 
     async def check(self) -> str:
         """``"ok: redis"`` (``"ok: redis cluster (N masters)"``) if Redis answers PING (every
@@ -258,6 +300,11 @@ class RedisStore:
         answer = await self._attempt(op, "", force=True, failure=failure)
         if answer:
             return answer
+        if failure and refuses_credentials(failure[0]):
+            return (
+                f"refused: {self.name} refuses the credentials of REDIS_URL (wrong or missing "
+                f"password): {self._describe(failure[0])}"
+            )
         if failure and isinstance(failure[0], redis.exceptions.ResponseError):
             # Redis answered, but refuses (NOAUTH, LOADING, CLUSTERDOWN...): reachable, not usable.
             return f"degraded: {self._describe(failure[0])}"
@@ -286,7 +333,8 @@ class RedisStore:
         return f"{self._namespace}:r:{{{_text(key)}}}"
 
     def _tag(self, tag: str) -> str:
-        return f"{self._namespace}:t:{{{tag}}}"
+        # "tz": a sorted set; "t" held plain sets in earlier releases.
+        return f"{self._namespace}:tz:{{{tag}}}"
 
     # -- batching ------------------------------------------------------------------------------
 
@@ -359,12 +407,7 @@ class RedisStore:
             pipe.sadd(record, *tags)
             pipe.pexpire(record, ttl_ms)
         for tag in tags:
-            tag_set = self._tag(tag)
-            pipe.sadd(tag_set, key)
-            # A fresh set has no expiry: NX gives it this ttl. An existing one keeps the
-            # longest ttl of its entries: GT only ever extends it.
-            pipe.pexpire(tag_set, ttl_ms, nx=True)
-            pipe.pexpire(tag_set, ttl_ms, gt=True)
+            pipe.eval(_TAG, 1, self._tag(tag), key, ttl_ms)
 
     # -- connection and health -----------------------------------------------------------------
 
@@ -440,5 +483,5 @@ class RedisStore:
 
 
 def _text(key: str | bytes) -> str:
-    # Keys come back from Redis (SMEMBERS) as the UTF-8 bytes they were sent as.
+    # Keys come back from Redis (ZRANGE) as the UTF-8 bytes they were sent as.
     return key.decode() if isinstance(key, bytes) else key

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ._policy import Entry
+from ._policy import Accept, Entry
 from ._redis_store import RedisStore
 
 __all__ = ["CacheStore", "MemoryStore", "TieredStore", "make_store"]
@@ -44,9 +44,11 @@ class CacheStore(Protocol):
         """The entry held in this process for ``key``, if any: no I/O, no waiting."""
         ...
 
-    async def get(self, key: str) -> Entry | None:
+    async def get(self, key: str, accept: Accept | None = None) -> Entry | None:
         """The entry under ``key``, or ``None`` when there is none (or it expired, or the store
-        is unreachable)."""
+        is unreachable). A store shared with other processes gives an entry only if
+        ``accept`` takes it (its body decodes as what it should be): what another process
+        wrote, or anything with access to that store, is checked before it is used."""
         ...
 
     async def set(self, key: str, entry: Entry) -> None:
@@ -147,8 +149,9 @@ class MemoryStore:
         self._entries.move_to_end(key)
         return held.entry
 
-    async def get(self, key: str) -> Entry | None:
-        """Like :meth:`peek`: nothing here waits."""
+    async def get(self, key: str, accept: Accept | None = None) -> Entry | None:
+        """Like :meth:`peek`: nothing here waits. ``accept`` is not asked: what is held here
+        was written by this process."""
         return self.peek(key)
 
     def put(self, key: str, entry: Entry) -> None:
@@ -242,11 +245,11 @@ class TieredStore:
     def peek(self, key: str) -> Entry | None:
         return self.near.peek(key)
 
-    async def get(self, key: str) -> Entry | None:
+    async def get(self, key: str, accept: Accept | None = None) -> Entry | None:
         entry = self.near.peek(key)
         if entry is not None:
-            return entry
-        entry = await self.shared.get(key)
+            return entry  # accepted when it was read, or written here
+        entry = await self.shared.get(key, accept)
         if entry is not None:
             self.near.put(key, entry)
         return entry

@@ -20,6 +20,14 @@ Redis being down never fails a request: the instance then keeps its own breakers
 cache holds entries for its short hold at most, it logs one warning, and it tries to subscribe
 again every second.
 
+What a peer says is checked before it is believed: whatever can write to Redis can write a
+transition, and one ``open`` with an opening time far in the future would keep a breaker open
+on every instance until then. An opening time later than this instance's clock plus
+``_MAX_CLOCK_SKEW`` is no real peer's (a peer stamps its own clock when its breaker opens) and
+is ignored, with a warning; one within that skew counts as opened now; one older than the reset
+timeout is over already (``Upstreams.apply_peer_transition`` ignores it). So a forged record
+can at worst open a breaker for one reset timeout, as a real peer could.
+
 Keys: the channel ``{namespace}:peers`` and the hash ``{namespace}:breakers`` (field: service,
 value: the last transition), with the namespace of the deployment, hash-tagged so both live on
 one slot.
@@ -59,6 +67,8 @@ _PUBLISH_TIMEOUT = 0.5
 _RETRY_AFTER = 1.0
 #: Recorded transitions are forgotten after this long (an open breaker is long decided by then).
 _RECORD_TTL_S = 3600
+#: How far ahead of this instance's clock a peer's may be (NTP keeps them within milliseconds).
+_MAX_CLOCK_SKEW = 5.0
 
 
 class Transition(msgspec.Struct, frozen=True, tag="breaker"):
@@ -268,9 +278,22 @@ class Peers:
             return
         if catching_up and transition.state == "closed":
             return  # a fresh instance starts closed anyway
-        if self._upstreams.apply_peer_transition(
-            transition.service, transition.state, transition.at
-        ):
+        at = transition.at
+        if transition.state == "open":
+            now = time.time()
+            if not at <= now + _MAX_CLOCK_SKEW:  # "not <=": NaN is no time either
+                logger.warning(
+                    "ignored a breaker opening of upstream %s dated %.0f s ahead of this "
+                    "instance's clock (no peer's clock is that far off: a forged or corrupt "
+                    "record in %s)",
+                    transition.service,
+                    at - now,
+                    self._hash,
+                    extra={"event": "peer_transition_ignored", "service": transition.service},
+                )
+                return
+            at = min(at, now)
+        if self._upstreams.apply_peer_transition(transition.service, transition.state, at):
             self.received += 1
 
     async def aclose(self) -> None:

@@ -18,6 +18,7 @@ from ._identity import (
     check_key_set_url,
 )
 from ._ratelimit import (
+    DEFAULT_IPV6_PREFIX,
     Network,
     RateLimits,
     Refusal,
@@ -30,6 +31,7 @@ from ._ratelimit import (
 __all__ = [
     "ASYMMETRIC_ALGORITHMS",
     "DEFAULT_ALGORITHMS",
+    "DEFAULT_IPV6_PREFIX",
     "Identity",
     "IdentityUnavailable",
     "InvalidToken",

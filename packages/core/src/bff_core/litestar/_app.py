@@ -152,6 +152,7 @@ def _rate_limits(
         redis_url=settings.redis_url,
         namespace=namespace,
         fail_closed=settings.rate_limit_fail_closed,
+        ipv6_prefix=settings.rate_limit_ipv6_prefix,
     )
 
 

@@ -64,6 +64,12 @@ def aggregate_route(
         MediaType.JSON.value: msgspec.json.Encoder().encode,
         **dict.fromkeys(MSGPACK_TYPES, msgspec.msgpack.Encoder().encode),
     }
+    # A whole answer read from Redis is served only if it decodes as the view: anything that
+    # can write to Redis could have written it.
+    decoders: dict[str, Callable[[bytes], object]] = {
+        MediaType.JSON.value: msgspec.json.Decoder(view_type).decode,
+        **dict.fromkeys(MSGPACK_TYPES, msgspec.msgpack.Decoder(view_type).decode),
+    }
     # Whole answers are cached under the view's shape too: a release that changes the view
     # never reads an answer encoded by the one before.
     view_shape = hashlib.blake2b(
@@ -132,7 +138,7 @@ def aggregate_route(
         )
         if identity is not None:
             key += ":user=" + identity.digest
-        cached = await cache.answer(key)
+        cached = await cache.answer(key, decoders[media_type])
         if gateway.metrics is not None:
             gateway.metrics.observe_answer(aggregate.name, cached is not None)
         if cached is not None:

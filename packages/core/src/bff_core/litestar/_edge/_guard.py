@@ -24,8 +24,6 @@ from ..._guards import (
     Network,
     RateLimits,
     TokenVerifier,
-    client_address,
-    client_key,
 )
 from ..._report import Problem
 from ..._telemetry import Metrics
@@ -40,7 +38,6 @@ AGGREGATE_OPT = "bff_aggregate"
 OPERATIONAL_OPT = "bff_operational"
 
 _AUTHORIZATION = b"authorization"
-_FORWARDED_FOR = b"x-forwarded-for"
 #: What RFC 6750 allows in an ``error_description``: printable ASCII but ``"`` and ``\\``.
 _UNQUOTABLE = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
 
@@ -144,13 +141,10 @@ async def _count(
 ) -> _Denied | None:
     """Count the request against its client's limits; the refusal when it is over one."""
     peer = scope.get("client")
-    address = client_address(
-        peer[0] if peer else None,
-        (v for k, v in scope["headers"] if k == _FORWARDED_FOR),
-        trusted_proxies,
-    )
+    address = peer[0] if peer else None
+    client = limits.client_of(identity, address, scope["headers"], trusted_proxies)
     name = aggregate.name if aggregate is not None else None
-    refusal = await limits.check(client_key(identity, address), name)
+    refusal = await limits.check(client, name)
     if refusal is None:
         return None
     headers = [(b"retry-after", str(refusal.retry_after).encode())]
