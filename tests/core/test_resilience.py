@@ -374,13 +374,13 @@ async def test_no_opening_below_the_fewest_failures(upstream: ScriptedUpstream) 
 async def test_failures_older_than_the_window_are_forgotten(upstream: ScriptedUpstream) -> None:
     upstream.script("/a/1", Reply(status=503, json={}))
     aggregate = single()
-    # A window of 0.3 s in buckets of 0.03 s; 3 failures within it would open it.
-    policy = BreakerPolicy(failures=3, min_calls=3, window=0.3, reset_timeout=STAYS_OPEN)
+    # A window of 1 s in buckets of 0.1 s; 3 failures within it would open it.
+    policy = BreakerPolicy(failures=3, min_calls=3, window=1.0, reset_timeout=STAYS_OPEN)
     async with gateway(upstream, breakers=policy) as gw:
         await run(gw, aggregate)
         await run(gw, aggregate)
         assert status(gw).failures == 2
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(1.05)
         assert (status(gw).failures, status(gw).calls) == (0, 0)
         await run(gw, aggregate)
         assert (status(gw).breaker, status(gw).failures) == ("closed", 1)
