@@ -32,6 +32,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ._burst import BURST_LATENCY_MS, run_cold_burst
@@ -128,8 +129,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         "--before",
         type=Path,
         help="a checkout of an earlier commit (git worktree add): its web-bff also runs in the "
-        "latency, throughput, cached and cold-burst scenarios, so before and after are measured "
-        "in the same run",
+        "latency, throughput, cached and cold-burst scenarios (and, with the edge on, in the "
+        "edge scenario), so before and after are measured in the same run",
     )
     parser.add_argument(
         "--generator",
@@ -195,6 +196,14 @@ def run(config: Config, layout: Layout) -> Results:
         shipped = CONTESTANTS["web-bff"]
         spec = before(shipped.server, config.before)
         throughput = [*contestants, Target(spec.name, spec, shipped.path, shipped.parts)]
+    edge = EDGE_TARGETS
+    if config.before is not None:
+        # The earlier commit's web-bff with the edge on, next to this one's: what a change
+        # of the per-request path (the breakers' failure-rate window, decision 0015) costs
+        # with every feature of the edge on.
+        shipped_edge = next(t for t in EDGE_TARGETS if t.name == "web-bff-edge")
+        spec = before(shipped_edge.server, config.before)
+        edge = [*edge, replace(shipped_edge, name=spec.name, server=spec)]
     # The contestants (and, with --before, the earlier web-bff), then what starting the
     # slowest part first is worth.
     latency = [*throughput, *(LATENCY_VARIANTS if "web-bff" in config.contestants else [])]
@@ -203,7 +212,7 @@ def run(config: Config, layout: Layout) -> Results:
         "cached": cached,
         "resilience": RESILIENCE_TARGETS,
         "telemetry": TELEMETRY_TARGETS,
-        "edge": EDGE_TARGETS,
+        "edge": edge,
         "scaling": SCALING_TARGETS,
     }
     children = Children(layout)

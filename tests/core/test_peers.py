@@ -23,7 +23,7 @@ from bff_core._redis import connect, parse_redis_url
 from ..redis_server import RedisServer
 from .scripted_upstream import Reply, ScriptedUpstream, scripted_upstream
 
-POLICY = BreakerPolicy(failures=2, reset_timeout=0.5)
+POLICY = BreakerPolicy(failures=2, min_calls=2, reset_timeout=0.5)
 AGGREGATE = Aggregate(
     "one", params=[Param("id")], sources=[Source("a", service="svc", path="/a/{id}", returns=dict)]
 )

@@ -38,6 +38,7 @@ def test_exported_members() -> None:
         "Problem",
         "PyreqwestTransport",
         "RequestError",
+        "RequestNotSent",
         "ResponseTooLarge",
         "RetryBudget",
         "RetryPolicy",
@@ -75,7 +76,7 @@ def test_every_error_derives_from_one_base() -> None:
         if isinstance(getattr(bff_core, name), type)
         and issubclass(getattr(bff_core, name), Exception)
     ]
-    assert len(errors) == 11
+    assert len(errors) == 12
     assert all(issubclass(error, bff_core.BFFError) for error in errors)
 
 

@@ -29,6 +29,7 @@ from bff_core import (
     UpstreamStatus,
 )
 from bff_core._cache import MemoryStore
+from bff_core._guards import Identity
 
 from .scripted_upstream import Reply, ScriptedUpstream, scripted_upstream
 
@@ -192,13 +193,13 @@ def sequence(upstream: ScriptedUpstream, path: str, *replies: Reply) -> None:
 # -- the breaker opens -------------------------------------------------------------------------
 
 
-async def test_the_breaker_opens_after_exactly_failures_consecutive_5xx_and_then_sends_nothing(
+async def test_the_breaker_opens_at_its_minimum_requests_all_failing_and_then_sends_nothing(
     upstream: ScriptedUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     upstream.script("/a/1", Reply(status=503, json={}))
     aggregate = single()
-    policy = BreakerPolicy(failures=5, reset_timeout=STAYS_OPEN)
+    policy = BreakerPolicy(failures=5, min_calls=5, reset_timeout=STAYS_OPEN)
     async with gateway(upstream, breakers=policy) as gw:
         assert status(gw).breaker == "closed"
         for n in range(1, 5):
@@ -206,13 +207,16 @@ async def test_the_breaker_opens_after_exactly_failures_consecutive_5xx_and_then
             assert result["a"].reason == "upstream_status"
             assert result["a"].upstream_status == 503
             assert (status(gw).breaker, status(gw).failures) == ("closed", n)
+            assert (status(gw).calls, status(gw).failure_rate) == (n, 1.0)
         assert not [r for r in caplog.records if "opened" in r.getMessage()]
 
         result = await run(gw, aggregate)  # the 5th: it is still sent, and its 503 reported
         assert result["a"].upstream_status == 503
         opened = status(gw)
         assert opened.breaker == "open"
-        assert opened.failures == 5
+        assert opened.failures == 0  # nothing is counted while it is open
+        assert (opened.opens_after, opened.min_calls, opened.opens_at_rate) == (5, 5, 0.5)
+        assert opened.window == 10.0
         assert opened.opens_for is not None and 0 < opened.opens_for <= STAYS_OPEN
         assert opened.refused == 0
         assert len(upstream.received) == 5
@@ -228,6 +232,7 @@ async def test_the_breaker_opens_after_exactly_failures_consecutive_5xx_and_then
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.name == LOGGER
     assert "upstream svc opened" in warning.getMessage()
+    assert "5 of its last 5 requests (in 10 s) failed" in warning.getMessage()
 
 
 async def test_an_open_breaker_fails_every_part_of_its_service_and_only_of_its_service(
@@ -244,12 +249,12 @@ async def test_an_open_breaker_fails_every_part_of_its_service_and_only_of_its_s
             Source("c", service="other", path="/c/{id}", returns=dict[str, int]),
         ],
     )
-    policy = BreakerPolicy(failures=2, reset_timeout=STAYS_OPEN)
+    policy = BreakerPolicy(failures=2, min_calls=2, reset_timeout=STAYS_OPEN)
     async with gateway(upstream, services=("svc", "other"), breakers=policy) as gw:
-        await run(gw, aggregate)  # a: 500, b: 200 (a success: the count starts again)
+        await run(gw, aggregate)  # a: 500, b: 200 (one failure of two: not yet)
         assert status(gw).breaker == "closed"
         upstream.script("*", Reply(status=502, json={}))
-        await run(gw, aggregate)  # a and c: 5xx, b: 502 too -> svc opens (2 in a row)
+        await run(gw, aggregate)  # a and c: 5xx, b: 502 too -> svc opens (2 or 3 of 3)
         assert status(gw).breaker == "open"
         assert status(gw, "other").breaker == "closed"
         assert status(gw, "other").failures == 1
@@ -264,7 +269,7 @@ async def test_breaker_policies_per_service(upstream: ScriptedUpstream) -> None:
     upstream.script("*", Reply(status=503, json={}))
     services = ("strict", "unguarded", "default")
     breakers: dict[str, BreakerPolicy | None] = {
-        "strict": BreakerPolicy(failures=1, reset_timeout=STAYS_OPEN),
+        "strict": BreakerPolicy(failures=1, min_calls=1, reset_timeout=STAYS_OPEN),
         "unguarded": None,
     }
     async with gateway(upstream, services=services, breakers=breakers) as gw:
@@ -279,9 +284,11 @@ async def test_breaker_policies_per_service(upstream: ScriptedUpstream) -> None:
         assert statuses["unguarded"].breaker == "none"
         assert statuses["unguarded"].failures == 0
         assert statuses["unguarded"].opens_for is None
-        assert statuses["default"].breaker == "open"  # the default policy: 5 failures
-        assert statuses["default"].refused == 1
-        assert upstream.paths().count("/a/1") == 1 + 6 + 5
+        # The default policy judges no fewer than 20 requests: 6 failures open nothing.
+        assert statuses["default"].breaker == "closed"
+        assert (statuses["default"].failures, statuses["default"].calls) == (6, 6)
+        assert statuses["default"].refused == 0
+        assert upstream.paths().count("/a/1") == 1 + 6 + 6
 
 
 async def test_no_breakers_at_all(upstream: ScriptedUpstream) -> None:
@@ -310,23 +317,74 @@ async def test_answers_that_are_not_declared_failures_never_open_it(
 ) -> None:
     upstream.script("/a/1", reply)
     aggregate = single()
-    async with gateway(upstream, breakers=BreakerPolicy(failures=2)) as gw:
+    async with gateway(upstream, breakers=BreakerPolicy(failures=2, min_calls=2)) as gw:
         for _ in range(10):
             await run(gw, aggregate)
         assert (status(gw).breaker, status(gw).failures) == ("closed", 0)
+        assert (status(gw).calls, status(gw).failure_rate) == (10, 0.0)  # answers: successes
         assert len(upstream.received) == 10
 
 
-async def test_a_success_resets_the_consecutive_count(upstream: ScriptedUpstream) -> None:
+async def test_it_opens_on_the_share_of_failures_not_their_count(
+    upstream: ScriptedUpstream,
+) -> None:
     aggregate = single()
-    async with gateway(upstream, breakers=BreakerPolicy(failures=3)) as gw:
-        for answers in ([503, 503, 200], [503, 503, 404], [503, 503]):
-            for answer in answers:
-                upstream.script("/a/1", Reply(status=answer, json=OK))
-                await run(gw, aggregate)
+    policy = BreakerPolicy(failures=1, min_calls=4, failure_rate=0.5, reset_timeout=STAYS_OPEN)
+    async with gateway(upstream, breakers=policy) as gw:
+        # 1 of 4, 2 of 5: under half failed, closed (a consecutive count of 2 would not be).
+        for answer in (503, 200, 404, 200, 503):
+            upstream.script("/a/1", Reply(status=answer, json=OK))
+            await run(gw, aggregate)
             assert status(gw).breaker == "closed"
-        assert status(gw).failures == 2
+        assert (status(gw).failures, status(gw).calls, status(gw).failure_rate) == (2, 5, 0.4)
         upstream.script("/a/1", Reply(status=504, json={}))
+        await run(gw, aggregate)  # 3 of 6: half
+        assert status(gw).breaker == "open"
+
+
+async def test_no_opening_below_the_minimum_requests(upstream: ScriptedUpstream) -> None:
+    upstream.script("/a/1", Reply(status=503, json={}))
+    aggregate = single()
+    policy = BreakerPolicy(failures=1, min_calls=6, reset_timeout=STAYS_OPEN)
+    async with gateway(upstream, breakers=policy) as gw:
+        for n in range(1, 6):
+            await run(gw, aggregate)
+            # Every request failed, but 5 are too few to judge.
+            assert (status(gw).breaker, status(gw).failures, status(gw).failure_rate) == (
+                "closed",
+                n,
+                1.0,
+            )
+        await run(gw, aggregate)
+        assert status(gw).breaker == "open"
+
+
+async def test_no_opening_below_the_fewest_failures(upstream: ScriptedUpstream) -> None:
+    upstream.script("/a/1", Reply(status=503, json={}))
+    aggregate = single()
+    policy = BreakerPolicy(failures=4, min_calls=1, failure_rate=0.1, reset_timeout=STAYS_OPEN)
+    async with gateway(upstream, breakers=policy) as gw:
+        for _ in range(3):
+            await run(gw, aggregate)
+        assert (status(gw).breaker, status(gw).failures) == ("closed", 3)
+        await run(gw, aggregate)
+        assert status(gw).breaker == "open"
+
+
+async def test_failures_older_than_the_window_are_forgotten(upstream: ScriptedUpstream) -> None:
+    upstream.script("/a/1", Reply(status=503, json={}))
+    aggregate = single()
+    # A window of 1 s in buckets of 0.1 s; 3 failures within it would open it.
+    policy = BreakerPolicy(failures=3, min_calls=3, window=1.0, reset_timeout=STAYS_OPEN)
+    async with gateway(upstream, breakers=policy) as gw:
+        await run(gw, aggregate)
+        await run(gw, aggregate)
+        assert status(gw).failures == 2
+        await asyncio.sleep(1.05)
+        assert (status(gw).failures, status(gw).calls) == (0, 0)
+        await run(gw, aggregate)
+        assert (status(gw).breaker, status(gw).failures) == ("closed", 1)
+        await run(gw, aggregate)
         await run(gw, aggregate)
         assert status(gw).breaker == "open"
 
@@ -342,7 +400,7 @@ async def test_timeouts_and_lost_connections_count(
 ) -> None:
     upstream.script("/a/1", reply)
     aggregate = single()
-    policy = BreakerPolicy(failures=2, reset_timeout=STAYS_OPEN)
+    policy = BreakerPolicy(failures=2, min_calls=2, reset_timeout=STAYS_OPEN)
     async with gateway(upstream, timeout=0.1, breakers=policy, default_client=default_client) as gw:
         assert (await run(gw, aggregate))["a"].reason == reason
         assert (status(gw).breaker, status(gw).failures) == ("closed", 1)
@@ -356,7 +414,9 @@ async def test_timeouts_and_lost_connections_count(
 async def test_part_timeouts_count_every_time(upstream: ScriptedUpstream) -> None:
     upstream.script("/a/1", Reply(hang=True))
     aggregate = single(timeout=0.02)
-    policy = BreakerPolicy(failures=15, reset_timeout=STAYS_OPEN, counts=frozenset({"timeout"}))
+    policy = BreakerPolicy(
+        failures=15, min_calls=15, reset_timeout=STAYS_OPEN, counts=frozenset({"timeout"})
+    )
     async with gateway(upstream, breakers=policy) as gw:
         for n in range(1, 16):
             assert (await run(gw, aggregate))["a"].reason == "timeout"
@@ -368,7 +428,7 @@ async def test_a_service_that_refuses_connections_opens_its_breaker() -> None:
     async with scripted_upstream() as server:
         closed = server  # the port is free again once the server is gone
     aggregate = single()
-    async with gateway(closed, breakers=BreakerPolicy(failures=3)) as gw:
+    async with gateway(closed, breakers=BreakerPolicy(failures=3, min_calls=3)) as gw:
         reasons = [(await run(gw, aggregate))["a"].reason for _ in range(5)]
         assert reasons == ["unavailable"] * 3 + ["circuit_open"] * 2
         assert status(gw).refused == 2
@@ -400,7 +460,7 @@ async def test_only_the_declared_kinds_count(
 ) -> None:
     upstream.script("/a/1", reply)
     aggregate = single()
-    policy = BreakerPolicy(failures=2, counts=counts)
+    policy = BreakerPolicy(failures=2, min_calls=2, counts=counts)
     async with gateway(upstream, timeout=0.05, breakers=policy) as gw:
         for _ in range(4):
             await run(gw, aggregate)
@@ -416,11 +476,143 @@ def test_counts_and_retry_kinds_may_be_any_collection() -> None:
     assert RetryPolicy(on=on).on == frozenset({"5xx"})
 
 
+# -- who can open a breaker: a share of everyone's requests, not one client -----------------
+
+
+def personal(*, retry: RetryPolicy | None = None) -> Aggregate:
+    """An aggregate of one optional source that sends the caller's subject in ``x-user-id``."""
+    return Aggregate(
+        "personal",
+        params=[Param("id")],
+        sources=[
+            Source(
+                "a",
+                service="svc",
+                path="/a/{id}",
+                returns=dict[str, int],
+                subject_header="x-user-id",
+                retry=retry,
+            )
+        ],
+    )
+
+
+def caller(subject: str) -> Identity:
+    return Identity(subject=subject, token="t", expires_at=time.time() + 60, claims={})
+
+
+async def test_a_poison_id_repeated_by_one_client_opens_no_breaker(
+    upstream: ScriptedUpstream,
+) -> None:
+    # One id the upstream always fails (a 5xx); every other id it answers. While the other
+    # clients' requests come in, one client sends the poison id three times in a row, retried;
+    # again and again. Under the old rule (5 consecutive failures, every attempt counted) the
+    # first three poison requests opened the breaker for everyone. Now it would take as many
+    # poison requests as all the others together (half the window's requests).
+    upstream.script("/a/poison", Reply(status=503, json={}))
+    upstream.script("*", Reply(json=OK))
+    aggregate = single(retry=RetryPolicy(attempts=2, backoff=0.001))
+    seen: list[str] = []
+
+    async def others(round_: int, count: int) -> None:
+        answers = await asyncio.gather(*(run(gw, aggregate, f"{round_}-{n}") for n in range(count)))
+        assert all(r["a"].ok for r in answers)
+
+    async with gateway(upstream) as gw:  # the default breaker and retry budget
+        gw.upstreams.on_transition(lambda service, state, opened_at: seen.append(state))
+        await others(0, 20)
+        for round_ in range(1, 11):
+            for _ in range(3):
+                poisoned = await run(gw, aggregate, "poison")
+                assert poisoned["a"].upstream_status == 503  # that request's own failure
+            assert status(gw).breaker == "closed"
+            await others(round_, 6)
+        counted = status(gw)
+        # 30 poison requests, each counted once however often it was retried, of 110.
+        assert (counted.failures, counted.calls) == (30, 110)
+        assert counted.retries > 0
+        assert counted.failure_rate == round(30 / 110, 3)
+    assert seen == []
+
+
+async def test_a_real_outage_opens_it_within_the_window(upstream: ScriptedUpstream) -> None:
+    upstream.script("*", Reply(json=OK))
+    aggregate = single(retry=RetryPolicy(attempts=2, backoff=0.001))
+    async with gateway(upstream) as gw:  # the default policy: 20 requests, half failed, 10 s
+        started = time.monotonic()
+        for n in range(30):
+            assert (await run(gw, aggregate, str(n)))["a"].ok
+        # The upstream fails everything from now on: once failures are half the window's
+        # requests (30 healthy ones are in it), it opens.
+        upstream.script("*", Reply(status=503, json={}))
+        for n in range(29):
+            await run(gw, aggregate, f"down-{n}")
+            assert status(gw).breaker == "closed"
+        await run(gw, aggregate, "down-29")  # 30 of 60
+        assert status(gw).breaker == "open"
+        assert time.monotonic() - started < DEFAULT_BREAKER.window
+        sent = len(upstream.received)
+        assert (await run(gw, aggregate, "more"))["a"].reason == "circuit_open"
+        assert len(upstream.received) == sent
+
+
+async def test_an_outage_from_the_start_opens_it_at_the_minimum_requests() -> None:
+    async with scripted_upstream() as server:
+        closed = server  # the port is free again once the server is gone
+    aggregate = single()
+    async with gateway(closed) as gw:
+        reasons = [(await run(gw, aggregate, str(n)))["a"].reason for n in range(22)]
+        assert reasons == ["unavailable"] * 20 + ["circuit_open"] * 2
+
+
+@pytest.mark.parametrize("default_client", [False, True], ids=["aiohttp", "default"])
+@pytest.mark.parametrize("subject", ["user\nX-Admin: 1", "nul\x00", "cr\r"], ids=repr)
+async def test_a_request_the_client_made_unsendable_counts_for_no_breaker(
+    upstream: ScriptedUpstream, subject: str, default_client: bool
+) -> None:
+    upstream.script("*", Reply(json=OK))
+    aggregate = personal(retry=RetryPolicy(attempts=3, backoff=0.001))
+    policy = BreakerPolicy(failures=1, min_calls=1, reset_timeout=STAYS_OPEN)
+    async with gateway(upstream, breakers=policy, default_client=default_client) as gw:
+        for _ in range(5):
+            result = await gw.run(aggregate, {"id": "1"}, identity=caller(subject))
+            assert result["a"].reason == "unavailable"  # that request's failure
+            assert "request not sent" in result["a"].detail
+        counted = status(gw)
+        assert (counted.breaker, counted.failures, counted.calls) == ("closed", 0, 0)
+        assert (counted.retries, counted.budget) == (0, 10.0)  # it would fail the same way
+        assert upstream.received == []
+        assert (await gw.run(aggregate, {"id": "1"}, identity=caller("u-1")))["a"].ok
+        assert upstream.received[0].headers["x-user-id"] == "u-1"
+
+
+async def test_an_unsendable_trial_leaves_the_breaker_half_open(
+    upstream: ScriptedUpstream,
+) -> None:
+    aggregate = personal()
+    policy = BreakerPolicy(failures=1, min_calls=1, reset_timeout=0.2)
+    async with gateway(upstream, breakers=policy) as gw:
+        upstream.script("/a/1", Reply(status=503, json={}))
+        await gw.run(aggregate, {"id": "1"}, identity=caller("u-1"))
+        assert status(gw).breaker == "open"
+        await asyncio.sleep(0.25)
+        upstream.received.clear()
+        upstream.script("/a/1", Reply(json=OK))
+        result = await gw.run(aggregate, {"id": "1"}, identity=caller("bad\nsubject"))
+        assert result["a"].reason == "unavailable"
+        # No verdict on the upstream: neither closed nor opened again, and the next request
+        # is the trial.
+        assert status(gw).breaker == "half-open"
+        assert (await gw.run(aggregate, {"id": "1"}, identity=caller("u-1")))["a"].ok
+        assert status(gw).breaker == "closed"
+        assert len(upstream.received) == 1
+
+
 # -- half-open: one trial decides --------------------------------------------------------------
 
 
 async def open_breaker(gw: Gateway, upstream: ScriptedUpstream, aggregate: Aggregate) -> None:
-    """Open ``svc``'s breaker (policy with failures=1) with one 503, and forget the request."""
+    """Open ``svc``'s breaker (policy with min_calls=1) with one 503, and forget the request."""
     upstream.script("/a/1", Reply(status=503, json={}))
     await run(gw, aggregate)
     assert status(gw).breaker == "open"
@@ -432,7 +624,9 @@ async def test_after_reset_timeout_exactly_one_trial_goes_through_and_its_succes
 ) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     aggregate = single()
-    async with gateway(upstream, breakers=BreakerPolicy(failures=1, reset_timeout=0.3)) as gw:
+    async with gateway(
+        upstream, breakers=BreakerPolicy(failures=1, min_calls=1, reset_timeout=0.3)
+    ) as gw:
         await open_breaker(gw, upstream, aggregate)
         upstream.script("/a/1", Reply(json=OK, delay=0.1))
         assert (await run(gw, aggregate))["a"].reason == "circuit_open"  # still cooling
@@ -464,7 +658,9 @@ async def test_a_failed_trial_opens_it_for_another_reset_timeout(
     upstream: ScriptedUpstream, trial: Reply
 ) -> None:
     aggregate = single(timeout=0.1)
-    async with gateway(upstream, breakers=BreakerPolicy(failures=1, reset_timeout=0.3)) as gw:
+    async with gateway(
+        upstream, breakers=BreakerPolicy(failures=1, min_calls=1, reset_timeout=0.3)
+    ) as gw:
         await open_breaker(gw, upstream, aggregate)
         await asyncio.sleep(0.35)
         upstream.script("/a/1", trial)
@@ -488,7 +684,9 @@ async def test_a_failed_trial_opens_it_for_another_reset_timeout(
 
 async def test_the_trial_outlives_the_run_that_started_it(upstream: ScriptedUpstream) -> None:
     aggregate = single()
-    async with gateway(upstream, breakers=BreakerPolicy(failures=1, reset_timeout=0.2)) as gw:
+    async with gateway(
+        upstream, breakers=BreakerPolicy(failures=1, min_calls=1, reset_timeout=0.2)
+    ) as gw:
         await open_breaker(gw, upstream, aggregate)
         await asyncio.sleep(0.25)
         upstream.script("/a/1", Reply(json=OK, delay=0.15))
@@ -506,7 +704,9 @@ async def test_the_trial_outlives_the_run_that_started_it(upstream: ScriptedUpst
 
 async def test_closing_the_gateway_cancels_a_running_trial(upstream: ScriptedUpstream) -> None:
     aggregate = single()
-    gw = gateway(upstream, timeout=5.0, breakers=BreakerPolicy(failures=1, reset_timeout=0.1))
+    gw = gateway(
+        upstream, timeout=5.0, breakers=BreakerPolicy(failures=1, min_calls=1, reset_timeout=0.1)
+    )
     try:
         await open_breaker(gw, upstream, aggregate)
         await asyncio.sleep(0.15)
@@ -532,7 +732,9 @@ async def test_transition_hooks_see_every_transition(
     def broken(service: str, state: str, opened_at: float | None) -> None:
         raise RuntimeError("a hook that fails")
 
-    async with gateway(upstream, breakers=BreakerPolicy(failures=1, reset_timeout=0.1)) as gw:
+    async with gateway(
+        upstream, breakers=BreakerPolicy(failures=1, min_calls=1, reset_timeout=0.1)
+    ) as gw:
         gw.upstreams.on_transition(broken)
         gw.upstreams.on_transition(lambda *transition: seen.append(transition))
         before = time.time()
@@ -556,11 +758,11 @@ async def test_one_opening_is_one_transition(
     upstream: ScriptedUpstream, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Five requests sent while closed all fail; the 2nd opens it. The three that fail after
-    # that make pybreaker open it again, which is neither logged nor published again.
+    # that are not counted (it is open), so it is neither opened, logged nor published again.
     upstream.script("*", Reply(status=503, json={}, delay=0.05))
     aggregate = single()
     seen: list[str] = []
-    async with gateway(upstream, breakers=BreakerPolicy(failures=2)) as gw:
+    async with gateway(upstream, breakers=BreakerPolicy(failures=2, min_calls=2)) as gw:
         gw.upstreams.on_transition(lambda service, state, opened_at: seen.append(state))
         await asyncio.gather(*(gw.run(aggregate, {"id": str(n)}) for n in range(5)))
         assert status(gw).breaker == "open"
@@ -590,7 +792,7 @@ async def test_requests_cancelled_because_a_critical_part_failed_are_not_failure
     upstream.script("/c/1", Reply(status=404, json={}, delay=0.05))
     upstream.script("/b/1", Reply(hang=True))
     aggregate = critical_elsewhere()
-    policy = BreakerPolicy(failures=2, reset_timeout=STAYS_OPEN)
+    policy = BreakerPolicy(failures=2, min_calls=2, reset_timeout=STAYS_OPEN)
     async with gateway(upstream, services=("svc", "crit"), breakers=policy) as gw:
         for _ in range(4):
             started = time.monotonic()
@@ -605,7 +807,7 @@ async def test_requests_cancelled_because_a_critical_part_failed_are_not_failure
 async def test_a_cancelled_run_is_not_a_failure(upstream: ScriptedUpstream) -> None:
     upstream.script("/a/1", Reply(hang=True))
     aggregate = single()
-    async with gateway(upstream, breakers=BreakerPolicy(failures=1)) as gw:
+    async with gateway(upstream, breakers=BreakerPolicy(failures=1, min_calls=1)) as gw:
         for n in range(1, 4):
             task = asyncio.ensure_future(run(gw, aggregate))
             await eventually(received(upstream, n))
@@ -615,13 +817,13 @@ async def test_a_cancelled_run_is_not_a_failure(upstream: ScriptedUpstream) -> N
         assert status(gw).breaker == "closed"
 
 
-async def test_a_cancelled_request_leaves_the_consecutive_count_alone(
+async def test_a_cancelled_request_leaves_the_window_alone(
     upstream: ScriptedUpstream,
 ) -> None:
     upstream.script("/c/1", Reply(status=404, json={}, delay=0.05))
     upstream.script("/b/1", Reply(status=503, json={}))
     only_b = single("b")
-    policy = BreakerPolicy(failures=3, reset_timeout=STAYS_OPEN)
+    policy = BreakerPolicy(failures=3, min_calls=3, reset_timeout=STAYS_OPEN)
     async with gateway(upstream, services=("svc", "crit"), breakers=policy) as gw:
         await run(gw, only_b)
         await run(gw, only_b)
@@ -629,7 +831,7 @@ async def test_a_cancelled_request_leaves_the_consecutive_count_alone(
         upstream.script("/b/1", Reply(hang=True))
         with pytest.raises(AggregationFailed):
             await run(gw, critical_elsewhere())  # svc's request to /b/1 is cancelled
-        assert status(gw).failures == 2  # neither a failure nor a success
+        assert (status(gw).failures, status(gw).calls) == (2, 2)  # neither failure nor success
         upstream.script("/b/1", Reply(status=503, json={}))
         await run(gw, only_b)
         assert status(gw).breaker == "open"
@@ -676,7 +878,8 @@ async def test_a_retry_turns_a_flaky_upstream_into_an_ok_part(
         assert result["a"].value == OK
         assert len(upstream.received) == len(failed) + 1
         assert status(gw).retries == 1
-        assert status(gw).failures == 0  # the breaker saw the failure, then the success
+        # The request counts once, as its first attempt ended: the retry is not counted.
+        assert (status(gw).failures, status(gw).calls) == (1, 1)
 
 
 async def test_retries_only_on_what_the_policy_names(upstream: ScriptedUpstream) -> None:
@@ -799,16 +1002,31 @@ async def test_no_retry_when_its_backoff_would_end_past_the_deadline(
 async def test_retries_stop_when_the_breaker_opens(upstream: ScriptedUpstream) -> None:
     upstream.script("/a/1", Reply(status=503, json={}))
     aggregate = single(retry=RetryPolicy(attempts=5, backoff=0.0))
-    policy = BreakerPolicy(failures=2, reset_timeout=STAYS_OPEN)
+    policy = BreakerPolicy(failures=1, min_calls=1, reset_timeout=STAYS_OPEN)
     async with gateway(upstream, breakers=policy) as gw:
         result = await run(gw, aggregate)
-        # The retry's failure opened the breaker: the part reports that failure, and no
-        # retry is spent on a request the breaker would refuse.
+        # The first attempt's failure opened the breaker: the part reports that failure, and
+        # no retry is spent on a request the breaker would refuse.
         assert result["a"].upstream_status == 503
-        assert len(upstream.received) == 2
+        assert len(upstream.received) == 1
         counted = status(gw)
-        assert (counted.breaker, counted.retries, counted.refused) == ("open", 1, 0)
-        assert counted.budget == 9.0
+        assert (counted.breaker, counted.retries, counted.refused) == ("open", 0, 0)
+        assert counted.budget == 10.0
+
+
+async def test_a_retried_request_counts_once(upstream: ScriptedUpstream) -> None:
+    upstream.script("/a/1", Reply(status=503, json={}))
+    aggregate = single(retry=RetryPolicy(attempts=5, backoff=0.0))
+    policy = BreakerPolicy(failures=2, min_calls=2, reset_timeout=STAYS_OPEN)
+    async with gateway(upstream, breakers=policy) as gw:
+        result = await run(gw, aggregate)
+        assert result["a"].upstream_status == 503
+        assert len(upstream.received) == 5  # every attempt sent, and failed
+        counted = status(gw)
+        assert (counted.breaker, counted.failures, counted.calls) == ("closed", 1, 1)
+        assert counted.retries == 4
+        await run(gw, aggregate)  # a second request: 2 of 2 failed
+        assert status(gw).breaker == "open"
 
 
 # -- hedges ------------------------------------------------------------------------------------
@@ -1020,7 +1238,7 @@ async def test_a_stale_entry_is_served_while_the_breaker_is_open(
         ],
     )
     only_b = single("b")
-    policy = BreakerPolicy(failures=2, reset_timeout=STAYS_OPEN)
+    policy = BreakerPolicy(failures=2, min_calls=2, reset_timeout=STAYS_OPEN)
     async with gateway(upstream, breakers=policy, cache=MemoryStore()) as gw:
         first = await run(gw, cached)
         assert first["a"].value == {"n": 5}
@@ -1044,7 +1262,9 @@ async def test_a_stale_entry_is_served_while_the_breaker_is_open(
 async def test_no_stale_entry_means_circuit_open(upstream: ScriptedUpstream) -> None:
     upstream.script("*", Reply(status=503, json={}))
     cached = single(cache=CachePolicy(ttl=10, stale_if_error=60))
-    async with gateway(upstream, breakers=BreakerPolicy(failures=1), cache=MemoryStore()) as gw:
+    async with gateway(
+        upstream, breakers=BreakerPolicy(failures=1, min_calls=1), cache=MemoryStore()
+    ) as gw:
         assert (await run(gw, cached))["a"].upstream_status == 503
         upstream.received.clear()
         assert (await run(gw, cached))["a"].reason == "circuit_open"
@@ -1069,6 +1289,12 @@ def src(**kwargs: Any) -> Source:
         (lambda: RetryPolicy(on=frozenset()), "at least one"),
         (lambda: RetryPolicy(on="5xx"), "not a string"),  # type: ignore[arg-type]
         (lambda: BreakerPolicy(failures=0), "failures must be at least 1"),
+        (lambda: BreakerPolicy(min_calls=0), "min_calls must be at least 1"),
+        (lambda: BreakerPolicy(failure_rate=0), "failure_rate must be above 0 and at most 1"),
+        (lambda: BreakerPolicy(failure_rate=1.5), "failure_rate must be above 0 and at most 1"),
+        (lambda: BreakerPolicy(failure_rate=float("nan")), "failure_rate must be above 0"),
+        (lambda: BreakerPolicy(window=0), "window must be 0.01 to 3600 seconds"),
+        (lambda: BreakerPolicy(window=7200), "window must be 0.01 to 3600 seconds"),
         (lambda: BreakerPolicy(reset_timeout=0), "reset_timeout must be positive"),
         (lambda: BreakerPolicy(counts=frozenset({"4xx"})), "unknown '4xx'"),
         (lambda: BreakerPolicy(counts=frozenset()), "at least one"),

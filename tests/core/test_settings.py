@@ -65,6 +65,12 @@ def test_values_are_read() -> None:
         ("BFF_BREAKER_FAILURES", "0", "is not between 1 and 1000"),
         ("BFF_BREAKER_RESET_MS", "10s", "is not a whole number"),
         ("BFF_BREAKER_RESET_MS", "-1", "is not between 1 and"),
+        ("BFF_BREAKER_MIN_CALLS", "0", "is not between 1 and 100000"),
+        ("BFF_BREAKER_MIN_CALLS", "twenty", "is not a whole number"),
+        ("BFF_BREAKER_FAILURE_PERCENT", "0", "is not between 1 and 100"),
+        ("BFF_BREAKER_FAILURE_PERCENT", "50%", "is not a whole number"),
+        ("BFF_BREAKER_WINDOW_MS", "99", "is not between 100 and"),
+        ("BFF_BREAKER_WINDOW_MS", "10s", "is not a whole number"),
         ("BFF_RETRY_BUDGET_PERCENT", "10%", "is not a whole number"),
         ("BFF_RETRY_BUDGET_PERCENT", "101", "is not between 0 and 100"),
         ("BFF_RETRY_BUDGET_PERCENT", "-1", "is not between 0 and 100"),
@@ -96,6 +102,8 @@ def test_resilience_settings() -> None:
     defaults = GatewaySettings.from_env(VARIABLES, {})
     assert defaults.breakers is True
     assert (defaults.breaker_failures, defaults.breaker_reset) == (None, None)
+    assert (defaults.breaker_min_calls, defaults.breaker_failure_percent) == (None, None)
+    assert defaults.breaker_window is None
     assert defaults.retry_budget_percent == 10
     settings = GatewaySettings.from_env(
         VARIABLES,
@@ -103,11 +111,16 @@ def test_resilience_settings() -> None:
             "BFF_BREAKER": " OFF ",
             "BFF_BREAKER_FAILURES": "3",
             "BFF_BREAKER_RESET_MS": "2500",
+            "BFF_BREAKER_MIN_CALLS": "40",
+            "BFF_BREAKER_FAILURE_PERCENT": "75",
+            "BFF_BREAKER_WINDOW_MS": "5000",
             "BFF_RETRY_BUDGET_PERCENT": "0",
         },
     )
     assert settings.breakers is False
     assert (settings.breaker_failures, settings.breaker_reset) == (3, 2.5)
+    assert (settings.breaker_min_calls, settings.breaker_failure_percent) == (40, 75)
+    assert settings.breaker_window == 5.0
     assert settings.retry_budget_percent == 0
 
 

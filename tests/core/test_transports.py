@@ -20,7 +20,7 @@ import httpx
 import pyreqwest.client
 import pytest
 import pytest_asyncio
-from bff_core._errors import ResponseTooLarge, UpstreamUnavailable
+from bff_core._errors import RequestNotSent, ResponseTooLarge, UpstreamUnavailable
 from bff_core._transports import DEFAULT_MAX_BODY_BYTES, Transport
 from bff_core._transports._aiohttp import AiohttpTransport
 from bff_core._transports._httpx import HttpxTransport
@@ -161,16 +161,32 @@ async def test_literal_dot_segments_are_not_resolved(
     assert upstream.raw_paths == [target]
 
 
+@pytest.mark.parametrize(
+    "value", ["a\r\nX-Injected: 1", "line\nbreak", "nul\x00", "cr\r"], ids=repr
+)
 async def test_header_injection_is_refused_not_sent(
-    transport: Transport, upstream: Upstream
+    transport: Transport, upstream: Upstream, value: str
 ) -> None:
     upstream.raw_paths.clear()
 
-    with pytest.raises(UpstreamUnavailable):
-        await transport.get(
-            f"{upstream.base_url}/echo/x", headers={"X-Forwarded": "a\r\nX-Injected: 1"}
-        )
+    # RequestNotSent (an UpstreamUnavailable): the request's own failure, no breaker's.
+    with pytest.raises(RequestNotSent, match="request not sent"):
+        await transport.get(f"{upstream.base_url}/echo/x", headers={"X-Forwarded": value})
     assert upstream.raw_paths == []
+
+
+async def test_a_header_value_outside_ascii_is_sent_or_refused_as_not_sent(
+    kind: str, transport: Transport, upstream: Upstream
+) -> None:
+    upstream.raw_paths.clear()
+    headers = {"x-user-id": "Zoë 日本"}
+    if kind == "httpx":  # httpx accepts ASCII header values only
+        with pytest.raises(RequestNotSent, match="request not sent"):
+            await transport.get(f"{upstream.base_url}/echo/x", headers=headers)
+        assert upstream.raw_paths == []
+    else:
+        response = await transport.get(f"{upstream.base_url}/echo/x", headers=headers)
+        assert response.status == 200
 
 
 async def test_connection_refused_is_upstream_unavailable(transport: Transport) -> None:

@@ -137,6 +137,7 @@ def test_breaker_and_redis_changes_are_structured_events(
     with bff(
         upstreams,
         BFF_BREAKER="on",
+        BFF_BREAKER_MIN_CALLS="5",  # the shipped policy waits for 20 requests
         BFF_CACHE="on",
         BFF_LOG_FORMAT="json",
         REDIS_URL=redis_server.url,

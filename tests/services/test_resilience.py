@@ -106,6 +106,11 @@ def wait_until_trial_allowed(service: RunningService, http: httpx.Client, name: 
     assert wait_for(lambda: upstream(service, http, name)["opens_for"] == 0, timeout=5)
 
 
+#: Breakers that judge from 5 requests on (the shipped policy waits for 20 in 10 s): every
+#: test here that opens one sends few requests, each one upstream request (retries off).
+FEW = {"BFF_BREAKER_MIN_CALLS": "5"}
+
+
 def trip(service: RunningService, http: httpx.Client, name: str, ids: list[str]) -> None:
     """One request per product id, each failing ``name``; its breaker is open afterwards."""
     for product_id in ids:
@@ -113,11 +118,11 @@ def trip(service: RunningService, http: httpx.Client, name: str, ids: list[str])
     assert upstream(service, http, name)["breaker"] == "open"
 
 
-def test_404s_never_open_a_breaker_and_five_503s_in_a_row_do(
+def test_404s_never_open_a_breaker_and_half_the_requests_failing_do(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
     # No retries: every request is exactly one upstream request, one breaker count.
-    with bff(upstreams, BFF_BREAKER="on", BFF_RETRY_BUDGET_PERCENT="0") as web:
+    with bff(upstreams, BFF_BREAKER="on", BFF_RETRY_BUDGET_PERCENT="0", **FEW) as web:
         # 404s are answers ("no such thing"), not failures: the breaker stays closed.
         upstreams.inject("inventory", status=404)
         for _ in range(8):
@@ -125,24 +130,27 @@ def test_404s_never_open_a_breaker_and_five_503s_in_a_row_do(
             assert body["errors"] == [
                 {"source": "inventory", "reason": "upstream_status", "status": 404}
             ]
-        assert upstream(web, http, "inventory")["breaker"] == "closed"
-        assert upstream(web, http, "inventory")["failures"] == 0
+        state = upstream(web, http, "inventory")
+        assert (state["breaker"], state["failures"], state["calls"]) == ("closed", 0, 8)
         assert upstreams.counts()["inventory"] == 8
 
+        # 503s: it opens when they are half the window's requests (8 of 16).
         upstreams.inject("inventory", status=503)
-        for expected_failures in range(1, 5):
+        for expected_failures in range(1, 8):
             response = get(web, http)
             assert response.json()["errors"] == [
                 {"source": "inventory", "reason": "upstream_status", "status": 503}
             ]
             state = upstream(web, http, "inventory")
             assert (state["breaker"], state["failures"]) == ("closed", expected_failures)
+            assert state["failure_rate"] == round(expected_failures / (8 + expected_failures), 3)
         assert "circuit breaker of upstream inventory opened" not in web.log()
-        get(web, http)  # the fifth 503 in a row
+        get(web, http)  # the eighth 503: 8 of 16
         state = upstream(web, http, "inventory")
         assert state["breaker"] == "open"
         assert 0 < state["opens_for"] <= 10
         assert "circuit breaker of upstream inventory opened" in web.log()
+        assert "8 of its last 16 requests (in 10 s) failed" in web.log()
 
         # Open: inventory is left alone, the page is served without it, fast.
         reset_log(upstreams)
@@ -170,7 +178,7 @@ def test_404s_never_open_a_breaker_and_five_503s_in_a_row_do(
 def test_dropped_connections_and_timeouts_count_as_failures_too(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    env = {"BFF_BREAKER": "on", "BFF_RETRY_BUDGET_PERCENT": "0", "BFF_TIMEOUT_MS": "300"}
+    env = {"BFF_BREAKER": "on", "BFF_RETRY_BUDGET_PERCENT": "0", "BFF_TIMEOUT_MS": "300", **FEW}
     with bff(upstreams, **env) as web:
         upstreams.inject("reviews", drop=True)
         for _ in range(3):
@@ -181,7 +189,7 @@ def test_dropped_connections_and_timeouts_count_as_failures_too(
             errors = get(web, http).json()["errors"]
             assert errors == [{"source": "reviews", "reason": "timeout"}]
         state = upstream(web, http, "reviews")
-        assert (state["breaker"], state["failures"]) == ("open", 5)
+        assert state["breaker"] == "open"  # 5 of 5 failed
         reset_log(upstreams)
         started = time.monotonic()
         assert get(web, http).json()["errors"] == [{"source": "reviews", "reason": CIRCUIT_OPEN}]
@@ -193,6 +201,7 @@ def test_a_half_open_breaker_lets_one_trial_through_which_decides(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
     env = {"BFF_BREAKER": "on", "BFF_RETRY_BUDGET_PERCENT": "0", "BFF_BREAKER_RESET_MS": "500"}
+    env.update(FEW)
     with bff(upstreams, **env) as web:
         upstreams.inject("inventory", status=503)
         trip(web, http, "inventory", ["p-1001"] * 5)
@@ -241,7 +250,8 @@ def test_an_open_breaker_of_the_critical_part_answers_502_at_once(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
     # Retries and hedges off (a budget of 0): every request is one upstream request.
-    with bff(upstreams, "mobile_bff", BFF_BREAKER="on", BFF_RETRY_BUDGET_PERCENT="0") as mobile:
+    env = {"BFF_BREAKER": "on", "BFF_RETRY_BUDGET_PERCENT": "0", **FEW}
+    with bff(upstreams, "mobile_bff", **env) as mobile:
         upstreams.inject("product", status=503)
         for _ in range(5):
             failed = get(mobile, http)
@@ -286,6 +296,7 @@ def test_breakers_are_shared_through_redis_by_the_instances_of_one_namespace(
         "BFF_RETRY_BUDGET_PERCENT": "0",
         "BFF_BREAKER_RESET_MS": "2000",
         "REDIS_URL": redis_url,
+        **FEW,
     }
     with bffs_together(
         upstreams,
@@ -472,7 +483,7 @@ def test_upstreams_are_told_the_time_left_and_give_up_when_it_ends(
 def test_an_open_breaker_falls_back_on_a_stale_cached_part(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    env = {"BFF_CACHE": "on", "BFF_BREAKER": "on", "BFF_RETRY_BUDGET_PERCENT": "0"}
+    env = {"BFF_CACHE": "on", "BFF_BREAKER": "on", "BFF_RETRY_BUDGET_PERCENT": "0", **FEW}
     with bff(upstreams, **env) as web:
         upstreams.inject(
             "inventory", cache_control="max-age=1, stale-while-revalidate=0, stale-if-error=60"

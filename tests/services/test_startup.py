@@ -121,10 +121,20 @@ def test_the_environment_tunes_the_declared_breakers(module: str) -> None:
     assert {(s.opens_after, s.reset_timeout, s.budget) for s in declared.values()} == {
         (5, 10.0, 10.0)
     }
+    assert {(s.min_calls, s.opens_at_rate, s.window) for s in declared.values()} == {
+        (20, 0.5, 10.0)
+    }
     tuned = create_app(
-        {"BFF_BREAKER_FAILURES": "2", "BFF_BREAKER_RESET_MS": "1500"}
+        {
+            "BFF_BREAKER_FAILURES": "2",
+            "BFF_BREAKER_RESET_MS": "1500",
+            "BFF_BREAKER_MIN_CALLS": "8",
+            "BFF_BREAKER_FAILURE_PERCENT": "80",
+            "BFF_BREAKER_WINDOW_MS": "3000",
+        }
     ).state.gateway.upstream_status()
     assert {(s.opens_after, s.reset_timeout) for s in tuned.values()} == {(2, 1.5)}
+    assert {(s.min_calls, s.opens_at_rate, s.window) for s in tuned.values()} == {(8, 0.8, 3.0)}
     off = create_app(
         {"BFF_BREAKER": "off", "BFF_RETRY_BUDGET_PERCENT": "0"}
     ).state.gateway.upstream_status()

@@ -354,16 +354,23 @@ export interface components {
         UpstreamStatus: {
             breaker: ("closed" | "open" | "half-open") | "none";
             budget: number;
+            /** @default 0 */
+            calls: number;
+            /** @default 0 */
+            failure_rate: number;
             failures: number;
             hedges: number;
             hedges_won: number;
+            min_calls?: number | null;
             opens_after?: number | null;
+            opens_at_rate?: number | null;
             opens_for?: number | null;
             over_budget: number;
             refused: number;
             requests: number;
             reset_timeout?: number | null;
             retries: number;
+            window?: number | null;
         };
         /** Warehouse */
         Warehouse: {

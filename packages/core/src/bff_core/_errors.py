@@ -8,6 +8,7 @@
     │   └── UnknownParts        ``fields`` names parts the aggregate does not have
     ├── TransportError          raised by a Transport, turned into a part outcome by the engine
     │   ├── UpstreamUnavailable could not connect, connection refused or lost
+    │   │   └── RequestNotSent  what the request carries cannot be sent (a header value)
     │   ├── ResponseTooLarge    the upstream's body is above the configured limit
     │   └── CircuitOpen         the upstream's circuit breaker is open: nothing was sent
     └── AggregationFailed       a critical part failed, so there is no answer (HTTP 404/502/504)
@@ -32,6 +33,7 @@ __all__ = [
     "DeclarationError",
     "InvalidParameter",
     "RequestError",
+    "RequestNotSent",
     "ResponseTooLarge",
     "TransportError",
     "UnknownParts",
@@ -90,6 +92,18 @@ class TransportError(BFFError):
 
 class UpstreamUnavailable(TransportError):
     """The upstream could not be reached, refused the connection or dropped it mid-answer."""
+
+
+class RequestNotSent(UpstreamUnavailable):
+    """The request could not be sent as it is: a header value no HTTP client accepts (a line
+    break, a control character, or for httpx anything outside ASCII), usually from what the
+    client supplied (its token's subject). Nothing reached the upstream.
+
+    It is that request's failure, reported like an unreachable upstream (``unavailable``),
+    and never the upstream's: circuit breakers do not count it and it is not retried (it would
+    fail the same way). A :class:`~bff_core.Transport` raises it for a request its library
+    refuses to build.
+    """
 
 
 class ResponseTooLarge(TransportError):

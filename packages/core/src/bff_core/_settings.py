@@ -580,8 +580,37 @@ class GatewaySettings:
         "BFF_BREAKER_FAILURES",
         _WholeNumber(1, 1000),
         None,
-        "consecutive failures (timeouts, connection failures, 5xx) that open a breaker",
+        "the fewest failed requests (timeouts, connection failures, 5xx) within a breaker's "
+        "window that open it, besides the minimum requests and the failure share below "
+        f"([decision record]({_DECISIONS}/0015-failure-rate-breakers.md))",
         shown="as declared: `5`",
+    )
+    #: None: the policy's
+    breaker_min_calls: int | None = _setting(
+        "BFF_BREAKER_MIN_CALLS",
+        _WholeNumber(1, 100_000, unit="requests"),
+        None,
+        "the fewest requests to an upstream within a breaker's window for it to judge their "
+        "failure share at all (each request counts once, whatever its retries)",
+        shown="as declared: `20`",
+    )
+    #: None: the policy's
+    breaker_failure_percent: int | None = _setting(
+        "BFF_BREAKER_FAILURE_PERCENT",
+        _WholeNumber(1, 100, unit="percent"),
+        None,
+        "the share of an upstream's requests within a breaker's window that failed at or "
+        "above which the breaker opens: one client repeating a failing request cannot open "
+        "it while the others are answered",
+        shown="as declared: `50`",
+    )
+    #: seconds; None: the policy's
+    breaker_window: float | None = _setting(
+        "BFF_BREAKER_WINDOW_MS",
+        _Milliseconds(100, _MAX_TIMEOUT_MS),
+        None,
+        "how far back a breaker counts requests and failures (a rolling window of ten buckets)",
+        shown="as declared: `10000`",
     )
     #: seconds; None: the policy's
     breaker_reset: float | None = _setting(

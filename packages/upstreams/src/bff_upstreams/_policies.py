@@ -35,11 +35,20 @@ RECOMMENDATIONS_CACHE = CachePolicy(
     ttl=60, stale_while_revalidate=120, stale_if_error=600, per_user=True
 )
 
-# When an upstream is failing, stop calling it: after 5 timeouts, connection failures or 5xx
-# answers in a row its breaker opens for 10 s (404s are answers, not failures). Every part is
+# When an upstream is failing, stop calling it: when at least 20 requests went to it in the
+# last 10 s and half of them ended in a timeout, a connection failure or a 5xx, its breaker
+# opens for 10 s (404s are answers, not failures; a request counts once, retried or not). One
+# client repeating a failing id cannot get there while the others are answered (decision
+# record 0015). Every part is
 # retried once after a connection failure or a 5xx, within the deadline and a 10 % budget; a
 # product answer later than 100 ms (several times its usual latency) gets a second request.
-BREAKERS = BreakerPolicy(failures=5, reset_timeout=10, counts={"timeout", "unavailable", "5xx"})
+BREAKERS = BreakerPolicy(
+    min_calls=20,
+    failure_rate=0.5,
+    window=10,
+    reset_timeout=10,
+    counts={"timeout", "unavailable", "5xx"},
+)
 RETRY_ONCE = RetryPolicy(attempts=2, on={"unavailable", "5xx"})
 PRODUCT_HEDGE_AFTER = 0.1
 #: The upstreams read at most 50 ids per batch request; a page of either BFF is at most 48

@@ -74,16 +74,36 @@ def _kinds(owner: str, name: str, kinds: Iterable[str], allowed: tuple[str, ...]
 class BreakerPolicy:
     """When an upstream service's circuit breaker opens, and for how long.
 
+    The breaker opens on a failure *rate*, not a count (decision record 0015): over the last
+    ``window`` seconds, at least ``min_calls`` requests were sent to the service, at least
+    ``failure_rate`` of them failed, and at least ``failures`` failed. A client repeating one
+    request that fails (a poison id) therefore cannot open it while the service answers the
+    others: it would have to send as many failing requests as every other client sends.
+
+    Each request counts once, whatever its retries and hedges (those are judged by the
+    breaker, refused while it is open, but not counted again).
+
     Args:
-        failures: consecutive failures that open the breaker.
+        failures: the fewest failed requests within the window that open the breaker (with the
+            defaults, the rate rule already asks for 10).
+        min_calls: the fewest requests within the window for the breaker to judge the rate at
+            all (resilience4j's ``minimumNumberOfCalls``).
+        failure_rate: the share of the window's requests that failed, 0 to 1, at or above
+            which the breaker opens (resilience4j's ``failureRateThreshold``).
+        window: seconds over which requests are counted (a ring of ten buckets: the window
+            moves a tenth of its length at a time).
         reset_timeout: seconds the breaker stays open before one trial request decides.
         counts: which outcomes are failures: ``"timeout"`` (no answer by the deadline),
             ``"unavailable"`` (no connection, connection lost), ``"5xx"`` (an answer with a
             5xx status), ``"429"`` (Too Many Requests). Anything else, a 404 included, is an
-            answer: it counts as a success.
+            answer: it counts as a success. A request that could not be sent at all
+            (:class:`~bff_core.RequestNotSent`) counts neither way.
     """
 
     failures: int = 5
+    min_calls: int = 20
+    failure_rate: float = 0.5
+    window: float = 10.0
     reset_timeout: float = 10.0
     counts: AbstractSet[str] = frozenset({"timeout", "unavailable", "5xx"})
 
@@ -91,6 +111,19 @@ class BreakerPolicy:
         if self.failures < 1:
             raise DeclarationError(
                 f"BreakerPolicy.failures must be at least 1, not {self.failures}"
+            )
+        if self.min_calls < 1:
+            raise DeclarationError(
+                f"BreakerPolicy.min_calls must be at least 1, not {self.min_calls}"
+            )
+        if not 0 < self.failure_rate <= 1:
+            raise DeclarationError(
+                "BreakerPolicy.failure_rate must be above 0 and at most 1 (a share of the "
+                f"window's requests), not {self.failure_rate}"
+            )
+        if not 0.01 <= self.window <= 3600:
+            raise DeclarationError(
+                f"BreakerPolicy.window must be 0.01 to 3600 seconds, not {self.window}"
             )
         if not self.reset_timeout > 0:
             raise DeclarationError(

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from .._errors import ResponseTooLarge, UpstreamUnavailable
+from .._errors import RequestNotSent, ResponseTooLarge, UpstreamUnavailable
 from ._base import DEFAULT_MAX_BODY_BYTES, UpstreamResponse
 
 __all__ = ["AiohttpTransport"]
@@ -125,9 +125,9 @@ class AiohttpTransport:
         except OSError as exc:  # aiohttp wraps socket errors, but be safe.
             raise UpstreamUnavailable(f"GET {url}: {_describe(exc)}") from exc
         except ValueError as exc:
-            # A header aiohttp refuses to send (CR/LF: header injection). The request cannot
-            # be made; the engine reports that like an unreachable upstream.
-            raise UpstreamUnavailable(f"GET {url}: request not sent: {_describe(exc)}") from exc
+            # A header aiohttp refuses to send (CR/LF, a control character: header injection).
+            # The request cannot be made, whatever the upstream's health: no breaker's failure.
+            raise RequestNotSent(f"GET {url}: request not sent: {_describe(exc)}") from exc
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
         # Leaving ``async with`` on a response whose body was not read to the end closes the

@@ -8,7 +8,8 @@ plug in its own.
 Timeouts are *not* the transport's job: the engine wraps every call in an asyncio deadline and
 cancels it. A transport must therefore be cancellation-safe (a cancelled ``get`` releases its
 connection) and must raise only :class:`UpstreamUnavailable` or :class:`ResponseTooLarge` for
-failures it can name; anything else escaping it is a bug in the adapter.
+failures it can name (:class:`RequestNotSent`, a kind of :class:`UpstreamUnavailable`, for a
+request its library refuses to build); anything else escaping it is a bug in the adapter.
 
 A transport whose library cannot stop a cancelled request (pyreqwest) may offer, as a
 ``cancellable`` attribute, another transport that can; hedged requests, whose loser is
@@ -64,6 +65,8 @@ class Transport(Protocol):
         Raises:
             UpstreamUnavailable: the connection could not be made, was refused or was lost
                 before the whole response arrived.
+            RequestNotSent: the request cannot be sent as it is (a header value the library
+                refuses); no breaker counts it.
             ResponseTooLarge: the body is longer than the transport's limit.
         """
         ...

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._errors import ResponseTooLarge, UpstreamUnavailable
+from .._errors import RequestNotSent, ResponseTooLarge, UpstreamUnavailable
 from ._base import DEFAULT_MAX_BODY_BYTES, UpstreamResponse
 
 __all__ = ["HttpxTransport"]
@@ -114,12 +114,13 @@ class HttpxTransport:
                 await response.aclose()
         except httpx.TimeoutException as exc:
             raise TimeoutError(f"GET {url}: timed out in the httpx client ({exc})") from exc
+        except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:
+            # A header value h11 refuses (CR/LF, a control character) or one outside ASCII,
+            # the only values httpx accepts. The request cannot be made, whatever the
+            # upstream's health: no breaker's failure. (Before RequestError: a subclass.)
+            raise RequestNotSent(f"GET {url}: request not sent: {_describe(exc)}") from exc
         except (httpx.RequestError, httpx.InvalidURL) as exc:
             raise UpstreamUnavailable(f"GET {url}: {_describe(exc)}") from exc
-        except UnicodeEncodeError as exc:
-            # httpx only accepts ASCII header values. The request cannot be made; the engine
-            # reports that like an unreachable upstream.
-            raise UpstreamUnavailable(f"GET {url}: request not sent: {_describe(exc)}") from exc
         return UpstreamResponse(
             status=response.status_code, headers=_lower_headers(response), body=body
         )

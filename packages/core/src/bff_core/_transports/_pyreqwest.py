@@ -46,7 +46,7 @@ from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
 from pyreqwest.http import HeaderMap, Url
 from pyreqwest.response import Response
 
-from .._errors import ResponseTooLarge, UpstreamUnavailable
+from .._errors import RequestNotSent, ResponseTooLarge, UpstreamUnavailable
 from ._base import DEFAULT_MAX_BODY_BYTES, Transport, UpstreamResponse
 
 __all__ = ["PyreqwestTransport"]
@@ -182,9 +182,9 @@ class PyreqwestTransport:
         except PyreqwestError as exc:
             raise UpstreamUnavailable(f"GET {url}: {_describe(exc)}") from exc
         except ValueError as exc:
-            # An invalid header name or value (CR/LF: header injection). The request cannot be
-            # made; the engine reports that like an unreachable upstream.
-            raise UpstreamUnavailable(f"GET {url}: request not sent: {exc}") from exc
+            # An invalid header name or value (CR/LF, a control character: header injection).
+            # The request cannot be made, whatever the upstream's health: no breaker's failure.
+            raise RequestNotSent(f"GET {url}: request not sent: {exc}") from exc
 
     async def _read_body(self, response: Response, length: str | None) -> bytes:
         limit = self._max_body_bytes

@@ -4,7 +4,9 @@ service's retry budget.
 A source that declares a :class:`RetryPolicy` is retried on the declared failures, after a
 jittered exponential backoff, never past its deadline and only while the service's retry
 budget allows (:class:`RetryBudget`: about 10 % extra requests at most). Each attempt goes
-through the rest of the chain (the hedge, the breaker), so the breaker judges every one.
+through the rest of the chain (the hedge, the breaker), so the breaker judges every one; the
+first attempt goes through ``first`` (whose breaker layer counts the request), the retries
+through ``again`` (whose breaker layer refuses them while open but does not count them again).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Set as AbstractSet
 
 from .._deadline import Deadline
 from .._declare import RetryPolicy
-from .._errors import UpstreamUnavailable
+from .._errors import RequestNotSent, UpstreamUnavailable
 from .._transports import UpstreamResponse
 from ._breaker import Breaker
 from ._layer import Layer
@@ -28,9 +30,10 @@ logger = logging.getLogger("bff_core.resilience")
 
 
 class Retry:
-    """Sends again what failed in ``inner`` as ``policy`` says, for the source ``name``."""
+    """Sends again, through ``again``, what failed in ``first`` as ``policy`` says, for the
+    source ``name``."""
 
-    __slots__ = ("breaker", "inner", "name", "policy", "service")
+    __slots__ = ("again", "breaker", "first", "name", "policy", "service")
 
     def __init__(
         self,
@@ -38,13 +41,15 @@ class Retry:
         policy: RetryPolicy,
         service: Service,
         breaker: Breaker | None,
-        inner: Layer,
+        first: Layer,
+        again: Layer,
     ) -> None:
         self.name = name
         self.policy = policy
         self.service = service
         self.breaker = breaker
-        self.inner = inner
+        self.first = first
+        self.again = again
 
     async def __call__(
         self, url: str, headers: Mapping[str, str], deadline: Deadline
@@ -52,14 +57,15 @@ class Retry:
         policy, service, breaker = self.policy, self.service, self.breaker
         loop = asyncio.get_running_loop()
         attempt = 1
+        layer = self.first
         while True:
             failure: UpstreamResponse | UpstreamUnavailable
             started = loop.time()
             try:
-                response = await self.inner(url, headers, deadline)
+                response = await layer(url, headers, deadline)
             except UpstreamUnavailable as exc:
-                if "unavailable" not in policy.on:
-                    raise
+                if "unavailable" not in policy.on or isinstance(exc, RequestNotSent):
+                    raise  # a request that cannot be sent would fail again the same way
                 failure = exc
             else:
                 if not _retried_status(response.status, policy.on):
@@ -89,6 +95,7 @@ class Retry:
             service.maybe_log_summary()
             await asyncio.sleep(delay)
             attempt += 1
+            layer = self.again
 
 
 def _retried_status(status: int, on: AbstractSet[str]) -> bool:

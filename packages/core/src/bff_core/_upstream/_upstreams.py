@@ -11,7 +11,10 @@ layer per concern a source declares; a concern it does not declare costs nothing
           Send (deadline header, trace context,        _send.py    always
                 then the transport)
 
-Every attempt (a retry, a hedge) goes through the breaker, which judges and may refuse each.
+Every attempt (a retry, a hedge) goes through the breaker, which judges and may refuse each;
+only a request's first attempt is counted in the breaker's window (``BreakerLayer``), its
+retries and hedges go through an ``AttemptLayer`` (a retry's own chain, built beside the first
+attempt's), so a request weighs once however often it was retried.
 Retries and hedges are on only when the gateway has a retry budget. One :class:`Deadline`
 (``bff_core._deadline``) travels down the chain: the time left is read from it, and a
 cancellation knows from it whether the deadline caused it.
@@ -32,7 +35,7 @@ from .._aio import cancel_and_wait
 from .._deadline import Deadline
 from .._declare import BreakerPolicy, RetryBudget
 from .._transports import Transport, UpstreamResponse
-from ._breaker import Breaker, BreakerLayer, BreakerState, TransitionHook
+from ._breaker import AttemptLayer, Breaker, BreakerLayer, BreakerState, TransitionHook
 from ._hedge import Hedge
 from ._layer import Layer
 from ._retry import Retry
@@ -50,10 +53,18 @@ class UpstreamStatus(msgspec.Struct, frozen=True, kw_only=True):
     """What ``/readyz`` shows of one upstream service (counts since start-up)."""
 
     breaker: BreakerState | Literal["none"]
-    #: consecutive failures counted by the breaker so far
+    #: failed requests within the breaker's window (while it is closed)
     failures: int
-    #: the consecutive failures that open it (its policy), and how long it then stays open
+    #: requests within the breaker's window, and the share of them that failed (0 to 1)
+    calls: int = 0
+    failure_rate: float = 0.0
+    #: what opens it (its policy): at least ``opens_after`` failures and ``min_calls``
+    #: requests within ``window`` seconds, ``opens_at_rate`` of them failed; how long it then
+    #: stays open
     opens_after: int | None = None
+    min_calls: int | None = None
+    opens_at_rate: float | None = None
+    window: float | None = None
     reset_timeout: float | None = None
     #: seconds until an open breaker lets a trial request through
     opens_for: float | None = None
@@ -156,19 +167,22 @@ class Upstreams:
         service = self._services[source.service]
         breaker = self._breakers.get(source.service)
         send: Layer = self._send
-        if breaker is not None:
-            send = BreakerLayer(breaker, send)
+        # A request's first attempt is counted by the breaker; its retries and hedges are
+        # judged by it (refused while open) but not counted again.
+        first: Layer = send if breaker is None else BreakerLayer(breaker, send)
         if self._budget is None:
-            return send  # no budget: retry and hedge declarations are not acted upon
-        layer = send
+            return first  # no budget: retry and hedge declarations are not acted upon
+        again: Layer = send if breaker is None else AttemptLayer(breaker, send)
         if source.hedge_after is not None:
             second: Layer = self._send_cancellable
             if breaker is not None:
-                second = BreakerLayer(breaker, second)
-            layer = Hedge(source.hedge_after, service, breaker, send, second)
+                second = AttemptLayer(breaker, second)
+            first = Hedge(source.hedge_after, service, breaker, first, second)
+            if source.retry is not None:
+                again = Hedge(source.hedge_after, service, breaker, again, second)
         if source.retry is not None:
-            layer = Retry(source.name, source.retry, service, breaker, layer)
-        return layer
+            return Retry(source.name, source.retry, service, breaker, first, again)
+        return first
 
     def status(self) -> dict[str, UpstreamStatus]:
         """Every service's breaker state and counters, for ``/readyz``."""
@@ -177,16 +191,23 @@ class Upstreams:
             breaker = self._breakers.get(name)
             state: BreakerState | Literal["none"] = "none"
             opens_for = None
-            failures = 0
+            calls = failures = 0
+            policy = None
             if breaker is not None:
                 state = breaker.state()
-                failures = breaker.storage.counter
+                policy = breaker.policy
+                calls, failures = breaker.window.totals()
                 if state == "open" and breaker.storage.opened_at is not None:
                     opens_for = round(max(breaker.open_for(), 0.0), 3)
             statuses[name] = UpstreamStatus(
                 breaker=state,
                 failures=failures,
-                opens_after=None if breaker is None else breaker.circuit.fail_max,
+                calls=calls,
+                failure_rate=round(failures / calls, 3) if calls else 0.0,
+                opens_after=None if policy is None else policy.failures,
+                min_calls=None if policy is None else policy.min_calls,
+                opens_at_rate=None if policy is None else policy.failure_rate,
+                window=None if policy is None else policy.window,
                 reset_timeout=None if breaker is None else breaker.circuit.reset_timeout,
                 opens_for=opens_for,
                 requests=service.requests,

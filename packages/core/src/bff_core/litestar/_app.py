@@ -47,7 +47,8 @@ def create_gateway_app(
     shared, through the same Redis, by the instances of that namespace, whatever their version.
 
     ``breakers`` declares the upstreams' circuit breakers (one policy for all, or per service);
-    ``BFF_BREAKER_FAILURES`` and ``BFF_BREAKER_RESET_MS`` override their thresholds, and
+    ``BFF_BREAKER_FAILURES``, ``BFF_BREAKER_MIN_CALLS``, ``BFF_BREAKER_FAILURE_PERCENT``,
+    ``BFF_BREAKER_WINDOW_MS`` and ``BFF_BREAKER_RESET_MS`` override their thresholds, and
     ``BFF_BREAKER=off`` removes them.
     """
     verifier = _verifier(settings, aggregates)
@@ -162,9 +163,13 @@ def _tuned(
     """The declared breaker policies with the thresholds the environment overrides."""
 
     def tune(policy: BreakerPolicy) -> BreakerPolicy:
+        percent = settings.breaker_failure_percent
         return replace(
             policy,
             failures=settings.breaker_failures or policy.failures,
+            min_calls=settings.breaker_min_calls or policy.min_calls,
+            failure_rate=policy.failure_rate if percent is None else percent / 100,
+            window=settings.breaker_window or policy.window,
             reset_timeout=settings.breaker_reset or policy.reset_timeout,
         )
 
