@@ -88,6 +88,7 @@ def test_without_a_stop_signal_the_handlers_are_restored() -> None:
         signal.signal(signal.SIGINT, inherited)
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("signals", [1, 20], ids=["once", "repeated"])
 def test_sigterm_stops_everything_cleanly(signals: int) -> None:
     port = free_port()

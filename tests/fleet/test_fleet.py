@@ -12,7 +12,12 @@ import pytest
 from tests.fleet.fleet import ADMIN_TOKEN, Fleet, Load, check_answer
 from tests.processes import wait_for
 
-pytestmark = pytest.mark.parametrize("fleet", ["redis", "redis-cluster"], indirect=True)
+# One worker runs every fleet, one after the other (see test_redis_outage.py).
+pytestmark = [
+    pytest.mark.fleet,
+    pytest.mark.xdist_group("fleet"),
+    pytest.mark.parametrize("fleet", ["redis", "redis-cluster"], indirect=True),
+]
 
 ROUTE = "/api/aggregated/product"
 

@@ -12,6 +12,10 @@ from tests.fleet.fleet import Fleet, Load, run_fleet
 from tests.processes import wait_for
 from tests.redis_server import RedisServer, redis_server_binary
 
+# One worker runs every fleet, one after the other (as without xdist): several at once would
+# load a two-core machine past what their timings allow.
+pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("fleet")]
+
 
 @pytest.fixture(scope="module")
 def redis() -> Iterator[RedisServer]:

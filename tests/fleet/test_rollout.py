@@ -11,6 +11,9 @@ import pytest
 from tests.fleet.fleet import Fleet, Load
 from tests.processes import wait_for
 
+# One worker runs every fleet, one after the other (see test_redis_outage.py).
+pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("fleet")]
+
 
 def out_of_rotation(fleet: Fleet, backend: str, address: str) -> bool:
     return fleet.balancer.status_of(backend, address) != "UP"

@@ -1,13 +1,18 @@
-"""The real programs, each in its own process on a free loopback port.
+"""The real programs on free loopback ports.
 
-One demo-upstreams and one of each BFF (default configuration, pointed at the upstreams) are
-shared by the whole session; every test starts with no fault injected and an empty request log.
+One demo-upstreams and one of each BFF (default configuration, pointed at the upstreams), each
+in its own process, are shared by the whole session (by each xdist worker); every test starts
+with no fault injected and an empty request log. A test that needs a BFF of its own gets one
+with :func:`serve_bff` (served from this process: for what the app does) or :func:`run_bff` (a
+process of its own: for what the process does, its signals, workers, exit status and output).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +20,7 @@ import httpx
 import pytest
 from bff_core._redis import connect, parse_redis_url
 
-from tests.processes import RunningService, run_service
+from tests.processes import RunningService, ServedApp, run_service, serve_asgi
 
 SERVICES = ("product", "inventory", "pricing", "reviews")
 URL_VARIABLES = {
@@ -72,6 +77,25 @@ def bff_env(upstreams_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+@contextmanager
+def run_bff(
+    upstreams_url: str, module: str = "web_bff", *args: str, **env: str
+) -> Iterator[RunningService]:
+    """``python -m module *args``, a BFF process of its own on these upstreams (:func:`bff_env`:
+    cache and breakers off unless ``env`` turns them on)."""
+    with run_service(module, args, env=bff_env(upstreams_url, **env)) as service:
+        yield service
+
+
+@contextmanager
+def serve_bff(upstreams_url: str, module: str = "web_bff", **env: str) -> Iterator[ServedApp]:
+    """The BFF ``module`` (its ``create_app``) served from this process on these upstreams,
+    configured by :func:`bff_env` alone (the process's own environment plays no part)."""
+    create_app = importlib.import_module(module).create_app
+    with serve_asgi(module, create_app(bff_env(upstreams_url, **env))) as served:
+        yield served
+
+
 @pytest.fixture(scope="session")
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10.0) as client:
@@ -94,13 +118,13 @@ def upstreams(upstreams_process: RunningService, http: httpx.Client) -> Iterator
 
 @pytest.fixture(scope="session")
 def web_bff(upstreams_process: RunningService) -> Iterator[RunningService]:
-    with run_service("web_bff", env=bff_env(upstreams_process.url)) as service:
+    with run_bff(upstreams_process.url, "web_bff") as service:
         yield service
 
 
 @pytest.fixture(scope="session")
 def mobile_bff(upstreams_process: RunningService) -> Iterator[RunningService]:
-    with run_service("mobile_bff", env=bff_env(upstreams_process.url)) as service:
+    with run_bff(upstreams_process.url, "mobile_bff") as service:
         yield service
 
 

@@ -21,6 +21,9 @@ from tests.processes import RunningService, free_port, run_service
 
 from .conftest import Upstreams, bff_env
 
+# One worker: the module's site and browser are started once.
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+
 REPO = Path(__file__).resolve().parents[2]
 SPA = REPO / "apps" / "web-spa"
 SHOTS = Path(os.environ.get("BFF_TEST_OUTPUT", REPO / "test-output")) / "browser"

@@ -25,6 +25,8 @@ from tests.processes import RunningService, run_service
 
 from .conftest import SERVICES, Upstreams, bff_env
 
+pytestmark = pytest.mark.process
+
 ROUTE = "/api/aggregated/product"
 TOKEN = "test-admin-token-0123456789"
 PRODUCTS = [f"p-{1001 + i}" for i in range(12)]

@@ -1,5 +1,6 @@
 """The contract's rules for ``GET /api/aggregated/product``, on both BFFs, against real
-processes with faults injected into the real demo upstreams."""
+processes (and, where a test needs its own settings, a BFF served from the test process) with
+faults injected into the real demo upstreams."""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 from web_bff import create_app as create_web_app
 
-from tests.processes import RunningService, free_port, run_service
+from tests.processes import RunningService, Served, free_port
 
-from .conftest import SERVICES, Upstreams, bff_env
+from .conftest import SERVICES, Upstreams, serve_bff
 
 PRODUCT = "p-1001"
 PARTS = ["product", "inventory", "pricing", "reviews"]
 
 
-def parts_of(bff: RunningService) -> list[str]:
+def parts_of(bff: Served) -> list[str]:
     """Every part of the product page; the web page's last two (its category and related
     products) are not in the default answer."""
     return [*PARTS, "category", "related"] if bff.name == "web_bff" else PARTS
@@ -31,7 +32,7 @@ def parts_of(bff: RunningService) -> list[str]:
 ROUTE = "/api/aggregated/product"
 
 
-def aggregate(bff: RunningService, http: httpx.Client, query: str) -> httpx.Response:
+def aggregate(bff: Served, http: httpx.Client, query: str) -> httpx.Response:
     return http.get(f"{bff.url}{ROUTE}?{query}")
 
 
@@ -198,8 +199,7 @@ def test_an_unreachable_upstream_is_unavailable(
     upstreams_process: RunningService, http: httpx.Client
 ) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
-    env = bff_env(upstreams_process.url, REVIEWS_SERVICE_URL=closed)
-    with run_service("web_bff", env=env) as web:
+    with serve_bff(upstreams_process.url, REVIEWS_SERVICE_URL=closed) as web:
         body = aggregate(web, http, f"id={PRODUCT}").json()
     assert body["reviews"] is None
     assert body["errors"] == [{"source": "reviews", "reason": "unavailable"}]
@@ -210,8 +210,8 @@ def test_the_aiohttp_client_keeps_the_same_contract(
 ) -> None:
     upstreams.inject("reviews", hang=True)
     upstreams.inject("pricing", drop=True)
-    env = bff_env(upstreams_process.url, BFF_HTTP_CLIENT="aiohttp", BFF_TIMEOUT_MS="300")
-    with run_service("web_bff", env=env) as web:
+    env = {"BFF_HTTP_CLIENT": "aiohttp", "BFF_TIMEOUT_MS": "300"}
+    with serve_bff(upstreams_process.url, **env) as web:
         body = aggregate(web, http, f"id={PRODUCT}").json()
         assert body["errors"] == [
             {"source": "pricing", "reason": "unavailable"},
@@ -224,8 +224,8 @@ def test_the_aiohttp_client_keeps_the_same_contract(
 def test_bff_timeout_ms_sets_the_deadline(
     upstreams_process: RunningService, upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    with run_service("mobile_bff", env=bff_env(upstreams_process.url, BFF_TIMEOUT_MS="250")) as bff:
-        # A first answer warms the new process up (its connections, its first request), so
+    with serve_bff(upstreams_process.url, "mobile_bff", BFF_TIMEOUT_MS="250") as bff:
+        # A first answer warms the new instance up (its connections, its first request), so
         # that the deadline measured is the aggregation's, not the start-up's.
         assert aggregate(bff, http, "id=p-1002").status_code == 200
         upstreams.inject("pricing", hang=True)

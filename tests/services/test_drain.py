@@ -16,6 +16,8 @@ from tests.processes import RunningService, run_service, wait_for
 
 from .conftest import Upstreams, bff_env
 
+pytestmark = pytest.mark.process
+
 ROUTE = "/api/aggregated/product?id=p-1001"
 DRAIN_MS = 1500
 

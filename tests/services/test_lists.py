@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from tests.identity_provider import ISSUER, MOBILE_AUDIENCE, WEB_AUDIENCE, run_identity_provider
-from tests.processes import RunningService, run_service
+from tests.processes import RunningService, ServedApp
 
-from .conftest import Upstreams, bff_env, stored_entries
+from .conftest import Upstreams, serve_bff, stored_entries
 
 CATEGORY = "/api/aggregated/category"
 HOME = "/api/aggregated/home"
@@ -29,14 +29,15 @@ BATCH_SIZE = 50
 
 
 @contextmanager
-def cached(upstreams: Upstreams, module: str = "web_bff", **env: str) -> Iterator[RunningService]:
+def cached(upstreams: Upstreams, module: str = "web_bff", **env: str) -> Iterator[ServedApp]:
+    """A BFF of its own with the cache on (a namespace of its own) and an admin token."""
     settings = {
         "BFF_CACHE": "on",
         "BFF_ADMIN_TOKEN": TOKEN,
         "BFF_CACHE_NAMESPACE": f"lists-{uuid.uuid4().hex[:8]}",
         **env,
     }
-    with run_service(module, env=bff_env(upstreams.url, **settings)) as service:
+    with serve_bff(upstreams.url, module, **settings) as service:
         yield service
 
 
