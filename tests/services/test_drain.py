@@ -19,7 +19,9 @@ from .conftest import Upstreams, bff_env
 pytestmark = pytest.mark.process
 
 ROUTE = "/api/aggregated/product?id=p-1001"
-DRAIN_MS = 1500
+# Long enough that a worker starved of CPU for a moment (several test workers, two cores) still
+# gets the drain signal, and the test its requests in, well within the drain.
+DRAIN_MS = 3000
 
 
 def wait_exit(service: RunningService, within: float) -> int:
