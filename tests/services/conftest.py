@@ -116,22 +116,56 @@ def upstreams(upstreams_process: RunningService, http: httpx.Client) -> Iterator
     upstreams.clear()
 
 
+def _warm(service: ServedApp, upstreams: RunningService, http: httpx.Client) -> None:
+    """One first answer, so that no test pays for a new instance's first request (its
+    connections, what it imports lazily): on a busy machine that one can be slow enough to
+    hedge, and a test counting upstream requests would count the hedge. The upstreams' request
+    log is cleared after it."""
+    assert http.get(f"{service.url}/api/aggregated/product?id=p-1001").status_code == 200
+    Upstreams(upstreams.url, http).clear()
+
+
 @pytest.fixture(scope="session")
-def web_bff(upstreams_process: RunningService) -> Iterator[RunningService]:
+def web_bff(upstreams_process: RunningService, http: httpx.Client) -> Iterator[ServedApp]:
+    """web-bff in its default configuration (:func:`bff_env`), served from this process."""
+    with serve_bff(upstreams_process.url, "web_bff") as service:
+        _warm(service, upstreams_process, http)
+        yield service
+
+
+@pytest.fixture(scope="session")
+def mobile_bff(upstreams_process: RunningService, http: httpx.Client) -> Iterator[ServedApp]:
+    """mobile-bff in its default configuration (:func:`bff_env`), served from this process."""
+    with serve_bff(upstreams_process.url, "mobile_bff") as service:
+        _warm(service, upstreams_process, http)
+        yield service
+
+
+@pytest.fixture(params=["web", "mobile"])
+def bff(request: pytest.FixtureRequest) -> ServedApp:
+    """Each BFF in turn, for the rules both must keep."""
+    service: ServedApp = request.getfixturevalue(f"{request.param}_bff")
+    return service
+
+
+@pytest.fixture(scope="session")
+def web_bff_process(upstreams_process: RunningService) -> Iterator[RunningService]:
+    """``python -m web_bff`` (granian) in its default configuration, for the whole session."""
     with run_bff(upstreams_process.url, "web_bff") as service:
         yield service
 
 
 @pytest.fixture(scope="session")
-def mobile_bff(upstreams_process: RunningService) -> Iterator[RunningService]:
+def mobile_bff_process(upstreams_process: RunningService) -> Iterator[RunningService]:
+    """``python -m mobile_bff`` (granian) in its default configuration, for the whole session."""
     with run_bff(upstreams_process.url, "mobile_bff") as service:
         yield service
 
 
 @pytest.fixture(params=["web", "mobile"])
-def bff(request: pytest.FixtureRequest) -> RunningService:
-    """Each BFF in turn, for the rules both must keep."""
-    service: RunningService = request.getfixturevalue(f"{request.param}_bff")
+def bff_process(request: pytest.FixtureRequest) -> RunningService:
+    """Each BFF's process in turn, for what its server does (request sizes, raw HTTP)."""
+    service: RunningService = request.getfixturevalue(f"{request.param}_bff_process")
     return service
 
 

@@ -1,6 +1,6 @@
-"""Streamed answers end to end: Server-Sent Events and NDJSON from both BFFs (the session's
-processes, or one served from the test process where a test needs its own settings), events
-timed as they arrive, faults injected into the real demo upstreams."""
+"""Streamed answers end to end: Server-Sent Events and NDJSON from both BFFs (served from the
+test process, over real HTTP), events timed as they arrive, faults injected into the real demo
+upstreams."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.processes import RunningService
+from tests.processes import Served
 
 from .conftest import Upstreams, serve_bff
 
@@ -72,7 +72,7 @@ def merged(events: list[Event]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("accept", [SSE, NDJSON])
 def test_both_formats_carry_the_same_view_as_the_json_answer(
-    upstreams: Upstreams, http: httpx.Client, bff: RunningService, accept: str
+    upstreams: Upstreams, http: httpx.Client, bff: Served, accept: str
 ) -> None:
     whole = http.get(f"{bff.url}{PRODUCT}", params={"id": "p-1003"}).json()
     with streamed(http, f"{bff.url}{PRODUCT}", accept, id="p-1003") as (response, events):
@@ -93,7 +93,7 @@ def test_both_formats_carry_the_same_view_as_the_json_answer(
 
 
 def test_parts_arrive_as_they_end_not_with_the_last(
-    upstreams: Upstreams, http: httpx.Client, web_bff: RunningService
+    upstreams: Upstreams, http: httpx.Client, web_bff: Served
 ) -> None:
     upstreams.inject("reviews", latency_ms=300)
     with streamed(http, f"{web_bff.url}{PRODUCT}", id="p-1004") as (_, events):
@@ -108,7 +108,7 @@ def test_parts_arrive_as_they_end_not_with_the_last(
 
 
 def test_a_failed_optional_part_is_an_event_and_a_failed_critical_one_the_usual_problem(
-    upstreams: Upstreams, http: httpx.Client, bff: RunningService
+    upstreams: Upstreams, http: httpx.Client, bff: Served
 ) -> None:
     upstreams.inject("pricing", status=503)
     with streamed(http, f"{bff.url}{PRODUCT}", id="p-1005") as (response, events):
@@ -195,7 +195,7 @@ def test_heartbeats_keep_a_quiet_stream_alive(upstreams: Upstreams, http: httpx.
 
 
 def test_fields_lists_and_no_compression(
-    upstreams: Upstreams, http: httpx.Client, bff: RunningService
+    upstreams: Upstreams, http: httpx.Client, bff: Served
 ) -> None:
     with streamed(http, f"{bff.url}{PRODUCT}", id="p-1012", fields="pricing") as (_, events):
         received = [e for e in events if e.name != "heartbeat"]
@@ -216,9 +216,7 @@ def test_fields_lists_and_no_compression(
     assert len(grid[0].data["view"]["items"]) == 5
 
 
-def test_the_openapi_document_describes_the_streams(
-    http: httpx.Client, bff: RunningService
-) -> None:
+def test_the_openapi_document_describes_the_streams(http: httpx.Client, bff: Served) -> None:
     schema = http.get(f"{bff.url}/schema/openapi.json").json()
     ok = schema["paths"][PRODUCT]["get"]["responses"]["200"]["content"]
     assert {SSE, NDJSON} <= set(ok)
