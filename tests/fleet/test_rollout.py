@@ -11,8 +11,8 @@ import pytest
 from tests.fleet.fleet import Fleet, Load
 from tests.processes import wait_for
 
-# One worker runs every fleet, one after the other (see test_redis_outage.py).
-pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("fleet")]
+# Serial, and one worker for every fleet under xdist alone (see test_redis_outage.py).
+pytestmark = [pytest.mark.fleet, pytest.mark.serial, pytest.mark.xdist_group("fleet")]
 
 
 def out_of_rotation(fleet: Fleet, backend: str, address: str) -> bool:

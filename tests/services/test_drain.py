@@ -16,7 +16,8 @@ from tests.processes import RunningService, run_service, wait_for
 
 from .conftest import Upstreams, bff_env
 
-pytestmark = pytest.mark.process
+# Serial: how soon a worker process gets its drain signal is the machine's to say.
+pytestmark = [pytest.mark.process, pytest.mark.serial]
 
 ROUTE = "/api/aggregated/product?id=p-1001"
 # Long enough that a worker starved of CPU for a moment (several test workers, two cores) still
