@@ -19,6 +19,10 @@ from tests.processes import Served
 
 from .conftest import SERVICES, Upstreams, serve_bff
 
+# Serial in ./run tests: deadlines of 300 ms, "at once" within 250 ms and hedges after 100 ms
+# are measured here, which three other xdist workers on two cores can stretch.
+pytestmark = pytest.mark.serial
+
 ROUTE = "/api/aggregated/product"
 CIRCUIT_OPEN = "circuit_open"
 
