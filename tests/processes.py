@@ -156,14 +156,10 @@ def wait_ready(
         raise RuntimeError(f"{name} not ready after {timeout} s:\n{log()}")
 
 
-def stop(service: RunningService) -> None:
-    """SIGINT, as Ctrl-C: a BFF stops at once (SIGTERM would drain it first, for
-    BFF_DRAIN_MS; tests/services/test_drain.py sends that one itself)."""
-    stop_process(service.process)
-
-
 def stop_process(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT, then SIGKILL if it is still there 10 s later."""
+    """SIGINT, as Ctrl-C: a BFF stops at once (SIGTERM would drain it first, for
+    BFF_DRAIN_MS; tests/services/test_drain.py sends that one itself). SIGKILL if it is still
+    there 10 s later."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:

@@ -296,4 +296,4 @@ def test_real_program_with_a_cache_control_flag() -> None:
             assert response.headers["Cache-Control"] == "private, max-age=60"
         with urllib.request.urlopen(service.url + "/reviews/p-1001", timeout=2) as response:
             assert response.headers["Cache-Control"] == _REVIEWS
-    assert service.process.returncode == 0  # stopped cleanly (tests.processes.stop: SIGINT)
+    assert service.process.returncode == 0  # stopped cleanly (tests.processes.stop_process: SIGINT)
