@@ -516,7 +516,9 @@ async def test_a_tag_set_holds_the_live_entries_only(shared_url: str, redis_name
         await store.set("page-new", entry(b"p", ttl=20, tags=("limit=20",)))
         size, ttl = await _tag_size(shared_url, redis_namespace, "limit=20")
         assert size == 2
-        assert 28 < ttl <= 30  # it lives as long as its longest-lived entry
+        # It lives as long as its longest-lived entry (30 s from its write, not the newest's 20 s;
+        # the time the 500 writes took on a busy machine comes off it).
+        assert 20 < ttl <= 30
         # An invalidation walks (and counts) only those.
         assert await store.invalidate("limit=20") == 2
         # A set whose entries have all expired is gone with them.

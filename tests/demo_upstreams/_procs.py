@@ -1,13 +1,12 @@
-"""Helpers for tests that run the real programs as subprocesses."""
+"""Helpers for tests that run the real programs as subprocesses (tests.processes starts them)."""
 
 from __future__ import annotations
 
 import socket
-import time
 import urllib.error
 import urllib.request
 
-from tests.processes import free_port
+from tests.processes import free_port, wait_for
 
 __all__ = ["free_port", "get", "is_listening", "wait_healthy"]
 
@@ -27,12 +26,13 @@ def is_listening(port: int) -> bool:
 
 
 def wait_healthy(url: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    """Until ``GET url/healthz`` answers 200; an error after ``timeout`` seconds."""
+
+    def healthy() -> bool:
         try:
-            if get(url + "/healthz")[0] == 200:
-                return
+            return get(url + "/healthz")[0] == 200
         except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
+            return False
+
+    if not wait_for(healthy, timeout):
+        raise RuntimeError(f"{url} not healthy after {timeout} s")

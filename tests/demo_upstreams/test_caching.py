@@ -287,6 +287,7 @@ async def test_flag_faults_served(
         assert (await _fetch(http, url + "/inventory/p-1001"))[:2] == (200, _INVENTORY)
 
 
+@pytest.mark.process
 def test_real_program_with_a_cache_control_flag() -> None:
     args = ["--latency-scale", "0", "--fault", 'product:cache_control="private, max-age=60"']
     with run_service("demo_upstreams", args) as service:
@@ -295,4 +296,4 @@ def test_real_program_with_a_cache_control_flag() -> None:
             assert response.headers["Cache-Control"] == "private, max-age=60"
         with urllib.request.urlopen(service.url + "/reviews/p-1001", timeout=2) as response:
             assert response.headers["Cache-Control"] == _REVIEWS
-    assert service.process.returncode == 0  # stopped cleanly (tests.processes.stop: SIGINT)
+    assert service.process.returncode == 0  # stopped cleanly (tests.processes.stop_process: SIGINT)

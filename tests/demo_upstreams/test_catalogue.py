@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import msgspec
+import pytest
 from demo_upstreams import CATEGORY_SLUGS, PRODUCT_IDS
 from demo_upstreams._catalogue import (
     ANONYMOUS_USER,
@@ -147,6 +148,7 @@ def test_recommendations() -> None:
     assert len(set(picks.values())) == len(users)  # and different per user
 
 
+@pytest.mark.process
 def test_the_same_in_every_process() -> None:
     # Different hash seeds: nothing may depend on the per-process salt of hash().
     digests = {digest()}

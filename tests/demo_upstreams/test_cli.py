@@ -82,6 +82,7 @@ def test_bad_flags_exit_with_a_message(argv: list[str], capsys: pytest.CaptureFi
     assert argv[0] in err or argv[1] in err
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_real_program_serves_and_stops_on_signal(signum: signal.Signals) -> None:
     port = free_port()
@@ -125,6 +126,7 @@ def test_real_program_serves_and_stops_on_signal(signum: signal.Signals) -> None
     assert not is_listening(port)
 
 
+@pytest.mark.process
 def test_port_in_use_is_a_clear_error() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

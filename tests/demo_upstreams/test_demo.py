@@ -18,6 +18,7 @@ def _upstreams(port: int) -> list[str]:
     return [sys.executable, "-m", "demo_upstreams", "--port", str(port), "--latency-scale", "0"]
 
 
+@pytest.mark.process
 def test_child_failing_at_start_is_reported(capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()
     children = [
@@ -31,16 +32,26 @@ def test_child_failing_at_start_is_reported(capsys: pytest.CaptureFixture[str]) 
     assert not is_listening(port)
 
 
+@pytest.mark.process
 def test_child_dying_later_stops_the_others(capsys: pytest.CaptureFixture[str]) -> None:
     survivor, doomed = free_port(), free_port()
-    # Serves normally, then dies on its own after a second.
+    # Serves normally, then dies on its own a second after it began to listen (counted from
+    # then, not from its start: on a busy machine its imports alone can take a second).
     dies_later = [
         sys.executable,
         "-c",
         textwrap.dedent(
             f"""
-            import os, threading
-            threading.Timer(1.0, os._exit, (4,)).start()
+            import os, socket, threading, time
+            def die_once_serving():
+                while True:
+                    with socket.socket() as sock:
+                        if sock.connect_ex(("127.0.0.1", {doomed})) == 0:
+                            break
+                    time.sleep(0.02)
+                time.sleep(1.0)
+                os._exit(4)
+            threading.Thread(target=die_once_serving, daemon=True).start()
             from demo_upstreams.__main__ import main
             main(["--port", "{doomed}"])
             """
@@ -88,6 +99,7 @@ def test_without_a_stop_signal_the_handlers_are_restored() -> None:
         signal.signal(signal.SIGINT, inherited)
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("signals", [1, 20], ids=["once", "repeated"])
 def test_sigterm_stops_everything_cleanly(signals: int) -> None:
     port = free_port()

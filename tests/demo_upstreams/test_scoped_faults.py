@@ -191,6 +191,7 @@ def _status(url: str) -> int:
         return exc.code
 
 
+@pytest.mark.process
 def test_real_program_with_an_ids_flag() -> None:
     args = ["--latency-scale", "0", "--fault", "pricing:status=503,ids=p-1003+p-1004"]
     with run_service("demo_upstreams", args) as service:

@@ -26,6 +26,8 @@ from tests.deploy.dockerfile import (
 )
 from tests.processes import free_port, wait_for
 
+pytestmark = pytest.mark.deploy
+
 BFFS = {"web-bff": "web_bff", "mobile-bff": "mobile_bff"}
 DEV_TOOLS = ("pytest", "mypy", "ruff", "uv", "hadolint", "kubernetes_validate", "fastapi")
 

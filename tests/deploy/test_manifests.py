@@ -25,6 +25,9 @@ from bff_core.litestar._serve import _STOP_BOUND_S
 from tests.deploy.dockerfile import REPO, parse
 from tests.fleet.fleet import HAPROXY_CONFIG, haproxy_binary
 
+# One worker: the manifests are built (kustomize) once.
+pytestmark = [pytest.mark.deploy, pytest.mark.xdist_group("manifests")]
+
 DEPLOY = REPO / "deploy"
 KUSTOMIZATIONS = ("web-bff", "mobile-bff", "redis-external", "redis-demo-cluster")
 BFFS = ("web-bff", "mobile-bff")

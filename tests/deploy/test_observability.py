@@ -21,6 +21,8 @@ from tests.deploy.test_manifests import kustomize
 from tests.processes import RunningService, free_port, run_service, wait_for
 from tests.services.conftest import bff_env
 
+pytestmark = pytest.mark.deploy
+
 PROMETHEUS_DIR = REPO / "deploy" / "prometheus"
 DASHBOARD = REPO / "deploy" / "grafana" / "bff-dashboard.json"
 ROUTE = "/api/aggregated/product"

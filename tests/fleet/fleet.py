@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -31,7 +30,15 @@ from typing import Any
 import httpx
 
 from tests.fleet.dns import LoopbackDNS
-from tests.processes import free_port, probe_get, wait_for
+from tests.processes import (
+    free_port,
+    probe_get,
+    run_service,
+    spawn,
+    stop_process,
+    wait_for,
+    wait_ready,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_CONFIG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
@@ -94,30 +101,21 @@ class Instance:
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(f"--- start {self.starts}\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module, "--host", self.host, "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                # Its own process group: kill -9 takes granian's workers too, as a container's
-                # cgroup does.
-                start_new_session=True,
-            )
+        self.process = spawn(
+            self.module,
+            [],
+            host=self.host,
+            port=self.port,
+            env=self.env,
+            log_path=self.log_path,
+            # Its own process group: kill -9 takes granian's workers too, as a container's
+            # cgroup does.
+            new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 20.0) -> None:
-        if not wait_for(self._ready, timeout):
-            raise RuntimeError(f"{self.name} not ready after {timeout} s:\n{self.log()}")
-
-    def _ready(self) -> bool:
         assert self.process is not None
-        if self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
-        try:
-            return probe_get(self.url + "/readyz", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        wait_ready(self.process, self.url + "/readyz", self.name, self.log, timeout)
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM, as Kubernetes and compose stop a container; wait for the exit status."""
@@ -293,36 +291,14 @@ def run_fleet(redis_url: str, *, web: int = 3, mobile: int = 2) -> Iterator[Flee
 
 
 def _start_upstreams(stack: ExitStack, logs: str) -> str:
-    port = free_port()
-    log = stack.enter_context(open(os.path.join(logs, "upstreams.log"), "wb"))  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
+    service = stack.enter_context(
+        run_service(
             "demo_upstreams",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--request-log-size",
-            "20000",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
+            ["--request-log-size", "20000"],
+            log_path=os.path.join(logs, "upstreams.log"),
+        )
     )
-    stack.callback(_stop_process, process)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return probe_get(url + "/healthz", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    if not wait_for(up, 20):
-        raise RuntimeError("demo upstreams did not start")
-    return url
+    return service.url
 
 
 def _start_balancer(
@@ -350,7 +326,7 @@ def _start_balancer(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    stack.callback(_stop_process, process)
+    stack.callback(stop_process, process)
     balancer = Balancer(
         process,
         f"http://127.0.0.1:{web_port}",
@@ -359,27 +335,8 @@ def _start_balancer(
         log_path,
     )
 
-    def up() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"haproxy exited with {process.returncode}:\n{balancer.log()}")
-        try:
-            return probe_get(balancer.stats_url + "/healthz", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    if not wait_for(up, 10):
-        raise RuntimeError(f"haproxy did not start:\n{balancer.log()}")
+    wait_ready(process, balancer.stats_url + "/healthz", "haproxy", balancer.log, 10)
     return balancer
-
-
-def _stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @dataclass

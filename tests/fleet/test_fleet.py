@@ -12,7 +12,13 @@ import pytest
 from tests.fleet.fleet import ADMIN_TOKEN, Fleet, Load, check_answer
 from tests.processes import wait_for
 
-pytestmark = pytest.mark.parametrize("fleet", ["redis", "redis-cluster"], indirect=True)
+# Serial, and one worker for every fleet under xdist alone (see test_redis_outage.py).
+pytestmark = [
+    pytest.mark.fleet,
+    pytest.mark.serial,
+    pytest.mark.xdist_group("fleet"),
+    pytest.mark.parametrize("fleet", ["redis", "redis-cluster"], indirect=True),
+]
 
 ROUTE = "/api/aggregated/product"
 

@@ -12,6 +12,11 @@ from tests.fleet.fleet import Fleet, Load, run_fleet
 from tests.processes import wait_for
 from tests.redis_server import RedisServer, redis_server_binary
 
+# Serial: a fleet is five BFF processes, HAProxy and bursts of requests, whose answers (a hedge
+# or not, in rotation in time or not) need the machine to themselves; ./run tests runs them
+# after the rest. Under xdist alone, one worker runs every fleet, one after the other.
+pytestmark = [pytest.mark.fleet, pytest.mark.serial, pytest.mark.xdist_group("fleet")]
+
 
 @pytest.fixture(scope="module")
 def redis() -> Iterator[RedisServer]:

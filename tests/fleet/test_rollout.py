@@ -11,6 +11,9 @@ import pytest
 from tests.fleet.fleet import Fleet, Load
 from tests.processes import wait_for
 
+# Serial, and one worker for every fleet under xdist alone (see test_redis_outage.py).
+pytestmark = [pytest.mark.fleet, pytest.mark.serial, pytest.mark.xdist_group("fleet")]
+
 
 def out_of_rotation(fleet: Fleet, backend: str, address: str) -> bool:
     return fleet.balancer.status_of(backend, address) != "UP"

@@ -1,13 +1,18 @@
-"""The real programs, each in its own process on a free loopback port.
+"""The real programs on free loopback ports.
 
-One demo-upstreams and one of each BFF (default configuration, pointed at the upstreams) are
-shared by the whole session; every test starts with no fault injected and an empty request log.
+One demo-upstreams and one of each BFF (default configuration, pointed at the upstreams), each
+in its own process, are shared by the whole session (by each xdist worker); every test starts
+with no fault injected and an empty request log. A test that needs a BFF of its own gets one
+with :func:`serve_bff` (served from this process: for what the app does) or :func:`run_bff` (a
+process of its own: for what the process does, its signals, workers, exit status and output).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +20,7 @@ import httpx
 import pytest
 from bff_core._redis import connect, parse_redis_url
 
-from tests.processes import RunningService, run_service
+from tests.processes import RunningService, ServedApp, run_service, serve_asgi
 
 SERVICES = ("product", "inventory", "pricing", "reviews")
 URL_VARIABLES = {
@@ -72,6 +77,25 @@ def bff_env(upstreams_url: str, **extra: str) -> dict[str, str]:
     }
 
 
+@contextmanager
+def run_bff(
+    upstreams_url: str, module: str = "web_bff", *args: str, **env: str
+) -> Iterator[RunningService]:
+    """``python -m module *args``, a BFF process of its own on these upstreams (:func:`bff_env`:
+    cache and breakers off unless ``env`` turns them on)."""
+    with run_service(module, args, env=bff_env(upstreams_url, **env)) as service:
+        yield service
+
+
+@contextmanager
+def serve_bff(upstreams_url: str, module: str = "web_bff", **env: str) -> Iterator[ServedApp]:
+    """The BFF ``module`` (its ``create_app``) served from this process on these upstreams,
+    configured by :func:`bff_env` alone (the process's own environment plays no part)."""
+    create_app = importlib.import_module(module).create_app
+    with serve_asgi(module, create_app(bff_env(upstreams_url, **env))) as served:
+        yield served
+
+
 @pytest.fixture(scope="session")
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(timeout=10.0) as client:
@@ -92,22 +116,56 @@ def upstreams(upstreams_process: RunningService, http: httpx.Client) -> Iterator
     upstreams.clear()
 
 
+def _warm(service: ServedApp, upstreams: RunningService, http: httpx.Client) -> None:
+    """One first answer, so that no test pays for a new instance's first request (its
+    connections, what it imports lazily): on a busy machine that one can be slow enough to
+    hedge, and a test counting upstream requests would count the hedge. The upstreams' request
+    log is cleared after it."""
+    assert http.get(f"{service.url}/api/aggregated/product?id=p-1001").status_code == 200
+    Upstreams(upstreams.url, http).clear()
+
+
 @pytest.fixture(scope="session")
-def web_bff(upstreams_process: RunningService) -> Iterator[RunningService]:
-    with run_service("web_bff", env=bff_env(upstreams_process.url)) as service:
+def web_bff(upstreams_process: RunningService, http: httpx.Client) -> Iterator[ServedApp]:
+    """web-bff in its default configuration (:func:`bff_env`), served from this process."""
+    with serve_bff(upstreams_process.url, "web_bff") as service:
+        _warm(service, upstreams_process, http)
         yield service
 
 
 @pytest.fixture(scope="session")
-def mobile_bff(upstreams_process: RunningService) -> Iterator[RunningService]:
-    with run_service("mobile_bff", env=bff_env(upstreams_process.url)) as service:
+def mobile_bff(upstreams_process: RunningService, http: httpx.Client) -> Iterator[ServedApp]:
+    """mobile-bff in its default configuration (:func:`bff_env`), served from this process."""
+    with serve_bff(upstreams_process.url, "mobile_bff") as service:
+        _warm(service, upstreams_process, http)
         yield service
 
 
 @pytest.fixture(params=["web", "mobile"])
-def bff(request: pytest.FixtureRequest) -> RunningService:
+def bff(request: pytest.FixtureRequest) -> ServedApp:
     """Each BFF in turn, for the rules both must keep."""
-    service: RunningService = request.getfixturevalue(f"{request.param}_bff")
+    service: ServedApp = request.getfixturevalue(f"{request.param}_bff")
+    return service
+
+
+@pytest.fixture(scope="session")
+def web_bff_process(upstreams_process: RunningService) -> Iterator[RunningService]:
+    """``python -m web_bff`` (granian) in its default configuration, for the whole session."""
+    with run_bff(upstreams_process.url, "web_bff") as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def mobile_bff_process(upstreams_process: RunningService) -> Iterator[RunningService]:
+    """``python -m mobile_bff`` (granian) in its default configuration, for the whole session."""
+    with run_bff(upstreams_process.url, "mobile_bff") as service:
+        yield service
+
+
+@pytest.fixture(params=["web", "mobile"])
+def bff_process(request: pytest.FixtureRequest) -> RunningService:
+    """Each BFF's process in turn, for what its server does (request sizes, raw HTTP)."""
+    service: RunningService = request.getfixturevalue(f"{request.param}_bff_process")
     return service
 
 

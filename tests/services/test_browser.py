@@ -21,6 +21,10 @@ from tests.processes import RunningService, free_port, run_service
 
 from .conftest import Upstreams, bff_env
 
+# Serial in ./run tests (Chromium is heavy, and the product must show well within a 2 s
+# deadline); one worker under xdist alone: the site and browser are started once.
+pytestmark = [pytest.mark.browser, pytest.mark.serial, pytest.mark.xdist_group("browser")]
+
 REPO = Path(__file__).resolve().parents[2]
 SPA = REPO / "apps" / "web-spa"
 SHOTS = Path(os.environ.get("BFF_TEST_OUTPUT", REPO / "test-output")) / "browser"

@@ -1,5 +1,6 @@
-"""The cache, end to end: real BFF processes, the real demo upstreams (with their Cache-Control
-headers and injected faults) and a real Redis started by the test suite."""
+"""The cache, end to end: real BFFs (served from the test process, over real HTTP), the real
+demo upstreams (with their Cache-Control headers and injected faults) and a real Redis started
+by the test suite."""
 
 from __future__ import annotations
 
@@ -17,26 +18,25 @@ import pytest
 import redis.asyncio
 from bff_core._redis import connect, parse_redis_url
 
-from tests.processes import RunningService, run_service
+from tests.processes import Served, ServedApp
 from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer, TlsFiles
 
-from .conftest import SERVICES, Upstreams, bff_env, stored_entries
+from .conftest import SERVICES, Upstreams, serve_bff, stored_entries
 
 ROUTE = "/api/aggregated/product"
 TOKEN = "test-admin-token-0123456789"
 
 
 @contextmanager
-def cached_bff(
-    upstreams: Upstreams, module: str = "web_bff", **env: str
-) -> Iterator[RunningService]:
+def cached_bff(upstreams: Upstreams, module: str = "web_bff", **env: str) -> Iterator[ServedApp]:
+    """A BFF of its own with the cache on and an admin token."""
     settings = {"BFF_CACHE": "on", "BFF_ADMIN_TOKEN": TOKEN, **env}
-    with run_service(module, env=bff_env(upstreams.url, **settings)) as service:
+    with serve_bff(upstreams.url, module, **settings) as service:
         yield service
 
 
-def get(bff: RunningService, http: httpx.Client, query: str = "id=p-1001") -> httpx.Response:
+def get(bff: Served, http: httpx.Client, query: str = "id=p-1001") -> httpx.Response:
     return http.get(f"{bff.url}{ROUTE}?{query}")
 
 
@@ -236,7 +236,7 @@ def test_etag_and_if_none_match(upstreams: Upstreams, http: httpx.Client) -> Non
         assert other.status_code == 200
         assert other.content == first.content
     # Without a cache the answer has an ETag too.
-    with run_service("web_bff", env=bff_env(upstreams.url)) as plain:
+    with serve_bff(upstreams.url) as plain:
         etag = get(plain, http).headers["etag"]
         response = http.get(f"{plain.url}{ROUTE}?id=p-1001", headers={"if-none-match": etag})
         assert response.status_code == 304
@@ -268,7 +268,7 @@ def test_an_operator_invalidates_one_product_everywhere(
         assert wrong.status_code == 401
         assert wrong.headers["content-type"].startswith("application/problem+json")
         assert http.post(url).status_code == 401
-    with run_service("web_bff", env=bff_env(upstreams.url, BFF_CACHE="on")) as no_token:
+    with serve_bff(upstreams.url, BFF_CACHE="on") as no_token:
         disabled = http.post(f"{no_token.url}/admin/cache/invalidate?id=p-1001")
         assert disabled.status_code == 404
         assert "BFF_ADMIN_TOKEN" in disabled.json()["detail"]

@@ -25,6 +25,10 @@ from tests.processes import RunningService, run_service
 
 from .conftest import SERVICES, Upstreams, bff_env
 
+# Serial in ./run tests: fifty clients at once against a 500 ms deadline need the machine to
+# themselves.
+pytestmark = [pytest.mark.process, pytest.mark.serial]
+
 ROUTE = "/api/aggregated/product"
 TOKEN = "test-admin-token-0123456789"
 PRODUCTS = [f"p-{1001 + i}" for i in range(12)]

@@ -1,4 +1,5 @@
-"""Compressed answers from a real BFF process, negotiated from Accept-Encoding."""
+"""Compressed answers from a real BFF (served from the test process, over real HTTP),
+negotiated from Accept-Encoding."""
 
 from __future__ import annotations
 
@@ -13,15 +14,13 @@ import pytest
 import zstandard
 from bff_core.litestar._edge import Compression
 
-from tests.processes import RunningService, run_service
-from tests.services.conftest import Upstreams, bff_env
+from tests.processes import Served
+from tests.services.conftest import Upstreams, serve_bff
 
 WEB_ROUTE = "/api/aggregated/product?id=p-1001"  # 1,831 bytes as JSON
 
 
-def raw_get(
-    service: RunningService, target: str, **headers: str
-) -> tuple[int, dict[str, str], bytes]:
+def raw_get(service: Served, target: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
     """One request on a socket, so that nothing decodes the body on the way."""
     host, port = service.url.removeprefix("http://").split(":")
     lines = [f"GET {target} HTTP/1.1", f"Host: {host}", "Connection: close"]
@@ -49,8 +48,8 @@ DECODE = {
 
 
 @pytest.fixture
-def web(upstreams: Upstreams) -> Iterator[RunningService]:
-    with run_service("web_bff", env=bff_env(upstreams.url)) as service:
+def web(upstreams: Upstreams) -> Iterator[Served]:
+    with serve_bff(upstreams.url) as service:
         yield service
 
 
@@ -71,7 +70,7 @@ def web(upstreams: Upstreams) -> Iterator[RunningService]:
     ],
 )
 def test_the_encoding_follows_accept_encoding(
-    web: RunningService, accept_encoding: str, expected: str | None
+    web: Served, accept_encoding: str, expected: str | None
 ) -> None:
     status, headers, body = raw_get(web, WEB_ROUTE, accept_encoding=accept_encoding)
     _, _, plain = raw_get(web, WEB_ROUTE)
@@ -86,7 +85,7 @@ def test_the_encoding_follows_accept_encoding(
         assert msgspec.json.decode(DECODE[expected](body)) == msgspec.json.decode(plain)
 
 
-def test_small_bodies_304s_and_msgpack_are_handled(web: RunningService) -> None:
+def test_small_bodies_304s_and_msgpack_are_handled(web: Served) -> None:
     # The phone-sized answer of a product with few fields is under the minimum.
     status, headers, _ = raw_get(web, "/healthz", accept_encoding="gzip")
     assert status == 200 and "content-encoding" not in headers
@@ -103,12 +102,12 @@ def test_small_bodies_304s_and_msgpack_are_handled(web: RunningService) -> None:
 
 
 def test_compression_can_be_turned_off(upstreams: Upstreams) -> None:
-    with run_service("web_bff", env=bff_env(upstreams.url, BFF_COMPRESSION="off")) as web:
+    with serve_bff(upstreams.url, BFF_COMPRESSION="off") as web:
         _, headers, _ = raw_get(web, WEB_ROUTE, accept_encoding="gzip, br, zstd")
         assert "content-encoding" not in headers
 
 
-def test_an_http_client_reads_the_compressed_answer_as_the_plain_one(web: RunningService) -> None:
+def test_an_http_client_reads_the_compressed_answer_as_the_plain_one(web: Served) -> None:
     with httpx.Client() as client:
         answer = client.get(web.url + WEB_ROUTE, headers={"accept-encoding": "gzip"})
     assert answer.headers["content-encoding"] == "gzip"

@@ -1,5 +1,5 @@
-"""The contract's rules for ``GET /api/aggregated/product``, on both BFFs, against real
-processes with faults injected into the real demo upstreams."""
+"""The contract's rules for ``GET /api/aggregated/product``, on both BFFs (served from the test
+process, over real HTTP), with faults injected into the real demo upstreams."""
 
 from __future__ import annotations
 
@@ -14,15 +14,15 @@ from litestar.exceptions import WebSocketDisconnect
 from litestar.testing import TestClient
 from web_bff import create_app as create_web_app
 
-from tests.processes import RunningService, free_port, run_service
+from tests.processes import RunningService, Served, free_port
 
-from .conftest import SERVICES, Upstreams, bff_env
+from .conftest import SERVICES, Upstreams, serve_bff
 
 PRODUCT = "p-1001"
 PARTS = ["product", "inventory", "pricing", "reviews"]
 
 
-def parts_of(bff: RunningService) -> list[str]:
+def parts_of(bff: Served) -> list[str]:
     """Every part of the product page; the web page's last two (its category and related
     products) are not in the default answer."""
     return [*PARTS, "category", "related"] if bff.name == "web_bff" else PARTS
@@ -31,7 +31,7 @@ def parts_of(bff: RunningService) -> list[str]:
 ROUTE = "/api/aggregated/product"
 
 
-def aggregate(bff: RunningService, http: httpx.Client, query: str) -> httpx.Response:
+def aggregate(bff: Served, http: httpx.Client, query: str) -> httpx.Response:
     return http.get(f"{bff.url}{ROUTE}?{query}")
 
 
@@ -45,7 +45,7 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
 
 
 def test_a_full_answer_has_every_part_and_no_errors(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+    bff: Served, upstreams: Upstreams, http: httpx.Client
 ) -> None:
     response = aggregate(bff, http, f"id={PRODUCT}")
     assert response.status_code == 200
@@ -60,7 +60,7 @@ def test_a_full_answer_has_every_part_and_no_errors(
 
 
 def test_the_web_answer_is_each_upstream_object_whole(
-    web_bff: RunningService, upstreams: Upstreams, http: httpx.Client
+    web_bff: Served, upstreams: Upstreams, http: httpx.Client
 ) -> None:
     body = aggregate(web_bff, http, f"id={PRODUCT}").json()
     assert body["product"] == upstreams.get(f"/products/{PRODUCT}")
@@ -70,7 +70,7 @@ def test_the_web_answer_is_each_upstream_object_whole(
 
 
 def test_upstreams_are_called_concurrently(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+    bff: Served, upstreams: Upstreams, http: httpx.Client
 ) -> None:
     for service in SERVICES:
         upstreams.inject(service, latency_ms=200)
@@ -95,7 +95,7 @@ def test_upstreams_are_called_concurrently(
     ],
 )
 def test_a_failed_optional_part_is_null_and_named_in_errors(
-    bff: RunningService,
+    bff: Served,
     upstreams: Upstreams,
     http: httpx.Client,
     service: str,
@@ -117,7 +117,7 @@ def test_a_failed_optional_part_is_null_and_named_in_errors(
 
 
 def test_several_failures_are_all_reported(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+    bff: Served, upstreams: Upstreams, http: httpx.Client
 ) -> None:
     upstreams.inject("reviews", status=500)
     upstreams.inject("pricing", malformed=True)
@@ -129,7 +129,7 @@ def test_several_failures_are_all_reported(
 
 
 def test_the_aggregation_ends_by_the_deadline_whatever_the_upstreams_do(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+    bff: Served, upstreams: Upstreams, http: httpx.Client
 ) -> None:
     upstreams.inject("inventory", hang=True)
     upstreams.inject("reviews", latency_ms=5000)
@@ -149,7 +149,7 @@ def test_the_aggregation_ends_by_the_deadline_whatever_the_upstreams_do(
 
 
 def test_an_unknown_product_is_a_404_problem(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+    bff: Served, upstreams: Upstreams, http: httpx.Client
 ) -> None:
     problem = assert_problem(aggregate(bff, http, "id=no-such-product"), 404)
     assert {"source": "product", "reason": "upstream_status", "status": 404} in problem["errors"]
@@ -168,7 +168,7 @@ def test_an_unknown_product_is_a_404_problem(
     ],
 )
 def test_a_failed_product_is_an_error_answer_naming_it(
-    bff: RunningService,
+    bff: Served,
     upstreams: Upstreams,
     http: httpx.Client,
     fault: dict[str, Any],
@@ -186,7 +186,7 @@ def test_a_failed_product_is_an_error_answer_naming_it(
 
 
 def test_when_product_and_others_fail_the_problem_names_them_all(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+    bff: Served, upstreams: Upstreams, http: httpx.Client
 ) -> None:
     upstreams.inject("reviews", status=500)
     upstreams.inject("product", latency_ms=100, status=500)
@@ -198,8 +198,7 @@ def test_an_unreachable_upstream_is_unavailable(
     upstreams_process: RunningService, http: httpx.Client
 ) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
-    env = bff_env(upstreams_process.url, REVIEWS_SERVICE_URL=closed)
-    with run_service("web_bff", env=env) as web:
+    with serve_bff(upstreams_process.url, REVIEWS_SERVICE_URL=closed) as web:
         body = aggregate(web, http, f"id={PRODUCT}").json()
     assert body["reviews"] is None
     assert body["errors"] == [{"source": "reviews", "reason": "unavailable"}]
@@ -210,8 +209,8 @@ def test_the_aiohttp_client_keeps_the_same_contract(
 ) -> None:
     upstreams.inject("reviews", hang=True)
     upstreams.inject("pricing", drop=True)
-    env = bff_env(upstreams_process.url, BFF_HTTP_CLIENT="aiohttp", BFF_TIMEOUT_MS="300")
-    with run_service("web_bff", env=env) as web:
+    env = {"BFF_HTTP_CLIENT": "aiohttp", "BFF_TIMEOUT_MS": "300"}
+    with serve_bff(upstreams_process.url, **env) as web:
         body = aggregate(web, http, f"id={PRODUCT}").json()
         assert body["errors"] == [
             {"source": "pricing", "reason": "unavailable"},
@@ -224,8 +223,8 @@ def test_the_aiohttp_client_keeps_the_same_contract(
 def test_bff_timeout_ms_sets_the_deadline(
     upstreams_process: RunningService, upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    with run_service("mobile_bff", env=bff_env(upstreams_process.url, BFF_TIMEOUT_MS="250")) as bff:
-        # A first answer warms the new process up (its connections, its first request), so
+    with serve_bff(upstreams_process.url, "mobile_bff", BFF_TIMEOUT_MS="250") as bff:
+        # A first answer warms the new instance up (its connections, its first request), so
         # that the deadline measured is the aggregation's, not the start-up's.
         assert aggregate(bff, http, "id=p-1002").status_code == 200
         upstreams.inject("pricing", hang=True)
@@ -250,7 +249,7 @@ def test_bff_timeout_ms_sets_the_deadline(
     ],
 )
 def test_a_bad_id_is_a_400_problem(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client, query: str, problem_text: str
+    bff: Served, upstreams: Upstreams, http: httpx.Client, query: str, problem_text: str
 ) -> None:
     problem = assert_problem(aggregate(bff, http, query), 400)
     assert problem_text in problem["detail"]
@@ -262,7 +261,7 @@ def test_a_bad_id_is_a_400_problem(
     "query", ["id=p-1001&id=p-1002", "id=p-1001&fields=product&fields=pricing"]
 )
 def test_a_parameter_given_twice_is_a_400(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client, query: str
+    bff: Served, upstreams: Upstreams, http: httpx.Client, query: str
 ) -> None:
     problem = assert_problem(aggregate(bff, http, query), 400)
     assert "more than once" in problem["detail"]
@@ -270,13 +269,13 @@ def test_a_parameter_given_twice_is_a_400(
 
 
 def test_unknown_query_parameters_are_ignored(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+    bff: Served, upstreams: Upstreams, http: httpx.Client
 ) -> None:
     assert aggregate(bff, http, f"utm_source=mail&id={PRODUCT}&x=").status_code == 200
 
 
 def test_an_id_of_128_characters_is_accepted(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+    bff: Served, upstreams: Upstreams, http: httpx.Client
 ) -> None:
     # Accepted, passed on, and unknown to the product service.
     assert_problem(aggregate(bff, http, "id=" + "x" * 128), 404)
@@ -301,7 +300,7 @@ def test_an_id_of_128_characters_is_accepted(
     ],
 )
 def test_no_id_can_make_the_bff_request_another_path_or_add_a_query(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client, hostile: str
+    bff: Served, upstreams: Upstreams, http: httpx.Client, hostile: str
 ) -> None:
     response = aggregate(bff, http, "id=" + quote(hostile, safe=""))
     assert_problem(response, 404)  # no such product, asked for as one opaque id
@@ -323,7 +322,7 @@ def test_no_id_can_make_the_bff_request_another_path_or_add_a_query(
     ],
 )
 def test_fields_return_only_those_parts_and_call_only_their_upstreams(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client, fields: str, called: set[str]
+    bff: Served, upstreams: Upstreams, http: httpx.Client, fields: str, called: set[str]
 ) -> None:
     response = aggregate(bff, http, f"id={PRODUCT}&fields={fields}")
     assert response.status_code == 200
@@ -332,7 +331,7 @@ def test_fields_return_only_those_parts_and_call_only_their_upstreams(
 
 
 def test_fields_without_product_do_not_need_the_product(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client
+    bff: Served, upstreams: Upstreams, http: httpx.Client
 ) -> None:
     upstreams.inject("product", status=500)
     response = aggregate(bff, http, f"id={PRODUCT}&fields=pricing")
@@ -342,7 +341,7 @@ def test_fields_without_product_do_not_need_the_product(
 
 @pytest.mark.parametrize("fields", ["name", "product,price", "", "product,,reviews"])
 def test_unknown_fields_are_a_400_listing_the_valid_ones(
-    bff: RunningService, upstreams: Upstreams, http: httpx.Client, fields: str
+    bff: Served, upstreams: Upstreams, http: httpx.Client, fields: str
 ) -> None:
     problem = assert_problem(aggregate(bff, http, f"id={PRODUCT}&fields={fields}"), 400)
     valid = parts_of(bff)
@@ -352,7 +351,7 @@ def test_unknown_fields_are_a_400_listing_the_valid_ones(
     assert upstreams.counts() == dict.fromkeys(SERVICES, 0)
 
 
-def test_health_readiness_and_openapi(bff: RunningService, http: httpx.Client) -> None:
+def test_health_readiness_and_openapi(bff: Served, http: httpx.Client) -> None:
     assert http.get(f"{bff.url}/healthz").status_code == 200
     ready = http.get(f"{bff.url}/readyz")
     assert ready.status_code == 200
@@ -369,7 +368,7 @@ def test_health_readiness_and_openapi(bff: RunningService, http: httpx.Client) -
 
 
 def test_the_documented_fields_parameter_is_what_the_server_accepts(
-    bff: RunningService, http: httpx.Client
+    bff: Served, http: httpx.Client
 ) -> None:
     schema = http.get(f"{bff.url}/schema/openapi.json").json()
     (fields,) = [p for p in schema["paths"][ROUTE]["get"]["parameters"] if p["name"] == "fields"]
@@ -399,7 +398,7 @@ def test_the_documented_fields_parameter_is_what_the_server_accepts(
 
 
 def test_messagepack_is_the_same_view_for_the_clients_that_ask_for_it(
-    bff: RunningService, http: httpx.Client
+    bff: Served, http: httpx.Client
 ) -> None:
     url = f"{bff.url}{ROUTE}?id={PRODUCT}"
     as_json = http.get(url)
@@ -435,7 +434,7 @@ def test_messagepack_is_the_same_view_for_the_clients_that_ask_for_it(
     assert content["application/msgpack"] == content["application/json"]
 
 
-def test_an_unknown_route_is_a_problem_too(bff: RunningService, http: httpx.Client) -> None:
+def test_an_unknown_route_is_a_problem_too(bff: Served, http: httpx.Client) -> None:
     assert_problem(http.get(f"{bff.url}/api/nothing-here"), 404)
     # An aggregate route answers GET; other methods as Litestar answers them for any route.
     for method in ("POST", "PUT", "DELETE", "HEAD"):

@@ -1,4 +1,5 @@
-"""CORS of a real BFF process: explicit origins, preflights, Vary: Origin on every answer."""
+"""CORS of a real BFF (served from the test process; start-up checks on a real process):
+explicit origins, preflights, Vary: Origin on every answer."""
 
 from __future__ import annotations
 
@@ -9,22 +10,21 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.processes import RunningService, run_service
-from tests.services.conftest import Upstreams, bff_env
+from tests.processes import Served
+from tests.services.conftest import Upstreams, bff_env, serve_bff
 
 ROUTE = "/api/aggregated/product?id=p-1001"
 SHOP = "https://shop.example"
 
 
 @pytest.fixture
-def web(upstreams: Upstreams) -> Iterator[RunningService]:
-    env = bff_env(upstreams.url, BFF_CORS_ORIGINS=f"{SHOP}, http://localhost:5173")
-    with run_service("web_bff", env=env) as service:
+def web(upstreams: Upstreams) -> Iterator[Served]:
+    with serve_bff(upstreams.url, BFF_CORS_ORIGINS=f"{SHOP}, http://localhost:5173") as service:
         yield service
 
 
 def test_an_allowed_origin_may_read_the_answer_and_its_headers(
-    web: RunningService, http: httpx.Client
+    web: Served, http: httpx.Client
 ) -> None:
     answer = http.get(web.url + ROUTE, headers={"origin": SHOP})
     assert answer.status_code == 200
@@ -42,7 +42,7 @@ def test_an_allowed_origin_may_read_the_answer_and_its_headers(
 
 
 def test_another_origin_gets_no_permission_and_every_answer_varies_by_origin(
-    web: RunningService, http: httpx.Client
+    web: Served, http: httpx.Client
 ) -> None:
     for headers in ({"origin": "https://evil.example"}, {}):
         answer = http.get(web.url + ROUTE, headers=headers)
@@ -52,7 +52,7 @@ def test_another_origin_gets_no_permission_and_every_answer_varies_by_origin(
 
 
 def test_a_preflight_is_answered_for_an_allowed_origin_and_refused_with_a_problem_otherwise(
-    web: RunningService, http: httpx.Client
+    web: Served, http: httpx.Client
 ) -> None:
     allowed = http.options(
         web.url + ROUTE,
@@ -86,8 +86,7 @@ def test_a_preflight_is_answered_for_an_allowed_origin_and_refused_with_a_proble
 
 
 def test_credentials_only_when_configured(upstreams: Upstreams, http: httpx.Client) -> None:
-    env = bff_env(upstreams.url, BFF_CORS_ORIGINS=SHOP, BFF_CORS_CREDENTIALS="on")
-    with run_service("web_bff", env=env) as web:
+    with serve_bff(upstreams.url, BFF_CORS_ORIGINS=SHOP, BFF_CORS_CREDENTIALS="on") as web:
         answer = http.get(web.url + ROUTE, headers={"origin": SHOP})
         assert answer.headers["access-control-allow-credentials"] == "true"
         assert answer.headers["access-control-allow-origin"] == SHOP  # never "*"
@@ -96,11 +95,12 @@ def test_credentials_only_when_configured(upstreams: Upstreams, http: httpx.Clie
 def test_no_cors_headers_at_all_without_the_setting(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    with run_service("web_bff", env=bff_env(upstreams.url)) as web:
+    with serve_bff(upstreams.url) as web:
         answer = http.get(web.url + ROUTE, headers={"origin": SHOP})
         assert "access-control-allow-origin" not in answer.headers
 
 
+@pytest.mark.process
 @pytest.mark.parametrize(
     "origins", ["*", "https://*.example", "https://shop.example/path", "shop.example", "ftp://x"]
 )

@@ -16,8 +16,13 @@ from tests.processes import RunningService, run_service, wait_for
 
 from .conftest import Upstreams, bff_env
 
+# Serial: how soon a worker process gets its drain signal is the machine's to say.
+pytestmark = [pytest.mark.process, pytest.mark.serial]
+
 ROUTE = "/api/aggregated/product?id=p-1001"
-DRAIN_MS = 1500
+# Long enough that a worker starved of CPU for a moment (several test workers, two cores) still
+# gets the drain signal, and the test its requests in, well within the drain.
+DRAIN_MS = 3000
 
 
 def wait_exit(service: RunningService, within: float) -> int:

@@ -13,6 +13,8 @@ import pytest
 from tests.processes import run_service
 from tests.services.conftest import Upstreams, bff_env
 
+pytestmark = pytest.mark.fuzzing
+
 TOKEN = "fuzzing-admin-token-0123456789"
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,15 +1,26 @@
-"""Request hygiene at the edge of a real BFF: sizes, bodies where none belongs, and the
-headers every answer carries."""
+"""Request hygiene at the edge of a real BFF process: sizes, bodies where none belongs, and the
+headers every answer carries. On the processes (granian), since some of it is the server's:
+how long a request line or header may be, what a raw request on the socket gets."""
 
 from __future__ import annotations
 
 import socket
 
 import httpx
+import pytest
 
 from tests.processes import RunningService
 
+# One worker: the two BFF processes are started once.
+pytestmark = [pytest.mark.process, pytest.mark.xdist_group("bff-processes")]
+
 ROUTE = "/api/aggregated/product"
+
+
+@pytest.fixture
+def bff(bff_process: RunningService) -> RunningService:
+    """Each BFF's process in turn (not the BFFs served in the test process)."""
+    return bff_process
 
 
 def raw(service: RunningService, request: bytes) -> tuple[int, bytes]:

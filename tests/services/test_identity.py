@@ -1,5 +1,6 @@
-"""Identity at the edge, end to end: a real BFF process verifying tokens against a real JWKS
-endpoint on loopback, the demo upstreams recording what reached them."""
+"""Identity at the edge, end to end: a real BFF (served from the test process, over real HTTP)
+verifying tokens against a real JWKS endpoint on loopback, the demo upstreams recording what
+reached them."""
 
 from __future__ import annotations
 
@@ -20,8 +21,12 @@ from tests.identity_provider import (
     run_identity_provider,
     unsigned_token,
 )
-from tests.processes import RunningService, run_service
-from tests.services.conftest import Upstreams, bff_env
+from tests.processes import RunningService
+from tests.services.conftest import Upstreams, serve_bff
+
+# One worker: the tests share one identity provider and one guarded BFF, whose state (keys,
+# fetches, cache, rate limit) they build on in order.
+pytestmark = pytest.mark.xdist_group("identity")
 
 PRODUCT = "/api/aggregated/product"
 ACCOUNT = "/api/account/product"
@@ -37,8 +42,9 @@ def provider() -> Iterator[IdentityProvider]:
 
 @pytest.fixture(scope="module")
 def guarded(upstreams_process: RunningService, provider: IdentityProvider) -> Iterator[str]:
-    env = bff_env(
+    with serve_bff(
         upstreams_process.url,
+        "tests.services.guarded_bff",
         BFF_CACHE="on",
         BFF_CACHE_NAMESPACE=f"guarded-{uuid.uuid4().hex[:8]}",
         BFF_JWT_JWKS_URL=provider.url,
@@ -46,8 +52,7 @@ def guarded(upstreams_process: RunningService, provider: IdentityProvider) -> It
         BFF_JWT_AUDIENCE=WEB_AUDIENCE,
         BFF_JWT_KID_COOLDOWN_S="0",
         BFF_RATE_LIMIT_ACCOUNT_PRODUCT="5/hour",
-    )
-    with run_service("tests.services.guarded_bff", env=env) as service:
+    ) as service:
         yield service.url
 
 

@@ -1,5 +1,6 @@
 """The list screens end to end: both BFFs' category and home screens and the web product page's
-related products, real BFF processes against the real demo upstreams and their request log."""
+related products, real BFFs (served from the test process, over real HTTP) against the real demo
+upstreams and their request log."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import httpx
 import pytest
 
 from tests.identity_provider import ISSUER, MOBILE_AUDIENCE, WEB_AUDIENCE, run_identity_provider
-from tests.processes import RunningService, run_service
+from tests.processes import Served, ServedApp
 
-from .conftest import Upstreams, bff_env, stored_entries
+from .conftest import Upstreams, serve_bff, stored_entries
 
 CATEGORY = "/api/aggregated/category"
 HOME = "/api/aggregated/home"
@@ -29,14 +30,15 @@ BATCH_SIZE = 50
 
 
 @contextmanager
-def cached(upstreams: Upstreams, module: str = "web_bff", **env: str) -> Iterator[RunningService]:
+def cached(upstreams: Upstreams, module: str = "web_bff", **env: str) -> Iterator[ServedApp]:
+    """A BFF of its own with the cache on (a namespace of its own) and an admin token."""
     settings = {
         "BFF_CACHE": "on",
         "BFF_ADMIN_TOKEN": TOKEN,
         "BFF_CACHE_NAMESPACE": f"lists-{uuid.uuid4().hex[:8]}",
         **env,
     }
-    with run_service(module, env=bff_env(upstreams.url, **settings)) as service:
+    with serve_bff(upstreams.url, module, **settings) as service:
         yield service
 
 
@@ -119,7 +121,7 @@ def test_a_grid_reads_only_what_the_product_pages_did_not_cache(
 
 
 def test_an_item_whose_price_failed_keeps_the_rest_and_says_so(
-    upstreams: Upstreams, http: httpx.Client, bff: RunningService
+    upstreams: Upstreams, http: httpx.Client, bff: Served
 ) -> None:
     ids = category_ids(upstreams, "outdoor")
     upstreams.inject("pricing", status=503)
@@ -141,9 +143,7 @@ def test_an_item_whose_price_failed_keeps_the_rest_and_says_so(
     }
 
 
-def test_an_unknown_category_is_a_404_and_a_bad_page_a_400(
-    http: httpx.Client, bff: RunningService
-) -> None:
+def test_an_unknown_category_is_a_404_and_a_bad_page_a_400(http: httpx.Client, bff: Served) -> None:
     unknown = http.get(f"{bff.url}{CATEGORY}", params={"slug": "no-such-category"})
     assert unknown.status_code == 404
     assert unknown.headers["content-type"] == "application/problem+json"
@@ -164,7 +164,7 @@ def test_an_unknown_category_is_a_404_and_a_bad_page_a_400(
 
 
 def test_paging_walks_the_whole_category(
-    upstreams: Upstreams, http: httpx.Client, web_bff: RunningService
+    upstreams: Upstreams, http: httpx.Client, web_bff: Served
 ) -> None:
     ids = category_ids(upstreams, "home")
     seen: list[str] = []
@@ -177,7 +177,7 @@ def test_paging_walks_the_whole_category(
 
 
 def test_the_phone_gets_a_smaller_page_of_smaller_tiles(
-    upstreams: Upstreams, http: httpx.Client, web_bff: RunningService, mobile_bff: RunningService
+    upstreams: Upstreams, http: httpx.Client, web_bff: Served, mobile_bff: Served
 ) -> None:
     ids = category_ids(upstreams, "audio")
     web = http.get(f"{web_bff.url}{CATEGORY}", params={"slug": "audio", "limit": 12})
@@ -197,7 +197,7 @@ def test_the_phone_gets_a_smaller_page_of_smaller_tiles(
 
 
 def test_anonymous_callers_get_the_best_sellers_at_home(
-    upstreams: Upstreams, http: httpx.Client, bff: RunningService
+    upstreams: Upstreams, http: httpx.Client, bff: Served
 ) -> None:
     best = upstreams.get("/recommendations/anonymous")["product_ids"]
     upstreams.clear()
@@ -257,7 +257,7 @@ def test_a_signed_in_user_gets_their_own_recommendations_cached_for_them_alone(
 
 
 def test_the_product_page_shows_related_products_only_when_asked(
-    upstreams: Upstreams, http: httpx.Client, web_bff: RunningService
+    upstreams: Upstreams, http: httpx.Client, web_bff: Served
 ) -> None:
     product = upstreams.get("/products/p-1003")
     siblings = [i for i in category_ids(upstreams, product["category"]) if i != "p-1003"]
@@ -298,7 +298,7 @@ def test_invalidating_a_product_drops_the_grids_that_show_it(
 
 
 def test_item_sources_are_read_concurrently(
-    upstreams: Upstreams, http: httpx.Client, web_bff: RunningService
+    upstreams: Upstreams, http: httpx.Client, web_bff: Served
 ) -> None:
     for service in TILE_SERVICES:
         upstreams.inject(service, latency_ms=200)

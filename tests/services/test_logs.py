@@ -8,23 +8,19 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.processes import RunningService, run_service, wait_for
+from tests.processes import RunningService, wait_for
 from tests.redis_server import RedisServer
-from tests.services.conftest import SERVICES, Upstreams, bff_env
+from tests.services.conftest import SERVICES, Upstreams, bff_env, run_bff
+
+pytestmark = pytest.mark.process
 
 ROUTE = "/api/aggregated/product"
-
-
-@contextmanager
-def bff(upstreams: Upstreams, module: str = "web_bff", **env: str) -> Iterator[RunningService]:
-    with run_service(module, env=bff_env(upstreams.url, **env)) as service:
-        yield service
 
 
 def json_lines(service: RunningService) -> list[dict[str, Any]]:
@@ -65,7 +61,7 @@ def text_lines(service: RunningService, *needles: str, timeout: float = 5.0) -> 
 def test_a_request_id_is_kept_or_made_returned_and_sent_to_every_upstream(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    with bff(upstreams, "mobile_bff") as mobile:
+    with run_bff(upstreams.url, "mobile_bff") as mobile:
         given = http.get(
             mobile.url + ROUTE, params={"id": "p-1001"}, headers={"x-request-id": "trace-me.42"}
         )
@@ -88,7 +84,7 @@ def test_a_request_id_is_kept_or_made_returned_and_sent_to_every_upstream(
 def test_the_json_access_log_has_one_line_per_request_with_each_part(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    with bff(upstreams, BFF_CACHE="on", BFF_ACCESS_LOG="on", BFF_LOG_FORMAT="json") as web:
+    with run_bff(upstreams.url, BFF_CACHE="on", BFF_ACCESS_LOG="on", BFF_LOG_FORMAT="json") as web:
         upstreams.inject("reviews", status=503)
         ok = http.get(web.url + ROUTE, params={"id": "p-1001"}, headers={"x-request-id": "r1"})
         again = http.get(web.url + ROUTE, params={"id": "p-1001"}, headers={"x-request-id": "r2"})
@@ -119,12 +115,12 @@ def test_the_json_access_log_has_one_line_per_request_with_each_part(
 def test_no_access_log_unless_asked_and_readable_text_by_default(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    with bff(upstreams) as web:
+    with run_bff(upstreams.url) as web:
         http.get(web.url + ROUTE, params={"id": "p-1001"})
         time.sleep(0.2)
         assert json_lines(web) == []
         assert "bff.access" not in web.log()
-    with bff(upstreams, BFF_ACCESS_LOG="on") as web:
+    with run_bff(upstreams.url, BFF_ACCESS_LOG="on") as web:
         http.get(web.url + ROUTE, params={"id": "p-1001"}, headers={"x-request-id": "t1"})
         (line,) = text_lines(web, "bff.access", ROUTE)
         assert f"GET {ROUTE}?id=p-1001 200" in line and " t1 " in line
@@ -134,8 +130,8 @@ def test_no_access_log_unless_asked_and_readable_text_by_default(
 def test_breaker_and_redis_changes_are_structured_events(
     upstreams: Upstreams, http: httpx.Client, redis_server: RedisServer
 ) -> None:
-    with bff(
-        upstreams,
+    with run_bff(
+        upstreams.url,
         BFF_BREAKER="on",
         BFF_BREAKER_MIN_CALLS="5",  # the shipped policy waits for 20 requests
         BFF_CACHE="on",

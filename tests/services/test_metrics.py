@@ -1,25 +1,25 @@
-"""GET /metrics of a real BFF process: what the requests, parts, cache and upstreams did, in
-bounded series, added up across worker processes."""
+"""GET /metrics of a real BFF (served from the test process; a process of its own where it has
+several workers): what the requests, parts, cache and upstreams did, in bounded series, added
+up across worker processes."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.processes import RunningService, run_service
-from tests.services.conftest import Upstreams, bff_env
+from tests.processes import Served
+from tests.services.conftest import Upstreams, run_bff, serve_bff
 
 ROUTE = "/api/aggregated/product"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def scrape(service: RunningService, http: httpx.Client) -> Samples:
+def scrape(service: Served, http: httpx.Client) -> Samples:
     response = http.get(service.url + "/metrics")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -34,18 +34,12 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-@contextmanager
-def bff(
-    upstreams: Upstreams, module: str = "web_bff", *args: str, **env: str
-) -> Iterator[RunningService]:
-    with run_service(module, list(args), env=bff_env(upstreams.url, **env)) as service:
-        yield service
-
-
 def test_requests_parts_cache_and_upstreams_are_counted(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    with bff(upstreams, BFF_CACHE="on", BFF_BREAKER="on", BFF_RETRY_BUDGET_PERCENT="0") as web:
+    with serve_bff(
+        upstreams.url, BFF_CACHE="on", BFF_BREAKER="on", BFF_RETRY_BUDGET_PERCENT="0"
+    ) as web:
         upstreams.inject("reviews", status=503)
         for product_id in ("p-1001", "p-1002", "p-1001"):
             assert http.get(web.url + ROUTE, params={"id": product_id}).status_code == 200
@@ -109,7 +103,7 @@ def test_requests_parts_cache_and_upstreams_are_counted(
 
 def test_breaker_state_retries_and_refusals(upstreams: Upstreams, http: httpx.Client) -> None:
     # Breakers that judge from 5 requests on (the shipped policy waits for 20).
-    with bff(upstreams, BFF_BREAKER="on", BFF_BREAKER_MIN_CALLS="5") as web:
+    with serve_bff(upstreams.url, BFF_BREAKER="on", BFF_BREAKER_MIN_CALLS="5") as web:
         upstreams.inject("inventory", status=503)
         for n in range(6):
             http.get(web.url + ROUTE, params={"id": f"p-{1001 + n}"})
@@ -132,7 +126,7 @@ def series(samples: Samples) -> set[tuple[str, frozenset[tuple[str, str]]]]:
 
 
 def test_a_thousand_distinct_ids_add_no_series(upstreams: Upstreams, http: httpx.Client) -> None:
-    with bff(upstreams, "mobile_bff", BFF_CACHE="on") as mobile:
+    with serve_bff(upstreams.url, "mobile_bff", BFF_CACHE="on") as mobile:
         # Every kind of answer once: known ids, unknown ones (404), a bad one (400).
         for product_id in ("p-1001", "p-1004", "nope"):
             http.get(mobile.url + ROUTE, params={"id": product_id})
@@ -157,10 +151,11 @@ def test_a_thousand_distinct_ids_add_no_series(upstreams: Upstreams, http: httpx
     assert not [key for key in after if "unknown-" in str(key) or "p-10" in str(key)]
 
 
+@pytest.mark.process
 def test_with_several_workers_every_scrape_adds_up_all_of_them(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    with bff(upstreams, "web_bff", "--workers", "2") as web:
+    with run_bff(upstreams.url, "web_bff", "--workers", "2") as web:
         # New connections (eight at a time), so both workers take some.
         with ThreadPoolExecutor(8) as pool:
             answers = list(
@@ -202,6 +197,6 @@ def test_with_several_workers_every_scrape_adds_up_all_of_them(
 
 
 def test_metrics_can_be_turned_off(upstreams: Upstreams, http: httpx.Client) -> None:
-    with bff(upstreams, BFF_METRICS="off") as web:
+    with serve_bff(upstreams.url, BFF_METRICS="off") as web:
         assert http.get(web.url + ROUTE, params={"id": "p-1001"}).status_code == 200
         assert http.get(web.url + "/metrics").status_code == 404

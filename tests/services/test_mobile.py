@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.processes import RunningService
+from tests.processes import Served
 
 from .conftest import Upstreams
 
@@ -13,7 +13,7 @@ ROUTE = "/api/aggregated/product"
 
 
 def test_the_phone_gets_only_what_its_screen_shows(
-    mobile_bff: RunningService, upstreams: Upstreams, http: httpx.Client
+    mobile_bff: Served, upstreams: Upstreams, http: httpx.Client
 ) -> None:
     body = http.get(f"{mobile_bff.url}{ROUTE}?id=p-1001").json()
     product = upstreams.get("/products/p-1001")
@@ -37,8 +37,8 @@ def test_the_phone_gets_only_what_its_screen_shows(
     [("p-1001", 0.25), ("p-1002", 0.25), ("p-1004", 0.5), ("p-1006", 0.5), ("p-1011", 0.5)],
 )
 def test_the_mobile_body_is_much_smaller_than_the_web_body(
-    mobile_bff: RunningService,
-    web_bff: RunningService,
+    mobile_bff: Served,
+    web_bff: Served,
     upstreams: Upstreams,
     http: httpx.Client,
     product_id: str,
@@ -54,7 +54,7 @@ def test_the_mobile_body_is_much_smaller_than_the_web_body(
 
 
 def test_out_of_stock_is_a_plain_no_with_a_zero_count(
-    mobile_bff: RunningService, upstreams: Upstreams, http: httpx.Client
+    mobile_bff: Served, upstreams: Upstreams, http: httpx.Client
 ) -> None:
     body = http.get(f"{mobile_bff.url}{ROUTE}?id=p-1004").json()
     assert body["inventory"] == {"in_stock": False, "quantity": 0}

@@ -1,5 +1,6 @@
-"""Rate limits, end to end: web-bff instances sharing one real Redis, clients behind (and
-pretending to be behind) proxies, and Redis stopped under them."""
+"""Rate limits, end to end: web-bff instances (served from the test process, over real HTTP)
+sharing one real Redis, clients behind (and pretending to be behind) proxies, and Redis stopped
+under them."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from contextlib import ExitStack, contextmanager
 import httpx
 import pytest
 
-from tests.processes import RunningService, run_service, wait_for
+from tests.processes import RunningService, ServedApp, wait_for
 from tests.redis_server import RedisServer
-from tests.services.conftest import bff_env
+from tests.services.conftest import serve_bff
 
 PRODUCT = "/api/aggregated/product"
 
@@ -21,15 +22,14 @@ PRODUCT = "/api/aggregated/product"
 @contextmanager
 def limited_bffs(
     upstreams_url: str, redis_url: str | None, count: int, **extra: str
-) -> Iterator[list[RunningService]]:
-    env = bff_env(
-        upstreams_url,
-        BFF_CACHE_NAMESPACE=f"limits-{uuid.uuid4().hex[:8]}",
+) -> Iterator[list[ServedApp]]:
+    env = {
+        "BFF_CACHE_NAMESPACE": f"limits-{uuid.uuid4().hex[:8]}",
         **({"REDIS_URL": redis_url} if redis_url else {}),
         **extra,
-    )
+    }
     with ExitStack() as stack:
-        yield [stack.enter_context(run_service("web_bff", env=env)) for _ in range(count)]
+        yield [stack.enter_context(serve_bff(upstreams_url, **env)) for _ in range(count)]
 
 
 @pytest.fixture
@@ -69,16 +69,11 @@ def behind_a_proxy(upstreams_process: RunningService) -> Iterator[tuple[str, str
     """Two instances with 3/hour in memory: one trusting 127.0.0.1 as its proxy, one not."""
     with ExitStack() as stack:
         trusting = stack.enter_context(
-            run_service(
-                "web_bff",
-                env=bff_env(
-                    upstreams_process.url, BFF_RATE_LIMIT="3/hour", BFF_TRUSTED_PROXIES="127.0.0.1"
-                ),
+            serve_bff(
+                upstreams_process.url, BFF_RATE_LIMIT="3/hour", BFF_TRUSTED_PROXIES="127.0.0.1"
             )
         )
-        untrusting = stack.enter_context(
-            run_service("web_bff", env=bff_env(upstreams_process.url, BFF_RATE_LIMIT="3/hour"))
-        )
+        untrusting = stack.enter_context(serve_bff(upstreams_process.url, BFF_RATE_LIMIT="3/hour"))
         yield trusting.url, untrusting.url
 
 

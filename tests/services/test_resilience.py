@@ -1,62 +1,37 @@
-"""Circuit breakers, retries, hedges and deadlines, end to end: real BFF processes, the real
-demo upstreams with injected faults (and their request log to see what really reached them),
-and a real Redis through which breaker state is shared between processes."""
+"""Circuit breakers, retries, hedges and deadlines, end to end: real BFFs (served from the test
+process, over real HTTP), the real demo upstreams with injected faults (and their request log
+to see what really reached them), and a real Redis through which breaker state is shared
+between instances."""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.processes import RunningService, run_service
+from tests.processes import Served
 
-from .conftest import SERVICES, Upstreams, bff_env
+from .conftest import SERVICES, Upstreams, serve_bff
+
+# Serial in ./run tests: deadlines of 300 ms, "at once" within 250 ms and hedges after 100 ms
+# are measured here, which three other xdist workers on two cores can stretch.
+pytestmark = pytest.mark.serial
 
 ROUTE = "/api/aggregated/product"
 CIRCUIT_OPEN = "circuit_open"
 
 
-@contextmanager
-def bff(upstreams: Upstreams, module: str = "web_bff", **env: str) -> Iterator[RunningService]:
-    """A BFF process of its own (cache off unless ``env`` says otherwise)."""
-    with run_service(module, env=bff_env(upstreams.url, **env)) as service:
-        yield service
-
-
-@contextmanager
-def bffs_together(
-    upstreams: Upstreams, *envs: Mapping[str, str], module: str = "web_bff"
-) -> Iterator[list[RunningService]]:
-    """Several BFF processes started at the same time (each start takes a second or two)."""
-    managers = [run_service(module, env=bff_env(upstreams.url, **env)) for env in envs]
-    with ExitStack() as stack:
-        with ThreadPoolExecutor(max_workers=len(managers)) as pool:
-            futures = [pool.submit(manager.__enter__) for manager in managers]
-            services: list[RunningService] = []
-            failure: BaseException | None = None
-            for manager, future in zip(managers, futures, strict=True):
-                try:
-                    services.append(future.result())
-                except BaseException as exc:
-                    failure = failure or exc
-                else:
-                    stack.push(manager.__exit__)
-        if failure is not None:
-            raise failure
-        yield services
-
-
-def get(service: RunningService, http: httpx.Client, query: str = "id=p-1001") -> httpx.Response:
+def get(service: Served, http: httpx.Client, query: str = "id=p-1001") -> httpx.Response:
     return http.get(f"{service.url}{ROUTE}?{query}")
 
 
-def readyz(service: RunningService, http: httpx.Client) -> dict[str, Any]:
+def readyz(service: Served, http: httpx.Client) -> dict[str, Any]:
     response = http.get(f"{service.url}/readyz")
     # An open breaker never makes the instance unready: it serves what it can without it.
     assert response.status_code == 200, response.text
@@ -65,7 +40,7 @@ def readyz(service: RunningService, http: httpx.Client) -> dict[str, Any]:
     return body
 
 
-def upstream(service: RunningService, http: httpx.Client, name: str) -> dict[str, Any]:
+def upstream(service: Served, http: httpx.Client, name: str) -> dict[str, Any]:
     """What ``/readyz`` says of one upstream: breaker state and counters."""
     status: dict[str, Any] = readyz(service, http)["upstreams"][name]
     return status
@@ -95,13 +70,13 @@ def clear_fault(upstreams: Upstreams, service: str) -> None:
     upstreams.client.delete(f"{upstreams.url}/admin/faults/{service}").raise_for_status()
 
 
-def sharing(service: RunningService, http: httpx.Client) -> bool:
+def sharing(service: Served, http: httpx.Client) -> bool:
     """Whether the instance is subscribed to its peers' breaker transitions."""
     described: str = readyz(service, http)["breaker_sharing"]
     return described.startswith("shared through redis")
 
 
-def wait_until_trial_allowed(service: RunningService, http: httpx.Client, name: str) -> None:
+def wait_until_trial_allowed(service: Served, http: httpx.Client, name: str) -> None:
     """Until the open breaker's reset timeout has passed (``opens_for`` reaches 0)."""
     assert wait_for(lambda: upstream(service, http, name)["opens_for"] == 0, timeout=5)
 
@@ -111,7 +86,7 @@ def wait_until_trial_allowed(service: RunningService, http: httpx.Client, name: 
 FEW = {"BFF_BREAKER_MIN_CALLS": "5"}
 
 
-def trip(service: RunningService, http: httpx.Client, name: str, ids: list[str]) -> None:
+def trip(service: Served, http: httpx.Client, name: str, ids: list[str]) -> None:
     """One request per product id, each failing ``name``; its breaker is open afterwards."""
     for product_id in ids:
         get(service, http, f"id={product_id}")
@@ -122,7 +97,7 @@ def test_404s_never_open_a_breaker_and_half_the_requests_failing_do(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
     # No retries: every request is exactly one upstream request, one breaker count.
-    with bff(upstreams, BFF_BREAKER="on", BFF_RETRY_BUDGET_PERCENT="0", **FEW) as web:
+    with serve_bff(upstreams.url, BFF_BREAKER="on", BFF_RETRY_BUDGET_PERCENT="0", **FEW) as web:
         # 404s are answers ("no such thing"), not failures: the breaker stays closed.
         upstreams.inject("inventory", status=404)
         for _ in range(8):
@@ -179,7 +154,7 @@ def test_dropped_connections_and_timeouts_count_as_failures_too(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
     env = {"BFF_BREAKER": "on", "BFF_RETRY_BUDGET_PERCENT": "0", "BFF_TIMEOUT_MS": "300", **FEW}
-    with bff(upstreams, **env) as web:
+    with serve_bff(upstreams.url, **env) as web:
         upstreams.inject("reviews", drop=True)
         for _ in range(3):
             errors = get(web, http).json()["errors"]
@@ -202,7 +177,7 @@ def test_a_half_open_breaker_lets_one_trial_through_which_decides(
 ) -> None:
     env = {"BFF_BREAKER": "on", "BFF_RETRY_BUDGET_PERCENT": "0", "BFF_BREAKER_RESET_MS": "500"}
     env.update(FEW)
-    with bff(upstreams, **env) as web:
+    with serve_bff(upstreams.url, **env) as web:
         upstreams.inject("inventory", status=503)
         trip(web, http, "inventory", ["p-1001"] * 5)
 
@@ -251,7 +226,7 @@ def test_an_open_breaker_of_the_critical_part_answers_502_at_once(
 ) -> None:
     # Retries and hedges off (a budget of 0): every request is one upstream request.
     env = {"BFF_BREAKER": "on", "BFF_RETRY_BUDGET_PERCENT": "0", **FEW}
-    with bff(upstreams, "mobile_bff", **env) as mobile:
+    with serve_bff(upstreams.url, "mobile_bff", **env) as mobile:
         upstreams.inject("product", status=503)
         for _ in range(5):
             failed = get(mobile, http)
@@ -298,12 +273,11 @@ def test_breakers_are_shared_through_redis_by_the_instances_of_one_namespace(
         "REDIS_URL": redis_url,
         **FEW,
     }
-    with bffs_together(
-        upstreams,
-        {**shared, "BFF_CACHE_NAMESPACE": redis_namespace},
-        {**shared, "BFF_CACHE_NAMESPACE": redis_namespace},
-        {**shared, "BFF_CACHE_NAMESPACE": redis_namespace + "-other"},
-    ) as (first, second, other):
+    with ExitStack() as stack:
+        first, second, other = (
+            stack.enter_context(serve_bff(upstreams.url, **shared, BFF_CACHE_NAMESPACE=namespace))
+            for namespace in (redis_namespace, redis_namespace, redis_namespace + "-other")
+        )
         for service in (first, second, other):
             assert wait_for(lambda s=service: sharing(s, http), timeout=5)  # type: ignore[misc]
         upstreams.inject("inventory", status=503)
@@ -357,7 +331,7 @@ def test_breakers_are_shared_through_redis_by_the_instances_of_one_namespace(
 
 
 def test_a_retry_heals_a_single_503(upstreams: Upstreams, http: httpx.Client) -> None:
-    with bff(upstreams) as web:
+    with serve_bff(upstreams.url) as web:
         upstreams.inject("pricing", status=503, count=1)
         response = get(web, http)
         assert response.status_code == 200
@@ -372,7 +346,7 @@ def test_the_retry_budget_bounds_the_extra_requests_to_a_failing_upstream(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
     requests = 100
-    with bff(upstreams) as web:  # breakers off: nothing but the budget limits the retries
+    with serve_bff(upstreams.url) as web:  # breakers off: nothing but the budget limits the retries
         upstreams.inject("pricing", status=503)
         for _ in range(requests):
             body = get(web, http, "id=p-1001&fields=pricing").json()
@@ -395,7 +369,7 @@ def test_the_retry_budget_bounds_the_extra_requests_to_a_failing_upstream(
 
 def test_retries_stay_within_the_deadline(upstreams: Upstreams, http: httpx.Client) -> None:
     requests = 4
-    with bff(upstreams, BFF_TIMEOUT_MS="300") as web:
+    with serve_bff(upstreams.url, BFF_TIMEOUT_MS="300") as web:
         assert "errors" not in get(web, http).json()  # connections made, the BFF warmed up
         reset_log(upstreams)
         # A 503 after ~270 ms of a 300 ms deadline: a retry needs as long as the failed
@@ -426,7 +400,7 @@ def test_retries_stay_within_the_deadline(upstreams: Upstreams, http: httpx.Clie
 def test_a_slow_product_answer_is_hedged_and_the_loser_cancelled(
     upstreams: Upstreams, http: httpx.Client, client: str
 ) -> None:
-    with bff(upstreams, BFF_HTTP_CLIENT=client) as web:
+    with serve_bff(upstreams.url, BFF_HTTP_CLIENT=client) as web:
         # In time: no hedge.
         assert "errors" not in get(web, http).json()
         assert upstreams.counts()["product"] == 1
@@ -462,7 +436,7 @@ def test_a_slow_product_answer_is_hedged_and_the_loser_cancelled(
 def test_upstreams_are_told_the_time_left_and_give_up_when_it_ends(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    with bff(upstreams, BFF_TIMEOUT_MS="300") as web:
+    with serve_bff(upstreams.url, BFF_TIMEOUT_MS="300") as web:
         assert "errors" not in get(web, http).json()
         for service in SERVICES:
             [sent] = upstreams.requests(service)
@@ -484,7 +458,7 @@ def test_an_open_breaker_falls_back_on_a_stale_cached_part(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
     env = {"BFF_CACHE": "on", "BFF_BREAKER": "on", "BFF_RETRY_BUDGET_PERCENT": "0", **FEW}
-    with bff(upstreams, **env) as web:
+    with serve_bff(upstreams.url, **env) as web:
         upstreams.inject(
             "inventory", cache_control="max-age=1, stale-while-revalidate=0, stale-if-error=60"
         )

@@ -11,6 +11,8 @@ import pytest
 
 from tests.processes import free_port, run_service
 
+pytestmark = pytest.mark.process
+
 
 @pytest.mark.parametrize("module", ["web_bff", "mobile_bff"])
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""Streamed answers end to end: Server-Sent Events and NDJSON from both BFFs' real processes,
-events timed as they arrive, faults injected into the real demo upstreams."""
+"""Streamed answers end to end: Server-Sent Events and NDJSON from both BFFs (served from the
+test process, over real HTTP), events timed as they arrive, faults injected into the real demo
+upstreams."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.processes import RunningService, run_service
+from tests.processes import Served
 
-from .conftest import Upstreams, bff_env
+from .conftest import Upstreams, serve_bff
 
 PRODUCT = "/api/aggregated/product"
 CATEGORY = "/api/aggregated/category"
@@ -69,15 +70,9 @@ def merged(events: list[Event]) -> dict[str, Any]:
     return view
 
 
-@contextmanager
-def bff_with(upstreams: Upstreams, module: str, **env: str) -> Iterator[RunningService]:
-    with run_service(module, env=bff_env(upstreams.url, **env)) as service:
-        yield service
-
-
 @pytest.mark.parametrize("accept", [SSE, NDJSON])
 def test_both_formats_carry_the_same_view_as_the_json_answer(
-    upstreams: Upstreams, http: httpx.Client, bff: RunningService, accept: str
+    upstreams: Upstreams, http: httpx.Client, bff: Served, accept: str
 ) -> None:
     whole = http.get(f"{bff.url}{PRODUCT}", params={"id": "p-1003"}).json()
     with streamed(http, f"{bff.url}{PRODUCT}", accept, id="p-1003") as (response, events):
@@ -98,7 +93,7 @@ def test_both_formats_carry_the_same_view_as_the_json_answer(
 
 
 def test_parts_arrive_as_they_end_not_with_the_last(
-    upstreams: Upstreams, http: httpx.Client, web_bff: RunningService
+    upstreams: Upstreams, http: httpx.Client, web_bff: Served
 ) -> None:
     upstreams.inject("reviews", latency_ms=300)
     with streamed(http, f"{web_bff.url}{PRODUCT}", id="p-1004") as (_, events):
@@ -113,7 +108,7 @@ def test_parts_arrive_as_they_end_not_with_the_last(
 
 
 def test_a_failed_optional_part_is_an_event_and_a_failed_critical_one_the_usual_problem(
-    upstreams: Upstreams, http: httpx.Client, bff: RunningService
+    upstreams: Upstreams, http: httpx.Client, bff: Served
 ) -> None:
     upstreams.inject("pricing", status=503)
     with streamed(http, f"{bff.url}{PRODUCT}", id="p-1005") as (response, events):
@@ -145,7 +140,7 @@ def test_a_failed_optional_part_is_an_event_and_a_failed_critical_one_the_usual_
 def test_the_deadline_ends_a_hung_part_and_the_stream(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    with bff_with(upstreams, "mobile_bff", BFF_TIMEOUT_MS="500") as bff:
+    with serve_bff(upstreams.url, "mobile_bff", BFF_TIMEOUT_MS="500") as bff:
         upstreams.inject("reviews", hang=True)
         with streamed(http, f"{bff.url}{PRODUCT}", NDJSON, id="p-1007") as (_, events):
             received = [e for e in events if e.name != "heartbeat"]
@@ -167,7 +162,7 @@ def test_a_client_that_leaves_cancels_the_parts_still_running(
 ) -> None:
     # granian notices a closed connection when it writes to it: the heartbeats do that.
     env = {"BFF_TIMEOUT_MS": "9000", "BFF_HTTP_CLIENT": "aiohttp", "BFF_STREAM_HEARTBEAT_MS": "100"}
-    with bff_with(upstreams, "web_bff", **env) as bff:
+    with serve_bff(upstreams.url, "web_bff", **env) as bff:
         upstreams.inject("reviews", latency_ms=6000)
         # A client of its own, closed with the stream: its connection goes with it.
         with httpx.Client(timeout=10) as client:
@@ -190,7 +185,7 @@ def test_a_client_that_leaves_cancels_the_parts_still_running(
 
 
 def test_heartbeats_keep_a_quiet_stream_alive(upstreams: Upstreams, http: httpx.Client) -> None:
-    with bff_with(upstreams, "web_bff", BFF_STREAM_HEARTBEAT_MS="100") as bff:
+    with serve_bff(upstreams.url, "web_bff", BFF_STREAM_HEARTBEAT_MS="100") as bff:
         upstreams.inject("reviews", latency_ms=450)
         for accept in (SSE, NDJSON):
             with streamed(http, f"{bff.url}{PRODUCT}", accept, id="p-1011") as (_, events):
@@ -200,7 +195,7 @@ def test_heartbeats_keep_a_quiet_stream_alive(upstreams: Upstreams, http: httpx.
 
 
 def test_fields_lists_and_no_compression(
-    upstreams: Upstreams, http: httpx.Client, bff: RunningService
+    upstreams: Upstreams, http: httpx.Client, bff: Served
 ) -> None:
     with streamed(http, f"{bff.url}{PRODUCT}", id="p-1012", fields="pricing") as (_, events):
         received = [e for e in events if e.name != "heartbeat"]
@@ -221,9 +216,7 @@ def test_fields_lists_and_no_compression(
     assert len(grid[0].data["view"]["items"]) == 5
 
 
-def test_the_openapi_document_describes_the_streams(
-    http: httpx.Client, bff: RunningService
-) -> None:
+def test_the_openapi_document_describes_the_streams(http: httpx.Client, bff: Served) -> None:
     schema = http.get(f"{bff.url}/schema/openapi.json").json()
     ok = schema["paths"][PRODUCT]["get"]["responses"]["200"]["content"]
     assert {SSE, NDJSON} <= set(ok)

@@ -1,5 +1,7 @@
 """OpenTelemetry traces of a real BFF, received by a real OTLP/HTTP receiver: the tree of
-spans, and the parent every upstream request named."""
+spans, and the parent every upstream request named. The traced BFFs are processes of their own:
+the OpenTelemetry SDK reads its batching settings (``OTEL_BSP_*``) from the process's
+environment."""
 
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ import sys
 import time
 
 import httpx
+import pytest
 
 from tests.otlp_receiver import OTLPReceiver, ReceivedSpan, otlp_receiver
 from tests.processes import run_service
-from tests.services.conftest import SERVICES, Upstreams, bff_env
+from tests.services.conftest import SERVICES, Upstreams, bff_env, serve_bff
 
 ROUTE = "/api/aggregated/product"
 SERVER, INTERNAL = 2, 1  # OTLP's SpanKind numbers
@@ -38,6 +41,7 @@ def traced_env(upstreams: Upstreams, receiver: OTLPReceiver, **extra: str) -> di
     )
 
 
+@pytest.mark.process
 def test_a_request_is_a_tree_of_spans_and_every_upstream_request_names_its_part(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
@@ -81,6 +85,7 @@ def test_a_request_is_a_tree_of_spans_and_every_upstream_request_names_its_part(
             assert (tid, parent, flags) == (trace_id, parts[service].span_id, "01"), service
 
 
+@pytest.mark.process
 def test_a_request_without_traceparent_starts_a_trace_and_hedges_carry_it(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
@@ -110,7 +115,7 @@ def test_a_request_without_traceparent_starts_a_trace_and_hedges_carry_it(
 def test_without_otel_settings_nothing_is_traced_or_propagated(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
-    with run_service("web_bff", env=bff_env(upstreams.url)) as web:
+    with serve_bff(upstreams.url) as web:
         trace_id, caller = secrets.token_hex(16), secrets.token_hex(8)
         http.get(
             web.url + ROUTE,
@@ -121,6 +126,7 @@ def test_without_otel_settings_nothing_is_traced_or_propagated(
         assert all("traceparent" not in r["headers"] for r in upstreams.requests(service))
 
 
+@pytest.mark.process
 def test_an_unsupported_exporter_protocol_stops_start_up_naming_it(upstreams: Upstreams) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "web_bff", "--port", "0"],
@@ -138,6 +144,7 @@ def test_an_unsupported_exporter_protocol_stops_start_up_naming_it(upstreams: Up
     assert "OTEL_EXPORTER_OTLP_PROTOCOL" in done.stderr and "'grpc'" in done.stderr
 
 
+@pytest.mark.process
 def test_a_request_the_sampler_leaves_out_makes_no_span_and_still_passes_the_trace_on(
     upstreams: Upstreams, http: httpx.Client
 ) -> None:
