@@ -10,10 +10,13 @@ from ._logs import ACCESS_LOGGER, JsonFormatter, configure_logging
 from ._metrics import (
     CACHE_RESULTS,
     EDGE_REFUSALS,
+    METHODS,
     METRICS_CONTENT_TYPE,
     METRICS_DIR_VARIABLE,
+    UNMATCHED,
     Metrics,
     UpstreamMeter,
+    method_label,
 )
 from ._tracing import PartTrace, Tracing
 
@@ -21,12 +24,15 @@ __all__ = [
     "ACCESS_LOGGER",
     "CACHE_RESULTS",
     "EDGE_REFUSALS",
+    "METHODS",
     "METRICS_CONTENT_TYPE",
     "METRICS_DIR_VARIABLE",
+    "UNMATCHED",
     "JsonFormatter",
     "Metrics",
     "PartTrace",
     "Tracing",
     "UpstreamMeter",
     "configure_logging",
+    "method_label",
 ]
