@@ -35,7 +35,7 @@ from tests.processes import free_port, probe_get, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_CONFIG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
-ADMIN_TOKEN = "fleet-admin-token-0123456789"
+ADMIN_TOKEN = "fleet-admin-token-0123456789-abcdefgh"
 PRODUCT_IDS = [f"p-{1001 + n}" for n in range(12)]
 _UPSTREAM_VARIABLES = (
     "PRODUCT_SERVICE_URL",

@@ -23,7 +23,7 @@ from tests.redis_server import RedisServer
 from .conftest import SERVICES, Upstreams, bff_env, stored_entries
 
 ROUTE = "/api/aggregated/product"
-TOKEN = "test-admin-token-0123456789"
+TOKEN = "test-admin-token-0123456789-abcdefgh"
 
 
 @contextmanager

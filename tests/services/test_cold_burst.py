@@ -26,7 +26,7 @@ from tests.processes import RunningService, run_service
 from .conftest import SERVICES, Upstreams, bff_env
 
 ROUTE = "/api/aggregated/product"
-TOKEN = "test-admin-token-0123456789"
+TOKEN = "test-admin-token-0123456789-abcdefgh"
 PRODUCTS = [f"p-{1001 + i}" for i in range(12)]
 CLIENTS = 50
 

@@ -13,7 +13,7 @@ import pytest
 from tests.processes import run_service
 from tests.services.conftest import Upstreams, bff_env
 
-TOKEN = "fuzzing-admin-token-0123456789"
+TOKEN = "fuzzing-admin-token-0123456789-abcdefgh"
 REPO = Path(__file__).resolve().parents[2]
 
 

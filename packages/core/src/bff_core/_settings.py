@@ -240,9 +240,18 @@ def _namespace(text: str) -> None:
         raise ValueError(f"{text!r} must be 1 to 64 letters, digits, '.', '_' or '-'")
 
 
+#: An admin token shorter than this is refused at start-up: it guards cache invalidation on
+#: every instance, so it must not be guessable (32 hex characters are 128 bits).
+_MIN_TOKEN_LENGTH = 32
+
+
 def _token(text: str) -> None:
-    if len(text) < 16:
-        raise ValueError("must be at least 16 characters")
+    # The message never shows the token: start-up errors end up in logs.
+    if len(text) < _MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"must be at least {_MIN_TOKEN_LENGTH} characters (it has {len(text)}), e.g. "
+            "`openssl rand -hex 32`"
+        )
 
 
 # -- the row ----------------------------------------------------------------------------------
@@ -515,10 +524,10 @@ class GatewaySettings:
     #: bearer token of the admin endpoints; None: they are disabled
     admin_token: str | None = _setting(
         "BFF_ADMIN_TOKEN",
-        _Checked(_token, "16 characters or more", strip=False),
+        _Checked(_token, f"{_MIN_TOKEN_LENGTH} characters or more", strip=False),
         None,
-        "bearer token of `POST /admin/cache/invalidate` (16+ characters); unset: the endpoint "
-        "is off",
+        f"bearer token of `POST /admin/cache/invalidate` ({_MIN_TOKEN_LENGTH}+ characters, "
+        "e.g. `openssl rand -hex 32`); unset: the endpoint is off",
     )
     breakers: bool = _setting(
         "BFF_BREAKER", _ON_OFF, "on", "a circuit breaker per upstream service"
