@@ -1,9 +1,10 @@
 """Prometheus metrics of a gateway: what its requests, parts, cache and upstreams did.
 
 Every label value comes from a closed set known at start-up (route templates, aggregate,
-source and service names, outcomes, HTTP statuses, :data:`METHODS`): never an id, a URL, a user
-or a method a client made up, so the number of series is bounded by the declarations, whatever
-the traffic. A request no route matched is counted under :data:`UNMATCHED`.
+source and service names, outcomes, HTTP statuses, the methods of ``_labels.METHODS``): never
+an id, a URL, a user or a method a client made up, so the number of series is bounded by the
+declarations, whatever the traffic. A request no route matched is counted under the route
+``unmatched``.
 
 The hot path only adds to plain dictionaries: prometheus-client's metric objects take a lock
 and a few calls per increment, about 15 µs for the dozen updates of one aggregate, 5 % of its
@@ -39,36 +40,18 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from .._outcome import PartOutcome
+from ._labels import KNOWN_METHODS
 
 __all__ = [
     "CACHE_RESULTS",
     "EDGE_REFUSALS",
-    "METHODS",
     "METRICS_CONTENT_TYPE",
     "METRICS_DIR_VARIABLE",
-    "UNMATCHED",
     "Metrics",
-    "method_label",
 ]
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 METRICS_DIR_VARIABLE = "BFF_METRICS_DIR"
-
-#: The ``method`` label's values: the methods HTTP defines that a BFF may answer, and ``OTHER``
-#: for any other a client sends (HTTP lets a client invent methods; an aggregate route answers
-#: each with 405, and each would otherwise be a series of its own).
-METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER")
-_KNOWN_METHODS = {method: method for method in METHODS[:-1]}
-
-#: The ``route`` label of a request no route matched, whatever its path.
-UNMATCHED = "unmatched"
-
-
-def method_label(method: str) -> str:
-    """``method`` if it is one of :data:`METHODS`, else ``OTHER`` (methods are case-sensitive:
-    ``get`` is not ``GET``)."""
-    return _KNOWN_METHODS.get(method, "OTHER")
-
 
 #: What a lookup of a cached part found: fresh, stale (served while refreshed, or because the
 #: upstream failed), nothing usable (the upstream was asked), or not looked up at all because
@@ -254,9 +237,9 @@ class Metrics:
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """One request answered: ``method`` is the client's own (any text), counted as
-        :func:`method_label` says; ``route`` is a route's template, or :data:`UNMATCHED`."""
+        ``_labels.method_label`` says; ``route`` is a route's template, or ``unmatched``."""
         # Bounded before it is a key: the keys' cache must not grow with invented methods.
-        label = _KNOWN_METHODS.get(method, "OTHER")
+        label = KNOWN_METHODS.get(method, "OTHER")
         raw = (route, label, status)
         key = self._request_keys.get(raw)
         if key is None:

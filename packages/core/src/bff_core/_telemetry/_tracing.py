@@ -17,7 +17,7 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError
-from ._metrics import method_label
+from ._labels import method_label
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
