@@ -26,6 +26,8 @@ from tests.processes import free_port, run_service
         ("BFF_BREAKER_FAILURES", "many"),
         ("BFF_RETRY_BUDGET_PERCENT", "200"),
         ("BFF_RATE_LIMIT", "50 per fortnight"),
+        ("BFF_OPS_PORT", "ops"),
+        ("BFF_OPS_PORT", "70000"),
     ],
 )
 def test_bad_configuration_stops_start_up_naming_the_variable(
