@@ -188,13 +188,47 @@ def test_probes_point_at_real_routes_on_the_port_the_image_serves(
     (container,) = one(built[bff], "Deployment")["spec"]["template"]["spec"]["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     (exposed,) = parse().final.values("EXPOSE")
-    assert ports == {"http": int(exposed)}
+    assert ports == {"http": int(exposed), "ops": ops_port(container)}
     assert one(built[bff], "Service")["spec"]["ports"][0]["targetPort"] == "http"
     routes = routes_of(bff)
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
     assert {"/readyz", "/healthz"} <= routes
+
+
+def ops_port(container: Manifest) -> int:
+    """The operations listener's port the container sets (BFF_OPS_PORT), checked as the BFF
+    checks it."""
+    (setting,) = [e for e in container["env"] if e["name"] == "BFF_OPS_PORT"]
+    port = GatewaySettings.from_env({}, {"BFF_OPS_PORT": setting["value"]}).ops_port
+    assert port is not None
+    return port
+
+
+@pytest.mark.parametrize("bff", BFFS)
+def test_the_operations_port_is_declared_scraped_and_never_in_the_service(
+    built: dict[str, list[Manifest]], bff: str
+) -> None:
+    template = one(built[bff], "Deployment")["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    ops = ops_port(container)
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports["ops"] == ops != ports["http"]
+    # The scraper goes to each pod's operations port, not through the Service.
+    assert int(template["metadata"]["annotations"]["prometheus.io/port"]) == ops
+    # The Service (what the ingress and other pods reach) names the serving port only.
+    for port in one(built[bff], "Service")["spec"]["ports"]:
+        assert port["targetPort"] in ("http", ports["http"]), port
+        assert port["targetPort"] not in ("ops", ops), port
+    # The probes stay on the serving port: the balancer's view is the one they test.
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] == "http", probe
+    # And nothing else exposes the pods: no other Service, Ingress or NodePort.
+    for manifest in built[bff]:
+        assert manifest["kind"] not in ("Ingress", "Route"), manifest["kind"]
+        if manifest["kind"] == "Service":
+            assert manifest["spec"].get("type", "ClusterIP") == "ClusterIP"
 
 
 @pytest.mark.parametrize("bff", BFFS)
@@ -388,13 +422,14 @@ def test_the_bff_pods_reach_only_dns_redis_their_upstreams_and_the_identity_prov
         **{namespace: {"any"} for namespace in upstreams},
         "identity provider": {(443, "TCP")},
     }
-    # In: the ingress controller (the trusted proxy) and Prometheus, on the serving port.
+    # In: the ingress controller (the trusted proxy) on the serving port, and Prometheus on the
+    # operations port only.
     sources = {
         name: {p["port"] for p in rule["ports"]}
         for rule in policy["spec"]["ingress"]
         for name in namespaces_of(rule["from"])
     }
-    assert sources.keys() == {"ingress-nginx", "monitoring"}
+    assert sources == {"ingress-nginx": {"http"}, "monitoring": {"ops"}}
     assert all(rule["from"] and rule.get("ports") for rule in policy["spec"]["ingress"])
 
 
@@ -463,6 +498,26 @@ def compose() -> dict[str, Any]:
     return loaded
 
 
+def interpolated(value: object) -> str:
+    """A compose value as compose makes it with nothing set in the shell: ``${NAME:-word}``
+    is ``word``."""
+    return re.sub(r"\$\{[A-Z_]+:?-([^}]*)\}", r"\1", str(value))
+
+
+def test_compose_sets_the_operations_port_and_no_admin_token() -> None:
+    services = compose()["services"]
+    for bff in BFFS:
+        env = services[bff]["environment"]
+        # The admin API is off unless whoever starts compose gives a token: none is shipped.
+        assert re.fullmatch(r"\$\{BFF_ADMIN_TOKEN:?-?\}", env["BFF_ADMIN_TOKEN"])
+        settings = GatewaySettings.from_env({}, {k: interpolated(v) for k, v in env.items()})
+        assert settings.admin_token is None
+        assert settings.ops_port is not None
+        assert settings.ops_port != int(parse().final.values("EXPOSE")[0])
+        # Reached on the compose network only: never published on the host.
+        assert "ports" not in services[bff]
+
+
 def test_compose_runs_several_instances_of_each_bff_from_its_image(tmp_path: Path) -> None:
     services = compose()["services"]
     for bff in BFFS:
@@ -475,7 +530,7 @@ def test_compose_runs_several_instances_of_each_bff_from_its_image(tmp_path: Pat
         assert "command" not in service
         grace = int(service["stop_grace_period"].rstrip("s"))
         env = service["environment"]
-        settings = GatewaySettings.from_env({}, {k: str(v) for k, v in env.items()})
+        settings = GatewaySettings.from_env({}, {k: interpolated(v) for k, v in env.items()})
         assert grace > settings.drain + _STOP_BOUND_S
         assert env.keys() <= bff_settings()
         assert env["BFF_CACHE_NAMESPACE"] == bff
@@ -498,6 +553,18 @@ def test_compose_runs_the_load_balancer_configuration_the_fleet_tests_run() -> N
         assert host == bff
         assert int(env[f"{prefix}_SLOTS"]) >= services[bff]["deploy"]["replicas"]
         assert port == parse().final.values("EXPOSE")[0]
+        # The balancer forwards to the serving port, never to the operations port.
+        assert port != str(services[bff]["environment"]["BFF_OPS_PORT"])
+    # Nor does any of its frontends name it, or pass the operations paths on (a BFF started
+    # without BFF_OPS_PORT serves them on its serving port).
+    config = HAPROXY_CONFIG.read_text()
+    for bff in BFFS:
+        assert f":{services[bff]['environment']['BFF_OPS_PORT']}" not in config
+    for frontend in ("web", "mobile"):
+        section = config.split(f"\nfrontend {frontend}\n")[1].split("\n\n")[0]
+        assert re.search(
+            r"^\s*http-request deny deny_status 404 if .*/metrics.*/admin", section, re.MULTILINE
+        ), section
 
 
 def test_haproxy_accepts_its_configuration_with_composes_environment() -> None:

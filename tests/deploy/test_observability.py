@@ -101,36 +101,53 @@ def test_dashboard_and_alerts_query_only_metrics_the_bffs_export() -> None:
     assert families <= shown, families - shown
 
 
-def test_the_pods_are_annotated_for_a_scraper_on_the_serving_port() -> None:
+def test_the_pods_are_annotated_for_a_scraper_on_the_operations_port() -> None:
     for bff in ("web-bff", "mobile-bff"):
         (deployment,) = [m for m in kustomize(bff) if m["kind"] == "Deployment"]
         template = deployment["spec"]["template"]
         annotations = template["metadata"]["annotations"]
         (container,) = template["spec"]["containers"]
+        ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+        (ops,) = [e["value"] for e in container["env"] if e["name"] == "BFF_OPS_PORT"]
         assert annotations["prometheus.io/scrape"] == "true"
-        assert int(annotations["prometheus.io/port"]) == container["ports"][0]["containerPort"]
+        assert int(annotations["prometheus.io/port"]) == ports["ops"] == int(ops)
+        assert ports["ops"] != ports["http"]
         assert annotations["prometheus.io/path"] == "/metrics"
 
 
+def test_prometheus_scrapes_composes_bffs_on_their_operations_port() -> None:
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())["services"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    for bff in ("web-bff", "mobile-bff"):
+        (discovery,) = jobs[bff]["dns_sd_configs"]
+        assert discovery["names"] == [bff]
+        assert discovery["port"] == int(compose[bff]["environment"]["BFF_OPS_PORT"])
+        assert jobs[bff].get("metrics_path", "/metrics") == "/metrics"
+
+
 @pytest.fixture
-def bff_and_upstreams() -> Iterator[tuple[RunningService, RunningService]]:
+def bff_and_upstreams() -> Iterator[tuple[RunningService, RunningService, int]]:
+    """The upstreams, and a web BFF with its operations port, as deployed."""
+    ops_port = free_port()
     with (
         run_service("demo_upstreams") as upstreams,
         run_service(
             # Predictable counts: no cache, no retries, no breakers.
             "web_bff",
-            env=bff_env(upstreams.url, BFF_RETRY_BUDGET_PERCENT="0"),
+            env=bff_env(upstreams.url, BFF_RETRY_BUDGET_PERCENT="0", BFF_OPS_PORT=str(ops_port)),
         ) as web,
     ):
-        yield upstreams, web
+        yield upstreams, web, ops_port
 
 
 def test_a_real_prometheus_scrapes_a_bff_and_the_error_rate_query_predicts_the_faults(
-    bff_and_upstreams: tuple[RunningService, RunningService], tmp_path: Path
+    bff_and_upstreams: tuple[RunningService, RunningService, int], tmp_path: Path
 ) -> None:
-    upstreams, web = bff_and_upstreams
+    upstreams, web, ops_port = bff_and_upstreams
     port = free_port()
-    target = web.url.removeprefix("http://")
+    # The operations port, as the manifests' annotations and compose's scrape configuration.
+    target = f"127.0.0.1:{ops_port}"
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(PROMETHEUS_DIR / "alerts.yaml")],

@@ -42,7 +42,7 @@ from tests.processes import (
 
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_CONFIG = REPO / "deploy" / "haproxy" / "haproxy.cfg"
-ADMIN_TOKEN = "fleet-admin-token-0123456789"
+ADMIN_TOKEN = "fleet-admin-token-0123456789-abcdefgh"
 PRODUCT_IDS = [f"p-{1001 + n}" for n in range(12)]
 _UPSTREAM_VARIABLES = (
     "PRODUCT_SERVICE_URL",
@@ -90,6 +90,11 @@ class Instance:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def ops_url(self) -> str:
+        """The operations listener (BFF_OPS_PORT): /metrics and /admin/*, as deployed."""
+        return f"http://{self.host}:{self.env['BFF_OPS_PORT']}"
 
     def start(self, timeout: float = 20.0) -> None:
         self.spawn()
@@ -247,11 +252,17 @@ def run_fleet(redis_url: str, *, web: int = 3, mobile: int = 2) -> Iterator[Flee
         upstreams = _start_upstreams(stack, logs)
         hosts = [f"127.0.0.{2 + n}" for n in range(web + mobile)]
         port = _port_free_on(hosts)
+        ops_port = _port_free_on(hosts)
+        while ops_port == port:  # nothing listens on either yet
+            ops_port = _port_free_on(hosts)
         common = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("BFF_", "REDIS_URL"))},
             **dict.fromkeys(_UPSTREAM_VARIABLES, upstreams),
             "REDIS_URL": redis_url,
             "BFF_ADMIN_TOKEN": ADMIN_TOKEN,
+            # As compose and the manifests run them: /metrics and /admin/* on a port the
+            # balancer never forwards.
+            "BFF_OPS_PORT": str(ops_port),
             # Near copies that outlive every test: only the invalidation broadcast can clear
             # them, so a test of it fails if the broadcast does not reach an instance.
             "BFF_CACHE_NEAR_MS": "60000",

@@ -54,9 +54,13 @@ def test_every_answer_through_the_balancer_is_correct_with_faults_injected(
 def test_a_cold_product_costs_the_product_service_at_most_one_request_per_instance(
     fleet: Fleet,
 ) -> None:
-    for frontend, instances in ((fleet.balancer.web_url, 3), (fleet.balancer.mobile_url, 2)):
+    for frontend, instances, bffs in (
+        (fleet.balancer.web_url, 3, fleet.web),
+        (fleet.balancer.mobile_url, 2, fleet.mobile),
+    ):
+        # The admin API is on the instances' operations port (one of them tells the others).
         dropped = fleet.http.post(
-            f"{frontend}/admin/cache/invalidate?id=p-1007",
+            f"{bffs[0].ops_url}/admin/cache/invalidate?id=p-1007",
             headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
         )
         assert dropped.status_code == 200, dropped.text
@@ -74,13 +78,30 @@ def test_a_cold_product_costs_the_product_service_at_most_one_request_per_instan
         assert 1 <= product_requests(fleet, "p-1007") <= instances
 
 
-def test_an_invalidation_through_the_balancer_reaches_every_instance(fleet: Fleet) -> None:
+def test_the_balancer_never_passes_on_the_operations_endpoints(fleet: Fleet) -> None:
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    for frontend in (fleet.balancer.web_url, fleet.balancer.mobile_url):
+        for _ in range(3):  # whichever instance would take it
+            assert fleet.http.get(frontend + "/metrics").status_code == 404
+            assert fleet.http.get(frontend + "/%6detrics").status_code == 404
+            refused = fleet.http.post(
+                frontend + "/admin/cache/invalidate", params={"id": "p-1001"}, headers=admin
+            )
+            assert refused.status_code == 404
+            assert fleet.http.get(frontend + "/readyz").status_code == 200
+    for instance in fleet.instances:
+        # Each instance: 404 on its serving port, answered on its operations port.
+        assert httpx.get(instance.url + "/metrics").status_code == 404
+        assert httpx.get(instance.ops_url + "/metrics").status_code == 200
+
+
+def test_an_invalidation_on_one_instance_reaches_every_instance(fleet: Fleet) -> None:
     for instance in fleet.web:
         for product_id in ("p-1003", "p-1004"):
             assert httpx.get(instance.url + ROUTE, params={"id": product_id}).status_code == 200
     fleet.reset_request_log()
     response = fleet.http.post(
-        f"{fleet.balancer.web_url}/admin/cache/invalidate?id=p-1003",
+        f"{fleet.web[-1].ops_url}/admin/cache/invalidate?id=p-1003",
         headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
     )
     assert response.status_code == 200, response.text

@@ -25,7 +25,7 @@ from tests.redis_server import RedisServer, TlsFiles
 from .conftest import SERVICES, Upstreams, serve_bff, stored_entries
 
 ROUTE = "/api/aggregated/product"
-TOKEN = "test-admin-token-0123456789"
+TOKEN = "test-admin-token-0123456789-abcdefgh"
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from .conftest import SERVICES, Upstreams, bff_env
 pytestmark = [pytest.mark.process, pytest.mark.serial]
 
 ROUTE = "/api/aggregated/product"
-TOKEN = "test-admin-token-0123456789"
+TOKEN = "test-admin-token-0123456789-abcdefgh"
 PRODUCTS = [f"p-{1001 + i}" for i in range(12)]
 CLIENTS = 50
 

@@ -15,7 +15,7 @@ from tests.services.conftest import Upstreams, bff_env
 
 pytestmark = pytest.mark.fuzzing
 
-TOKEN = "fuzzing-admin-token-0123456789"
+TOKEN = "fuzzing-admin-token-0123456789-abcdefgh"
 REPO = Path(__file__).resolve().parents[2]
 
 

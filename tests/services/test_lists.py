@@ -23,7 +23,7 @@ from .conftest import Upstreams, serve_bff, stored_entries
 CATEGORY = "/api/aggregated/category"
 HOME = "/api/aggregated/home"
 PRODUCT = "/api/aggregated/product"
-TOKEN = "test-admin-token-0123456789"
+TOKEN = "test-admin-token-0123456789-abcdefgh"
 #: the services a tile reads, and the service each one's requests are logged under
 TILE_SERVICES = ("product", "inventory", "pricing", "reviews")
 BATCH_SIZE = 50

@@ -4,6 +4,8 @@ up across worker processes."""
 
 from __future__ import annotations
 
+import random
+import string
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -200,3 +202,60 @@ def test_metrics_can_be_turned_off(upstreams: Upstreams, http: httpx.Client) -> 
     with serve_bff(upstreams.url, BFF_METRICS="off") as web:
         assert http.get(web.url + ROUTE, params={"id": "p-1001"}).status_code == 200
         assert http.get(web.url + "/metrics").status_code == 404
+
+
+def _invented(n: int) -> list[str]:
+    """``n`` methods no server knows (httpx sends a method in upper case)."""
+    rng = random.Random(n)
+    return ["".join(rng.choices(string.ascii_uppercase, k=8)) for _ in range(n)]
+
+
+def _requests(web: Served, http: httpx.Client, methods: list[str]) -> set[int]:
+    """Every kind of request a client controls: invented methods on every kind of route,
+    invented paths under every prefix, with both; the statuses they got."""
+    statuses = set()
+    for n, method in enumerate(methods):
+        for path in (
+            f"{ROUTE}?id=p-1001",
+            "/healthz",
+            "/metrics",
+            f"/no/such/route-{n}",
+            f"/api/aggregated/made-up-{n}",
+            f"/admin/made-up-{n}",
+            f"/schema/made-up-{n}",
+        ):
+            statuses.add(http.request(method, web.url + path).status_code)
+        statuses.add(http.get(f"{web.url}/made-up-{n}/{method}").status_code)
+    return statuses
+
+
+@pytest.mark.parametrize("limits", ["", "2/minute"], ids=["no-limits", "limits"])
+def test_invented_methods_and_paths_add_no_series(
+    upstreams: Upstreams, http: httpx.Client, limits: str
+) -> None:
+    with serve_bff(upstreams.url, BFF_RATE_LIMIT=limits) as web:
+        # The first of each kind may add its series (route "unmatched", method OTHER, 405,
+        # 429), and the scrape its own; none after that.
+        _requests(web, http, _invented(3))
+        scrape(web, http)
+        before = scrape(web, http)
+        statuses = _requests(web, http, _invented(200))
+        after = scrape(web, http)
+    assert series(after) == series(before)
+    assert {404, 405} <= statuses
+    if limits:
+        assert 429 in statuses
+    methods = {dict(labels)["method"] for _, labels in after if "method" in dict(labels)}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"}
+    routes = {dict(labels)["route"] for _, labels in after if "route" in dict(labels)}
+    assert not [route for route in routes if "made-up" in route or "no/such" in route]
+    assert "unmatched" in routes
+    # Counted, under their bounded labels.
+    counted = value(
+        after,
+        "bff_http_request_duration_seconds_count",
+        route="unmatched",
+        method="GET",
+        status="404",
+    )
+    assert counted >= 200

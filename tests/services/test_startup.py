@@ -28,6 +28,8 @@ pytestmark = pytest.mark.process
         ("BFF_BREAKER_FAILURES", "many"),
         ("BFF_RETRY_BUDGET_PERCENT", "200"),
         ("BFF_RATE_LIMIT", "50 per fortnight"),
+        ("BFF_OPS_PORT", "ops"),
+        ("BFF_OPS_PORT", "70000"),
     ],
 )
 def test_bad_configuration_stops_start_up_naming_the_variable(
@@ -141,3 +143,24 @@ def test_the_environment_tunes_the_declared_breakers(module: str) -> None:
         {"BFF_BREAKER": "off", "BFF_RETRY_BUDGET_PERCENT": "0"}
     ).state.gateway.upstream_status()
     assert {(s.breaker, s.opens_after, s.budget) for s in off.values()} == {("none", None, 0.0)}
+
+
+@pytest.mark.parametrize("module", ["web_bff", "mobile_bff"])
+def test_an_admin_token_under_32_characters_stops_start_up_without_showing_it(
+    module: str,
+) -> None:
+    token = "x" * 31
+    env = {**os.environ, "BFF_ADMIN_TOKEN": token}
+    completed = subprocess.run(
+        [sys.executable, "-m", module, "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert completed.returncode == 2
+    assert "configuration error: BFF_ADMIN_TOKEN: must be at least 32 characters" in (
+        completed.stderr
+    )
+    assert token not in completed.stderr

@@ -169,3 +169,23 @@ def test_a_request_the_sampler_leaves_out_makes_no_span_and_still_passes_the_tra
         (request,) = upstreams.requests(service)
         _, tid, _, flags = request["headers"]["traceparent"].split("-")
         assert (tid, flags) == (trace_id, "00"), service
+
+
+def test_an_invented_method_is_not_a_span_name(upstreams: Upstreams, http: httpx.Client) -> None:
+    with (
+        otlp_receiver() as receiver,
+        run_service("web_bff", env=traced_env(upstreams, receiver)) as web,
+    ):
+        trace_id = secrets.token_hex(16)
+        response = http.request(
+            "FROBNICATE",
+            web.url + ROUTE,
+            params={"id": "p-1001"},
+            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+        )
+        assert response.status_code == 405
+        (server,) = spans_of(receiver, trace_id, 1)
+    # OpenTelemetry's HTTP conventions: a method the server does not know is _OTHER.
+    assert server.name == f"HTTP {ROUTE}"
+    assert server.attributes["http.request.method"] == "_OTHER"
+    assert server.attributes["http.request.method_original"] == "FROBNICATE"

@@ -41,7 +41,14 @@ from ._redis import parse_redis_url, with_ca_file
 from ._telemetry import METRICS_DIR_VARIABLE
 from ._transports import HTTP_CLIENTS, HttpClient
 
-__all__ = ["GatewaySettings", "JwtSettings", "Setting", "gateway_settings", "markdown_table"]
+__all__ = [
+    "OPS_HOST_VARIABLE",
+    "GatewaySettings",
+    "JwtSettings",
+    "Setting",
+    "gateway_settings",
+    "markdown_table",
+]
 
 T = TypeVar("T")
 Word = TypeVar("Word", bound=str)
@@ -270,9 +277,18 @@ def _readable_file(text: str) -> None:
         raise ValueError(f"{text!r} cannot be read ({exc.strerror or exc})") from None
 
 
+#: An admin token shorter than this is refused at start-up: it guards cache invalidation on
+#: every instance, so it must not be guessable (32 hex characters are 128 bits).
+_MIN_TOKEN_LENGTH = 32
+
+
 def _token(text: str) -> None:
-    if len(text) < 16:
-        raise ValueError("must be at least 16 characters")
+    # The message never shows the token: start-up errors end up in logs.
+    if len(text) < _MIN_TOKEN_LENGTH:
+        raise ValueError(
+            f"must be at least {_MIN_TOKEN_LENGTH} characters (it has {len(text)}), e.g. "
+            "`openssl rand -hex 32`"
+        )
 
 
 # -- the row ----------------------------------------------------------------------------------
@@ -567,10 +583,22 @@ class GatewaySettings:
     #: bearer token of the admin endpoints; None: they are disabled
     admin_token: str | None = _setting(
         "BFF_ADMIN_TOKEN",
-        _Checked(_token, "16 characters or more", strip=False),
+        _Checked(_token, f"{_MIN_TOKEN_LENGTH} characters or more", strip=False),
         None,
-        "bearer token of `POST /admin/cache/invalidate` (16+ characters); unset: the endpoint "
-        "is off",
+        f"bearer token of `POST /admin/cache/invalidate` ({_MIN_TOKEN_LENGTH}+ characters, "
+        "e.g. `openssl rand -hex 32`); unset: the endpoint is off",
+    )
+    #: the operations listener's port; None: /metrics and /admin/* on the serving port
+    ops_port: int | None = _setting(
+        "BFF_OPS_PORT",
+        _WholeNumber(1, 65535, unit="TCP port"),
+        None,
+        "the operations listener: `GET /metrics` and `POST /admin/*` answer on this port only "
+        "(on the serving address's host; with `--workers N`, every worker listens on it), and "
+        "404 on the serving port; `/healthz` and `/readyz` stay on the serving port. Keep it "
+        "off the load balancer "
+        f"([decision record]({_DECISIONS}/0016-operations-listener.md))",
+        shown="unset: on the serving port",
     )
     breakers: bool = _setting(
         "BFF_BREAKER", _ON_OFF, "on", "a circuit breaker per upstream service"
@@ -830,10 +858,23 @@ _METRICS_DIR = Setting(
 )
 
 
+#: The operations listener's host, which ``serve`` sets to its ``--host`` (not a field: the
+#: application reads it where it starts the listener).
+OPS_HOST_VARIABLE = "BFF_OPS_HOST"
+_OPS_HOST = Setting(
+    OPS_HOST_VARIABLE,
+    _Text("a host name or address"),
+    None,
+    "the host the operations listener (`BFF_OPS_PORT`) listens on: `serve` sets it to its "
+    "`--host`, the serving address's",
+    "unset: `127.0.0.1`",
+)
+
+
 def gateway_settings() -> tuple[Setting[Any], ...]:
     """Every row of the gateway's own settings, in the documentation's order (the services'
     URL variables are their service's rows)."""
-    return (*_table(GatewaySettings), _METRICS_DIR)
+    return (*_table(GatewaySettings), _METRICS_DIR, _OPS_HOST)
 
 
 _DECLARED = frozenset(row.name for row in gateway_settings())

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -62,6 +63,10 @@ __all__ = ["Gateway"]
 logger = logging.getLogger("bff_core")
 
 _ACCEPT_JSON = {"accept": "application/json"}
+
+#: Seconds a readiness check of the cache store is reused: about one probe period, so a probe
+#: sees Redis go down or come back within a second, and a flood of probes costs one PING.
+READINESS_CHECK_EVERY_S = 1.0
 
 
 class Gateway:
@@ -172,6 +177,9 @@ class Gateway:
                     shared.on_health = metrics.cache_health
         #: set by :meth:`drain`: the instance is stopping, and says so to load balancers
         self.draining = False
+        # The cache's last readiness check: (when it ended, its answer); one at a time.
+        self._cache_checked: tuple[float, str] | None = None
+        self._cache_checking = asyncio.Lock()
         #: the parts that start together, slowest first (``_start_order.py``); else as declared
         self.start_order = StartOrder() if slowest_first else None
         self._wiring = Wiring(
@@ -356,11 +364,27 @@ class Gateway:
 
     async def readiness(self) -> dict[str, str]:
         """Named checks for ``/readyz``; a value starting with ``ok`` means the check passed."""
-        cache = "ok: disabled" if self.cache is None else await self.cache.store.check()
+        cache = "ok: disabled" if self.cache is None else await self._check_cache()
         checks = {"configuration": "ok", "cache": cache}
         if self.draining:
             checks["draining"] = "stopping: not taking new work once the drain ends"
         return checks
+
+    async def _check_cache(self) -> str:
+        """The cache store's check, asked at most once per :data:`READINESS_CHECK_EVERY_S`.
+
+        Probes from every balancer and kubelet, and anyone who can reach ``/readyz``, must not
+        turn into a Redis ``PING`` each: while Redis is down each would wait out its timeout.
+        Concurrent probes share one check.
+        """
+        assert self.cache is not None
+        async with self._cache_checking:
+            checked = self._cache_checked
+            if checked is not None and time.monotonic() - checked[0] < READINESS_CHECK_EVERY_S:
+                return checked[1]
+            answer = await self.cache.store.check()
+            self._cache_checked = (time.monotonic(), answer)
+            return answer
 
     def upstream_status(self) -> dict[str, UpstreamStatus]:
         """Each upstream service's breaker state, retries and hedges (``/readyz`` detail).

@@ -1,8 +1,10 @@
 """Prometheus metrics of a gateway: what its requests, parts, cache and upstreams did.
 
 Every label value comes from a closed set known at start-up (route templates, aggregate,
-source and service names, outcomes, HTTP statuses): never an id, a URL or a user, so the number
-of series is bounded by the declarations, whatever the traffic.
+source and service names, outcomes, HTTP statuses, the methods of ``_labels.METHODS``): never
+an id, a URL, a user or a method a client made up, so the number of series is bounded by the
+declarations, whatever the traffic. A request no route matched is counted under the route
+``unmatched``.
 
 The hot path only adds to plain dictionaries: prometheus-client's metric objects take a lock
 and a few calls per increment, about 15 µs for the dozen updates of one aggregate, 5 % of its
@@ -38,6 +40,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from .._outcome import PartOutcome
+from ._labels import KNOWN_METHODS
 
 __all__ = [
     "CACHE_RESULTS",
@@ -233,12 +236,16 @@ class Metrics:
         self._gauges[("bff_cache_store_up", ())] = 1.0 if up else 0.0
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        raw = (route, method, status)
+        """One request answered: ``method`` is the client's own (any text), counted as
+        ``_labels.method_label`` says; ``route`` is a route's template, or ``unmatched``."""
+        # Bounded before it is a key: the keys' cache must not grow with invented methods.
+        label = KNOWN_METHODS.get(method, "OTHER")
+        raw = (route, label, status)
         key = self._request_keys.get(raw)
         if key is None:
             key = self._request_keys[raw] = (
                 "bff_http_request_duration_seconds",
-                (route, method, str(status)),
+                (route, label, str(status)),
             )
         self._observe(key, seconds)
 

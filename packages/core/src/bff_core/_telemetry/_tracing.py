@@ -17,6 +17,7 @@ from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError
+from ._labels import method_label
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -108,11 +109,18 @@ class Tracing:
             if key in (b"traceparent", b"tracestate", b"baggage")
         }
         parent = self._propagate.extract(carrier) if carrier else None
+        # A method a client made up is not a span name (tracing backends index names):
+        # OpenTelemetry's HTTP conventions name it ``_OTHER`` and keep the original aside.
+        known = method_label(method) != "OTHER"
+        attributes = {"http.request.method": method if known else "_OTHER", "http.route": route}
+        if not known:
+            attributes["http.request.method_original"] = method
+        attributes["url.path"] = path
         span = self.tracer.start_span(
-            f"{method} {route}",
+            f"{method if known else 'HTTP'} {route}",
             context=parent,
             kind=self._server,
-            attributes={"http.request.method": method, "http.route": route, "url.path": path},
+            attributes=attributes,
         )
         if not span.is_recording():
             # Left out by the sampler: no spans below it, only the context passed on.

@@ -4,6 +4,7 @@ OpenAPI document."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,7 +18,7 @@ from .._declare import DEFAULT_BREAKER, Aggregate, BreakerPolicy, Items, RetryBu
 from .._engine import Gateway
 from .._errors import ConfigurationError
 from .._guards import KeySet, RateLimits, TokenVerifier, parse_limits, parse_networks
-from .._settings import GatewaySettings
+from .._settings import OPS_HOST_VARIABLE, GatewaySettings
 from .._telemetry import Metrics, Tracing
 from .._transports import Transport
 from ._edge import Compression, CorsPolicy
@@ -98,6 +99,8 @@ def create_gateway_app(
                 rate_limits=rate_limits,
                 trusted_proxies=parse_networks(settings.trusted_proxies),
                 realm=name,
+                ops_port=settings.ops_port,
+                ops_host=os.environ.get(OPS_HOST_VARIABLE) or "127.0.0.1",
             )
         ],
         openapi_config=openapi_config(

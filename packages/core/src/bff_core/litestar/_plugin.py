@@ -13,6 +13,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.plugins import InitPlugin, ReceiveRoutePlugin
 from litestar.routes import BaseRoute
+from litestar.types import ControllerRouterHandler
 
 from .._engine import Gateway
 from .._errors import AggregationFailed, RequestError
@@ -23,6 +24,7 @@ from ._drain import _on_drain_signal
 from ._edge import Compression, CorsPolicy, edge_filters, edge_middleware
 from ._health import healthz, metrics_endpoint, readyz
 from ._openapi import document_aggregate_route
+from ._ops import OperationsListener, operations_app
 from ._problems import _aggregation_failed, _http_exception, _request_error, _unexpected
 
 __all__ = ["GatewayPlugin"]
@@ -35,6 +37,9 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
     Args:
         gateway: built at start-up (so a misdeclared aggregate or a missing service stops the
             application before it serves anything); closed when the application shuts down.
+        ops_port: the operations listener's port (``BFF_OPS_PORT``): ``/metrics`` and
+            ``/admin/*`` answer there (on ``ops_host``) while the application runs, and not
+            on the serving port; ``None``: on the serving port.
     """
 
     def __init__(
@@ -50,6 +55,8 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
         trusted_proxies: Sequence[Network] = (),
         realm: str = "bff",
         stream_heartbeat: float = DEFAULT_STREAM_HEARTBEAT_MS / 1000,
+        ops_port: int | None = None,
+        ops_host: str = "127.0.0.1",
     ) -> None:
         self.gateway = gateway
         self.stream_heartbeat = stream_heartbeat
@@ -61,16 +68,32 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
         self.compression = compression
         self.admin_token = admin_token
         self.access_log = access_log
+        #: with a port: /metrics and /admin/* answer there, and not on the serving port
+        self.ops_port = ops_port
+        self.ops_host = ops_host
+        self._ops: OperationsListener | None = None
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.lifespan.append(self._lifespan)
         app_config.dependencies["gateway"] = Provide(
             self._provide_gateway, use_cache=True, sync_to_thread=False
         )
-        app_config.route_handlers.extend([healthz, readyz, invalidate_cache])
+        app_config.route_handlers.extend([healthz, readyz])
+        operations: list[ControllerRouterHandler] = [invalidate_cache]
         if self.gateway.metrics is not None:
-            app_config.route_handlers.append(metrics_endpoint)
+            operations.append(metrics_endpoint)
             self.gateway.metrics.declare_edge()
+        if self.ops_port is None:
+            app_config.route_handlers.extend(operations)
+        else:
+            # Their own listener: on the serving port they are paths no route matches (404).
+            self._ops = OperationsListener(
+                operations_app(
+                    self.gateway, self.admin_token, operations, access_log=self.access_log
+                ),
+                self.ops_host,
+                self.ops_port,
+            )
         # The edge's filters, assembled once: what is not configured is not in the chain.
         filters = edge_filters(
             metrics=self.gateway.metrics,
@@ -116,10 +139,14 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
             await self.verifier.start()
         if self.rate_limits is not None:
             await self.rate_limits.start()
+        if self._ops is not None:
+            await self._ops.start()
         _on_drain_signal(self.gateway.drain)
         try:
             yield
         finally:
+            if self._ops is not None:
+                await self._ops.aclose()
             if self.rate_limits is not None:
                 await self.rate_limits.aclose()
             if self.verifier is not None:

@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from .._errors import AggregationFailed, RequestError
 from .._report import PROBLEM_JSON, Problem, problem_for
+from .._telemetry import UNMATCHED
 from ._edge import REQUEST_ID_HEADER, exchange_of, request_id
 
 logger = logging.getLogger("bff_core")
@@ -56,8 +57,18 @@ def _http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response
     title = _status_phrase(exc.status_code)
     headers = dict(exc.headers or {})
     if exchange_of(request.scope) is None:
-        # No route matched, so the edge did not run: the answer still gets its id.
+        # No route matched, so the edge did not run: the answer still gets its id, and is
+        # counted under one route label whatever the path (the router answered at once: no
+        # duration to measure).
         headers[REQUEST_ID_HEADER] = request_id(request.scope)
+        gateway = request.app.state.get("gateway")
+        if gateway is not None and gateway.metrics is not None:
+            gateway.metrics.observe_request(
+                request.scope.get("path_template") or UNMATCHED,
+                request.scope["method"],
+                exc.status_code,
+                0.0,
+            )
     return _problem_response(
         Problem(
             type="about:blank",

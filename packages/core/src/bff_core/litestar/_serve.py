@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -17,7 +18,7 @@ from typing import Any
 
 from .._cpus import workers_for_cpu_limit
 from .._errors import ConfigurationError
-from .._settings import GatewaySettings
+from .._settings import OPS_HOST_VARIABLE, GatewaySettings
 from .._telemetry import METRICS_DIR_VARIABLE, configure_logging
 from ._drain import DRAIN_SIGNAL
 
@@ -69,10 +70,15 @@ def serve(
         atexit.register(shutil.rmtree, directory, ignore_errors=True)
         os.environ[METRICS_DIR_VARIABLE] = directory
     try:
-        log_format = GatewaySettings.from_env({}).log_format
+        settings = GatewaySettings.from_env({})
+        if settings.ops_port is not None:
+            _check_ops_port(args.host, args.port, settings.ops_port)
+            # Each worker's operations listener listens on the serving address's host.
+            os.environ[OPS_HOST_VARIABLE] = args.host
     except ConfigurationError as exc:
         print(f"{prog}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    log_format = settings.log_format
     configure_logging(args.log_level, log_format)
     if check is not None:
         try:
@@ -100,6 +106,29 @@ def serve(
         # killed: more than any aggregation may take.
         workers_kill_timeout=_STOP_BOUND_S,
     ).serve()
+
+
+def _check_ops_port(host: str, port: int, ops_port: int) -> None:
+    """The operations listener's port is not the serving port, and nothing listens on it yet
+    (the workers listen on it together, each from its own lifespan: a port another program
+    holds would fail every one of them, over and over)."""
+    if ops_port == port:
+        raise ConfigurationError(
+            "BFF_OPS_PORT",
+            f"{ops_port} is the serving port (--port): the operations listener needs its own",
+        )
+    try:
+        infos = socket.getaddrinfo(host, ops_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in infos:
+            with socket.socket(family, kind, proto) as probe:
+                # As the listener will: a previous run's closing connections do not count.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+                probe.listen()
+    except OSError as exc:
+        raise ConfigurationError(
+            "BFF_OPS_PORT", f"cannot listen on {host}:{ops_port}: {exc.strerror or exc}"
+        ) from None
 
 
 def _workers(text: str) -> int | str:
