@@ -60,7 +60,7 @@ async def orders_of(upstream: Upstream, user: str) -> Any:
 
 async def test_a_user_without_a_cart_has_an_empty_one(upstream: Upstream) -> None:
     user = new_user()
-    status, content_type, body = await upstream.get_raw(f"/carts/{user}")
+    status, content_type, _ = await upstream.get_raw(f"/carts/{user}")
     assert (status, content_type) == (200, "application/json")
     assert (await upstream.get(f"/carts/{user}"))[1] == {"user": user, "items": []}
 

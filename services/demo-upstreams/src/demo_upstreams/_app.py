@@ -231,11 +231,11 @@ class _Upstreams:
         latency_s: Mapping[str, float],
         faults: FaultRegistry,
         log: RequestLog,
-        identity: DemoIdentity,
+        identity: DemoIdentity | None,
     ) -> None:
         self.faults = faults
         self.log = log
-        self.identity = identity
+        self._identity = identity
         self.writes = WriteStore()
         self._catalogue_reviews = {e.product.id: e.reviews for e in CATALOGUE}
         self.stopping = asyncio.Event()
@@ -412,6 +412,14 @@ class _Upstreams:
         return answer
 
     # --- the demo identity provider ----------------------------------------------------------
+
+    @property
+    def identity(self) -> DemoIdentity:
+        # Made (its key generated) on first use: most runs never sign anyone in, and the
+        # crypto costs start-up time. Its kid still changes with every process.
+        if self._identity is None:
+            self._identity = DemoIdentity()
+        return self._identity
 
     async def jwks(self, request: web.Request) -> web.StreamResponse:
         headers = {
@@ -761,8 +769,8 @@ def create_app(
         that service; these explicit values are not multiplied by ``latency_scale``.
     :param request_log_size: how many recent requests ``GET /admin/requests`` keeps per
         service; ``0`` keeps only the counts (cheapest, for benchmarks).
-    :param identity: the demo identity provider (its signing key); a new one (a new key) when
-        not given.
+    :param identity: the demo identity provider (its signing key); when not given, a new one
+        (a new key) made on the first request to ``/identity/``.
     :raises ValueError: on an unknown service name, a negative latency or scale, or a fault
         whose values are out of range.
     """
@@ -784,7 +792,7 @@ def create_app(
         latency_s=latency_s,
         faults=FaultRegistry(faults),
         log=RequestLog(keep=request_log_size),
-        identity=identity or DemoIdentity(),
+        identity=identity,
     )
     app = web.Application()
     app[_STATE] = state

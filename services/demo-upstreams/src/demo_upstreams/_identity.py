@@ -22,11 +22,12 @@ import secrets
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
-from joserfc import jwt
-from joserfc.jwk import ECKey
+
+if TYPE_CHECKING:
+    from joserfc.jwk import ECKey
 
 __all__ = [
     "DEMO_AUDIENCES",
@@ -83,11 +84,15 @@ class DemoIdentity:
     """
 
     def __init__(self, *, issuer: str = DEMO_ISSUER, lifetime_s: int = TOKEN_LIFETIME_S) -> None:
+        # Imported here, not at the top: joserfc brings in cryptography, a quarter of a second
+        # on every start of demo-upstreams, which most runs (tests, benchmarks) never need.
+        from joserfc.jwk import ECKey
+
         self.issuer = issuer
         self.lifetime_s = lifetime_s
         # A new kid per start: a BFF that cached the last run's key fetches the new set.
         kid = f"demo-{secrets.token_hex(4)}"
-        self._key = ECKey.generate_key(
+        self._key: ECKey = ECKey.generate_key(
             "P-256", parameters={"kid": kid, "use": "sig", "alg": _ALGORITHM}, private=True
         )
         self.kid = kid
@@ -121,4 +126,6 @@ class DemoIdentity:
             "name": DEMO_USERS[request.user],
         }
         header = {"alg": _ALGORITHM, "kid": self.kid, "typ": "at+jwt"}
+        from joserfc import jwt  # imported with the key, see __init__
+
         return jwt.encode(header, claims, self._key, algorithms=[_ALGORITHM])
