@@ -118,8 +118,10 @@ async def test_request_log(upstream: Upstream) -> None:
         "reviews",
         "category",
         "recommendations",
+        "cart",
+        "orders",
     ]
-    for idle in ("inventory", "pricing", "category", "recommendations"):
+    for idle in ("inventory", "pricing", "category", "recommendations", "cart", "orders"):
         assert log[idle] == {"count": 0, "requests": [], "abandoned": 0, "gave_up": 0}
     assert log["reviews"]["count"] == 2
     assert [r["path"] for r in log["reviews"]["requests"]] == ["/reviews/p-1001", "/reviews/nope"]

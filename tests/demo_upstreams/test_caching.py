@@ -60,6 +60,9 @@ def test_defaults_constant() -> None:
         "reviews": _REVIEWS,
         "category": _CATEGORY,
         "recommendations": _RECOMMENDATIONS,
+        # A cart and an order change with every write.
+        "cart": "no-store",
+        "orders": "no-store",
     }
 
 

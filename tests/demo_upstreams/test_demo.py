@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,7 +10,14 @@ import textwrap
 import time
 
 import pytest
-from demo_upstreams._demo import _base_url, _Child, _interrupt, _run, _sigterm_interrupts
+from demo_upstreams._demo import (
+    _base_url,
+    _Child,
+    _interrupt,
+    _run,
+    _sigterm_interrupts,
+    identity_env,
+)
 
 from ._procs import free_port, is_listening, wait_healthy
 
@@ -142,3 +150,33 @@ def test_sigterm_stops_everything_cleanly(signals: int) -> None:
 )
 def test_base_url(host: str, url: str) -> None:
     assert _base_url(host, 8001) == url
+
+
+def test_a_childs_own_environment_is_laid_over_the_shared_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # How bff-demo --identity gives each BFF its own BFF_JWT_AUDIENCE.
+    port = free_port()
+    reads_env = [
+        sys.executable,
+        "-c",
+        "import os, sys; sys.exit(int(os.environ['SHARED']) + int(os.environ['OWN']))",
+    ]
+    children = [
+        _Child("demo-upstreams", _upstreams(port), f"http://127.0.0.1:{port}"),
+        _Child("web-bff", reads_env, "http://127.0.0.1:1", {"OWN": "5", "SHARED": "1"}),
+    ]
+    env = {**os.environ, "SHARED": "2", "OWN": "0"}
+    assert _run(children, env=env, banner="READY", startup_timeout=20) == 1
+    assert "web-bff exited with code 6" in capsys.readouterr().err
+    assert not is_listening(port)
+
+
+def test_identity_env_points_a_bff_at_the_demo_provider() -> None:
+    env = identity_env("http://127.0.0.1:9000", "mobile-bff")
+    assert env == {
+        "BFF_JWT_JWKS_URL": "http://127.0.0.1:9000/identity/.well-known/jwks.json",
+        "BFF_JWT_ISSUER": "urn:bff-demo:identity",
+        "BFF_JWT_AUDIENCE": "mobile-bff",
+        "BFF_JWT_TYPE": "at+jwt",
+    }

@@ -7,7 +7,8 @@ import random
 from collections.abc import Callable, Collection, Mapping
 from functools import lru_cache
 from http import HTTPStatus
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar
+from urllib.parse import parse_qsl
 
 import msgspec
 from aiohttp import hdrs, web
@@ -21,7 +22,17 @@ from ._catalogue import (
     recommendations_for,
 )
 from ._faults import SERVICES, Fault, FaultRegistry
+from ._identity import (
+    DEMO_USERS,
+    JWKS_PATH,
+    TOKEN_PATH,
+    DemoIdentity,
+    TokenRequest,
+    UnknownAudience,
+    UnknownUser,
+)
 from ._requestlog import RequestLog
+from ._writes import LineChange, OrderDraft, ReviewDraft, WriteStore
 
 __all__ = [
     "BATCH_COST_PER_ID",
@@ -38,6 +49,8 @@ DEFAULT_LATENCY_MS: Final[Mapping[str, float]] = {
     "reviews": 40.0,
     "category": 10.0,
     "recommendations": 25.0,
+    "cart": 15.0,
+    "orders": 50.0,
 }
 """Each service's typical answer time at ``latency_scale=1``."""
 
@@ -59,6 +72,9 @@ DEFAULT_CACHE_CONTROL: Final[Mapping[str, str]] = {
     "reviews": "max-age=120, stale-while-revalidate=600, stale-if-error=3600",
     "category": "max-age=300, stale-while-revalidate=600, stale-if-error=3600",
     "recommendations": "max-age=60, stale-while-revalidate=120, stale-if-error=600",
+    # A cart and an order change with every write: nobody may keep a copy.
+    "cart": "no-store",
+    "orders": "no-store",
 }
 """Each service's ``Cache-Control`` on its 200 answers (RFC 9111, RFC 5861 ``stale-*``).
 
@@ -82,6 +98,8 @@ _PREFIXES: Final[Mapping[str, str]] = {
     "reviews": "reviews",
     "categories": "category",
     "recommendations": "recommendations",
+    "carts": "cart",
+    "orders": "orders",
 }
 
 _JSON: Final = "application/json"
@@ -150,6 +168,9 @@ def _error(status: int, message: str) -> web.Response:
     return web.Response(body=_encode({"error": message}), status=status, headers=_NO_STORE)
 
 
+_PROBLEM_HEADERS: Final = {hdrs.CONTENT_TYPE: _PROBLEM_JSON, hdrs.CACHE_CONTROL: "no-store"}
+
+
 def _problem(status: int, slug: str, title: str, detail: str) -> web.Response:
     body = {
         "type": f"urn:demo-upstreams:problem:{slug}",
@@ -157,7 +178,33 @@ def _problem(status: int, slug: str, title: str, detail: str) -> web.Response:
         "status": status,
         "detail": detail,
     }
-    return web.Response(body=_encode(body), status=status, content_type=_PROBLEM_JSON)
+    return web.Response(body=_encode(body), status=status, headers=_PROBLEM_HEADERS)
+
+
+_Body = TypeVar("_Body")
+
+
+def _decode_body(raw: bytes, kind: type[_Body], example: str) -> _Body | web.Response:
+    """A write's JSON body as ``kind``, or the problem answer saying what is wrong with it.
+
+    The problem names the field at fault (msgspec's ``$.stars``) but never echoes the body.
+    """
+    if not raw.strip():
+        return _problem(
+            400, "invalid-body", "Invalid body", f"the body is empty; expected e.g. {example}"
+        )
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        return _problem(422, "invalid-body", "Invalid body", f"{exc}; expected e.g. {example}")
+    except msgspec.DecodeError:
+        detail = f"the body is not JSON; expected e.g. {example}"
+        return _problem(400, "malformed-json", "Malformed JSON", detail)
+
+
+def _written(body: bytes, status: int = 200) -> web.Response:
+    """A write's answer: what is stored now, never to be cached."""
+    return web.Response(body=body, status=status, headers=_NO_STORE)
 
 
 @lru_cache(maxsize=1024)
@@ -179,10 +226,18 @@ class _Upstreams:
     """State and handlers of one application instance."""
 
     def __init__(
-        self, *, latency_s: Mapping[str, float], faults: FaultRegistry, log: RequestLog
+        self,
+        *,
+        latency_s: Mapping[str, float],
+        faults: FaultRegistry,
+        log: RequestLog,
+        identity: DemoIdentity | None,
     ) -> None:
         self.faults = faults
         self.log = log
+        self._identity = identity
+        self.writes = WriteStore()
+        self._catalogue_reviews = {e.product.id: e.reviews for e in CATALOGUE}
         self.stopping = asyncio.Event()
         self._latency_s = dict(latency_s)
         self._ok_headers = {s: _json_headers(DEFAULT_CACHE_CONTROL[s]) for s in SERVICES}
@@ -245,6 +300,174 @@ class _Upstreams:
         user = request.match_info["user"]
         body = _recommendations_body(user)
         return await self._respond(request, "recommendations", body, (user,), array=False)
+
+    # --- the write path: cart, orders, review writes -------------------------------------------
+
+    async def cart(self, request: web.Request) -> web.StreamResponse:
+        # Every user has a cart (an empty one until a line is set), so there is no 404 here.
+        user = request.match_info["user"]
+        body = _encode(self.writes.cart(user))
+        return await self._respond(request, "cart", body, (user,), array=False)
+
+    async def put_cart_line(self, request: web.Request) -> web.StreamResponse:
+        user, product_id = request.match_info["user"], request.match_info["product_id"]
+        change = _decode_body(await request.read(), LineChange, '{"quantity": 2}')
+
+        def perform() -> web.Response:
+            if product_id not in self._products:
+                return _error(404, f"no product with id {product_id!r}")
+            if isinstance(change, web.Response):
+                return change
+            return _written(_encode(self.writes.set_line(user, product_id, change.quantity)))
+
+        return await self._write(request, "cart", (user, product_id), perform)
+
+    async def place_order(self, request: web.Request) -> web.StreamResponse:
+        draft = _decode_body(await request.read(), OrderDraft, '{"user": "alice"}')
+        # The user is what a fault's ids scope an order to; a bad body names nobody.
+        named = () if isinstance(draft, web.Response) else (draft.user,)
+
+        def perform() -> web.Response:
+            if isinstance(draft, web.Response):
+                return draft
+            # Deliberately blind to every header (an Idempotency-Key too): each call that gets
+            # here places a new order, so a test can count what a BFF really sent.
+            order = self.writes.place_order(draft.user)
+            if order is None:
+                return _problem(
+                    409,
+                    "empty-cart",
+                    "Empty cart",
+                    f"the cart of user {draft.user!r} is empty: there is nothing to order",
+                )
+            return _written(_encode(order), 201)
+
+        return await self._write(request, "orders", named, perform)
+
+    async def order(self, request: web.Request) -> web.StreamResponse:
+        order_id = request.match_info["id"]
+        found = self.writes.order(order_id)
+        if found is None:
+            answer: bytes | _Refusal = _Refusal(404, f"no order with id {order_id!r}")
+            named: tuple[str, ...] = (order_id,)
+        else:
+            answer, named = _encode(found), (order_id, found.user)
+        return await self._respond(request, "orders", answer, named, array=False)
+
+    async def write_review(self, request: web.Request) -> web.StreamResponse:
+        product_id = request.match_info["id"]
+        draft = _decode_body(
+            await request.read(),
+            ReviewDraft,
+            '{"author": "alice", "stars": 5, "text": "Does what it says."}',
+        )
+
+        def perform() -> web.Response:
+            base = self._catalogue_reviews.get(product_id)
+            if base is None:
+                return _error(404, f"no product with id {product_id!r}")
+            if isinstance(draft, web.Response):
+                return draft
+            stored, updated = self.writes.add_review(base, draft)
+            # The reads serve these bytes: from now on they count the review.
+            self._reviews[product_id] = _encode(updated)
+            self._review_summaries[product_id] = _encode(
+                ReviewSummary(product_id=product_id, average=updated.average, count=updated.count)
+            )
+            return _written(_encode(stored), 201)
+
+        return await self._write(request, "reviews", (product_id,), perform)
+
+    async def _write(
+        self,
+        request: web.Request,
+        service: str,
+        named: Collection[str],
+        perform: Callable[[], web.Response],
+    ) -> web.StreamResponse:
+        """Serve one write of ``service``: ``perform`` carries it out and builds the answer.
+
+        Like :meth:`_respond`, it is logged, draws the service's fault and takes the service's
+        time first; a caller whose deadline passes meanwhile gets a 504 and nothing is written.
+        A fault strikes before ``perform`` (nothing written), or after it when the fault says
+        ``after_write`` (written, but the caller gets the fault's answer, or none).
+        """
+        self.log.record(service, request)
+        fault = self.faults.draw(service, named)
+        late = await self._work(request, service, fault)
+        if late is not None:
+            return late
+        if fault is not None and not fault.after_write:
+            faulty = await self._misbehave(request, service, fault, None, _NO_STORE, array=False)
+            if faulty is not None:
+                return faulty
+        answer = perform()
+        if fault is not None and fault.after_write:
+            body = answer.body if isinstance(answer.body, bytes) else None
+            faulty = await self._misbehave(
+                request, service, fault, body, _NO_STORE, array=False, ok_status=answer.status
+            )
+            if faulty is not None:
+                return faulty
+        return answer
+
+    # --- the demo identity provider ----------------------------------------------------------
+
+    @property
+    def identity(self) -> DemoIdentity:
+        # Made (its key generated) on first use: most runs never sign anyone in, and the
+        # crypto costs start-up time. Its kid still changes with every process.
+        if self._identity is None:
+            self._identity = DemoIdentity()
+        return self._identity
+
+    async def jwks(self, request: web.Request) -> web.StreamResponse:
+        headers = {
+            hdrs.CONTENT_TYPE: "application/jwk-set+json",
+            hdrs.CACHE_CONTROL: "max-age=300",
+            **_OPEN_CORS,
+        }
+        return web.Response(body=self.identity.jwks, headers=headers)
+
+    async def token(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        # By its content, not its Content-Type: `curl -d '{"user": ...}'` labels JSON a form.
+        if raw.strip() and not raw.lstrip().startswith(b"{"):
+            fields = dict(parse_qsl(raw.decode("utf-8", "replace")))
+            asked: TokenRequest | web.Response
+            try:
+                asked = msgspec.convert(fields, TokenRequest)
+            except msgspec.ValidationError as exc:
+                asked = _problem(400, "invalid-body", "Invalid token request", str(exc))
+        else:
+            asked = _decode_body(raw, TokenRequest, '{"user": "alice", "audience": "web-bff"}')
+        if isinstance(asked, web.Response):
+            answer = asked
+        else:
+            try:
+                token = self.identity.mint(asked)
+            except UnknownUser as exc:
+                answer = _problem(400, "unknown-user", "Unknown demo user", str(exc))
+            except UnknownAudience as exc:
+                answer = _problem(400, "unknown-audience", "Unknown audience", str(exc))
+            else:
+                body = {
+                    "access_token": token,
+                    "token_type": "Bearer",
+                    "expires_in": self.identity.lifetime_s,
+                    "user": asked.user,
+                    "name": DEMO_USERS[asked.user],
+                }
+                answer = _written(_encode(body))
+        answer.headers.update(_OPEN_CORS)
+        return answer
+
+    async def demo_users(self, request: web.Request) -> web.StreamResponse:
+        users = [{"user": user, "name": name} for user, name in DEMO_USERS.items()]
+        return web.Response(body=_encode(users), headers={**_NO_STORE, **_OPEN_CORS})
+
+    async def identity_preflight(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=204, headers=_OPEN_CORS_PREFLIGHT)
 
     async def _read(
         self,
@@ -362,18 +585,19 @@ class _Upstreams:
         ok_headers: Mapping[str, str],
         *,
         array: bool,
+        ok_status: int = 200,
     ) -> web.StreamResponse | None:
         """The faulty answer, or None when the fault only delays the normal one.
 
-        ``ok_headers`` are the headers of a 200 answer; an injected error status gets
-        ``no-store`` instead, whatever its body.
+        ``ok_headers`` and ``ok_status`` are those of the normal answer (200, or a write's
+        201); an injected error status gets ``no-store`` instead, whatever its body.
         """
         if fault.hang:
             return await self._hang(request, service)
         if fault.drop:
             return _drop(request)
         if fault.status is None:
-            status, headers = 200, ok_headers
+            status, headers = ok_status, ok_headers
         else:
             status, headers = fault.status, _NO_STORE
         if fault.malformed:
@@ -445,12 +669,27 @@ class _Upstreams:
         self.faults.clear()
         return web.Response(status=204)
 
+    async def get_orders(self, request: web.Request) -> web.StreamResponse:
+        orders = self.writes.orders(request.query.get("user"))
+        return _json(_encode({"count": len(orders), "orders": orders}))
+
     async def get_requests(self, request: web.Request) -> web.StreamResponse:
         return _json(_encode(self.log.snapshot()))
 
     async def delete_requests(self, request: web.Request) -> web.StreamResponse:
         self.log.reset()
         return web.Response(status=204)
+
+
+# The identity endpoints are called from a browser page on another origin (the SPA's sign-in);
+# they mint tokens for anyone who asks anyway, so any origin may call them.
+_OPEN_CORS: Final = {"Access-Control-Allow-Origin": "*"}
+_OPEN_CORS_PREFLIGHT: Final = {
+    **_OPEN_CORS,
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Max-Age": "600",
+}
 
 
 def _drop(request: web.Request) -> web.StreamResponse:
@@ -516,19 +755,22 @@ def create_app(
     faults: Mapping[str, Fault] | None = None,
     latency_ms: Mapping[str, float] | None = None,
     request_log_size: int = 100,
+    identity: DemoIdentity | None = None,
 ) -> web.Application:
     """Build the demo upstreams application (product, inventory, pricing, reviews, category,
-    recommendations, admin).
+    recommendations, cart, orders, the demo identity provider, admin).
 
     :param latency_scale: multiplies each service's default latency (product 20 ms, inventory
         30 ms, pricing 15 ms, reviews 40 ms, category 10 ms, recommendations 25 ms, each with
-        ±10 % jitter); ``0`` answers at once.
+        cart 15 ms, orders 50 ms, each with ±10 % jitter); ``0`` answers at once.
     :param faults: faults active from the start, keyed by service name (see ``SERVICES``);
         change them later via ``/admin/faults``.
     :param latency_ms: per-service base latency in milliseconds, replacing the default for
         that service; these explicit values are not multiplied by ``latency_scale``.
     :param request_log_size: how many recent requests ``GET /admin/requests`` keeps per
         service; ``0`` keeps only the counts (cheapest, for benchmarks).
+    :param identity: the demo identity provider (its signing key); when not given, a new one
+        (a new key) made on the first request to ``/identity/``.
     :raises ValueError: on an unknown service name, a negative latency or scale, or a fault
         whose values are out of range.
     """
@@ -547,7 +789,10 @@ def create_app(
         latency_s[service] = ms / 1000
 
     state = _Upstreams(
-        latency_s=latency_s, faults=FaultRegistry(faults), log=RequestLog(keep=request_log_size)
+        latency_s=latency_s,
+        faults=FaultRegistry(faults),
+        log=RequestLog(keep=request_log_size),
+        identity=identity,
     )
     app = web.Application()
     app[_STATE] = state
@@ -570,11 +815,21 @@ def create_app(
     add("GET", "/categories", state.category_list)
     add("GET", "/categories/{slug}", state.category)
     add("GET", "/recommendations/{user}", state.recommendations)
+    add("GET", "/carts/{user}", state.cart)
+    add("PUT", "/carts/{user}/items/{product_id}", state.put_cart_line)
+    add("POST", "/orders", state.place_order)
+    add("GET", "/orders/{id}", state.order)
+    add("POST", "/reviews/{id}", state.write_review)
+    add("GET", JWKS_PATH, state.jwks)
+    add("POST", TOKEN_PATH, state.token)
+    add("GET", "/identity/users", state.demo_users)
+    add("OPTIONS", "/identity/{tail:.*}", state.identity_preflight)
     add("GET", "/healthz", state.healthz)
     add("GET", "/admin/faults", state.get_faults)
     add("DELETE", "/admin/faults", state.delete_faults)
     add("PUT", "/admin/faults/{service}", state.put_fault)
     add("DELETE", "/admin/faults/{service}", state.delete_fault)
+    add("GET", "/admin/orders", state.get_orders)
     add("GET", "/admin/requests", state.get_requests)
     add("DELETE", "/admin/requests", state.delete_requests)
     add("*", "/{tail:.*}", state.fallback)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from ._identity import DEMO_ISSUER, JWKS_PATH
+
 __all__ = ["main"]
 
 _POLL_S = 0.2
@@ -30,7 +32,21 @@ _UPSTREAM_ENV_VARS = (
     "REVIEWS_SERVICE_URL",
     "CATEGORY_SERVICE_URL",
     "RECOMMENDATIONS_SERVICE_URL",
+    "CART_SERVICE_URL",
+    "ORDERS_SERVICE_URL",
 )
+
+
+def identity_env(upstreams: str, audience: str) -> dict[str, str]:
+    """The ``BFF_JWT_*`` variables that make a BFF verify the demo identity provider's tokens
+    (served by demo-upstreams at ``upstreams``) minted for ``audience``."""
+    return {
+        "BFF_JWT_JWKS_URL": f"{upstreams}{JWKS_PATH}",
+        "BFF_JWT_ISSUER": DEMO_ISSUER,
+        "BFF_JWT_AUDIENCE": audience,
+        # The demo provider issues RFC 9068 access tokens: every one says so.
+        "BFF_JWT_TYPE": "at+jwt",
+    }
 
 
 @dataclass(frozen=True)
@@ -40,6 +56,8 @@ class _Child:
     name: str
     argv: Sequence[str]
     url: str
+    #: variables of this child only, over the environment all children get
+    env: Mapping[str, str] | None = None
 
 
 class _StartupError(Exception):
@@ -133,7 +151,10 @@ def _run(
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for child in children:
-            procs[child.name] = subprocess.Popen(child.argv, env=env)
+            child_env = env
+            if child.env:
+                child_env = {**(os.environ if env is None else env), **child.env}
+            procs[child.name] = subprocess.Popen(child.argv, env=child_env)
         for child in children:
             _wait_healthy(child, procs, startup_timeout)
         print(banner, flush=True)
@@ -190,14 +211,25 @@ def _supervise(
         return _run(children, env=env, banner=banner, startup_timeout=startup_timeout)
 
 
-def _banner(web: str, mobile: str, upstreams: str, spa: str | None = None) -> str:
+def _banner(
+    web: str, mobile: str, upstreams: str, spa: str | None = None, *, identity: bool = False
+) -> str:
     page = "" if spa is None else f"\nOpen {spa} in a browser: the web SPA, on the web BFF.\n"
+    signed_in = (
+        f"""
+  # identity is on: get a token for a demo user (alice, bob, carol), send it as a bearer
+  curl -X POST {upstreams}/identity/token -d '{{"user":"alice","audience":"web-bff"}}'
+"""
+        if identity
+        else ""
+    )
     return f"""{page}
 BFF demo is running:
   web BFF     {web}
   mobile BFF  {mobile}
   upstreams   {upstreams}   (product, inventory, pricing, reviews, category,
-              recommendations; admin under /admin/)
+              recommendations, cart, orders; identity under /identity/;
+              admin under /admin/)
 
 Try:
   # the full aggregate, for the web SPA
@@ -208,7 +240,7 @@ Try:
   curl -X PUT {upstreams}/admin/faults/reviews -d '{{"status":503}}'
   curl '{web}/api/aggregated/product?id=p-1002'
   curl -X DELETE {upstreams}/admin/faults
-
+{signed_in}
 Press Ctrl-C to stop everything.
 """
 
@@ -244,6 +276,15 @@ def main(argv: list[str] | None = None) -> None:
         help="passed to demo-upstreams, e.g. reviews:status=503 (repeatable)",
     )
     parser.add_argument(
+        "--identity",
+        action="store_true",
+        help=(
+            "run both BFFs with identity on, verifying the tokens of the demo identity provider "
+            "(POST /identity/token on demo-upstreams with "
+            '{"user": "alice", "audience": "web-bff"}; users: alice, bob, carol); off by default'
+        ),
+    )
+    parser.add_argument(
         "--startup-timeout",
         type=float,
         default=30.0,
@@ -273,10 +314,13 @@ def main(argv: list[str] | None = None) -> None:
     def bff(module: str, port: int) -> list[str]:
         return [sys.executable, "-m", module, "--host", host, "--port", str(port)]
 
+    def identity(audience: str) -> dict[str, str] | None:
+        return identity_env(upstreams, audience) if args.identity else None
+
     children = [
         _Child("demo-upstreams", upstream_argv, upstreams),
-        _Child("web-bff", bff("web_bff", args.web_port), web),
-        _Child("mobile-bff", bff("mobile_bff", args.mobile_port), mobile),
+        _Child("web-bff", bff("web_bff", args.web_port), web, identity("web-bff")),
+        _Child("mobile-bff", bff("mobile_bff", args.mobile_port), mobile, identity("mobile-bff")),
     ]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env.update(dict.fromkeys(_UPSTREAM_ENV_VARS, upstreams))
@@ -297,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     code = _supervise(
         children,
         env=env,
-        banner=_banner(web, mobile, upstreams, spa),
+        banner=_banner(web, mobile, upstreams, spa, identity=args.identity),
         startup_timeout=args.startup_timeout,
     )
     raise SystemExit(code)

@@ -25,8 +25,14 @@ SERVICES: Final[tuple[str, ...]] = (
     "reviews",
     "category",
     "recommendations",
+    "cart",
+    "orders",
 )
-"""The simulated services, as named in the admin API and in ``--fault``."""
+"""The simulated services, as named in the admin API and in ``--fault``.
+
+The review write (``POST /reviews/{id}``) is the reviews service's: a fault of ``reviews``
+applies to it as to the reads.
+"""
 
 MAX_FAULT_IDS: Final = 50
 """The most ids one fault may be scoped to (as many as one batch read may name)."""
@@ -66,6 +72,15 @@ class Fault(
     does not know (the other statuses fail the whole batch request): one product's price can go
     missing on a grid while the others' come.
 
+    ``after_write`` matters to writes (``PUT /carts/...``, ``POST /orders``, ``POST
+    /reviews/...``): without it a fault strikes before the write is carried out (a 503 or a
+    hang means nothing was written); with it the write is carried out first, then the fault
+    spoils the answer: ``{"hang": true, "after_write": true}`` on ``orders`` places the order
+    and never answers, the case where the caller cannot know the outcome. ``latency_ms`` is
+    spent before the write either way, so a caller's deadline that passes during it means
+    nothing was written (the service answers 504 and gives up). A read has nothing to write:
+    there the fault applies as without it.
+
     The constraints are checked when a fault is decoded (admin API, ``--fault``) or passed to
     :func:`validate_fault`, not when the struct is built directly.
     """
@@ -81,6 +96,7 @@ class Fault(
     rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 1.0
     count: Annotated[int, msgspec.Meta(ge=1)] | None = None
     ids: _Ids | None = None
+    after_write: bool = False
 
 
 def validate_fault(fault: Fault) -> Fault:
