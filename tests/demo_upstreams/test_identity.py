@@ -179,6 +179,7 @@ async def test_every_instance_has_its_own_key(
     assert len(kids) == 2
 
 
+@pytest.mark.process
 def test_a_bff_started_as_bff_demo_identity_starts_it_accepts_demo_tokens() -> None:
     # Real processes, as ./run demo --identity would start them.
     with run_service("demo_upstreams", ["--latency-scale", "0"]) as upstreams:
