@@ -87,7 +87,7 @@ def test_a_grid_with_cold_caches_costs_one_batch_request_per_item_source(
     assert total <= 1 + 3 * math.ceil(24 / BATCH_SIZE) + 1
     assert counts == {
         "product": 1, "inventory": 1, "pricing": 1, "reviews": 1, "category": 1,
-        "recommendations": 0,
+        "recommendations": 0, "cart": 0, "orders": 0,
     }  # fmt: skip
 
 

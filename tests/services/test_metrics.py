@@ -229,11 +229,14 @@ def _requests(web: Served, http: httpx.Client, methods: list[str]) -> set[int]:
     return statuses
 
 
+# A real process: what an invented method gets (a 405 from the router, not a 400 from the
+# HTTP server) is granian's and the app's together, as a client meets them.
+@pytest.mark.process
 @pytest.mark.parametrize("limits", ["", "2/minute"], ids=["no-limits", "limits"])
 def test_invented_methods_and_paths_add_no_series(
     upstreams: Upstreams, http: httpx.Client, limits: str
 ) -> None:
-    with serve_bff(upstreams.url, BFF_RATE_LIMIT=limits) as web:
+    with run_bff(upstreams.url, BFF_RATE_LIMIT=limits) as web:
         # The first of each kind may add its series (route "unmatched", method OTHER, 405,
         # 429), and the scrape its own; none after that.
         _requests(web, http, _invented(3))
