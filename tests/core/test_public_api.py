@@ -32,6 +32,7 @@ def test_exported_members() -> None:
         "Items",
         "ItemsResult",
         "Metrics",
+        "OutcomeUnknown",
         "Param",
         "PartError",
         "PartOutcome",
@@ -51,6 +52,7 @@ def test_exported_members() -> None:
         "UpstreamResponse",
         "UpstreamStatus",
         "UpstreamUnavailable",
+        "WritingTransport",
         "part_errors",
         "problem_for",
         "stale_parts",
@@ -76,7 +78,7 @@ def test_every_error_derives_from_one_base() -> None:
         if isinstance(getattr(bff_core, name), type)
         and issubclass(getattr(bff_core, name), Exception)
     ]
-    assert len(errors) == 12
+    assert len(errors) == 13
     assert all(issubclass(error, bff_core.BFFError) for error in errors)
 
 

@@ -27,6 +27,7 @@ from ._errors import (
     ConfigurationError,
     DeclarationError,
     InvalidParameter,
+    OutcomeUnknown,
     RequestError,
     RequestNotSent,
     ResponseTooLarge,
@@ -46,7 +47,13 @@ from ._outcome import (
 from ._report import PartError, Problem, StalePart, part_errors, problem_for, stale_parts
 from ._settings import GatewaySettings, Setting
 from ._telemetry import Metrics
-from ._transports import DEFAULT_MAX_BODY_BYTES, AiohttpTransport, Transport, UpstreamResponse
+from ._transports import (
+    DEFAULT_MAX_BODY_BYTES,
+    AiohttpTransport,
+    Transport,
+    UpstreamResponse,
+    WritingTransport,
+)
 from ._upstream import UpstreamStatus
 
 if TYPE_CHECKING:
@@ -77,6 +84,7 @@ __all__ = [
     "Items",
     "ItemsResult",
     "Metrics",
+    "OutcomeUnknown",
     "Param",
     "PartError",
     "PartOutcome",
@@ -96,6 +104,7 @@ __all__ = [
     "UpstreamResponse",
     "UpstreamStatus",
     "UpstreamUnavailable",
+    "WritingTransport",
     "part_errors",
     "problem_for",
     "stale_parts",

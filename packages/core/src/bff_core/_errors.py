@@ -8,7 +8,9 @@
     │   └── UnknownParts        ``fields`` names parts the aggregate does not have
     ├── TransportError          raised by a Transport, turned into a part outcome by the engine
     │   ├── UpstreamUnavailable could not connect, connection refused or lost
-    │   │   └── RequestNotSent  what the request carries cannot be sent (a header value)
+    │   │   ├── RequestNotSent  what the request carries cannot be sent (a header value)
+    │   │   └── OutcomeUnknown  a write may have reached the upstream: whether it took effect
+    │   │                       is unknown (lost after sending, deadline passed after sending)
     │   ├── ResponseTooLarge    the upstream's body is above the configured limit
     │   └── CircuitOpen         the upstream's circuit breaker is open: nothing was sent
     └── AggregationFailed       a critical part failed, so there is no answer (HTTP 404/502/504)
@@ -32,6 +34,7 @@ __all__ = [
     "ConfigurationError",
     "DeclarationError",
     "InvalidParameter",
+    "OutcomeUnknown",
     "RequestError",
     "RequestNotSent",
     "ResponseTooLarge",
@@ -104,6 +107,25 @@ class RequestNotSent(UpstreamUnavailable):
     fail the same way). A :class:`~bff_core.Transport` raises it for a request its library
     refuses to build.
     """
+
+
+class OutcomeUnknown(UpstreamUnavailable):
+    """A write (``PUT``/``POST``) may have reached the upstream, and whether it took effect is
+    unknown: the connection was lost after the request was sent, or the deadline passed (or a
+    client timeout fired) while its answer was awaited.
+
+    A :class:`~bff_core.Transport`'s ``send`` raises it for a connection lost once the request
+    may have been written; the resilience layer raises it when the deadline passes after
+    sending. Plain :class:`UpstreamUnavailable` from ``send`` means the request certainly did
+    not leave (the connection could not be made or was refused), which is safe to retry even
+    for a ``POST``; this one never is. Breakers count it like any unreachable upstream.
+    """
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        #: True when the deadline (or a client timeout) passed, False when the connection
+        #: was lost: the edge answers 504 or 502 accordingly.
+        self.timed_out = timed_out
 
 
 class ResponseTooLarge(TransportError):
