@@ -32,6 +32,7 @@ def test_exported_members() -> None:
         "Items",
         "ItemsResult",
         "Metrics",
+        "Mutation",
         "OutcomeUnknown",
         "Param",
         "PartError",
