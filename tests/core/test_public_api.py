@@ -26,6 +26,7 @@ def test_exported_members() -> None:
         "Gateway",
         "GatewaySettings",
         "HttpxTransport",
+        "InvalidBody",
         "InvalidParameter",
         "Item",
         "ItemFailure",
@@ -53,6 +54,8 @@ def test_exported_members() -> None:
         "UpstreamResponse",
         "UpstreamStatus",
         "UpstreamUnavailable",
+        "WriteFailed",
+        "WriteResult",
         "WritingTransport",
         "part_errors",
         "problem_for",
@@ -79,7 +82,7 @@ def test_every_error_derives_from_one_base() -> None:
         if isinstance(getattr(bff_core, name), type)
         and issubclass(getattr(bff_core, name), Exception)
     ]
-    assert len(errors) == 13
+    assert len(errors) == 15
     assert all(issubclass(error, bff_core.BFFError) for error in errors)
 
 

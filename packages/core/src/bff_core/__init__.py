@@ -20,13 +20,14 @@ from ._declare import (
     RetryPolicy,
     Source,
 )
-from ._engine import AggregateStream, Gateway
+from ._engine import AggregateStream, Gateway, WriteResult
 from ._errors import (
     AggregationFailed,
     BFFError,
     CircuitOpen,
     ConfigurationError,
     DeclarationError,
+    InvalidBody,
     InvalidParameter,
     OutcomeUnknown,
     RequestError,
@@ -35,6 +36,7 @@ from ._errors import (
     TransportError,
     UnknownParts,
     UpstreamUnavailable,
+    WriteFailed,
 )
 from ._outcome import (
     AggregateResult,
@@ -79,6 +81,7 @@ __all__ = [
     "Gateway",
     "GatewaySettings",
     "HttpxTransport",
+    "InvalidBody",
     "InvalidParameter",
     "Item",
     "ItemFailure",
@@ -106,6 +109,8 @@ __all__ = [
     "UpstreamResponse",
     "UpstreamStatus",
     "UpstreamUnavailable",
+    "WriteFailed",
+    "WriteResult",
     "WritingTransport",
     "part_errors",
     "problem_for",

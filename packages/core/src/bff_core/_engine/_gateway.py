@@ -38,6 +38,7 @@ from .._declare import (
     Aggregate,
     BreakerPolicy,
     Items,
+    Mutation,
     Plan,
     RetryBudget,
     breaker_policies,
@@ -53,6 +54,7 @@ from ._run import Part, Run
 from ._start_order import StartOrder
 from ._stream import AggregateStream
 from ._wiring import Wiring
+from ._writes import WriteResult, carry_out
 
 if TYPE_CHECKING:
     from .._cache import CacheStore
@@ -105,6 +107,7 @@ class Gateway:
         *,
         services: Mapping[str, str],
         aggregates: Sequence[Aggregate] = (),
+        mutations: Sequence[Mutation] = (),
         timeout: float = 1.0,
         transport: Transport | None = None,
         http_client: HttpClient = "pyreqwest",
@@ -149,6 +152,9 @@ class Gateway:
         for added in self.aggregates.values():
             self._chain(added)
         self._chained = True
+        self.mutations: dict[str, Mutation] = {}
+        for mutation in mutations:
+            self.add_mutation(mutation)
         self.cache = (
             None if cache is None else Cache(cache, self.upstreams.fetch, refresh_timeout=timeout)
         )
@@ -218,6 +224,58 @@ class Gateway:
             )
         if self._chained:
             self._chain(aggregate)
+
+    def add_mutation(self, mutation: Mutation) -> None:
+        """Serve ``mutation`` too, after checking its service and that the transport writes
+        (and serving the aggregate it answers with, if any)."""
+        if mutation.name in self.mutations and self.mutations[mutation.name] is not mutation:
+            raise DeclarationError(f"two mutations are named {mutation.name!r}")
+        self.upstreams.writer(mutation)
+        if mutation.then is not None:
+            self.add(mutation.then)
+        self.mutations[mutation.name] = mutation
+
+    async def mutate(
+        self,
+        mutation: Mutation,
+        params: Mapping[str, str | None],
+        body: bytes | None,
+        *,
+        identity: Identity | None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        time_limit: float | None = None,
+    ) -> WriteResult:
+        """Carry out ``mutation`` once for the verified caller ``identity``.
+
+        ``body`` is the client's JSON, validated against ``mutation.body`` before anything is
+        sent; ``idempotency_key`` is forwarded upstream (``Idempotency-Key``), and required when
+        the mutation says so. Claiming the key (:class:`~bff_core._guards.Idempotency`) is the
+        edge's, which keeps the answer it makes. Raises :class:`InvalidParameter`,
+        :class:`InvalidBody` (nothing sent) or :class:`WriteFailed` (its ``status`` and
+        ``reason``: refused, failed, or the outcome unknown).
+        """
+        if mutation.name not in self.mutations:
+            self.add_mutation(mutation)
+        then = mutation.then
+
+        async def read(params: Mapping[str, str]) -> AggregateResult:
+            assert then is not None
+            return await self.run(then, params, headers=headers, identity=identity)
+
+        return await carry_out(
+            mutation,
+            base_url=self._services[mutation.service],
+            upstreams=self.upstreams,
+            params=params,
+            body=body,
+            identity=identity,
+            idempotency_key=idempotency_key,
+            headers=headers,
+            time_limit=self.timeout if time_limit is None else time_limit,
+            invalidate=self.invalidate,
+            read=read,
+        )
 
     def _chain(self, aggregate: Aggregate) -> None:
         for source in aggregate.sources:
