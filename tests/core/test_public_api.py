@@ -71,6 +71,7 @@ def test_exported_members() -> None:
         "aggregate_response",
         "aggregate_route",
         "create_gateway_app",
+        "mutation_route",
         "serve",
     ]
 

@@ -44,7 +44,7 @@ from .._declare import (
     breaker_policies,
 )
 from .._errors import DeclarationError
-from .._guards import Identity
+from .._guards import Idempotency, Identity
 from .._outcome import FAILURE_REASONS, AggregateResult
 from .._telemetry import Metrics, Tracing
 from .._transports import HttpClient, Transport, make_transport
@@ -100,6 +100,9 @@ class Gateway:
         tracing: how the gateway's spans are made (``None``: no spans).
         slowest_first: start the parts that can start together slowest first, by their
             recent durations (``_start_order``); ``False``: in the order they are declared.
+        mutations: the writes it serves (:class:`Mutation`), checked now.
+        idempotency: where writes' idempotency keys are recorded (``None``: process memory;
+            give it :class:`~bff_core._guards.RedisRecords` for a fleet).
     """
 
     def __init__(
@@ -120,6 +123,7 @@ class Gateway:
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
         slowest_first: bool = True,
+        idempotency: Idempotency | None = None,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -152,6 +156,8 @@ class Gateway:
         for added in self.aggregates.values():
             self._chain(added)
         self._chained = True
+        #: the writes' idempotency records (in process memory unless given a shared store)
+        self.idempotency = idempotency if idempotency is not None else Idempotency()
         self.mutations: dict[str, Mutation] = {}
         for mutation in mutations:
             self.add_mutation(mutation)
@@ -437,6 +443,7 @@ class Gateway:
         if self._peers is not None:
             await self._peers.aclose()
         await self.upstreams.aclose()
+        await self.idempotency.aclose()
         if self.cache is not None:
             await self.cache.aclose()
         if self._owns_transport:

@@ -16,7 +16,15 @@ from .._cache import make_store
 from .._declare import DEFAULT_BREAKER, Aggregate, BreakerPolicy, Items, RetryBudget, Source
 from .._engine import Gateway
 from .._errors import ConfigurationError
-from .._guards import KeySet, RateLimits, TokenVerifier, parse_limits, parse_networks
+from .._guards import (
+    Idempotency,
+    KeySet,
+    RateLimits,
+    RedisRecords,
+    TokenVerifier,
+    parse_limits,
+    parse_networks,
+)
 from .._settings import GatewaySettings
 from .._telemetry import Metrics, Tracing
 from .._transports import Transport
@@ -79,6 +87,10 @@ def create_gateway_app(
         metrics=Metrics() if settings.metrics else None,
         tracing=Tracing.from_env(name, settings.otel),
         slowest_first=settings.slowest_first,
+        idempotency=Idempotency(
+            None if settings.redis_url is None else RedisRecords(settings.redis_url),
+            namespace=settings.cache_namespace or name,
+        ),
     )
     return Litestar(
         route_handlers=list(route_handlers),

@@ -1,0 +1,183 @@
+"""Write routes through the whole edge (Litestar, the guard, CORS), against a real upstream
+and a real JWKS endpoint on loopback: the contract's answers for bodies, keys and outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import uvicorn
+from bff_core import Gateway, WriteResult
+from bff_core._guards import KeySet, TokenVerifier
+from bff_core.litestar import GatewayPlugin, mutation_route
+from bff_core.litestar._edge import CorsPolicy
+from litestar import Litestar
+
+from tests.identity_provider import ISSUER, WEB_AUDIENCE, IdentityProvider, run_identity_provider
+
+from .test_writes import CART_LINE, ORDER, REVIEW, Shop, shop  # noqa: F401 (a fixture)
+
+ORIGIN = "https://shop.example"
+
+
+def cart_view(result: WriteResult) -> dict[str, Any]:
+    assert result.aggregate is not None
+    items: list[dict[str, Any]] = result.aggregate["cart"].value["items"]
+    return {"lines": items, "count": len(items)}
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[IdentityProvider]:
+    with run_identity_provider() as running:
+        running.add_key("ES256", "ec-1")
+        yield running
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(
+    shop: Shop,  # noqa: F811
+    provider: IdentityProvider,
+) -> AsyncIterator[httpx.AsyncClient]:
+    verifier = TokenVerifier(
+        KeySet(provider.url, refresh_every=3600), issuer=ISSUER, audience=WEB_AUDIENCE
+    )
+    gateway = Gateway(services={"shop": shop.base_url}, timeout=0.5, http_client="aiohttp")
+    app = Litestar(
+        [
+            mutation_route(
+                "/api/cart/items/{product_id:str}", CART_LINE, cart_view, summary="Set a line"
+            ),
+            mutation_route("/api/orders", ORDER, summary="Place an order"),
+            mutation_route("/api/products/{id:str}/reviews", REVIEW, summary="Write a review"),
+        ],
+        plugins=[GatewayPlugin(gateway, verifier=verifier, cors=CorsPolicy.from_setting(ORIGIN))],
+        logging_config=None,
+    )
+    # A real server in this loop, where the upstream runs too (a test client would run the
+    # application in a thread of its own and block this loop while it waits).
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:  # noqa: ASYNC110 - uvicorn has no event for it
+        await asyncio.sleep(0.01)
+    host, port = sock.getsockname()[:2]
+    async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=5) as running:
+        yield running
+    server.should_exit = True
+    await serving
+    sock.close()
+
+
+def _auth(provider: IdentityProvider, subject: str = "ada") -> dict[str, str]:
+    return {"authorization": "Bearer " + provider.mint("ec-1", subject=subject)}
+
+
+async def test_a_cart_line_answers_the_cart_screen(
+    client: httpx.AsyncClient, provider: IdentityProvider
+) -> None:
+    response = await client.put(
+        "/api/cart/items/p-1", json={"quantity": 3}, headers=_auth(provider, "cart-user")
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"lines": [{"product_id": "p-1", "quantity": 3}], "count": 1}
+
+
+async def test_no_token_is_a_401(client: httpx.AsyncClient, shop: Shop) -> None:  # noqa: F811
+    sent = len(shop.writes)
+    response = await client.post("/api/orders", json={}, headers={"idempotency-key": "k"})
+    assert response.status_code == 401
+    assert len(shop.writes) == sent
+
+
+async def test_bodies_json_only_bounded_and_validated(
+    client: httpx.AsyncClient, provider: IdentityProvider
+) -> None:
+    headers = {**_auth(provider), "idempotency-key": "body-1"}
+    as_text = await client.post(
+        "/api/products/p-1/reviews",
+        content=b"stars=5",
+        headers={**headers, "content-type": "text/plain"},
+    )
+    assert as_text.status_code == 415
+    huge = await client.post(
+        "/api/products/p-1/reviews",
+        content=b'{"stars": 5, "text": "' + b"x" * 70_000 + b'"}',
+        headers={**headers, "content-type": "application/json"},
+    )
+    assert huge.status_code == 413
+    invalid = await client.post(
+        "/api/products/p-1/reviews", json={"stars": 9, "text": "secret words"}, headers=headers
+    )
+    assert invalid.status_code == 422
+    problem = invalid.json()
+    assert problem["fields"] == ["$.stars"]
+    assert "secret" not in invalid.text
+
+
+async def test_a_post_needs_a_key(client: httpx.AsyncClient, provider: IdentityProvider) -> None:
+    response = await client.post("/api/orders", json={}, headers=_auth(provider))
+    assert response.status_code == 400
+    assert response.json()["parameter"] == "Idempotency-Key"
+
+
+async def test_a_key_is_carried_out_once_and_replayed(
+    client: httpx.AsyncClient,
+    provider: IdentityProvider,
+    shop: Shop,  # noqa: F811
+) -> None:
+    headers = {**_auth(provider, "orderer"), "idempotency-key": "order-1"}
+    sent = len(shop.writes)
+    answers = await asyncio.gather(
+        *(client.post("/api/orders", json={}, headers=headers) for _ in range(10))
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses.count(201) >= 1 and set(statuses) <= {201, 409}
+    assert len(shop.writes) == sent + 1
+    created = next(a for a in answers if a.status_code == 201).json()
+
+    replay = await client.post("/api/orders", json={}, headers=headers)
+    assert replay.status_code == 201
+    assert replay.json() == created
+    assert replay.headers["idempotent-replayed"] == "true"
+    other = await client.post("/api/orders", json={"x": 1}, headers=headers)
+    assert other.status_code in (415, 422)  # another body: never carried out
+    assert len(shop.writes) == sent + 1
+
+
+async def test_an_unknown_outcome_is_a_504_and_stays_unknown(
+    client: httpx.AsyncClient,
+    provider: IdentityProvider,
+    shop: Shop,  # noqa: F811
+) -> None:
+    headers = {**_auth(provider, "hung"), "idempotency-key": "order-hung"}
+    sent = len(shop.writes)
+    shop.faults["/orders"] = ["hang"]
+    first = await client.post("/api/orders", json={}, headers=headers)
+    assert first.status_code == 504
+    assert "outcome is unknown" in first.json()["detail"]
+    again = await client.post("/api/orders", json={}, headers=headers)
+    assert again.status_code == 504
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(shop.writes) == sent + 1
+
+
+async def test_a_preflight_allows_writes_with_their_headers(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.options(
+        "/api/orders",
+        headers={
+            "origin": ORIGIN,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type, idempotency-key, authorization",
+        },
+    )
+    assert response.status_code == 204
+    assert "POST" in response.headers["access-control-allow-methods"]
+    assert "idempotency-key" in response.headers["access-control-allow-headers"]
