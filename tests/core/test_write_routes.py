@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from bff_core import Gateway, WriteResult
-from bff_core._guards import KeySet, TokenVerifier
+from bff_core._guards import Idempotency, KeySet, RedisRecords, TokenVerifier
 from bff_core.litestar import GatewayPlugin, mutation_route
 from bff_core.litestar._edge import CorsPolicy
 from litestar import Litestar
@@ -38,16 +39,19 @@ def provider() -> Iterator[IdentityProvider]:
         yield running
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def client(
-    shop: Shop,  # noqa: F811
-    provider: IdentityProvider,
-) -> AsyncIterator[httpx.AsyncClient]:
+def _app(
+    upstream: Shop, provider: IdentityProvider, idempotency: Idempotency | None = None
+) -> Litestar:
     verifier = TokenVerifier(
         KeySet(provider.url, refresh_every=3600), issuer=ISSUER, audience=WEB_AUDIENCE
     )
-    gateway = Gateway(services={"shop": shop.base_url}, timeout=0.5, http_client="aiohttp")
-    app = Litestar(
+    gateway = Gateway(
+        services={"shop": upstream.base_url},
+        timeout=0.5,
+        http_client="aiohttp",
+        idempotency=idempotency,
+    )
+    return Litestar(
         [
             mutation_route(
                 "/api/cart/items/{product_id:str}", CART_LINE, cart_view, summary="Set a line"
@@ -58,8 +62,12 @@ async def client(
         plugins=[GatewayPlugin(gateway, verifier=verifier, cors=CorsPolicy.from_setting(ORIGIN))],
         logging_config=None,
     )
-    # A real server in this loop, where the upstream runs too (a test client would run the
-    # application in a thread of its own and block this loop while it waits).
+
+
+@asynccontextmanager
+async def _serve(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """A real server in this loop, where the upstream runs too (a test client would run the
+    application in a thread of its own and block this loop while it waits)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
@@ -67,11 +75,22 @@ async def client(
     while not server.started:  # noqa: ASYNC110 - uvicorn has no event for it
         await asyncio.sleep(0.01)
     host, port = sock.getsockname()[:2]
-    async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=5) as running:
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{host}:{port}", timeout=5) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(
+    shop: Shop,  # noqa: F811
+    provider: IdentityProvider,
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with _serve(_app(shop, provider)) as running:
         yield running
-    server.should_exit = True
-    await serving
-    sock.close()
 
 
 def _auth(provider: IdentityProvider, subject: str = "ada") -> dict[str, str]:
@@ -146,7 +165,8 @@ async def test_a_key_is_carried_out_once_and_replayed(
     assert replay.json() == created
     assert replay.headers["idempotent-replayed"] == "true"
     other = await client.post("/api/orders", json={"x": 1}, headers=headers)
-    assert other.status_code in (415, 422)  # another body: never carried out
+    assert other.status_code == 422  # another body with the key: never carried out
+    assert other.json()["type"] == "urn:bff:problem:idempotency-key-reused"
     assert len(shop.writes) == sent + 1
 
 
@@ -181,3 +201,31 @@ async def test_a_preflight_allows_writes_with_their_headers(
     assert response.status_code == 204
     assert "POST" in response.headers["access-control-allow-methods"]
     assert "idempotency-key" in response.headers["access-control-allow-headers"]
+
+
+async def test_two_instances_on_one_redis_place_one_order_per_key_also_after_a_restart(
+    shop: Shop,  # noqa: F811
+    provider: IdentityProvider,
+    redis_url: str,
+    redis_namespace: str,
+) -> None:
+    def instance() -> Litestar:
+        shared = Idempotency(RedisRecords(redis_url), namespace=redis_namespace)
+        return _app(shop, provider, shared)
+
+    headers = {**_auth(provider, "fleet"), "idempotency-key": "fleet-order"}
+    sent = len(shop.writes)
+    async with _serve(instance()) as one, _serve(instance()) as two:
+        answers = await asyncio.gather(
+            *((one, two)[i % 2].post("/api/orders", json={}, headers=headers) for i in range(20))
+        )
+    assert {a.status_code for a in answers} <= {201, 409}
+    created = [a.json() for a in answers if a.status_code == 201]
+    assert len(created) >= 1 and all(c == created[0] for c in created)
+    assert len(shop.writes) == sent + 1
+
+    async with _serve(instance()) as restarted:
+        replay = await restarted.post("/api/orders", json={}, headers=headers)
+    assert (replay.status_code, replay.json()) == (201, created[0])
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert len(shop.writes) == sent + 1

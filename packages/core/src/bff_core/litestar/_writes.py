@@ -126,10 +126,9 @@ def mutation_route(
             if claim is not None:
                 await claim.done(failed.status, PROBLEM_JSON, bytes(answer.content))
             return answer
-        except BaseException:
-            if claim is not None:
-                await claim.release()
-            raise
+        # Anything else (cancelled, a bug) may have come after the request left: the record
+        # stays running, answers 409 until its deadline has long passed, then the unknown
+        # outcome (decision record 0017). Releasing it could place a second order.
         body = _encode(view(result) if view is not None else result.value)
         status = 200 if mutation.then is not None else result.status
         if claim is not None:
