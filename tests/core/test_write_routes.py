@@ -14,7 +14,14 @@ import pytest
 import pytest_asyncio
 import uvicorn
 from bff_core import Gateway, WriteResult
-from bff_core._guards import Idempotency, KeySet, RedisRecords, TokenVerifier
+from bff_core._guards import (
+    Idempotency,
+    KeySet,
+    RateLimits,
+    RedisRecords,
+    TokenVerifier,
+    parse_limits,
+)
 from bff_core.litestar import GatewayPlugin, mutation_route
 from bff_core.litestar._edge import CorsPolicy
 from litestar import Litestar
@@ -40,7 +47,10 @@ def provider() -> Iterator[IdentityProvider]:
 
 
 def _app(
-    upstream: Shop, provider: IdentityProvider, idempotency: Idempotency | None = None
+    upstream: Shop,
+    provider: IdentityProvider,
+    idempotency: Idempotency | None = None,
+    limits: RateLimits | None = None,
 ) -> Litestar:
     verifier = TokenVerifier(
         KeySet(provider.url, refresh_every=3600), issuer=ISSUER, audience=WEB_AUDIENCE
@@ -59,7 +69,14 @@ def _app(
             mutation_route("/api/orders", ORDER, summary="Place an order"),
             mutation_route("/api/products/{id:str}/reviews", REVIEW, summary="Write a review"),
         ],
-        plugins=[GatewayPlugin(gateway, verifier=verifier, cors=CorsPolicy.from_setting(ORIGIN))],
+        plugins=[
+            GatewayPlugin(
+                gateway,
+                verifier=verifier,
+                cors=CorsPolicy.from_setting(ORIGIN),
+                rate_limits=limits,
+            )
+        ],
         logging_config=None,
     )
 
@@ -229,3 +246,23 @@ async def test_two_instances_on_one_redis_place_one_order_per_key_also_after_a_r
     assert (replay.status_code, replay.json()) == (201, created[0])
     assert replay.headers["idempotent-replayed"] == "true"
     assert len(shop.writes) == sent + 1
+
+
+async def test_writes_are_counted_with_their_own_lower_limit(
+    shop: Shop,  # noqa: F811
+    provider: IdentityProvider,
+) -> None:
+    limits = RateLimits(
+        parse_limits("100/minute"), per_aggregate={"review": parse_limits("1/minute")}
+    )
+    async with _serve(_app(shop, provider, limits=limits)) as client:
+        headers = _auth(provider, "limited")
+        review = {"stars": 4, "text": "ok"}
+        first = await client.post(
+            "/api/products/p-7/reviews", json=review, headers={**headers, "idempotency-key": "a"}
+        )
+        second = await client.post(
+            "/api/products/p-7/reviews", json=review, headers={**headers, "idempotency-key": "b"}
+        )
+    assert first.status_code == 201
+    assert second.status_code == 429

@@ -13,7 +13,15 @@ from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
 from .._cache import make_store
-from .._declare import DEFAULT_BREAKER, Aggregate, BreakerPolicy, Items, RetryBudget, Source
+from .._declare import (
+    DEFAULT_BREAKER,
+    Aggregate,
+    BreakerPolicy,
+    Items,
+    Mutation,
+    RetryBudget,
+    Source,
+)
 from .._engine import Gateway
 from .._errors import ConfigurationError
 from .._guards import (
@@ -46,6 +54,7 @@ def create_gateway_app(
     transport: Transport | None = None,
     description: str | None = None,
     breakers: BreakerPolicy | Mapping[str, BreakerPolicy] = DEFAULT_BREAKER,
+    mutations: Sequence[Mutation] = (),
 ) -> Litestar:
     """A complete BFF application: the gateway, its routes, health, problems and OpenAPI.
 
@@ -58,9 +67,15 @@ def create_gateway_app(
     ``BFF_BREAKER_FAILURES``, ``BFF_BREAKER_MIN_CALLS``, ``BFF_BREAKER_FAILURE_PERCENT``,
     ``BFF_BREAKER_WINDOW_MS`` and ``BFF_BREAKER_RESET_MS`` override their thresholds, and
     ``BFF_BREAKER=off`` removes them.
+
+    ``mutations`` are the writes the routes carry out (:func:`mutation_route`), checked at
+    start-up; ``BFF_RATE_LIMIT_<NAME>`` may name one of them as it names an aggregate (a
+    separate, lower limit for writes). Their idempotency keys are kept in ``REDIS_URL``'s
+    Redis when it is set, in process memory otherwise.
     """
     verifier = _verifier(settings, aggregates)
-    rate_limits = _rate_limits(settings, aggregates, settings.cache_namespace or name)
+    limited = [*(a.name for a in aggregates), *(m.name for m in mutations)]
+    rate_limits = _rate_limits(settings, limited, settings.cache_namespace or name)
     store = None
     if settings.cache:
         namespace = (
@@ -76,6 +91,7 @@ def create_gateway_app(
     gateway = Gateway(
         services=settings.services,
         aggregates=aggregates,
+        mutations=mutations,
         timeout=settings.timeout,
         transport=transport,
         http_client=settings.http_client,
@@ -144,9 +160,9 @@ def _verifier(settings: GatewaySettings, aggregates: Sequence[Aggregate]) -> Tok
 
 
 def _rate_limits(
-    settings: GatewaySettings, aggregates: Sequence[Aggregate], namespace: str
+    settings: GatewaySettings, limited: Sequence[str], namespace: str
 ) -> RateLimits | None:
-    names = {a.name.lower(): a.name for a in aggregates}
+    names = {name.lower(): name for name in limited}
     for lowered in settings.rate_limit_by_aggregate:
         if lowered not in names:
             raise ConfigurationError(
