@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, route
+from litestar.handlers import HTTPRouteHandler
 
 from .._declare import Mutation
 from .._engine import Gateway, WriteResult
@@ -42,10 +43,12 @@ def mutation_route(
     summary: str,
     description: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-) -> Any:
+) -> HTTPRouteHandler:
     """``mutation.method path``: carry out ``mutation`` for the verified caller.
 
-    The route's path parameters are the mutation's parameters (same names). ``view`` makes the
+    The route's path parameters are the mutation's parameters (same names). Not documented
+    in OpenAPI beyond its path, method and summary yet: the body's and the answer's schemas
+    are still to be added (``_openapi``). ``view`` makes the
     answer from the :class:`WriteResult` (required with ``then``: the aggregate read after the
     write is answered through the screen's view); without one the upstream's decoded answer is
     answered as it is. The status is the upstream's (``201`` for a created order), ``200`` with
