@@ -266,3 +266,19 @@ async def test_writes_are_counted_with_their_own_lower_limit(
         )
     assert first.status_code == 201
     assert second.status_code == 429
+
+
+async def test_the_document_shows_each_writes_answer_problems_and_token(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    order = paths["/api/orders"]["post"]
+    assert order["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Order"
+    }
+    assert {"400", "401", "409", "413", "415", "422", "502", "503", "504"} <= set(
+        order["responses"]
+    )
+    assert order["security"] == [{"bearer": []}]
+    line = paths["/api/cart/items/{product_id}"]["put"]
+    assert "200" in line["responses"]

@@ -10,7 +10,7 @@ Litestar's own limit), the verified caller (the guard answers 401 before the rou
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 import msgspec
 from litestar import Request, Response, route
@@ -18,10 +18,17 @@ from litestar.handlers import HTTPRouteHandler
 
 from .._declare import Mutation
 from .._engine import Gateway, WriteResult
-from .._errors import AggregationFailed, InvalidParameter, RequestError, WriteFailed
+from .._errors import (
+    AggregationFailed,
+    DeclarationError,
+    InvalidParameter,
+    RequestError,
+    WriteFailed,
+)
 from .._guards import IDEMPOTENCY_HEADER, REPLAYED_HEADER, Claimed, Refused, Replay
 from .._report import PROBLEM_JSON, Problem, problem_for
 from ._edge import EXCHANGE, MUTATION_OPT, REQUEST_ID_HEADER, Exchange
+from ._openapi import WRITE_PROBLEM_RESPONSES, WriteOperation
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "mutation_route"]
 
@@ -46,16 +53,19 @@ def mutation_route(
 ) -> HTTPRouteHandler:
     """``mutation.method path``: carry out ``mutation`` for the verified caller.
 
-    The route's path parameters are the mutation's parameters (same names). Not documented
-    in OpenAPI beyond its path, method and summary yet: the body's and the answer's schemas
-    are still to be added (``_openapi``). ``view`` makes the
-    answer from the :class:`WriteResult` (required with ``then``: the aggregate read after the
-    write is answered through the screen's view); without one the upstream's decoded answer is
-    answered as it is. The status is the upstream's (``201`` for a created order), ``200`` with
-    ``then``.
+    The route's path parameters are the mutation's parameters (same names). ``view`` makes
+    the answer from the :class:`WriteResult` (required with ``then``: the aggregate read after
+    the write is answered through the screen's view); without one the upstream's decoded
+    answer is answered as it is. The status is the upstream's (``201`` for a created order),
+    ``200`` with ``then``. Its OpenAPI operation shows the answer's type (the view's return
+    annotation, or ``returns``), the bearer scheme and the problem answers; the request body's
+    schema is not documented yet.
     """
     if mutation.then is not None and view is None:
-        raise ValueError(f"mutation route {path}: mutation {mutation.name!r} needs a view")
+        raise DeclarationError(
+            f"mutation route {path}: mutation {mutation.name!r} answers with then="
+            f"{mutation.then.name!r}, so it needs a view (the screen's answer)"
+        )
 
     async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
         gateway: Gateway = request.app.state.gateway
@@ -139,6 +149,9 @@ def mutation_route(
         return Response(body, status_code=status, media_type=_JSON, headers=_NO_STORE)
 
     handler.__name__ = handler.__qualname__ = f"mutation_{mutation.name}"
+    # The document shows the answer's type; the route sends the bytes it encoded itself.
+    answer: Any = get_type_hints(view).get("return", Any) if view is not None else mutation.returns
+    handler.__annotations__ = {"request": Request, "return": Response[answer]}
     return route(
         path,
         http_method=[mutation.method],
@@ -146,6 +159,8 @@ def mutation_route(
         summary=summary,
         description=description,
         request_max_body_size=max_body_bytes,
+        responses=WRITE_PROBLEM_RESPONSES,
+        operation_class=WriteOperation,
         status_code=200 if mutation.then is not None or mutation.method == "PUT" else 201,
     )(handler)
 
