@@ -17,6 +17,7 @@ ORIGIN = "https://shop.example"
 BODY = b'{"name": "' + b"x" * 1000 + b'"}'
 EXPOSED = (
     "etag, server-timing, x-request-id, retry-after, ratelimit, ratelimit-policy, www-authenticate"
+    ", idempotent-replayed"
 )
 
 

@@ -26,12 +26,15 @@ def test_exported_members() -> None:
         "Gateway",
         "GatewaySettings",
         "HttpxTransport",
+        "InvalidBody",
         "InvalidParameter",
         "Item",
         "ItemFailure",
         "Items",
         "ItemsResult",
         "Metrics",
+        "Mutation",
+        "OutcomeUnknown",
         "Param",
         "PartError",
         "PartOutcome",
@@ -51,6 +54,9 @@ def test_exported_members() -> None:
         "UpstreamResponse",
         "UpstreamStatus",
         "UpstreamUnavailable",
+        "WriteFailed",
+        "WriteResult",
+        "WritingTransport",
         "part_errors",
         "problem_for",
         "stale_parts",
@@ -65,6 +71,7 @@ def test_exported_members() -> None:
         "aggregate_response",
         "aggregate_route",
         "create_gateway_app",
+        "mutation_route",
         "serve",
     ]
 
@@ -76,7 +83,7 @@ def test_every_error_derives_from_one_base() -> None:
         if isinstance(getattr(bff_core, name), type)
         and issubclass(getattr(bff_core, name), Exception)
     ]
-    assert len(errors) == 12
+    assert len(errors) == 15
     assert all(issubclass(error, bff_core.BFFError) for error in errors)
 
 

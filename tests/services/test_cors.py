@@ -64,7 +64,8 @@ def test_a_preflight_is_answered_for_an_allowed_origin_and_refused_with_a_proble
     )
     assert allowed.status_code == 204
     assert allowed.headers["access-control-allow-origin"] == "http://localhost:5173"
-    assert allowed.headers["access-control-allow-methods"] == "GET, HEAD"
+    # The writes (PUT/POST, issue 24) are allowed too.
+    assert allowed.headers["access-control-allow-methods"] == "GET, HEAD, PUT, POST"
     assert allowed.headers["access-control-allow-headers"] == (
         "if-none-match, authorization, x-request-id"
     )

@@ -229,20 +229,20 @@ export interface components {
         /**
          * Problem
          * @example {
-         *       "detail": "GDbubHwRjcqyOagXkVuC",
+         *       "detail": "HNwALGFHBlpJvStIgpSj",
          *       "errors": [
          *         {
-         *           "item_count": 7006,
+         *           "item_count": 1686,
          *           "reason": "timeout",
-         *           "source": "juxXLIhneaoVqNBoGran",
-         *           "status": 8478
+         *           "source": "hHqWgxJYBtOOVLgZWwIR",
+         *           "status": 1484
          *         }
          *       ],
-         *       "instance": "ETNggRJNjKdIMjvciKEx",
-         *       "parameter": "ThdcdkahSRhbAKyyyVhu",
-         *       "status": 3088,
-         *       "title": "LBSfRBympIYulANfVEod",
-         *       "type": "NziQYWrbRjKhHKYuQmvH"
+         *       "instance": "GbFxUQOrIizuyolBHDXC",
+         *       "parameter": "dtxqMNuKkXmitSFJQuXZ",
+         *       "status": 4254,
+         *       "title": "xjuxXLIhneaoVqNBoGra",
+         *       "type": "CETNggRJNjKdIMjvciKE"
          *     }
          */
         Problem: {
@@ -261,6 +261,12 @@ export interface components {
              *     ]
              */
             errors?: components["schemas"]["PartError"][] | null;
+            /**
+             * @example [
+             *       "TGDbubHwRjcqyOagXkVu"
+             *     ]
+             */
+            fields?: string[] | null;
             /** @example iVzUMZozziJUhCsuKDfY */
             instance?: string | null;
             /** @example utFmqCQcDdvDZVPEurUj */

@@ -14,25 +14,29 @@ from ._declare import (
     BreakerPolicy,
     CachePolicy,
     Items,
+    Mutation,
     Param,
     RetryBudget,
     RetryPolicy,
     Source,
 )
-from ._engine import AggregateStream, Gateway
+from ._engine import AggregateStream, Gateway, WriteResult
 from ._errors import (
     AggregationFailed,
     BFFError,
     CircuitOpen,
     ConfigurationError,
     DeclarationError,
+    InvalidBody,
     InvalidParameter,
+    OutcomeUnknown,
     RequestError,
     RequestNotSent,
     ResponseTooLarge,
     TransportError,
     UnknownParts,
     UpstreamUnavailable,
+    WriteFailed,
 )
 from ._outcome import (
     AggregateResult,
@@ -46,7 +50,13 @@ from ._outcome import (
 from ._report import PartError, Problem, StalePart, part_errors, problem_for, stale_parts
 from ._settings import GatewaySettings, Setting
 from ._telemetry import Metrics
-from ._transports import DEFAULT_MAX_BODY_BYTES, AiohttpTransport, Transport, UpstreamResponse
+from ._transports import (
+    DEFAULT_MAX_BODY_BYTES,
+    AiohttpTransport,
+    Transport,
+    UpstreamResponse,
+    WritingTransport,
+)
 from ._upstream import UpstreamStatus
 
 if TYPE_CHECKING:
@@ -71,12 +81,15 @@ __all__ = [
     "Gateway",
     "GatewaySettings",
     "HttpxTransport",
+    "InvalidBody",
     "InvalidParameter",
     "Item",
     "ItemFailure",
     "Items",
     "ItemsResult",
     "Metrics",
+    "Mutation",
+    "OutcomeUnknown",
     "Param",
     "PartError",
     "PartOutcome",
@@ -96,6 +109,9 @@ __all__ = [
     "UpstreamResponse",
     "UpstreamStatus",
     "UpstreamUnavailable",
+    "WriteFailed",
+    "WriteResult",
+    "WritingTransport",
     "part_errors",
     "problem_for",
     "stale_parts",

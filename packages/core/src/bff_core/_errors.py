@@ -5,13 +5,17 @@
     ├── DeclarationError        an aggregate is misdeclared; raised when it is built, at start-up
     ├── RequestError            what a client asked for cannot be served as asked (HTTP 400)
     │   ├── InvalidParameter    a request parameter is missing, empty, too long or malformed
-    │   └── UnknownParts        ``fields`` names parts the aggregate does not have
+    │   ├── UnknownParts        ``fields`` names parts the aggregate does not have
+    │   └── InvalidBody         a write's body is not JSON or not its declared type (HTTP 422)
     ├── TransportError          raised by a Transport, turned into a part outcome by the engine
     │   ├── UpstreamUnavailable could not connect, connection refused or lost
-    │   │   └── RequestNotSent  what the request carries cannot be sent (a header value)
+    │   │   ├── RequestNotSent  what the request carries cannot be sent (a header value)
+    │   │   └── OutcomeUnknown  a write may have reached the upstream: whether it took effect
+    │   │                       is unknown (lost after sending, deadline passed after sending)
     │   ├── ResponseTooLarge    the upstream's body is above the configured limit
     │   └── CircuitOpen         the upstream's circuit breaker is open: nothing was sent
-    └── AggregationFailed       a critical part failed, so there is no answer (HTTP 404/502/504)
+    ├── AggregationFailed       a critical part failed, so there is no answer (HTTP 404/502/504)
+    └── WriteFailed             a write has no answer: refused, failed, or its outcome unknown
 
 Part failures of optional sources are *not* exceptions: they are outcomes in the
 :class:`~bff_core.AggregateResult`, reported to the client in ``errors``.
@@ -20,7 +24,7 @@ Part failures of optional sources are *not* exceptions: they are outcomes in the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from ._outcome import PartOutcome
@@ -31,13 +35,17 @@ __all__ = [
     "CircuitOpen",
     "ConfigurationError",
     "DeclarationError",
+    "InvalidBody",
     "InvalidParameter",
+    "OutcomeUnknown",
     "RequestError",
     "RequestNotSent",
     "ResponseTooLarge",
     "TransportError",
     "UnknownParts",
     "UpstreamUnavailable",
+    "WriteFailed",
+    "WriteFailure",
 ]
 
 
@@ -86,6 +94,19 @@ class UnknownParts(RequestError):
         self.valid = tuple(valid)
 
 
+class InvalidBody(RequestError):
+    """A write's body is not JSON, or not what its mutation declares (HTTP 422).
+
+    ``fields`` are the JSON paths of the invalid fields (``$.quantity``; empty when the body
+    as a whole is wrong). The message names them and what was expected, never the value
+    sent, so a problem built from it never echoes the body.
+    """
+
+    def __init__(self, message: str, *, fields: Sequence[str] = ()) -> None:
+        super().__init__(message, parameter="body")
+        self.fields = tuple(fields)
+
+
 class TransportError(BFFError):
     """Raised by a :class:`~bff_core.Transport` for a failure it can name."""
 
@@ -104,6 +125,25 @@ class RequestNotSent(UpstreamUnavailable):
     fail the same way). A :class:`~bff_core.Transport` raises it for a request its library
     refuses to build.
     """
+
+
+class OutcomeUnknown(UpstreamUnavailable):
+    """A write (``PUT``/``POST``) may have reached the upstream, and whether it took effect is
+    unknown: the connection was lost after the request was sent, or the deadline passed (or a
+    client timeout fired) while its answer was awaited.
+
+    A :class:`~bff_core.Transport`'s ``send`` raises it for a connection lost once the request
+    may have been written; the resilience layer raises it when the deadline passes after
+    sending. Plain :class:`UpstreamUnavailable` from ``send`` means the request certainly did
+    not leave (the connection could not be made or was refused), which is safe to retry even
+    for a ``POST``; this one never is. Breakers count it like any unreachable upstream.
+    """
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        #: True when the deadline (or a client timeout) passed, False when the connection
+        #: was lost: the edge answers 504 or 502 accordingly.
+        self.timed_out = timed_out
 
 
 class ResponseTooLarge(TransportError):
@@ -159,3 +199,41 @@ def _status_for(outcome: PartOutcome) -> int:
     if outcome.reason == "timeout":
         return 504
     return 502
+
+
+#: Why a write has no answer (:class:`WriteFailed`), and the status a gateway answers with.
+WriteFailure = Literal[
+    "unauthenticated",  # 401: no verified caller
+    "rejected",  # the upstream's own 4xx (an empty cart's 409, an unknown id's 404), passed on
+    "upstream_status",  # 502: the upstream answered 5xx or 429
+    "unavailable",  # 502: the request did not leave (no connection)
+    "circuit_open",  # 503: the breaker refused it: nothing was sent
+    "timeout",  # 504: the deadline passed before the request left
+    "outcome_unknown",  # 504 (deadline) or 502 (connection lost): it may have taken effect
+    "bad_answer",  # 502: the write succeeded, its answer is not the declared type
+]
+
+
+class WriteFailed(BFFError):
+    """A write (:class:`~bff_core.Mutation`) has no answer to give.
+
+    ``reason`` says why and ``status`` is the HTTP status a gateway answers with. An
+    ``outcome_unknown`` write may have taken effect: the client must not assume either way
+    (with an ``Idempotency-Key``, sending it again with the same key is safe).
+    """
+
+    def __init__(
+        self,
+        mutation: str,
+        reason: WriteFailure,
+        status: int,
+        detail: str,
+        *,
+        upstream_status: int | None = None,
+    ) -> None:
+        super().__init__(f"mutation {mutation!r}: {detail}")
+        self.mutation = mutation
+        self.reason: WriteFailure = reason
+        self.status = status
+        self.detail = detail
+        self.upstream_status = upstream_status

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from ._errors import AggregationFailed, RequestError, UnknownParts
+from ._errors import AggregationFailed, InvalidBody, RequestError, UnknownParts
 from ._outcome import AggregateResult, FailureReason, ItemsResult, PartOutcome
 
 __all__ = ["PartError", "Problem", "StalePart", "part_errors", "problem_for", "stale_parts"]
@@ -72,6 +72,8 @@ class Problem(msgspec.Struct, omit_defaults=True):
     parameter: str | None = None
     #: the valid part names, when ``fields`` named unknown ones
     valid: list[str] | None = None
+    #: a write's body: the JSON paths of its invalid fields (``$.quantity``)
+    fields: list[str] | None = None
 
 
 def part_errors(outcomes: AggregateResult | Iterable[PartOutcome]) -> list[PartError]:
@@ -122,6 +124,16 @@ def problem_for(error: AggregationFailed | RequestError, *, instance: str | None
             detail=detail,
             instance=instance,
             errors=part_errors(error.failures),
+        )
+    if isinstance(error, InvalidBody):
+        return Problem(
+            type=_PROBLEM_BASE + "invalid-body",
+            title="Invalid body",
+            status=422,
+            detail=str(error),
+            instance=instance,
+            parameter=error.parameter,
+            fields=list(error.fields),
         )
     if isinstance(error, UnknownParts):
         return Problem(

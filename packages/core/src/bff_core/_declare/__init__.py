@@ -8,10 +8,12 @@ it imports none of them.
   :class:`RetryBudget` (the types only; what acts on them lives in ``_cache`` and ``_upstream``);
 - ``_template``: path templates, their placeholders and how values are encoded;
 - ``_sources``: :class:`Param`, :class:`Batch`, :class:`Source`, :class:`Items`;
-- ``_aggregate``: :class:`Aggregate` and the :class:`Plan` of one request.
+- ``_aggregate``: :class:`Aggregate` and the :class:`Plan` of one request;
+- ``_mutation``: :class:`Mutation`, one write (``PUT``/``POST``) and what it answers.
 """
 
 from ._aggregate import Aggregate, Plan
+from ._mutation import Idempotency, Mutation
 from ._policies import (
     DEFAULT_BREAKER,
     DEFAULT_RETRY_BUDGET,
@@ -36,7 +38,9 @@ __all__ = [
     "BreakerPolicy",
     "CachePolicy",
     "FailureKind",
+    "Idempotency",
     "Items",
+    "Mutation",
     "Param",
     "Plan",
     "RetryBudget",

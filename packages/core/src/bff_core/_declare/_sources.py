@@ -30,7 +30,7 @@ from ._template import (
     split_around,
 )
 
-__all__ = ["Batch", "Items", "Param", "Source", "check_unique"]
+__all__ = ["Batch", "Items", "Param", "Source", "check_unique", "settable_header"]
 
 #: Unicode's control characters (category Cc): C0, DEL and C1.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -317,16 +317,9 @@ class Source:
 
     def _check_subject_header(self) -> None:
         """A header the gateway may set; kept lower-cased."""
-        if self.subject_header is None:
-            return
-        header = self.subject_header.lower()
-        if not _HEADER_NAME.fullmatch(header) or header in _RESERVED_HEADERS:
-            raise DeclarationError(
-                f"source {self.name!r}: subject_header {self.subject_header!r} is not a "
-                "header name the gateway may set (letters, digits and '-'; not one of "
-                f"{', '.join(sorted(_RESERVED_HEADERS))})"
-            )
-        object.__setattr__(self, "subject_header", header)
+        if self.subject_header is not None:
+            header = settable_header(f"source {self.name!r}", self.subject_header)
+            object.__setattr__(self, "subject_header", header)
 
     def _check_path_and_concurrency(self) -> None:
         if "#" in self.path:
@@ -587,3 +580,15 @@ def check_unique(aggregate: str, kind: str, names: list[str]) -> None:
         if n in seen:
             raise DeclarationError(f"aggregate {aggregate!r}: duplicate {kind} name {n!r}")
         seen.add(n)
+
+
+def settable_header(where: str, name: str) -> str:
+    """``name`` lower-cased, if it is a header the gateway may set on an upstream request."""
+    header = name.lower()
+    if not _HEADER_NAME.fullmatch(header) or header in _RESERVED_HEADERS:
+        raise DeclarationError(
+            f"{where}: subject_header {name!r} is not a header name the gateway may set "
+            "(letters, digits and '-'; not one of "
+            f"{', '.join(sorted(_RESERVED_HEADERS))})"
+        )
+    return header

@@ -8,10 +8,12 @@
 - ``_lists``: a list part's items, in as few requests as it takes;
 - ``_stream``: :class:`AggregateStream`, a run told part by part;
 - ``_start_order``: slowest first among the parts that start together;
-- ``_peers``: what instances tell each other (breaker transitions, invalidations).
+- ``_peers``: what instances tell each other (breaker transitions, invalidations);
+- ``_writes``: one write (a :class:`Mutation`) carried out, and its :class:`WriteResult`.
 """
 
 from ._gateway import Gateway
 from ._stream import AggregateStream
+from ._writes import WriteResult, decode_body
 
-__all__ = ["AggregateStream", "Gateway"]
+__all__ = ["AggregateStream", "Gateway", "WriteResult", "decode_body"]

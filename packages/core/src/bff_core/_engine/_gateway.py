@@ -39,12 +39,13 @@ from .._declare import (
     Aggregate,
     BreakerPolicy,
     Items,
+    Mutation,
     Plan,
     RetryBudget,
     breaker_policies,
 )
 from .._errors import DeclarationError
-from .._guards import Identity
+from .._guards import Idempotency, Identity
 from .._outcome import FAILURE_REASONS, AggregateResult
 from .._telemetry import Metrics, Tracing
 from .._transports import HttpClient, Transport, make_transport
@@ -54,6 +55,7 @@ from ._run import Part, Run
 from ._start_order import StartOrder
 from ._stream import AggregateStream
 from ._wiring import Wiring
+from ._writes import WriteResult, carry_out
 
 if TYPE_CHECKING:
     from .._cache import CacheStore
@@ -103,6 +105,9 @@ class Gateway:
         tracing: how the gateway's spans are made (``None``: no spans).
         slowest_first: start the parts that can start together slowest first, by their
             recent durations (``_start_order``); ``False``: in the order they are declared.
+        mutations: the writes it serves (:class:`Mutation`), checked now.
+        idempotency: where writes' idempotency keys are recorded (``None``: process memory;
+            give it :class:`~bff_core._guards.RedisRecords` for a fleet).
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class Gateway:
         *,
         services: Mapping[str, str],
         aggregates: Sequence[Aggregate] = (),
+        mutations: Sequence[Mutation] = (),
         timeout: float = 1.0,
         transport: Transport | None = None,
         http_client: HttpClient = "pyreqwest",
@@ -122,6 +128,7 @@ class Gateway:
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
         slowest_first: bool = True,
+        idempotency: Idempotency | None = None,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -154,6 +161,11 @@ class Gateway:
         for added in self.aggregates.values():
             self._chain(added)
         self._chained = True
+        #: the writes' idempotency records (in process memory unless given a shared store)
+        self.idempotency = idempotency if idempotency is not None else Idempotency()
+        self.mutations: dict[str, Mutation] = {}
+        for mutation in mutations:
+            self.add_mutation(mutation)
         self.cache = (
             None if cache is None else Cache(cache, self.upstreams.fetch, refresh_timeout=timeout)
         )
@@ -226,6 +238,58 @@ class Gateway:
             )
         if self._chained:
             self._chain(aggregate)
+
+    def add_mutation(self, mutation: Mutation) -> None:
+        """Serve ``mutation`` too, after checking its service and that the transport writes
+        (and serving the aggregate it answers with, if any)."""
+        if mutation.name in self.mutations and self.mutations[mutation.name] is not mutation:
+            raise DeclarationError(f"two mutations are named {mutation.name!r}")
+        self.upstreams.writer(mutation)
+        if mutation.then is not None:
+            self.add(mutation.then)
+        self.mutations[mutation.name] = mutation
+
+    async def mutate(
+        self,
+        mutation: Mutation,
+        params: Mapping[str, str | None],
+        body: bytes | None,
+        *,
+        identity: Identity | None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        time_limit: float | None = None,
+    ) -> WriteResult:
+        """Carry out ``mutation`` once for the verified caller ``identity``.
+
+        ``body`` is the client's JSON, validated against ``mutation.body`` before anything is
+        sent; ``idempotency_key`` is forwarded upstream (``Idempotency-Key``), and required when
+        the mutation says so. Claiming the key (:class:`~bff_core._guards.Idempotency`) is the
+        edge's, which keeps the answer it makes. Raises :class:`InvalidParameter`,
+        :class:`InvalidBody` (nothing sent) or :class:`WriteFailed` (its ``status`` and
+        ``reason``: refused, failed, or the outcome unknown).
+        """
+        if mutation.name not in self.mutations:
+            self.add_mutation(mutation)
+        then = mutation.then
+
+        async def read(params: Mapping[str, str]) -> AggregateResult:
+            assert then is not None
+            return await self.run(then, params, headers=headers, identity=identity)
+
+        return await carry_out(
+            mutation,
+            base_url=self._services[mutation.service],
+            upstreams=self.upstreams,
+            params=params,
+            body=body,
+            identity=identity,
+            idempotency_key=idempotency_key,
+            headers=headers,
+            time_limit=self.timeout if time_limit is None else time_limit,
+            invalidate=self.invalidate,
+            read=read,
+        )
 
     def _chain(self, aggregate: Aggregate) -> None:
         for source in aggregate.sources:
@@ -403,6 +467,7 @@ class Gateway:
         if self._peers is not None:
             await self._peers.aclose()
         await self.upstreams.aclose()
+        await self.idempotency.aclose()
         if self.cache is not None:
             await self.cache.aclose()
         if self._owns_transport:

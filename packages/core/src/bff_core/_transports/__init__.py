@@ -15,6 +15,8 @@ from ._base import (
     HttpClient,
     Transport,
     UpstreamResponse,
+    WriteMethod,
+    WritingTransport,
 )
 
 if TYPE_CHECKING:
@@ -30,6 +32,8 @@ __all__ = [
     "PyreqwestTransport",
     "Transport",
     "UpstreamResponse",
+    "WriteMethod",
+    "WritingTransport",
     "make_transport",
 ]
 

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from .._errors import RequestNotSent, ResponseTooLarge, UpstreamUnavailable
-from ._base import DEFAULT_MAX_BODY_BYTES, UpstreamResponse
+from .._errors import OutcomeUnknown, RequestNotSent, ResponseTooLarge, UpstreamUnavailable
+from ._base import DEFAULT_MAX_BODY_BYTES, UpstreamResponse, WriteMethod, json_headers
 
 __all__ = ["AiohttpTransport"]
 
@@ -59,6 +59,10 @@ class AiohttpTransport:
             timeouts, at most ``pool_size`` connections per upstream host).
         max_body_bytes: longer bodies raise :class:`~bff_core.ResponseTooLarge`.
         pool_size: connections per upstream host of the session the transport creates.
+
+    ``send`` (a write) raises :class:`~bff_core.UpstreamUnavailable` only when no connection
+    was made, and :class:`~bff_core.OutcomeUnknown` when one was lost (or a session timeout
+    fired) once the request may have been written.
 
     ``get`` sends the URL verbatim: it must already be percent-encoded (ASCII). Failures to
     connect or a connection lost before the whole response arrived raise
@@ -105,12 +109,29 @@ class AiohttpTransport:
     async def get(
         self, url: str, *, headers: Mapping[str, str], time_left: float | None = None
     ) -> UpstreamResponse:
+        return await self._request("GET", url, headers, None)
+
+    async def send(
+        self,
+        method: WriteMethod,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes,
+        time_left: float | None = None,
+    ) -> UpstreamResponse:
+        return await self._request(method, url, json_headers(headers), body)
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None
+    ) -> UpstreamResponse:
         if self._closed:
             raise UpstreamUnavailable("transport is closed")
         session = self._session if self._session is not None else self._open_session()
+        write = data is not None
         try:
-            async with session.get(
-                _to_yarl(url), headers=headers, allow_redirects=False
+            async with session.request(
+                method, _to_yarl(url), headers=headers, data=data, allow_redirects=False
             ) as response:
                 body = await self._read_body(response)
                 return UpstreamResponse(
@@ -119,15 +140,25 @@ class AiohttpTransport:
         except TimeoutError as exc:
             # Only a caller's session has timeouts; aiohttp's ServerTimeoutError is also a
             # ClientError, so this clause must come first to be reported as a timeout.
-            raise TimeoutError(f"GET {url}: timed out in the aiohttp session") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable(f"GET {url}: {_describe(exc)}") from exc
-        except OSError as exc:  # aiohttp wraps socket errors, but be safe.
-            raise UpstreamUnavailable(f"GET {url}: {_describe(exc)}") from exc
+            if write:
+                raise OutcomeUnknown(
+                    f"{method} {url}: timed out in the aiohttp session after sending",
+                    timed_out=True,
+                ) from exc
+            raise TimeoutError(f"{method} {url}: timed out in the aiohttp session") from exc
+        except aiohttp.ClientConnectorError as exc:
+            # No connection was made (refused, unreachable, DNS): nothing left. Before the
+            # generic clause: a ClientConnectorError is a ClientError.
+            raise UpstreamUnavailable(f"{method} {url}: {_describe(exc)}") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            # aiohttp wraps socket errors, but be safe. For a write the connection existed,
+            # so the request may have been written before it was lost.
+            error = OutcomeUnknown if write else UpstreamUnavailable
+            raise error(f"{method} {url}: {_describe(exc)}") from exc
         except ValueError as exc:
             # A header aiohttp refuses to send (CR/LF, a control character: header injection).
             # The request cannot be made, whatever the upstream's health: no breaker's failure.
-            raise RequestNotSent(f"GET {url}: request not sent: {_describe(exc)}") from exc
+            raise RequestNotSent(f"{method} {url}: request not sent: {_describe(exc)}") from exc
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
         # Leaving ``async with`` on a response whose body was not read to the end closes the

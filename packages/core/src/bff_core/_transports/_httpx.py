@@ -34,8 +34,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._errors import RequestNotSent, ResponseTooLarge, UpstreamUnavailable
-from ._base import DEFAULT_MAX_BODY_BYTES, UpstreamResponse
+from .._errors import OutcomeUnknown, RequestNotSent, ResponseTooLarge, UpstreamUnavailable
+from ._base import DEFAULT_MAX_BODY_BYTES, UpstreamResponse, WriteMethod, json_headers
 
 __all__ = ["HttpxTransport"]
 
@@ -99,11 +99,28 @@ class HttpxTransport:
     async def get(
         self, url: str, *, headers: Mapping[str, str], time_left: float | None = None
     ) -> UpstreamResponse:
+        return await self._request("GET", url, headers, None)
+
+    async def send(
+        self,
+        method: WriteMethod,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes,
+        time_left: float | None = None,
+    ) -> UpstreamResponse:
+        return await self._request(method, url, json_headers(headers), body)
+
+    async def _request(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | None
+    ) -> UpstreamResponse:
         if self._closed or self._client.is_closed:
             raise UpstreamUnavailable("transport is closed")
+        write = content is not None
         try:
             request = self._client.build_request(
-                "GET", url, headers=headers, extensions=_target_extension(url)
+                method, url, headers=headers, content=content, extensions=_target_extension(url)
             )
             response = await self._client.send(request, stream=True, follow_redirects=False)
             try:
@@ -112,15 +129,31 @@ class HttpxTransport:
                 # Closing a response that was not read to the end closes its connection, so
                 # an early exit (too large, cancelled) never returns a half-read connection.
                 await response.aclose()
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # No connection was made, so nothing left: a plain unavailability, even for a
+            # write. (Before the timeout clause: ConnectTimeout is a TimeoutException.)
+            if not write and not isinstance(exc, httpx.ConnectError):
+                raise TimeoutError(
+                    f"{method} {url}: timed out in the httpx client ({exc})"
+                ) from exc
+            raise UpstreamUnavailable(f"{method} {url}: {_describe(exc)}") from exc
         except httpx.TimeoutException as exc:
-            raise TimeoutError(f"GET {url}: timed out in the httpx client ({exc})") from exc
+            if write:
+                raise OutcomeUnknown(
+                    f"{method} {url}: timed out in the httpx client after sending ({exc})",
+                    timed_out=True,
+                ) from exc
+            raise TimeoutError(f"{method} {url}: timed out in the httpx client ({exc})") from exc
         except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:
             # A header value h11 refuses (CR/LF, a control character) or one outside ASCII,
             # the only values httpx accepts. The request cannot be made, whatever the
             # upstream's health: no breaker's failure. (Before RequestError: a subclass.)
-            raise RequestNotSent(f"GET {url}: request not sent: {_describe(exc)}") from exc
+            raise RequestNotSent(f"{method} {url}: request not sent: {_describe(exc)}") from exc
         except (httpx.RequestError, httpx.InvalidURL) as exc:
-            raise UpstreamUnavailable(f"GET {url}: {_describe(exc)}") from exc
+            if write and isinstance(exc, httpx.RequestError):
+                # For a write the connection existed: the request may have been written.
+                raise OutcomeUnknown(f"{method} {url}: {_describe(exc)}") from exc
+            raise UpstreamUnavailable(f"{method} {url}: {_describe(exc)}") from exc
         return UpstreamResponse(
             status=response.status_code, headers=_lower_headers(response), body=body
         )

@@ -42,12 +42,26 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.exceptions import PyreqwestError, RequestTimeoutError
+from pyreqwest.exceptions import (
+    ClientClosedError,
+    ConnectError,
+    ConnectTimeoutError,
+    PoolTimeoutError,
+    PyreqwestError,
+    RequestTimeoutError,
+)
 from pyreqwest.http import HeaderMap, Url
 from pyreqwest.response import Response
 
-from .._errors import RequestNotSent, ResponseTooLarge, UpstreamUnavailable
-from ._base import DEFAULT_MAX_BODY_BYTES, Transport, UpstreamResponse
+from .._errors import OutcomeUnknown, RequestNotSent, ResponseTooLarge, UpstreamUnavailable
+from ._base import (
+    DEFAULT_MAX_BODY_BYTES,
+    Transport,
+    UpstreamResponse,
+    WriteMethod,
+    WritingTransport,
+    json_headers,
+)
 
 __all__ = ["PyreqwestTransport"]
 
@@ -134,27 +148,46 @@ class PyreqwestTransport:
     async def get(
         self, url: str, *, headers: Mapping[str, str], time_left: float | None = None
     ) -> UpstreamResponse:
+        return await self._request("GET", url, headers, None, time_left)
+
+    async def send(
+        self,
+        method: WriteMethod,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes,
+        time_left: float | None = None,
+    ) -> UpstreamResponse:
+        return await self._request(method, url, json_headers(headers), body, time_left)
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        time_left: float | None,
+    ) -> UpstreamResponse:
         if self._closed:
             raise UpstreamUnavailable("transport is closed")
         client = self._client if self._client is not None else self._build_client()
         try:
             parsed = Url(url)
         except ValueError as exc:
-            raise UpstreamUnavailable(f"GET {url}: invalid URL ({exc})") from exc
+            raise UpstreamUnavailable(f"{method} {url}: invalid URL ({exc})") from exc
         # Cheap substring test first: a dot segment always starts with "/." or "/%2".
         if ("/." in url or "/%2" in url) and _DOT_SEGMENT.search(urlsplit(url).path):
-            if self._fallback is not None:
-                return await self._fallback.get(url, headers=headers, time_left=time_left)
-            raise UpstreamUnavailable(
-                f"GET {url}: pyreqwest would resolve the dot segments of this path "
-                f"and request {parsed.path} instead"
-            )
+            return await self._send_elsewhere(method, url, headers, content, time_left, parsed)
         try:
             # A streamed request, so the body can be counted and refused while it arrives.
             # Leaving the block before the body is read to the end (too large, cancelled)
             # never returns the half-read connection to the pool; pyreqwest closes it once
             # its background reader gives up, at the latest at the backstop timeout.
-            builder = client.get(parsed).headers(headers)
+            if content is None:
+                builder = client.get(parsed).headers(headers)
+            else:
+                builder = client.request(method, parsed).headers(headers).body_bytes(content)
             if time_left is not None:
                 # pyreqwest does not abort a request whose awaiting task was cancelled; with
                 # its own timeout just past the engine's deadline it ends by itself, in Rust,
@@ -176,15 +209,56 @@ class PyreqwestTransport:
                 return UpstreamResponse(
                     status=response.status, headers=_Headers(response.headers), body=body
                 )
+        except (ConnectError, ConnectTimeoutError, PoolTimeoutError, ClientClosedError) as exc:
+            # A read keeps reporting a timeout as one. Must precede the generic clauses.
+            if content is None and isinstance(exc, RequestTimeoutError):
+                raise TimeoutError(f"{method} {url}: timed out in the pyreqwest client") from exc
+            if content is not None and not _never_sent(exc):
+                # pyreqwest also names a connection closed mid-request a ConnectError, and the
+                # request's total timeout while the answer is awaited a ConnectTimeoutError.
+                raise OutcomeUnknown(
+                    f"{method} {url}: {_describe(exc)}",
+                    timed_out=isinstance(exc, RequestTimeoutError),
+                ) from exc
+            raise UpstreamUnavailable(f"{method} {url}: {_describe(exc)}") from exc
         except RequestTimeoutError as exc:
             # The backstop, or a caller's client's timeout. Must precede the generic clause.
-            raise TimeoutError(f"GET {url}: timed out in the pyreqwest client") from exc
+            if content is not None:
+                raise OutcomeUnknown(
+                    f"{method} {url}: timed out in the pyreqwest client after sending",
+                    timed_out=True,
+                ) from exc
+            raise TimeoutError(f"{method} {url}: timed out in the pyreqwest client") from exc
         except PyreqwestError as exc:
-            raise UpstreamUnavailable(f"GET {url}: {_describe(exc)}") from exc
+            # For a write the connection existed: the request may have been written.
+            error = UpstreamUnavailable if content is None else OutcomeUnknown
+            raise error(f"{method} {url}: {_describe(exc)}") from exc
         except ValueError as exc:
             # An invalid header name or value (CR/LF, a control character: header injection).
             # The request cannot be made, whatever the upstream's health: no breaker's failure.
-            raise RequestNotSent(f"GET {url}: request not sent: {exc}") from exc
+            raise RequestNotSent(f"{method} {url}: request not sent: {exc}") from exc
+
+    async def _send_elsewhere(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        content: bytes | None,
+        time_left: float | None,
+        parsed: Url,
+    ) -> UpstreamResponse:
+        fallback = self._fallback
+        if content is None and fallback is not None:
+            return await fallback.get(url, headers=headers, time_left=time_left)
+        if content is not None and isinstance(fallback, WritingTransport):
+            write: WriteMethod = "PUT" if method == "PUT" else "POST"
+            return await fallback.send(
+                write, url, headers=headers, body=content, time_left=time_left
+            )
+        raise UpstreamUnavailable(
+            f"{method} {url}: pyreqwest would resolve the dot segments of this path "
+            f"and request {parsed.path} instead"
+        )
 
     async def _read_body(self, response: Response, length: str | None) -> bytes:
         limit = self._max_body_bytes
@@ -248,3 +322,17 @@ def _describe(exc: PyreqwestError) -> str:
     reasons = [cause["message"] for cause in causes.get("causes") or []]
     text = "; ".join([exc.message, *reasons])
     return f"{type(exc).__name__}: {text}"
+
+
+def _never_sent(exc: PyreqwestError) -> bool:
+    """Whether the request certainly did not leave: no connection was made to send it on.
+
+    pyreqwest raises ``ConnectError`` both when connecting failed and when an established
+    connection closed before the answer ("connection closed before message completed"), and
+    ``ConnectTimeoutError`` for a total timeout that fired after sending; only hyper's own
+    cause, ``client error (Connect)``, tells a failure to connect apart.
+    """
+    if isinstance(exc, ClientClosedError):
+        return True
+    causes = getattr(exc, "details", None) or {}
+    return any(cause["message"] == "client error (Connect)" for cause in causes.get("causes") or [])

@@ -18,7 +18,7 @@ from collections.abc import Set as AbstractSet
 
 from .._deadline import Deadline
 from .._declare import RetryPolicy
-from .._errors import RequestNotSent, UpstreamUnavailable
+from .._errors import OutcomeUnknown, RequestNotSent, UpstreamUnavailable
 from .._transports import UpstreamResponse
 from ._breaker import Breaker
 from ._layer import Layer
@@ -33,7 +33,7 @@ class Retry:
     """Sends again, through ``again``, what failed in ``first`` as ``policy`` says, for the
     source ``name``."""
 
-    __slots__ = ("again", "breaker", "first", "name", "policy", "service")
+    __slots__ = ("again", "breaker", "first", "name", "policy", "resend_sent", "service")
 
     def __init__(
         self,
@@ -43,6 +43,8 @@ class Retry:
         breaker: Breaker | None,
         first: Layer,
         again: Layer,
+        *,
+        resend_sent: bool = True,
     ) -> None:
         self.name = name
         self.policy = policy
@@ -50,6 +52,9 @@ class Retry:
         self.breaker = breaker
         self.first = first
         self.again = again
+        #: whether a request that may have reached the upstream is sent again: ``False`` for
+        #: a ``POST``, which is then retried only when it certainly did not leave
+        self.resend_sent = resend_sent
 
     async def __call__(
         self, url: str, headers: Mapping[str, str], deadline: Deadline
@@ -66,10 +71,12 @@ class Retry:
             except UpstreamUnavailable as exc:
                 if "unavailable" not in policy.on or isinstance(exc, RequestNotSent):
                     raise  # a request that cannot be sent would fail again the same way
+                if isinstance(exc, OutcomeUnknown) and not self.resend_sent:
+                    raise  # it may have taken effect: a second one could be a second order
                 failure = exc
             else:
-                if not _retried_status(response.status, policy.on):
-                    return response
+                if not self.resend_sent or not _retried_status(response.status, policy.on):
+                    return response  # an answer: the request did reach the upstream
                 failure = response
             if attempt >= policy.attempts or (breaker is not None and breaker.is_open()):
                 # An open breaker (this failure may have opened it) would refuse the retry.

@@ -19,6 +19,12 @@ Retries and hedges are on only when the gateway has a retry budget. One :class:`
 (``bff_core._deadline``) travels down the chain: the time left is read from it, and a
 cancellation knows from it whether the deadline caused it.
 
+Writes (:meth:`Upstreams.write`) have a chain of their own, built per request around the
+request's method and body: no hedge, no coalescing, no cache; the breaker as for reads; a
+``PUT`` retried as its ``RetryPolicy`` says (it is idempotent), a ``POST`` only when it
+certainly did not leave (a refused connection), never once it may have reached the upstream.
+A write whose deadline passes after it may have been sent raises :class:`OutcomeUnknown`.
+
 Breaker transitions are logged (a warning when one opens) and can be shared between instances
 (``_engine/_peers.py``); retries and hedges are counted per service, logged as a summary at
 most every 10 s per service, and shown by :meth:`Upstreams.status` (the ``/readyz`` detail).
@@ -33,20 +39,24 @@ import msgspec
 
 from .._aio import cancel_and_wait
 from .._deadline import Deadline
-from .._declare import BreakerPolicy, RetryBudget
-from .._transports import Transport, UpstreamResponse
+from .._declare import BreakerPolicy, RetryBudget, RetryPolicy
+from .._errors import DeclarationError, OutcomeUnknown
+from .._transports import Transport, UpstreamResponse, WritingTransport
 from ._breaker import AttemptLayer, Breaker, BreakerLayer, BreakerState, TransitionHook
 from ._hedge import Hedge
 from ._layer import Layer
 from ._retry import Retry
-from ._send import DEADLINE_HEADER, Send
+from ._send import DEADLINE_HEADER, Send, SendWrite
 from ._service import Service
 
 if TYPE_CHECKING:
-    from .._declare import Source
+    from .._declare import Mutation, Source
     from .._telemetry import Metrics, Tracing
 
 __all__ = ["UpstreamStatus", "Upstreams"]
+
+#: A ``POST``'s only retry: once, when its connection was refused (it certainly did not leave).
+_REFUSED = RetryPolicy(attempts=2, on=frozenset({"unavailable"}))
 
 
 class UpstreamStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -155,6 +165,63 @@ class Upstreams:
             link = self._link(source)
         link[1].earn()
         return link[2](url, headers, deadline)
+
+    def writer(self, mutation: Mutation) -> WritingTransport:
+        """The transport ``mutation``'s requests go through; checked at start-up."""
+        transport = self._send.transport
+        if not isinstance(transport, WritingTransport):
+            raise DeclarationError(
+                f"mutation {mutation.name!r}: the gateway's transport "
+                f"{type(transport).__name__} cannot send writes (it has no send method)"
+            )
+        if mutation.service not in self._services:
+            raise DeclarationError(
+                f"mutation {mutation.name!r} calls service {mutation.service!r}, which has no "
+                "base URL"
+            )
+        return transport
+
+    async def write(
+        self,
+        mutation: Mutation,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        deadline: Deadline,
+    ) -> UpstreamResponse:
+        """``mutation.method url`` with ``body``, by ``deadline``, with a write's resilience.
+
+        Returns the upstream's answer, an error status included. Raises
+        :class:`OutcomeUnknown` when the request may have reached the upstream and no answer
+        came (connection lost, or the deadline passed: ``timed_out``), :class:`TimeoutError`
+        when the deadline passed before anything left, :class:`CircuitOpen`, or what the
+        transport raises for a request that did not leave.
+        """
+        service = self._services[mutation.service]
+        service.earn()
+        send = SendWrite(self._send, self.writer(mutation), mutation.method, body)
+        breaker = self._breakers.get(mutation.service)
+        layer: Layer = send if breaker is None else BreakerLayer(breaker, send)
+        if self._budget is not None:
+            again: Layer = send if breaker is None else AttemptLayer(breaker, send)
+            if mutation.method == "PUT" and mutation.retry is not None:
+                layer = Retry(mutation.name, mutation.retry, service, breaker, layer, again)
+            elif mutation.method == "POST":
+                # A refused connection never reached the upstream: safe to try once more.
+                layer = Retry(
+                    mutation.name, _REFUSED, service, breaker, layer, again, resend_sent=False
+                )
+        try:
+            async with deadline.limit():
+                return await layer(url, headers, deadline)
+        except TimeoutError as exc:
+            if send.maybe_sent:
+                raise OutcomeUnknown(
+                    f"{mutation.method} {url}: no answer by the deadline after the request "
+                    "was sent; whether it took effect is unknown",
+                    timed_out=True,
+                ) from exc
+            raise
 
     def _link(self, source: Source) -> tuple[Source, Service, Layer]:
         link = (source, self._services[source.service], self.chain(source))

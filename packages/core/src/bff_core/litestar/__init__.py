@@ -7,6 +7,8 @@
   route handlers, with the OpenAPI document at ``/schema/openapi.json``.
 - :func:`aggregate_route` is a whole ``GET`` route for an aggregate: parameters from the query,
   ``fields``, the client's view, ``Server-Timing``; one line per route in a service.
+- :func:`mutation_route` is a whole ``PUT``/``POST`` route for a :class:`~bff_core.Mutation`:
+  JSON bodies, idempotency keys, the write's problems.
 - :func:`aggregate_response` wraps a custom handler's payload with the ``Server-Timing`` header.
 - :func:`serve` is the command line of a BFF: ``--host``, ``--port``, ``--workers`` (a number,
   or ``auto``: the container's CPU limit).
@@ -18,6 +20,7 @@ from ._openapi import PROBLEM_RESPONSES
 from ._plugin import GatewayPlugin
 from ._routes import aggregate_response, aggregate_route
 from ._serve import serve
+from ._writes import mutation_route
 
 __all__ = [
     "PROBLEM_RESPONSES",
@@ -27,5 +30,6 @@ __all__ = [
     "aggregate_response",
     "aggregate_route",
     "create_gateway_app",
+    "mutation_route",
     "serve",
 ]

@@ -14,10 +14,26 @@ from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
 from .._cache import make_store
-from .._declare import DEFAULT_BREAKER, Aggregate, BreakerPolicy, Items, RetryBudget, Source
+from .._declare import (
+    DEFAULT_BREAKER,
+    Aggregate,
+    BreakerPolicy,
+    Items,
+    Mutation,
+    RetryBudget,
+    Source,
+)
 from .._engine import Gateway
 from .._errors import ConfigurationError
-from .._guards import KeySet, RateLimits, TokenVerifier, parse_limits, parse_networks
+from .._guards import (
+    Idempotency,
+    KeySet,
+    RateLimits,
+    RedisRecords,
+    TokenVerifier,
+    parse_limits,
+    parse_networks,
+)
 from .._settings import OPS_HOST_VARIABLE, GatewaySettings
 from .._telemetry import Metrics, Tracing
 from .._transports import Transport
@@ -39,6 +55,7 @@ def create_gateway_app(
     transport: Transport | None = None,
     description: str | None = None,
     breakers: BreakerPolicy | Mapping[str, BreakerPolicy] = DEFAULT_BREAKER,
+    mutations: Sequence[Mutation] = (),
 ) -> Litestar:
     """A complete BFF application: the gateway, its routes, health, problems and OpenAPI.
 
@@ -51,9 +68,15 @@ def create_gateway_app(
     ``BFF_BREAKER_FAILURES``, ``BFF_BREAKER_MIN_CALLS``, ``BFF_BREAKER_FAILURE_PERCENT``,
     ``BFF_BREAKER_WINDOW_MS`` and ``BFF_BREAKER_RESET_MS`` override their thresholds, and
     ``BFF_BREAKER=off`` removes them.
+
+    ``mutations`` are the writes the routes carry out (:func:`mutation_route`), checked at
+    start-up; ``BFF_RATE_LIMIT_<NAME>`` may name one of them as it names an aggregate (a
+    separate, lower limit for writes). Their idempotency keys are kept in ``REDIS_URL``'s
+    Redis when it is set, in process memory otherwise.
     """
     verifier = _verifier(settings, aggregates)
-    rate_limits = _rate_limits(settings, aggregates, settings.cache_namespace or name)
+    limited = [*(a.name for a in aggregates), *(m.name for m in mutations)]
+    rate_limits = _rate_limits(settings, limited, settings.cache_namespace or name)
     store = None
     if settings.cache:
         namespace = (
@@ -69,6 +92,7 @@ def create_gateway_app(
     gateway = Gateway(
         services=settings.services,
         aggregates=aggregates,
+        mutations=mutations,
         timeout=settings.timeout,
         transport=transport,
         http_client=settings.http_client,
@@ -80,6 +104,10 @@ def create_gateway_app(
         metrics=Metrics() if settings.metrics else None,
         tracing=Tracing.from_env(name, settings.otel),
         slowest_first=settings.slowest_first,
+        idempotency=Idempotency(
+            None if settings.redis_url is None else RedisRecords(settings.redis_url),
+            namespace=settings.cache_namespace or name,
+        ),
     )
     return Litestar(
         route_handlers=list(route_handlers),
@@ -135,9 +163,9 @@ def _verifier(settings: GatewaySettings, aggregates: Sequence[Aggregate]) -> Tok
 
 
 def _rate_limits(
-    settings: GatewaySettings, aggregates: Sequence[Aggregate], namespace: str
+    settings: GatewaySettings, limited: Sequence[str], namespace: str
 ) -> RateLimits | None:
-    names = {a.name.lower(): a.name for a in aggregates}
+    names = {name.lower(): name for name in limited}
     for lowered in settings.rate_limit_by_aggregate:
         if lowered not in names:
             raise ConfigurationError(

@@ -29,7 +29,14 @@ from .._report import PROBLEM_JSON, Problem
 from ._routes import DECLARED_OPT, MSGPACK_TYPES, Declared
 from ._streaming import STREAM_TYPES, STREAMING_DESCRIPTION, stream_schema
 
-__all__ = ["BEARER_SCHEME", "PROBLEM_RESPONSES", "document_aggregate_route", "openapi_config"]
+__all__ = [
+    "BEARER_SCHEME",
+    "PROBLEM_RESPONSES",
+    "WRITE_PROBLEM_RESPONSES",
+    "WriteOperation",
+    "document_aggregate_route",
+    "openapi_config",
+]
 
 #: The OpenAPI security scheme of bearer tokens (components.securitySchemes).
 BEARER_SCHEME = "bearer"
@@ -85,6 +92,48 @@ PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
     ),
     504: _problem_spec("A critical upstream did not answer before the deadline"),
 }
+
+
+#: OpenAPI descriptions of the problem answers of a write route (``mutation_route``).
+WRITE_PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
+    400: _problem_spec(
+        "A path parameter is malformed, or the Idempotency-Key header is missing (every POST "
+        "needs one) or not 1 to 255 printable ASCII characters"
+    ),
+    401: _problem_spec("No valid bearer token: every write needs one"),
+    404: _problem_spec("The upstream does not know the item written to"),
+    409: _problem_spec(
+        "The first request with this Idempotency-Key is still running, or the upstream refused "
+        "the write as conflicting (an order of an empty cart)"
+    ),
+    413: _problem_spec("The body is over the route's limit (64 KiB by default)"),
+    415: _problem_spec("The body is not application/json"),
+    422: _problem_spec(
+        "The body is not the route's type (`fields` names the invalid fields; the body is "
+        "never echoed), or this Idempotency-Key was used with another body"
+    ),
+    429: PROBLEM_RESPONSES[429],
+    502: _problem_spec(
+        "The upstream failed or could not be reached; when the connection was lost after "
+        "sending, the outcome is unknown (the type says `outcome-unknown`)"
+    ),
+    503: _problem_spec(
+        "The upstream's circuit breaker is open (nothing was sent), or idempotency keys "
+        "cannot be checked now"
+    ),
+    504: _problem_spec(
+        "No answer by the deadline: not sent (`timeout`, safe to retry) or sent and the "
+        "outcome unknown (`outcome-unknown`: retry with the same Idempotency-Key)"
+    ),
+}
+
+
+@dataclass
+class WriteOperation(Operation):
+    """A write route's operation: it needs the bearer token."""
+
+    def __post_init__(self) -> None:
+        self.security = [{BEARER_SCHEME: []}]
 
 
 def _documented_get(declared: Declared) -> HTTPRouteHandler:

@@ -24,12 +24,13 @@ from ._compression import Compression, weighted
 from ._cors import CorsPolicy
 from ._exchange import EXCHANGE, Exchange, exchange_of, header
 from ._filter import Filter, Reply
-from ._guard import AGGREGATE_OPT, OPERATIONAL_OPT
+from ._guard import AGGREGATE_OPT, MUTATION_OPT, OPERATIONAL_OPT
 from ._request_id import REQUEST_ID_HEADER, request_id
 
 __all__ = [
     "AGGREGATE_OPT",
     "EXCHANGE",
+    "MUTATION_OPT",
     "OPERATIONAL_OPT",
     "REQUEST_ID_HEADER",
     "Compression",

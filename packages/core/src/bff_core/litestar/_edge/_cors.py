@@ -18,8 +18,8 @@ from ._filter import NOSNIFF, Filter, Reply, problem_reply
 
 __all__ = ["CorsPolicy"]
 
-#: What a browser may ask a BFF for: reads only (the admin API is not for browsers).
-_METHODS = ("GET", "HEAD")
+#: What a browser may ask a BFF for: reads and the writes (the admin API is not for browsers).
+_METHODS = ("GET", "HEAD", "PUT", "POST")
 #: The request headers a page may send: content negotiation, revalidation, tracing, identity.
 _HEADERS = frozenset(
     {
@@ -28,6 +28,7 @@ _HEADERS = frozenset(
         "content-language",
         "content-type",
         "if-none-match",
+        "idempotency-key",
         "authorization",
         "x-request-id",
         "traceparent",
@@ -37,6 +38,7 @@ _HEADERS = frozenset(
 #: The response headers a page may read besides the safelisted ones.
 _EXPOSED = (
     b"etag, server-timing, x-request-id, retry-after, ratelimit, ratelimit-policy, www-authenticate"
+    b", idempotent-replayed"
 )
 
 

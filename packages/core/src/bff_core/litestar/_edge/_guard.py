@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from litestar.types import Scope
 
-from ..._declare import Aggregate
+from ..._declare import Aggregate, Mutation
 from ..._guards import (
     Identity,
     IdentityUnavailable,
@@ -30,10 +30,13 @@ from ..._telemetry import Metrics
 from ._exchange import Exchange
 from ._filter import Filter, Reply, problem_reply
 
-__all__ = ["AGGREGATE_OPT", "OPERATIONAL_OPT", "Guard"]
+__all__ = ["AGGREGATE_OPT", "MUTATION_OPT", "OPERATIONAL_OPT", "Guard"]
 
 #: ``opt`` key of a route handler: the aggregate it answers.
 AGGREGATE_OPT = "bff_aggregate"
+#: ``opt`` key of a write's route: its :class:`~bff_core.Mutation`. A write always needs an
+#: identity, and is counted against the limits under the mutation's name.
+MUTATION_OPT = "bff_mutation"
 #: ``opt`` key of a route handler: a gateway route that is never guarded.
 OPERATIONAL_OPT = "bff_operational"
 
@@ -78,6 +81,7 @@ class Guard(Filter):
         if opt.get(OPERATIONAL_OPT) or scope["path"].startswith("/schema"):
             return None
         aggregate: Aggregate | None = opt.get(AGGREGATE_OPT)
+        mutation: Mutation | None = opt.get(MUTATION_OPT)
         verifier = self._verifier
         challenge = self._challenge
         found = await _identify(verifier, exchange, challenge) if verifier is not None else None
@@ -85,10 +89,14 @@ class Guard(Filter):
         identity = found if isinstance(found, Identity) else None
         if identity is not None:
             exchange.identity = identity
-        elif denied is None and aggregate is not None and aggregate.requires_identity:
+        elif denied is None and (
+            mutation is not None or (aggregate is not None and aggregate.requires_identity)
+        ):
             denied = _unauthorized(scope, challenge, None, "this route needs a bearer token")
         if denied is None and self._limits is not None:
-            denied = await _count(self._limits, scope, identity, aggregate, self._trusted_proxies)
+            name = mutation.name if mutation is not None else None
+            name = aggregate.name if aggregate is not None else name
+            denied = await _count(self._limits, scope, identity, name, self._trusted_proxies)
         if denied is None:
             return None
         if self._metrics is not None:
@@ -136,14 +144,13 @@ async def _count(
     limits: RateLimits,
     scope: Scope,
     identity: Identity | None,
-    aggregate: Aggregate | None,
+    name: str | None,
     trusted_proxies: Sequence[Network],
 ) -> _Denied | None:
     """Count the request against its client's limits; the refusal when it is over one."""
     peer = scope.get("client")
     address = peer[0] if peer else None
     client = limits.client_of(identity, address, scope["headers"], trusted_proxies)
-    name = aggregate.name if aggregate is not None else None
     refusal = await limits.check(client, name)
     if refusal is None:
         return None
