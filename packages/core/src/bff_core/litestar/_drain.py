@@ -13,7 +13,7 @@ logger = logging.getLogger("bff_core")
 DRAIN_SIGNAL = signal.SIGUSR1
 
 
-def _on_drain_signal(drain: Callable[[], None]) -> None:
+def on_drain_signal(drain: Callable[[], None]) -> None:
     """Call ``drain`` when this process receives :data:`DRAIN_SIGNAL`, if it can listen for
     signals at all (a loop in the main thread; not, say, a test client's portal thread)."""
     try:

@@ -33,7 +33,7 @@ from litestar.types import ASGIApp, ControllerRouterHandler, Message
 from .._engine import Gateway
 from .._errors import RequestError
 from ._edge import edge_filters, edge_middleware
-from ._problems import _http_exception, _request_error, _unexpected
+from ._problems import on_http_exception, on_request_error, on_unexpected
 
 __all__ = ["OperationsListener", "operations_app"]
 
@@ -63,9 +63,9 @@ def operations_app(
         route_handlers=list(routes),
         middleware=[edge_middleware(filters)],
         exception_handlers={
-            RequestError: _request_error,
-            HTTPException: _http_exception,
-            Exception: _unexpected,
+            RequestError: on_request_error,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
         },
         state=State({"gateway": gateway, "admin_token": admin_token}),
         openapi_config=None,

@@ -20,12 +20,12 @@ from .._errors import AggregationFailed, RequestError
 from .._guards import Network, RateLimits, TokenVerifier
 from .._settings import DEFAULT_STREAM_HEARTBEAT_MS
 from ._admin import invalidate_cache
-from ._drain import _on_drain_signal
+from ._drain import on_drain_signal
 from ._edge import Compression, CorsPolicy, edge_filters, edge_middleware
 from ._health import healthz, metrics_endpoint, readyz
 from ._openapi import document_aggregate_route
 from ._ops import OperationsListener, operations_app
-from ._problems import _aggregation_failed, _http_exception, _request_error, _unexpected
+from ._problems import on_aggregation_failed, on_http_exception, on_request_error, on_unexpected
 
 __all__ = ["GatewayPlugin"]
 
@@ -109,10 +109,10 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
         app_config.middleware.insert(0, edge_middleware(filters))
         app_config.exception_handlers.update(
             {
-                AggregationFailed: _aggregation_failed,
-                RequestError: _request_error,
-                HTTPException: _http_exception,
-                Exception: _unexpected,
+                AggregationFailed: on_aggregation_failed,
+                RequestError: on_request_error,
+                HTTPException: on_http_exception,
+                Exception: on_unexpected,
             }
         )
         app_config.state["gateway"] = self.gateway  # aggregate routes read it from here
@@ -141,7 +141,7 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
             await self.rate_limits.start()
         if self._ops is not None:
             await self._ops.start()
-        _on_drain_signal(self.gateway.drain)
+        on_drain_signal(self.gateway.drain)
         try:
             yield
         finally:

@@ -14,6 +14,13 @@ from .._report import PROBLEM_JSON, Problem, problem_for
 from .._telemetry import UNMATCHED
 from ._edge import REQUEST_ID_HEADER, exchange_of, request_id
 
+__all__ = [
+    "on_aggregation_failed",
+    "on_http_exception",
+    "on_request_error",
+    "on_unexpected",
+]
+
 logger = logging.getLogger("bff_core")
 
 
@@ -34,7 +41,7 @@ def _problem_response(problem: Problem, headers: dict[str, str] | None = None) -
     )
 
 
-def _aggregation_failed(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def on_aggregation_failed(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     assert isinstance(exc, AggregationFailed)
     timing = ", ".join(
         f'{o.name};dur={o.duration * 1000:.1f};desc="{o.reason}"' for o in exc.failures
@@ -44,12 +51,12 @@ def _aggregation_failed(request: Request[Any, Any, Any], exc: Exception) -> Resp
     )
 
 
-def _request_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def on_request_error(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     assert isinstance(exc, RequestError)
     return _problem_response(problem_for(exc, instance=request.url.path))
 
 
-def _http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def on_http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     assert isinstance(exc, HTTPException)
     detail = exc.detail
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
@@ -81,7 +88,7 @@ def _http_exception(request: Request[Any, Any, Any], exc: Exception) -> Response
     )
 
 
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+def on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _problem_response(
         Problem(
