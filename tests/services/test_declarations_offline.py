@@ -12,7 +12,9 @@ from bff_core import AggregationFailed, Gateway, HttpxTransport
 from bff_core._guards import Identity
 from mobile_bff import CART_SCREEN, PRODUCT_SCREEN, CartScreen, ProductScreen
 from mobile_bff.app import PhonePrice, PhoneProduct
+from mobile_bff.cart import Total
 from web_bff import CART_PAGE, PRODUCT_PAGE, CartPage
+from web_bff.cart import Money
 
 SERVICES = {
     name: f"http://{name}.test"
@@ -104,6 +106,9 @@ async def test_a_cart_enriches_its_lines_and_sums_the_priced_ones() -> None:
     first = web.lines[0].product
     assert first is not None and first.name == "Lamp" and first.rating is None
     assert web.count == phone.count == 2
-    assert web.total is not None and (web.total.currency, web.total.amount) == ("EUR", 3 * 1999)
-    assert phone.total is not None and phone.total.amount == 3 * 1999
+    assert isinstance(web.total, Money) and (web.total.currency, web.total.amount) == (
+        "EUR",
+        3 * 1999,
+    )
+    assert isinstance(phone.total, Total) and phone.total.amount == 3 * 1999
     assert web.priced == 1
