@@ -182,6 +182,42 @@ async def test_a_grid_reads_every_item_source_in_chunks_of_the_batch_size(
     assert part_errors(result) == []
 
 
+class Line(msgspec.Struct):
+    product_id: str
+    quantity: int
+
+
+class Basket(msgspec.Struct):
+    lines: list[Line]
+
+
+async def test_ids_may_be_a_field_of_each_element_of_a_list(
+    upstream: ScriptedUpstream, gateway: Gateway
+) -> None:
+    lines = [{"product_id": "p3", "quantity": 2}, {"product_id": "p1", "quantity": 1}]
+    upstream.script("/baskets/b", Reply(json={"lines": lines}))
+    basket = Aggregate(
+        "basket",
+        params=[],
+        sources=[
+            Source("basket", service="svc", path="/baskets/b", returns=Basket, critical=True),
+            Items("items", ids="basket.lines.product_id", sources=item_sources()),
+        ],
+    )
+    items = items_of(await gateway.run(basket, {}))
+    assert [item.id for item in items] == ["p3", "p1"]
+    assert items[0].value("product").name == "Product 3"
+    with pytest.raises(DeclarationError, match="Line has no field 'sku'"):
+        Aggregate(
+            "basket",
+            params=[],
+            sources=[
+                Source("basket", service="svc", path="/baskets/b", returns=Basket),
+                Items("items", ids="basket.lines.sku", sources=item_sources()),
+            ],
+        )
+
+
 async def test_chunks_go_out_concurrently(upstream: ScriptedUpstream, gateway: Gateway) -> None:
     script_category(upstream, [f"p{i}" for i in range(40)])
     upstream.script("/products", batch_reply(PRODUCTS, delay=0.2))

@@ -30,6 +30,8 @@ URL_VARIABLES = {
     "reviews": "REVIEWS_SERVICE_URL",
     "category": "CATEGORY_SERVICE_URL",
     "recommendations": "RECOMMENDATIONS_SERVICE_URL",
+    "cart": "CART_SERVICE_URL",
+    "orders": "ORDERS_SERVICE_URL",
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import bff_upstreams as upstreams
 import msgspec
 import pytest
-from bff_core import AggregateResult, PartError, PartOutcome, Source, StalePart
+from bff_core import Aggregate, AggregateResult, PartError, PartOutcome, Source, StalePart
 from bff_upstreams import Answer
 from msgspec import UNSET, UnsetType
 
@@ -50,6 +50,36 @@ def test_every_tile_source_reads_through_its_batch_endpoint() -> None:
     for a, b in zip(whole, trimmed, strict=True):
         assert a.batch is not None and a.path.endswith("/{item}")
         assert {**_declared(a), "returns": None} == {**_declared(b), "returns": None}
+
+
+def test_a_cart_is_the_callers_own_and_never_cached() -> None:
+    cart = upstreams.cart()
+    assert cart.path == "/carts/{user}" and cart.critical
+    assert cart.cache is None  # not even per user: the screen after a write must show it
+    assert "cart" in upstreams.SERVICE_URL_VARIABLES
+    assert upstreams.SERVICE_URL_VARIABLES["cart"].name == "CART_SERVICE_URL"
+    assert upstreams.SERVICE_URL_VARIABLES["orders"].name == "ORDERS_SERVICE_URL"
+
+
+def test_the_writes_set_the_caller_and_need_keys_where_they_are_not_idempotent() -> None:
+    screen = Aggregate("cart_screen", params=[], sources=[upstreams.cart()])
+    line = upstreams.set_cart_line("line", then=screen)
+    order = upstreams.place_order("order")
+    review = upstreams.write_review("review")
+    assert (line.method, line.service, line.needs_key) == ("PUT", "cart", False)
+    assert line.render({"user": "a/b", "product_id": "p 1"}) == "/carts/a%2Fb/items/p%201"
+    assert (order.method, order.service, order.user_field, order.needs_key) == (
+        "POST",
+        "orders",
+        "user",
+        True,
+    )
+    assert (review.user_field, review.needs_key) == ("author", True)
+    assert review.invalidated({"id": "p-1"}) == ["id=p-1"]
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(b'{"quantity": 100}', type=upstreams.LineQuantity)
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(b'{"stars": 5, "text": "", "author": "x"}', type=upstreams.ReviewText)
 
 
 class _View(Answer):

@@ -21,6 +21,36 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/aggregated/cart": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The signed-in user's cart, each line with its product's price and stock
+         * @description **Streaming.** With `Accept: text/event-stream` (Server-Sent Events) or
+         *     `Accept: application/x-ndjson` (one JSON object per line) the same answer comes as events, each
+         *     part as soon as it ends. Nothing is sent until the critical parts have arrived: if one failed,
+         *     the answer is the usual problem (404/502/504). Then: `ready` (`parts`, and `view`: the critical
+         *     parts in this view), one `part` per other part in the order they end (`part`, `view`, `stale`,
+         *     and `age` when stale) or `failed` for one that failed (`source`, `reason`, `status`, like an
+         *     `errors` entry, and `view` with it set to null), and last `done` (`errors`, `stale`, and
+         *     `timing`: each part's milliseconds and the `total`). Merge each `view` into what you show. A
+         *     heartbeat (an SSE comment, or `{"event": "heartbeat"}`) keeps a quiet stream open. In SSE an
+         *     event is `event: <name>` and `data: <the data as JSON>`; in NDJSON a line
+         *     `{"event": <name>, "data": <the data>}`.
+         */
+        get: operations["ApiAggregatedCartAggregateWebCartPage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/aggregated/category": {
         parameters: {
             query?: never;
@@ -111,6 +141,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/cart/items/{product_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set a line of the signed-in user's cart (0 removes it); answers the cart */
+        put: operations["ApiCartItemsProductIdMutationWebCartLine"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Place an order of the signed-in user's cart (Idempotency-Key required) */
+        post: operations["ApiOrdersMutationWebPlaceOrder"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/products/{id}/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Write the signed-in user's review of a product (Idempotency-Key required) */
+        post: operations["ApiProductsIdReviewsMutationWebWriteReview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -166,6 +247,26 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** CartLine */
+        CartLine: {
+            product_id: string;
+            quantity: number;
+        };
+        /** CartPage */
+        CartPage: {
+            count?: number;
+            errors?: components["schemas"]["PartError"][];
+            lines?: components["schemas"]["CartPageLine"][];
+            priced?: number;
+            stale?: components["schemas"]["StalePart"][];
+            total?: components["schemas"]["Money"] | null;
+        };
+        /** CartPageLine */
+        CartPageLine: {
+            product: components["schemas"]["ProductTile"] | null;
+            product_id: string;
+            quantity: number;
+        };
         /** CategoryName */
         CategoryName: {
             name: string;
@@ -203,6 +304,18 @@ export interface components {
             product_id: string;
             quantity: number;
             warehouses: components["schemas"]["Warehouse"][];
+        };
+        /** Money */
+        Money: {
+            amount: number;
+            currency: string;
+        };
+        /** Order */
+        Order: {
+            id: string;
+            items: components["schemas"]["CartLine"][];
+            status: string;
+            user: string;
         };
         /** PartError */
         PartError: {
@@ -435,6 +548,193 @@ export interface operations {
             };
             /** @description Admin API disabled */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    ApiAggregatedCartAggregateWebCartPage: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated parts to return; the other upstreams are not called. Parts: cart, lines. Default: all. */
+                fields?: ("cart" | "lines")[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CartPage"];
+                    "application/msgpack": components["schemas"]["CartPage"];
+                    "application/x-ndjson": ({
+                        data: {
+                            parts: string[];
+                            /** @description fields of the answer's view, to merge into it */
+                            view: Record<string, never>;
+                        };
+                        /** @constant */
+                        event: "ready";
+                    } | {
+                        data: {
+                            /** @description seconds, when stale */
+                            age?: number;
+                            part: string;
+                            stale: boolean;
+                            /** @description fields of the answer's view, to merge into it */
+                            view: Record<string, never>;
+                        };
+                        /** @constant */
+                        event: "part";
+                    } | {
+                        data: components["schemas"]["PartError"] & {
+                            /** @description fields of the answer's view, to merge into it */
+                            view: Record<string, never>;
+                        };
+                        /** @constant */
+                        event: "failed";
+                    } | {
+                        data: {
+                            errors: components["schemas"]["PartError"][];
+                            stale: components["schemas"]["StalePart"][];
+                            /** @description milliseconds per part, and the total */
+                            timing: {
+                                [key: string]: number;
+                            };
+                        };
+                        /** @constant */
+                        event: "done";
+                    } | {
+                        /** @constant */
+                        event: "heartbeat";
+                    })[];
+                    "text/event-stream": ({
+                        data: {
+                            parts: string[];
+                            /** @description fields of the answer's view, to merge into it */
+                            view: Record<string, never>;
+                        };
+                        /** @constant */
+                        event: "ready";
+                    } | {
+                        data: {
+                            /** @description seconds, when stale */
+                            age?: number;
+                            part: string;
+                            stale: boolean;
+                            /** @description fields of the answer's view, to merge into it */
+                            view: Record<string, never>;
+                        };
+                        /** @constant */
+                        event: "part";
+                    } | {
+                        data: components["schemas"]["PartError"] & {
+                            /** @description fields of the answer's view, to merge into it */
+                            view: Record<string, never>;
+                        };
+                        /** @constant */
+                        event: "failed";
+                    } | {
+                        data: {
+                            errors: components["schemas"]["PartError"][];
+                            stale: components["schemas"]["StalePart"][];
+                            /** @description milliseconds per part, and the total */
+                            timing: {
+                                [key: string]: number;
+                            };
+                        };
+                        /** @constant */
+                        event: "done";
+                    } | {
+                        /** @constant */
+                        event: "heartbeat";
+                    })[];
+                };
+            };
+            /** @description A parameter is missing or malformed, or `fields` names unknown parts */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The bearer token is invalid, or the route needs one and none was given (with identity configured); `WWW-Authenticate` says which */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The critical upstream answered 404: the item does not exist */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The query string is over 2,048 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the client's rate limit (with limits configured); `Retry-After`, `RateLimit` and `RateLimit-Policy` say when and which */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request's headers are over 16 KB in all */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A critical upstream failed (unavailable, error status, invalid answer) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Tokens or rate limits cannot be checked now (identity provider's keys not fetched yet, or limits failing closed while Redis is down); `Retry-After` says when to retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A critical upstream did not answer before the deadline */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1005,6 +1305,367 @@ export interface operations {
                 };
             };
             /** @description A critical upstream did not answer before the deadline */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    ApiCartItemsProductIdMutationWebCartLine: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                product_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Request fulfilled, document follows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CartPage"];
+                };
+            };
+            /** @description A path parameter is malformed, or the Idempotency-Key header is missing (every POST needs one) or not 1 to 255 printable ASCII characters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token: every write needs one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The upstream does not know the item written to */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The first request with this Idempotency-Key is still running, or the upstream refused the write as conflicting (an order of an empty cart) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is over the route's limit (64 KiB by default) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not the route's type (`fields` names the invalid fields; the body is never echoed), or this Idempotency-Key was used with another body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the client's rate limit (with limits configured); `Retry-After`, `RateLimit` and `RateLimit-Policy` say when and which */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The upstream failed or could not be reached; when the connection was lost after sending, the outcome is unknown (the type says `outcome-unknown`) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The upstream's circuit breaker is open (nothing was sent), or idempotency keys cannot be checked now */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No answer by the deadline: not sent (`timeout`, safe to retry) or sent and the outcome unknown (`outcome-unknown`: retry with the same Idempotency-Key) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    ApiOrdersMutationWebPlaceOrder: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Order"];
+                };
+            };
+            /** @description A path parameter is malformed, or the Idempotency-Key header is missing (every POST needs one) or not 1 to 255 printable ASCII characters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token: every write needs one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The upstream does not know the item written to */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The first request with this Idempotency-Key is still running, or the upstream refused the write as conflicting (an order of an empty cart) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is over the route's limit (64 KiB by default) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not the route's type (`fields` names the invalid fields; the body is never echoed), or this Idempotency-Key was used with another body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the client's rate limit (with limits configured); `Retry-After`, `RateLimit` and `RateLimit-Policy` say when and which */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The upstream failed or could not be reached; when the connection was lost after sending, the outcome is unknown (the type says `outcome-unknown`) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The upstream's circuit breaker is open (nothing was sent), or idempotency keys cannot be checked now */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No answer by the deadline: not sent (`timeout`, safe to retry) or sent and the outcome unknown (`outcome-unknown`: retry with the same Idempotency-Key) */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    ApiProductsIdReviewsMutationWebWriteReview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Document created, URL follows */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Review"];
+                };
+            };
+            /** @description A path parameter is malformed, or the Idempotency-Key header is missing (every POST needs one) or not 1 to 255 printable ASCII characters */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid bearer token: every write needs one */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The upstream does not know the item written to */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The first request with this Idempotency-Key is still running, or the upstream refused the write as conflicting (an order of an empty cart) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is over the route's limit (64 KiB by default) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not the route's type (`fields` names the invalid fields; the body is never echoed), or this Idempotency-Key was used with another body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Over the client's rate limit (with limits configured); `Retry-After`, `RateLimit` and `RateLimit-Policy` say when and which */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The upstream failed or could not be reached; when the connection was lost after sending, the outcome is unknown (the type says `outcome-unknown`) */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The upstream's circuit breaker is open (nothing was sent), or idempotency keys cannot be checked now */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No answer by the deadline: not sent (`timeout`, safe to retry) or sent and the outcome unknown (`outcome-unknown`: retry with the same Idempotency-Key) */
             504: {
                 headers: {
                     [name: string]: unknown;

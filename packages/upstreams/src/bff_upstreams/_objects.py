@@ -12,8 +12,11 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "Cart",
+    "CartLine",
     "Category",
     "Inventory",
+    "Order",
     "Pricing",
     "Product",
     "Rating",
@@ -82,3 +85,26 @@ class Category(msgspec.Struct):
 class Recommendations(msgspec.Struct):
     user: str
     product_ids: list[str]
+
+
+class CartLine(msgspec.Struct):
+    """A line of a cart or an order: a product and how many of it."""
+
+    product_id: str
+    quantity: int
+
+
+class Cart(msgspec.Struct):
+    """A user's cart (``items: []`` for a user with none yet)."""
+
+    user: str
+    items: list[CartLine]
+
+
+class Order(msgspec.Struct):
+    """An order as the orders service placed it (``status``: ``placed``)."""
+
+    id: str
+    user: str
+    items: list[CartLine]
+    status: str

@@ -13,7 +13,7 @@ from typing import Any
 
 from bff_core import Batch, Setting, Source
 
-from ._objects import Category, Inventory, Pricing, Product, Rating, Recommendations, Reviews
+from ._objects import Cart, Category, Inventory, Pricing, Product, Rating, Recommendations, Reviews
 from ._policies import (
     BATCH_SIZE,
     CATEGORY_CACHE,
@@ -28,6 +28,7 @@ from ._policies import (
 
 __all__ = [
     "SERVICE_URL_VARIABLES",
+    "cart",
     "category",
     "inventory",
     "pricing",
@@ -51,6 +52,8 @@ SERVICE_URL_VARIABLES = {
         "RECOMMENDATIONS_SERVICE_URL",
         "base URL of the recommendations service (the home screen)",
     ),
+    "cart": Setting.url("CART_SERVICE_URL", "base URL of the cart service (the write path)"),
+    "orders": Setting.url("ORDERS_SERVICE_URL", "base URL of the orders service (the write path)"),
 }
 
 
@@ -139,6 +142,23 @@ def recommendations(*, returns: type[Any] = Recommendations, critical: bool = Fa
         returns=returns,
         critical=critical,
         cache=RECOMMENDATIONS_CACHE,
+        retry=RETRY_ONCE,
+    )
+
+
+def cart(*, returns: type[Any] = Cart) -> Source:
+    """``cart``: ``GET /carts/{user}``, the caller's own cart; critical (no cart, no screen).
+
+    Never cached, not even per user: a cart changes with every write, and the screen after a
+    write must show it (a cached copy could also only ever be one user's own, but one stale
+    line is already a wrong cart).
+    """
+    return Source(
+        "cart",
+        service="cart",
+        path="/carts/{user}",
+        returns=returns,
+        critical=True,
         retry=RETRY_ONCE,
     )
 

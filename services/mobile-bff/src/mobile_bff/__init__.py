@@ -1,9 +1,11 @@
 """The mobile apps' Backend-for-Frontend."""
 
 from .app import (
+    CART_SCREEN,
     CATEGORY_SCREEN,
     HOME_SCREEN,
     PRODUCT_SCREEN,
+    CartScreen,
     CategoryScreen,
     HomeScreen,
     ProductScreen,
@@ -11,9 +13,11 @@ from .app import (
 )
 
 __all__ = [
+    "CART_SCREEN",
     "CATEGORY_SCREEN",
     "HOME_SCREEN",
     "PRODUCT_SCREEN",
+    "CartScreen",
     "CategoryScreen",
     "HomeScreen",
     "ProductScreen",

@@ -1,9 +1,11 @@
 """The web SPA's Backend-for-Frontend."""
 
 from .app import (
+    CART_PAGE,
     CATEGORY_PAGE,
     HOME_PAGE,
     PRODUCT_PAGE,
+    CartPage,
     CategoryPage,
     HomePage,
     ProductPage,
@@ -11,9 +13,11 @@ from .app import (
 )
 
 __all__ = [
+    "CART_PAGE",
     "CATEGORY_PAGE",
     "HOME_PAGE",
     "PRODUCT_PAGE",
+    "CartPage",
     "CategoryPage",
     "HomePage",
     "ProductPage",

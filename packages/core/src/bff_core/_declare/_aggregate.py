@@ -211,7 +211,11 @@ _UNKNOWN: Any = object()
 def _field_type(where: str, text: str, path: Sequence[str], type_: Any) -> Any:
     """The declared type at ``path`` inside ``type_``, or ``_UNKNOWN`` past a non-Struct."""
     current = type_
-    for attr in path:
+    for index, attr in enumerate(path):
+        element = _element_type(current)
+        if element is not None:  # a field of each element: a list of that field
+            _field_type(where, text, path[index:], element)  # the fields exist
+            return list[Any]
         if not (isinstance(current, type) and issubclass(current, msgspec.Struct)):
             return _UNKNOWN
         fields = {f.name: f.type for f in msgspec.structs.fields(current)}
@@ -219,6 +223,15 @@ def _field_type(where: str, text: str, path: Sequence[str], type_: Any) -> Any:
             raise DeclarationError(f"{where}: {text}: {current.__name__} has no field {attr!r}")
         current = fields[attr]
     return current
+
+
+def _element_type(type_: Any) -> Any:
+    """The element type of ``list[X]`` (or a sequence of it), else ``None``."""
+    origin = get_origin(type_)
+    args = get_args(type_)
+    if origin in (list, Sequence, AbstractSequence) and len(args) == 1:
+        return args[0]
+    return None
 
 
 def _is_list_type(type_: Any) -> bool:

@@ -455,8 +455,9 @@ class Items:
     Args:
         name: the part's name (in the answer, ``fields`` and ``errors``).
         ids: where the ids come from: a list field of another source (``"category.product_ids"``,
-            which makes this part wait for that source) or a request parameter (``"ids"``,
-            comma-separated).
+            which makes this part wait for that source), a field of each element of one
+            (``"cart.items.product_id"``: the product of each of the cart's lines), or a
+            request parameter (``"ids"``, comma-separated).
         sources: the item sources, each run for every item: through its :class:`Batch` in
             chunks, concurrently, or one request per item (at most ``concurrency`` at once).
             Their names are the item's parts; in ``errors`` they appear as ``list.source``
@@ -552,8 +553,13 @@ class Items:
             every = [piece for piece in params[self.ids].split(",") if piece]
         else:
             raw: Any = values[self.ids_source]
-            for attr in self.ids_path:
-                raw = raw[attr] if isinstance(raw, Mapping) else getattr(raw, attr)
+            for index, attr in enumerate(self.ids_path):
+                if isinstance(raw, list | tuple):
+                    # a field of each element: a cart's lines name their products
+                    rest = self.ids_path[index:]
+                    raw = [_field_at(one, rest) for one in raw]
+                    break
+                raw = _field_at(raw, (attr,))
             if not isinstance(raw, list | tuple):
                 kind = "null" if raw is None else f"a {type(raw).__name__}"
                 raise LookupError(f"{self.ids} is {kind}, not a list of ids")
@@ -571,6 +577,12 @@ class Items:
         limit = self.limit if not isinstance(self.limit, str) else int(params[self.limit])
         page = every[offset:] if limit is None else every[offset : offset + limit]
         return page, len(every)
+
+
+def _field_at(value: Any, path: Sequence[str]) -> Any:
+    for attr in path:
+        value = value[attr] if isinstance(value, Mapping) else getattr(value, attr)
+    return value
 
 
 def check_unique(aggregate: str, kind: str, names: list[str]) -> None:

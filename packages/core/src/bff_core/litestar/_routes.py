@@ -20,7 +20,17 @@ from .._engine import Gateway
 from .._errors import AggregationFailed, DeclarationError, InvalidParameter
 from .._guards import Identity
 from .._outcome import AggregateResult
-from ._edge import AGGREGATE_OPT, EXCHANGE, REQUEST_ID_HEADER, Exchange, weighted
+from .._report import Problem
+from ._edge import (
+    AGGREGATE_OPT,
+    EXCHANGE,
+    REQUEST_ID_HEADER,
+    Exchange,
+    Reply,
+    problem_reply,
+    send_reply,
+    weighted,
+)
 from ._streaming import STREAM_TYPES, stream_answer
 
 T = TypeVar("T")
@@ -77,6 +87,7 @@ def aggregate_route(
     ).hexdigest()
     param_names = [p.name for p in aggregate.params]
     uses_identity = aggregate.uses_identity
+    requires_caller = aggregate.requires_identity
 
     async def answer(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:  # a websocket: refused (servers answer 403)
@@ -90,6 +101,11 @@ def aggregate_route(
         app = scope["app"]
         gateway: Gateway = app.state.gateway
         exchange: Exchange = scope["state"][EXCHANGE]  # the edge is around every route
+        if requires_caller and exchange.identity is None:
+            # The guard refuses first; a BFF without identity has no guard, and a screen a
+            # write answers (the cart) starts there and must answer no one's: 401, as writes.
+            await send_reply(_no_caller(scope["path"]), send)
+            return
         if_none_match = exchange.request_headers.get(b"if-none-match")
         # The request id travels to every upstream this request calls.
         headers = {REQUEST_ID_HEADER: exchange.request_id}
@@ -185,6 +201,17 @@ class Declared:
 
 _CACHE_HIT = 'cache;desc="hit"'
 _ALLOWED = "GET, OPTIONS"
+
+
+def _no_caller(path: str) -> Reply:
+    problem = Problem(
+        type="urn:bff:problem:unauthorized",
+        title="Unauthorized",
+        status=401,
+        detail="this route needs a bearer token",
+        instance=path,
+    )
+    return problem_reply(problem, [(b"www-authenticate", b"Bearer")])
 
 
 async def _not_get(method: str, send: Send) -> None:

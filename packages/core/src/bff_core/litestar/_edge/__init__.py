@@ -23,7 +23,7 @@ from ._chain import Edge, edge_filters, edge_middleware
 from ._compression import Compression, weighted
 from ._cors import CorsPolicy
 from ._exchange import EXCHANGE, Exchange, exchange_of, header
-from ._filter import Filter, Reply
+from ._filter import Filter, Reply, problem_reply, send_reply
 from ._guard import AGGREGATE_OPT, MUTATION_OPT, OPERATIONAL_OPT
 from ._request_id import REQUEST_ID_HEADER, request_id
 
@@ -43,6 +43,8 @@ __all__ = [
     "edge_middleware",
     "exchange_of",
     "header",
+    "problem_reply",
     "request_id",
+    "send_reply",
     "weighted",
 ]
