@@ -61,8 +61,9 @@ def test_a_rate_limit_for_an_aggregate_the_bff_lacks_stops_start_up() -> None:
     )
     assert completed.returncode == 2
     assert (
-        "configuration error: BFF_RATE_LIMIT_NO_SUCH_PAGE: no aggregate is named 'no_such_page' "
-        "(aggregates: web_category_page, web_home_page, web_product_page)"
+        "configuration error: BFF_RATE_LIMIT_NO_SUCH_PAGE: no aggregate or mutation is named "
+        "'no_such_page' (their names: web_cart_line, web_cart_page, web_category_page, "
+        "web_home_page, web_place_order, web_product_page, web_write_review)"
     ) in completed.stderr
 
 

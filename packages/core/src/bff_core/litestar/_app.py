@@ -176,8 +176,8 @@ def _rate_limits(
         if lowered not in names:
             raise ConfigurationError(
                 f"BFF_RATE_LIMIT_{lowered.upper()}",
-                f"no aggregate is named {lowered!r} "
-                f"(aggregates: {', '.join(sorted(names.values()))})",
+                f"no aggregate or mutation is named {lowered!r} "
+                f"(their names: {', '.join(sorted(names.values()))})",
             )
     if not settings.rate_limit and not settings.rate_limit_by_aggregate:
         return None
