@@ -277,11 +277,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--identity",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help=(
             "run both BFFs with identity on, verifying the tokens of the demo identity provider "
             "(POST /identity/token on demo-upstreams with "
-            '{"user": "alice", "audience": "web-bff"}; users: alice, bob, carol); off by default'
+            '{"user": "alice", "audience": "web-bff"}; users: alice, bob, carol); on by default, '
+            "so the SPA can sign in and write; --no-identity runs them anonymous, read-only"
         ),
     )
     parser.add_argument(
