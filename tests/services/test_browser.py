@@ -180,6 +180,10 @@ def orders_of(upstreams: Upstreams, user: str) -> list[dict[str, Any]]:
     return orders
 
 
+def lines_of(items: list[dict[str, Any]]) -> dict[str, int]:
+    return {item["product_id"]: item["quantity"] for item in items}
+
+
 def sign_in(page: Page, site: str, user: str) -> None:
     page.goto(f"{site}/#/")
     page.get_by_test_id("sign-in").click()
@@ -208,17 +212,16 @@ def test_sign_in_fill_a_cart_and_place_the_order(
 
     page.get_by_test_id("cart-link").click()
     expect(page.locator("[data-testid^=cart-line-]")).to_have_count(2)
-    expect(page.get_by_test_id("cart-line-p-1001")).to_contain_text("Aurora ANC Wireless Headphones")
-    expect(page.get_by_test_id("cart-line-p-1001")).to_contain_text("212.49")
+    headphones = page.get_by_test_id("cart-line-p-1001")
+    expect(headphones).to_contain_text("Aurora ANC Wireless Headphones")
+    expect(headphones).to_contain_text("212.49")
+    expect(headphones.locator(".product-image")).to_have_count(1)  # its picture, or its initial
     shot(page, "cart-two-products")
     page.get_by_test_id("increase-p-1001").click()
     expect(page.get_by_test_id("quantity-p-1001")).to_have_text("2")
     expect(page.get_by_test_id("line-total-p-1001")).to_contain_text("424.98")
     expect(page.get_by_test_id("cart-count")).to_have_text("3")
-    assert {line["product_id"]: line["quantity"] for line in upstreams.get("/carts/alice")["items"]} == {
-        "p-1001": 2,
-        "p-1002": 1,
-    }
+    assert lines_of(upstreams.get("/carts/alice")["items"]) == {"p-1001": 2, "p-1002": 1}
     shot(page, "cart-quantity-changed")
 
     page.get_by_test_id("place-order").click()
@@ -230,10 +233,7 @@ def test_sign_in_fill_a_cart_and_place_the_order(
     orders = orders_of(upstreams, "alice")
     assert len(orders) == placed_before + 1
     assert orders[-1]["id"] == order_id
-    assert {item["product_id"]: item["quantity"] for item in orders[-1]["items"]} == {
-        "p-1001": 2,
-        "p-1002": 1,
-    }
+    assert lines_of(orders[-1]["items"]) == {"p-1001": 2, "p-1002": 1}
 
     page.get_by_test_id("cart-link").click()
     expect(page.get_by_test_id("cart-empty")).to_be_visible()
