@@ -1,5 +1,6 @@
 """The web SPA in a real browser: Debian's Chromium, headless, driven by Playwright, against the
-demo stack (the demo upstreams, web-bff, the built SPA served on its own origin).
+demo stack (the demo upstreams with their identity provider, web-bff verifying its tokens, the
+built SPA served on its own origin).
 
 Each state is also a screenshot under ``$BFF_TEST_OUTPUT`` (default ``test-output/``), so a
 person can look at what the browser showed.
@@ -13,8 +14,10 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from demo_upstreams._demo import identity_env
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.processes import RunningService, free_port, run_service
@@ -55,12 +58,19 @@ def spa_build() -> Path:
 
 @pytest.fixture(scope="module")
 def site(upstreams_process: RunningService, spa_build: Path) -> Iterator[str]:
-    """web-bff (cache off, so each fault shows at once) and the SPA on its own origin."""
+    """web-bff (cache off, so each fault shows at once; identity on, as in the demo, verifying
+    the demo provider's tokens) and the SPA on its own origin, signing in at that provider."""
     spa_port = free_port()
     origin = f"http://127.0.0.1:{spa_port}"
-    env = bff_env(upstreams_process.url, BFF_CORS_ORIGINS=origin, BFF_TIMEOUT_MS=str(DEADLINE_MS))
+    env = bff_env(
+        upstreams_process.url,
+        BFF_CORS_ORIGINS=origin,
+        BFF_TIMEOUT_MS=str(DEADLINE_MS),
+        **identity_env(upstreams_process.url, "web-bff"),
+    )
     with run_service("web_bff", env=env) as web:
         args = ["--dir", str(spa_build), "--bff-url", web.url]
+        args += ["--identity-url", upstreams_process.url]
         with run_service("demo_upstreams.spa", args, port=spa_port):
             yield origin
 
@@ -151,3 +161,123 @@ def test_the_grid_shows_its_items_and_one_price_failure_on_its_item_only(
     expect(page.locator("[data-testid^=tile-notice-]")).to_have_count(1)
     expect(page.get_by_test_id(f"tile-{ids[0]}")).to_contain_text("€")
     shot(page, "grid-one-price-missing")
+
+
+# The write path. The upstreams live for the whole session and keep carts and orders: each test
+# signs in as its own user and starts from that user's empty cart.
+
+
+def empty_cart(upstreams: Upstreams, user: str) -> None:
+    for line in upstreams.get(f"/carts/{user}")["items"]:
+        response = upstreams.client.put(
+            f"{upstreams.url}/carts/{user}/items/{line['product_id']}", json={"quantity": 0}
+        )
+        response.raise_for_status()
+
+
+def orders_of(upstreams: Upstreams, user: str) -> list[dict[str, Any]]:
+    orders: list[dict[str, Any]] = upstreams.get(f"/admin/orders?user={user}")["orders"]
+    return orders
+
+
+def lines_of(items: list[dict[str, Any]]) -> dict[str, int]:
+    return {item["product_id"]: item["quantity"] for item in items}
+
+
+def sign_in(page: Page, site: str, user: str) -> None:
+    page.goto(f"{site}/#/")
+    page.get_by_test_id("sign-in").click()
+    page.get_by_test_id(f"sign-in-{user}").click()
+    expect(page.get_by_test_id("signed-in-as")).to_have_text(user.capitalize())
+    expect(page.get_by_test_id("cart-count")).to_have_text("0")
+
+
+def add_to_cart(page: Page, site: str, product_id: str, count_after: int) -> None:
+    page.goto(f"{site}/#/product/{product_id}")
+    expect(page.get_by_test_id("product-name")).to_be_visible()
+    page.get_by_test_id("add-to-cart").click()
+    expect(page.get_by_test_id("cart-count")).to_have_text(str(count_after))
+
+
+def test_sign_in_fill_a_cart_and_place_the_order(
+    site: str, page: Page, upstreams: Upstreams
+) -> None:
+    empty_cart(upstreams, "alice")
+    placed_before = len(orders_of(upstreams, "alice"))
+    sign_in(page, site, "alice")
+    shot(page, "signed-in")
+    add_to_cart(page, site, "p-1001", 1)
+    shot(page, "product-added-to-cart")
+    add_to_cart(page, site, "p-1002", 2)
+
+    page.get_by_test_id("cart-link").click()
+    expect(page.locator("[data-testid^=cart-line-]")).to_have_count(2)
+    headphones = page.get_by_test_id("cart-line-p-1001")
+    expect(headphones).to_contain_text("Aurora ANC Wireless Headphones")
+    expect(headphones).to_contain_text("212.49")
+    expect(headphones.locator(".product-image")).to_have_count(1)  # its picture, or its initial
+    shot(page, "cart-two-products")
+    page.get_by_test_id("increase-p-1001").click()
+    expect(page.get_by_test_id("quantity-p-1001")).to_have_text("2")
+    expect(page.get_by_test_id("line-total-p-1001")).to_contain_text("424.98")
+    expect(page.get_by_test_id("cart-count")).to_have_text("3")
+    assert lines_of(upstreams.get("/carts/alice")["items"]) == {"p-1001": 2, "p-1002": 1}
+    shot(page, "cart-quantity-changed")
+
+    page.get_by_test_id("place-order").click()
+    expect(page.get_by_test_id("order-page")).to_be_visible()
+    expect(page.get_by_test_id("order-status")).to_have_text("placed")
+    order_id = page.get_by_test_id("order-id").inner_text()
+    expect(page.get_by_test_id("cart-count")).to_have_text("0")
+    shot(page, "order-confirmation")
+    orders = orders_of(upstreams, "alice")
+    assert len(orders) == placed_before + 1
+    assert orders[-1]["id"] == order_id
+    assert lines_of(orders[-1]["items"]) == {"p-1001": 2, "p-1002": 1}
+
+    page.get_by_test_id("cart-link").click()
+    expect(page.get_by_test_id("cart-empty")).to_be_visible()
+    assert upstreams.get("/carts/alice")["items"] == []
+    shot(page, "cart-empty-after-order")
+
+
+def test_a_double_click_on_place_order_places_one_order(
+    site: str, page: Page, upstreams: Upstreams
+) -> None:
+    empty_cart(upstreams, "bob")
+    placed_before = len(orders_of(upstreams, "bob"))
+    sign_in(page, site, "bob")
+    add_to_cart(page, site, "p-1003", 1)
+    page.goto(f"{site}/#/cart")
+    expect(page.get_by_test_id("cart-line-p-1003")).to_be_visible()
+    # Slow orders: the second click lands while the first request is still running.
+    upstreams.inject("orders", latency_ms=600)
+    page.get_by_test_id("place-order").dblclick()
+    expect(page.get_by_test_id("order-page")).to_be_visible()
+    shot(page, "order-after-double-click")
+    assert len(orders_of(upstreams, "bob")) == placed_before + 1
+    posts = [r for r in upstreams.requests("orders") if r.get("method") == "POST"]
+    assert len(posts) == 1, posts
+
+
+def counted(reviews: int) -> str:
+    """How the reviews panel says the count (`out of 5 · 1 review`)."""
+    return f"· {reviews:,} {'review' if reviews == 1 else 'reviews'}"
+
+
+def test_a_review_written_on_the_product_page_is_counted(
+    site: str, page: Page, upstreams: Upstreams
+) -> None:
+    sign_in(page, site, "carol")
+    before = upstreams.get("/reviews/p-1006")["count"]
+    page.goto(f"{site}/#/product/p-1006")
+    reviews = page.get_by_test_id("reviews")
+    expect(reviews).to_contain_text(counted(before))
+    page.get_by_test_id("review-stars-4").check()
+    page.get_by_test_id("review-text").fill("Sturdy, and it arrived a day early.")
+    shot(page, "review-form-filled")
+    page.get_by_test_id("review-submit").click()
+    expect(page.get_by_test_id("review-written")).to_be_visible()
+    expect(reviews).to_contain_text(counted(before + 1))
+    shot(page, "review-counted")
+    assert upstreams.get("/reviews/p-1006")["count"] == before + 1

@@ -74,3 +74,23 @@ export function attributeValue(value: unknown): string {
   if (value !== null && typeof value === 'object') return JSON.stringify(value)
   return String(value)
 }
+
+/** What a cart line costs: its unit price, discount applied, times its quantity (minor units). */
+export function lineTotal(price: { amount: number; discount_pct: number }, quantity: number): number {
+  return salePrice(price.amount, price.discount_pct) * quantity
+}
+
+/** How many items a cart holds: the sum of its lines' quantities. */
+export function itemCount(lines: readonly { quantity: number }[] | undefined): number {
+  return (lines ?? []).reduce((sum, line) => sum + line.quantity, 0)
+}
+
+/** `1 item`, `3 items`. */
+export function formatItems(count: number): string {
+  return `${formatCount(count)} ${count === 1 ? 'item' : 'items'}`
+}
+
+/** The cart's total as the page says it; `—` when no line has a price. */
+export function formatTotal(total: { amount: number; currency: string } | null | undefined): string {
+  return total ? formatPrice(total.amount, total.currency) : '—'
+}

@@ -1,5 +1,6 @@
 /**
- * A small hash router: `#/`, `#/category/<slug>[?page=N]`, `#/product/<id>`. The hash keeps
+ * A small hash router: `#/`, `#/category/<slug>[?page=N]`, `#/product/<id>`, `#/cart`,
+ * `#/order/<id>` (an order's confirmation). The hash keeps
  * the SPA a set of static files that any server (or none: file://) can serve.
  */
 import { useSyncExternalStore } from 'react'
@@ -8,6 +9,8 @@ export type Route =
   | { name: 'home' }
   | { name: 'category'; slug: string; page: number }
   | { name: 'product'; id: string }
+  | { name: 'cart' }
+  | { name: 'order'; id: string }
   | { name: 'not-found'; path: string }
 
 function decode(segment: string): string | null {
@@ -23,6 +26,7 @@ export function parseRoute(hash: string): Route {
   const [pathname = '/', search = ''] = path.split('?', 2)
   const segments = pathname.split('/').filter(Boolean)
   if (segments.length === 0) return { name: 'home' }
+  if (segments.length === 1 && segments[0] === 'cart') return { name: 'cart' }
   const [kind, raw, ...rest] = segments
   const value = raw === undefined || rest.length ? null : decode(raw)
   if (value) {
@@ -31,6 +35,7 @@ export function parseRoute(hash: string): Route {
       return { name: 'category', slug: value, page: Number.isInteger(page) && page > 0 ? page : 1 }
     }
     if (kind === 'product') return { name: 'product', id: value }
+    if (kind === 'order') return { name: 'order', id: value }
   }
   return { name: 'not-found', path }
 }
@@ -40,6 +45,8 @@ export const href = {
   category: (slug: string, page = 1) =>
     `#/category/${encodeURIComponent(slug)}${page > 1 ? `?page=${page}` : ''}`,
   product: (id: string) => `#/product/${encodeURIComponent(id)}`,
+  cart: () => '#/cart',
+  order: (id: string) => `#/order/${encodeURIComponent(id)}`,
 }
 
 function subscribe(onChange: () => void) {

@@ -19,6 +19,10 @@ export type Price = Schemas['Price']
 export type PartError = Schemas['PartError']
 export type StalePart = Schemas['StalePart']
 export type Problem = Schemas['Problem']
+export type CartPage = Schemas['CartPage']
+export type CartPageLine = Schemas['CartPageLine']
+export type Money = Schemas['Money']
+export type Order = Schemas['Order']
 
 /** Why a part failed: `timeout`, `unavailable`, `upstream_status`, ... */
 export type FailureReason = PartError['reason']

@@ -1,16 +1,18 @@
-import { useState } from 'react'
-import type { Product, ProductPage as ProductPageView } from '../api/types'
+import { useCallback, useState } from 'react'
+import type { Product, ProductPage as ProductPageView, Reviews } from '../api/types'
 import { productUrl } from '../api/urls'
 import { CATEGORIES } from '../categories'
 import { attributeLabel, attributeValue, formatMs } from '../format'
 import { useAggregateStream } from '../hooks/useAggregateStream'
 import { href } from '../router'
+import { AddToCart } from './AddToCart'
 import { ErrorState } from './ErrorState'
 import { PartPanel } from './PartPanel'
-import { partState } from './parts'
+import { partState, type PartState } from './parts'
 import { PricePanel } from './PricePanel'
 import { ProductImage } from './ProductImage'
 import { ProductTile } from './ProductTile'
+import { ReviewForm } from './ReviewForm'
 import { ReviewsPanel } from './ReviewsPanel'
 import { StockPanel } from './StockPanel'
 
@@ -20,8 +22,26 @@ import { StockPanel } from './StockPanel'
  */
 export function ProductPage({ id }: { id: string }) {
   const stream = useAggregateStream<ProductPageView>(productUrl(id))
-  const { status, view, problem } = stream
+  const { status, view, problem, retry } = stream
   const product = view.product
+  // The reviews read again after the user wrote one (the BFF dropped the cached ones), shown
+  // in place of the streamed part without reloading the whole page.
+  const [freshReviews, setFreshReviews] = useState<Reviews | null>(null)
+  const reloadReviews = useCallback(async () => {
+    try {
+      const response = await fetch(productUrl(id, ['product', 'reviews']), {
+        headers: { Accept: 'application/json' },
+      })
+      const page = response.ok ? ((await response.json()) as ProductPageView) : null
+      if (page?.reviews) setFreshReviews(page.reviews)
+      else retry()
+    } catch {
+      retry()
+    }
+  }, [id, retry])
+  const reviewsState: PartState<Reviews> = freshReviews
+    ? { state: 'ready', value: freshReviews }
+    : partState(stream, 'reviews')
 
   return (
     <article className="page product-page" data-testid="product-page" data-status={status}>
@@ -52,11 +72,13 @@ export function ProductPage({ id }: { id: string }) {
               </h1>
               <PricePanel state={partState(stream, 'pricing')} />
               <StockPanel state={partState(stream, 'inventory')} />
+              <AddToCart productId={product.id} />
               <p className="product-description">{product.description}</p>
               <Attributes attributes={product.attributes} />
             </div>
           </div>
-          <ReviewsPanel state={partState(stream, 'reviews')} />
+          <ReviewsPanel state={reviewsState} />
+          <ReviewForm productId={product.id} onWritten={() => void reloadReviews()} />
           <PartPanel
             part="related"
             testId="related"

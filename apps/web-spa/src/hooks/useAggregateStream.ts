@@ -121,7 +121,7 @@ function reduceEvent<V>(state: State<V>, { event, data }: StreamEvent<V>): State
 }
 
 /** A problem found by this client, not answered by the BFF: its status is 0. */
-function clientProblem(type: string, title: string, detail: string): Problem {
+export function clientProblem(type: string, title: string, detail: string): Problem {
   return { type, title, status: 0, detail }
 }
 
@@ -135,7 +135,7 @@ function isProblem(value: unknown): value is Problem {
 }
 
 /** A non-2xx answer's problem document, or one made from its status when it has none. */
-async function readProblem(response: Response): Promise<Problem> {
+export async function readProblem(response: Response): Promise<Problem> {
   const text = await response.text()
   try {
     const body: unknown = JSON.parse(text)

@@ -277,11 +277,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--identity",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help=(
             "run both BFFs with identity on, verifying the tokens of the demo identity provider "
             "(POST /identity/token on demo-upstreams with "
-            '{"user": "alice", "audience": "web-bff"}; users: alice, bob, carol); off by default'
+            '{"user": "alice", "audience": "web-bff"}; users: alice, bob, carol); on by default, '
+            "so the SPA can sign in and write; --no-identity runs them anonymous, read-only"
         ),
     )
     parser.add_argument(
@@ -329,6 +331,8 @@ def main(argv: list[str] | None = None) -> None:
         spa = _base_url(host, args.spa_port)
         spa_argv = [sys.executable, "-m", "demo_upstreams.spa", "--dir", str(args.spa_dir)]
         spa_argv += ["--bff-url", web, "--host", host, "--port", str(args.spa_port)]
+        if args.identity:
+            spa_argv += ["--identity-url", upstreams]
         children.append(_Child("web-spa", spa_argv, spa))
         # The page is on its own origin, as a CDN would serve it: the BFFs let it call them.
         env["BFF_CORS_ORIGINS"] = spa
