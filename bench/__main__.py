@@ -15,7 +15,8 @@ against none), ``edge`` (identity, rate limits and compression on against off),
 ``cold-burst`` (fifty clients at once for each of many cold products, in-process and with
 Redis: upstream requests per product
 and answers that are not 200), ``scaling`` (4, 8, 16 sources per aggregate: CPU per aggregate
-and per source), ``memory`` (web-bff's RSS before and after a long run).
+and per source), ``memory`` (web-bff's RSS before and after a long run), ``write``
+(add-to-cart through web-bff against the cart upstream's own PUT: added p50, CPU per write).
 Markdown goes to stdout and ``bench/results/latest.md``, everything (every round's raw
 numbers too) to ``bench/results/latest.json`` (``smoke.md``/``smoke.json`` for ``--smoke``, so CI
 never overwrites real results); progress goes to stderr.
@@ -52,6 +53,8 @@ from ._harness import (
     SCENARIOS,
     TELEMETRY_TARGETS,
     UPSTREAM_LATENCY_MS,
+    WRITE_TARGETS,
+    WRITE_UPSTREAM,
     Bench,
     Config,
     Target,
@@ -219,7 +222,7 @@ def run(config: Config, layout: Layout) -> Results:
     bench = Bench(children, config)
     try:
         instant = None
-        if {*on_instant, "category", "memory"} & set(config.scenarios):
+        if {*on_instant, "category", "memory", "write"} & set(config.scenarios):
             instant = start_upstream(children, None)
         redis = None
         if {"cached", "cold-burst", "edge"} & set(config.scenarios):
@@ -274,6 +277,19 @@ def run(config: Config, layout: Layout) -> Results:
                     )
                 finally:
                     children.stop(slow.child)
+            elif name == "write":
+                # Add-to-cart through web-bff, and the cart upstream's own PUT in the same
+                # rounds: what the BFF adds to a write, and its CPU per write.
+                assert instant is not None
+                results.scenarios[name] = run_scenario(
+                    bench,
+                    name,
+                    WRITE_TARGETS,
+                    instant,
+                    LATENCY_CONNECTIONS,
+                    reference_paths=[WRITE_UPSTREAM.path],
+                    reference_write=WRITE_UPSTREAM,
+                )
             elif name == "memory":
                 assert instant is not None
                 if "web-bff" not in config.contestants:

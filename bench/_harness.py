@@ -84,6 +84,7 @@ SCENARIOS = (
     "cold-burst",
     "scaling",
     "memory",
+    "write",
 )
 #: Per-service latency of the upstreams in the latency scenario (ms).
 UPSTREAM_LATENCY_MS = {"product": 20, "inventory": 30, "pricing": 15, "reviews": 40}
@@ -208,6 +209,9 @@ class Target:
     headers: tuple[tuple[str, str], ...] = ()
     #: how a 200 answer is checked before and after the load
     check: AnswerCheck = whole_aggregate
+    #: the request's method and body (a write)
+    method: str = "GET"
+    body: bytes = b""
 
     @property
     def sources(self) -> int:
@@ -397,6 +401,37 @@ EDGE_TARGETS = [
         WEB_BFF_EDGE_LIMITS,
     )
 ]
+#: The write scenario (instant upstreams): add-to-cart through web-bff, a signed-in user's
+#: PUT of a cart line (naturally idempotent: no key), answered with the cart screen read after
+#: it; and the same PUT straight at the cart upstream, in the same rounds.
+WRITE_PRODUCT = "p-1001"
+WRITE_BODY = b'{"quantity": 1}'
+WRITE_HEADERS = (
+    ("Authorization", f"Bearer {bench_identity.token()}"),
+    ("Content-Type", "application/json"),
+)
+WEB_BFF_WRITE = ServerSpec("web-bff-write", WEB_BFF.argv, CACHE_OFF_ENV, jwks=True)
+WRITE_TARGETS = [
+    Target(
+        "web-bff-write",
+        WEB_BFF_WRITE,
+        f"/api/cart/items/{WRITE_PRODUCT}",
+        ("lines", "count", "total"),
+        WRITE_HEADERS,
+        method="PUT",
+        body=WRITE_BODY,
+    )
+]
+#: The upstream's own PUT of that line (the user is the token's subject).
+WRITE_UPSTREAM = Target(
+    "cart-upstream",
+    WEB_BFF_WRITE,
+    f"/carts/bench-user/items/{WRITE_PRODUCT}",
+    (),
+    (("Content-Type", "application/json"),),
+    method="PUT",
+    body=WRITE_BODY,
+)
 #: The category grid (instant upstreams): web-bff with its cache off and the aiohttp baseline
 #: aggregate every grid; web-bff with its cache on shows the cached grid.
 CATEGORY_TARGETS = [
@@ -546,6 +581,9 @@ def _spawn_server(
         "REVIEWS_SERVICE_URL": upstream.url,
         "CATEGORY_SERVICE_URL": upstream.url,
         "RECOMMENDATIONS_SERVICE_URL": upstream.url,
+        # The write path's services: unset, a BFF would write to the demo's default address.
+        "CART_SERVICE_URL": upstream.url,
+        "ORDERS_SERVICE_URL": upstream.url,
         **spec.env,
     }
     if spec.otlp:
@@ -610,13 +648,19 @@ def check_answer(server: Server, target: Target) -> None:
     part present, no part failed)."""
     # The same headers as the load, but an uncompressed answer, to read it.
     headers = {k: v for k, v in target.headers if k.lower() != "accept-encoding"}
-    status, body = http_get(server.url(target.path), timeout=10.0, headers=headers)
+    status, body = http_get(
+        server.url(target.path),
+        timeout=10.0,
+        headers=headers,
+        method=target.method,
+        body=target.body or None,
+    )
     problem = f"status {status}" if status != 200 else target.check(target, json_or_none(body))
     if problem is not None:
         excerpt = body[:500].decode(errors="replace")
         raise BenchError(
-            f"{target.name}: GET {target.path} answered wrongly ({problem}): {excerpt}\n"
-            f"{server.child.log_tail()}"
+            f"{target.name}: {target.method} {target.path} answered wrongly ({problem}): "
+            f"{excerpt}\n{server.child.log_tail()}"
         )
 
 
@@ -699,6 +743,8 @@ class Bench:
             on_start=take_readings,
             on_poll=on_poll,
             headers=target.headers,
+            method=target.method,
+            body=target.body,
         )
         wall = time.monotonic() - before["started"]
         gateway_before: dict[int, int] = before["gateway"]
@@ -757,18 +803,27 @@ class Bench:
         warn(f"  WARNING: the gateway core stayed busy for {SETTLE_TIMEOUT:.0f} s; measuring now")
         return time.monotonic() - started
 
-    def load_upstream_alone(self, upstream: Upstream, path: str, connections: int) -> LoadResult:
-        """The same load straight at one upstream: the floor as the load generator sees it."""
+    def load_upstream_alone(
+        self, upstream: Upstream, path: str, connections: int, *, write: Target | None = None
+    ) -> LoadResult:
+        """The same load straight at one upstream: the floor as the load generator sees it
+        (with ``write``: its method, body and headers)."""
+        method = "GET" if write is None else write.method
         load = run_load(
             self.children,
             self.config.generator,
             f"{upstream.url}{path}",
             connections,
             self.config.duration_s,
+            method=method,
+            body=b"" if write is None else write.body,
+            headers=() if write is None else write.headers,
         )
         if load.errors:
-            raise BenchError(f"the upstreams answered {load.errors} errors to GET {path}")
-        warn(f"  upstream alone GET {path}: p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms")
+            raise BenchError(f"the upstreams answered {load.errors} errors to {method} {path}")
+        warn(
+            f"  upstream alone {method} {path}: p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms"
+        )
         return load
 
 
@@ -900,6 +955,7 @@ def run_scenario(
     connections: int,
     reference_paths: Sequence[str] = (),
     redis: Redis | None = None,
+    reference_write: Target | None = None,
 ) -> ScenarioResult:
     """Start the targets' servers, warm each target up, then the rotated rounds.
 
@@ -951,7 +1007,9 @@ def run_scenario(
                     )
                 )
             for path in reference_paths:
-                upstream_alone[path].append(bench.load_upstream_alone(upstream, path, connections))
+                upstream_alone[path].append(
+                    bench.load_upstream_alone(upstream, path, connections, write=reference_write)
+                )
         for target in targets:
             # Still answering correctly after the load?
             check_answer(by_name[target.server.name], target)

@@ -132,6 +132,8 @@ def run_load(
     on_start: Callable[[], None] | None = None,
     on_poll: Callable[[], None] | None = None,
     headers: Sequence[tuple[str, str]] = (),
+    method: str = "GET",
+    body: bytes = b"",
 ) -> LoadResult:
     """One closed-loop run against ``url``, the generator pinned to the load core.
 
@@ -149,6 +151,8 @@ def run_load(
         for name, value in headers:
             argv += ["-H", f"{name}: {value}"]
         argv += ["-s", str(WRK_SCRIPT), url]
+        if method != "GET" or body:
+            argv += [method, body.decode()]  # to the script's init(args)
         # wrk is up in a millisecond: the readings may be taken before it starts.
         if on_start is not None:
             on_start()
@@ -157,6 +161,7 @@ def run_load(
         argv += ["--connections", str(connections), "--duration", f"{seconds:g}", "--wait-go"]
         for name, value in headers:
             argv += ["--header", f"{name}: {value}"]
+        argv += ["--method", method, "--body", body.decode()]
     child = children.spawn(
         f"load-{generator}",
         argv,

@@ -38,6 +38,8 @@ async def load(
     max_requests: int,
     wait_go: bool,
     headers: dict[str, str] | None = None,
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> dict[str, object]:
     if not url.startswith("http://127.0.0.1:"):
         raise SystemExit(f"only 127.0.0.1 is loaded, not {url}")
@@ -55,8 +57,10 @@ async def load(
             counts["budget"] -= 1
             started = clock()
             try:
-                async with session.get(url, timeout=timeout, headers=headers) as response:
-                    body = await response.read()
+                async with session.request(
+                    method, url, timeout=timeout, headers=headers, data=body
+                ) as response:
+                    answer = await response.read()
                     status = response.status
             except TimeoutError:
                 errors["timeout"] = errors.get("timeout", 0) + 1
@@ -70,7 +74,7 @@ async def load(
             latencies.append(clock() - started)
             if not 200 <= status < 400:
                 counts["non_2xx"] += 1
-            elif b'"errors":' in body:
+            elif b'"errors":' in answer:
                 counts["partial"] += 1
 
     connector = aiohttp.TCPConnector(limit=connections, force_close=False)
@@ -120,6 +124,8 @@ def main() -> None:
         "--header", action="append", default=[], help="NAME: VALUE sent with every request"
     )
     parser.add_argument("--max-requests", type=int, default=MAX_REQUESTS)
+    parser.add_argument("--method", default="GET")
+    parser.add_argument("--body", default="", help="the body of every request (UTF-8)")
     parser.add_argument(
         "--wait-go", action="store_true", help='print "ready", start on a "go" line on stdin'
     )
@@ -132,6 +138,8 @@ def main() -> None:
             args.max_requests,
             args.wait_go,
             dict(_header(h) for h in args.header),
+            args.method,
+            args.body.encode() or None,
         )
     )
     print(json.dumps(result), flush=True)

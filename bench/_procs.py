@@ -339,13 +339,19 @@ _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def http_get(
-    url: str, timeout: float, headers: Mapping[str, str] | None = None
+    url: str,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
 ) -> tuple[int, bytes]:
-    """``GET url`` directly (never through a proxy): status and body; status 0 if unreachable."""
+    """``GET url`` (or ``method``, with ``body``) directly (never through a proxy): status and
+    body; status 0 if unreachable."""
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError(f"the benchmark only talks to 127.0.0.1, not {url}")
     try:
-        request = urllib.request.Request(url, headers=dict(headers or {}))
+        request = urllib.request.Request(url, data=body, headers=dict(headers or {}), method=method)
         with _NO_PROXY_OPENER.open(request, timeout=timeout) as response:
             status: int = response.status
             return status, response.read()

@@ -200,6 +200,34 @@ _HEADROOM_HEADER = (
 )
 
 
+def _write_table(result: ScenarioResult) -> list[str]:
+    lines = [
+        f"## write: add-to-cart, {result.connections} connections; instant upstreams",
+        "",
+        "`PUT /api/cart/items/{id}` with a token through web-bff (the cart upstream's `PUT`, "
+        "then the cart screen read after it), against the cart upstream's own `PUT` in the "
+        "same rounds.",
+        "",
+        "| contestant | p50 ms | p99 ms | writes/s | CPU µs per write | errors "
+        f"| {_HEADROOM_HEADER[0]} |",
+        f"|---|---:|---:|---:|---:|---:|{_HEADROOM_HEADER[1]}|",
+    ]
+    for s in result.summaries:
+        lines.append(
+            f"| {s.target} | {s.p50_ms:.2f} | {s.p99_ms:.2f} | {s.requests_per_s:,.0f} | "
+            f"{s.cpu_us_per_request:,.0f} | {_errors(s)} | {_headroom_cells(s)} |"
+        )
+    floor50, floor99 = result.floor_p50_ms, result.floor_p99_ms
+    if floor50 is not None and floor99 is not None:
+        lines += ["", f"The cart upstream alone: p50 {floor50:.2f} ms, p99 {floor99:.2f} ms."]
+        lines += [
+            f"{s.target} adds {s.p50_ms - floor50:+.2f} ms at p50 and {s.p99_ms - floor99:+.2f} "
+            "ms at p99 to a write."
+            for s in result.summaries
+        ]
+    return lines
+
+
 def _latency_table(result: ScenarioResult) -> list[str]:
     services = ", ".join(f"{k} {v} ms" for k, v in UPSTREAM_LATENCY_MS.items())
     lines = [
@@ -719,6 +747,7 @@ def markdown(results: Results) -> str:
         "telemetry": _telemetry_table,
         "edge": _edge_table,
         "scaling": _scaling_table,
+        "write": _write_table,
     }
     for name, scenario in results.scenarios.items():
         lines += ["", *renderers[name](scenario)]

@@ -160,6 +160,18 @@ def _remember(target: bytes, found: tuple[str, bytes]) -> tuple[str, bytes]:
     return found
 
 
+CARTS = b"/carts/"
+#: Every cart the benchmark reads holds one line of this product (a write scenario's cart).
+CART_PRODUCT = b"p-1001"
+
+
+def cart_answer(user: bytes, product: bytes = CART_PRODUCT) -> tuple[str, bytes]:
+    """A cart of one line: what ``GET /carts/{user}`` and a line set by ``PUT`` answer."""
+    name, pid = unquote(user.decode("latin-1")), unquote(product.decode("latin-1"))
+    body = msgspec.json.encode({"user": name, "items": [{"product_id": pid, "quantity": 1}]})
+    return "cart", _response(b"200 OK", body)
+
+
 def route(target: bytes) -> tuple[str, bytes]:
     """(service, whole response) of a request target; a copy's id is its catalogue id."""
     found = Upstreams.routes.get(target) or Upstreams.memo.get(target)
@@ -169,6 +181,10 @@ def route(target: bytes) -> tuple[str, bytes]:
     batch = Upstreams.batches.get(path)
     if batch is not None:
         return _remember(target, batch_answer(*batch, query))
+    if target.startswith(CARTS) and not question:
+        user = target[len(CARTS) :]
+        if user and b"/" not in user:
+            return _remember(target, cart_answer(user))
     if target.startswith(RECOMMENDATIONS) and not question:
         user = target[len(RECOMMENDATIONS) :]
         if user and b"/" not in user:
@@ -187,7 +203,7 @@ class Upstreams(asyncio.Protocol):
     memo: dict[bytes, tuple[str, bytes]] = {}
     latency: dict[str, float] = {}
     #: requests received per service
-    received: dict[str, int] = dict.fromkeys(PREFIXES.values(), 0)
+    received: dict[str, int] = dict.fromkeys([*PREFIXES.values(), "cart"], 0)
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
@@ -204,6 +220,16 @@ class Upstreams(asyncio.Protocol):
             if end < 0:
                 break
             line = buffer[: buffer.find(b"\r\n")]
+            if line.startswith(b"PUT " + CARTS):
+                # A cart line set (the write scenario): the body read, the cart answered.
+                length = _content_length(buffer[:end])
+                if len(buffer) < end + 4 + length:
+                    break
+                buffer = buffer[end + 4 + length :]
+                user, _, product = line.split(b" ")[1][len(CARTS) :].partition(b"/items/")
+                self.received["cart"] += 1
+                self._write(cart_answer(user, product)[1])
+                continue
             if line.startswith(b"POST "):
                 # An OTLP exporter's spans (the telemetry scenario's tracing variants):
                 # read the body, answer 200, keep nothing.

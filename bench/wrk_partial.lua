@@ -6,8 +6,13 @@ function setup(thread)
     table.insert(threads, thread)
 end
 
+-- Its arguments (after the URL), when given: the method and the body of every request.
 function init(args)
     partial = 0
+    if args[1] then
+        wrk.method = args[1]
+        wrk.body = args[2]
+    end
 end
 
 function response(status, headers, body)

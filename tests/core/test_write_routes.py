@@ -154,6 +154,22 @@ async def test_bodies_json_only_bounded_and_validated(
     problem = invalid.json()
     assert problem["fields"] == ["$.stars"]
     assert "secret" not in invalid.text
+    # JSON has one kind of number: 4.0 is the integer the document says (JSON Schema's
+    # reading), 4.5 is not
+    whole = await client.post(
+        "/api/products/p-1/reviews",
+        content=b'{"stars": 4.0, "text": "fine"}',
+        headers={**headers, "content-type": "application/json", "idempotency-key": "body-2"},
+    )
+    assert whole.status_code == 201, whole.text
+    assert whole.json()["stars"] == 4
+    half = await client.post(
+        "/api/products/p-1/reviews",
+        content=b'{"stars": 4.5, "text": "fine"}',
+        headers={**headers, "content-type": "application/json", "idempotency-key": "body-3"},
+    )
+    assert half.status_code == 422
+    assert half.json()["fields"] == ["$.stars"]
 
 
 async def test_a_post_needs_a_key(client: httpx.AsyncClient, provider: IdentityProvider) -> None:
@@ -282,3 +298,48 @@ async def test_the_document_shows_each_writes_answer_problems_and_token(
     assert order["security"] == [{"bearer": []}]
     line = paths["/api/cart/items/{product_id}"]["put"]
     assert "200" in line["responses"]
+
+
+async def test_the_document_shows_each_writes_body_key_and_ids(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get("/schema/openapi.json")).json()
+    paths, schemas = document["paths"], document["components"]["schemas"]
+
+    def key(operation: dict[str, Any]) -> dict[str, Any]:
+        (found,) = [p for p in operation["parameters"] if p["name"] == "Idempotency-Key"]
+        assert found["in"] == "header"
+        assert found["schema"] == {
+            "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"
+        }  # fmt: skip
+        assert isinstance(found, dict)
+        return found
+
+    review = paths["/api/products/{id}/reviews"]["post"]
+    assert key(review)["required"] is True
+    body = review["requestBody"]
+    assert body["required"] is True
+    assert body["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ReviewIn"
+    }
+    # forbid_unknown_fields: a closed object, as the route refuses any other field
+    assert schemas["ReviewIn"]["additionalProperties"] is False
+    assert schemas["ReviewIn"]["properties"]["stars"] == {
+        "type": "integer", "minimum": 1, "maximum": 5
+    }  # fmt: skip
+    (identifier,) = [p for p in review["parameters"] if p["in"] == "path"]
+    assert identifier["schema"]["maxLength"] == 128
+    assert identifier["required"] is True
+
+    line = paths["/api/cart/items/{product_id}"]["put"]
+    assert key(line)["required"] is False  # a PUT is idempotent by nature
+    assert line["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Quantity"
+    }
+
+    order = paths["/api/orders"]["post"]
+    assert key(order)["required"] is True
+    assert order["requestBody"]["required"] is False  # none, or {}
+    assert order["requestBody"]["content"]["application/json"]["schema"] == {
+        "type": "object", "maxProperties": 0
+    }  # fmt: skip

@@ -305,6 +305,10 @@ export interface components {
             quantity: number;
             warehouses: components["schemas"]["Warehouse"][];
         };
+        /** LineQuantity */
+        LineQuantity: {
+            quantity: number;
+        };
         /** Money */
         Money: {
             amount: number;
@@ -444,6 +448,11 @@ export interface components {
         /** Review */
         Review: {
             author: string;
+            stars: number;
+            text: string;
+        };
+        /** ReviewText */
+        ReviewText: {
             stars: number;
             text: string;
         };
@@ -1318,13 +1327,22 @@ export interface operations {
     ApiCartItemsProductIdMutationWebCartLine: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Optional: the write is idempotent by nature. When sent, the key is kept as on a POST (a replay answers the first answer again, `Idempotent-Replayed: true`). */
+                "Idempotency-Key"?: string;
+            };
             path: {
+                /** @description The product's id */
                 product_id: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description JSON only (else 415), at most 65536 bytes (else 413), validated against this type (else 422 naming the invalid fields) */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LineQuantity"];
+            };
+        };
         responses: {
             /** @description Request fulfilled, document follows */
             200: {
@@ -1439,11 +1457,19 @@ export interface operations {
     ApiOrdersMutationWebPlaceOrder: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /** @description Required: one key per attempt, the same key for a retry of that attempt. A request with a key already used gets that first answer again (`Idempotent-Replayed: true`), or 409 while it runs, or 422 with another body. */
+                "Idempotency-Key": string;
+            };
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description None, or an empty JSON object: this write takes no fields */
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
         responses: {
             /** @description Document created, URL follows */
             201: {
@@ -1558,13 +1584,22 @@ export interface operations {
     ApiProductsIdReviewsMutationWebWriteReview: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /** @description Required: one key per attempt, the same key for a retry of that attempt. A request with a key already used gets that first answer again (`Idempotent-Replayed: true`), or 409 while it runs, or 422 with another body. */
+                "Idempotency-Key": string;
+            };
             path: {
+                /** @description The product's id */
                 id: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        /** @description JSON only (else 415), at most 65536 bytes (else 413), validated against this type (else 422 naming the invalid fields) */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReviewText"];
+            };
+        };
         responses: {
             /** @description Document created, URL follows */
             201: {

@@ -1,13 +1,15 @@
 """The OpenAPI document: the aggregate routes' operations (ASGI routes, which Litestar's
-document leaves out, documented as ordinary ``GET`` handlers would be), their problem answers,
-and the bearer scheme."""
+document leaves out, documented as ordinary ``GET`` handlers would be), the write routes' request
+bodies and ``Idempotency-Key``, their problem answers, and the bearer scheme."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 from litestar import Litestar, MediaType, Response, get
+from litestar.di import Provide
 from litestar.handlers import ASGIRouteHandler, HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import (
@@ -16,26 +18,35 @@ from litestar.openapi.spec import (
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    RequestBody,
     Schema,
     SecurityScheme,
 )
 from litestar.openapi.spec import Parameter as OpenAPIParameter
+from litestar.plugins import OpenAPISchemaPlugin
 from litestar.routes import ASGIRoute, BaseRoute, HTTPRoute
 from litestar.types import Scope
+from litestar.typing import FieldDefinition
 
-from .._declare import Param
+from .._declare import Mutation, Param
 from .._errors import DeclarationError
+from .._guards import IDEMPOTENCY_HEADER
 from .._report import PROBLEM_JSON, Problem
 from ._routes import DECLARED_OPT, MSGPACK_TYPES, Declared
 from ._streaming import STREAM_TYPES, STREAMING_DESCRIPTION, stream_schema
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 __all__ = [
     "BEARER_SCHEME",
     "PROBLEM_RESPONSES",
     "WRITE_PROBLEM_RESPONSES",
-    "WriteOperation",
+    "ClosedStructSchemas",
     "document_aggregate_route",
     "openapi_config",
+    "write_body_dependencies",
+    "write_operation",
 ]
 
 #: The OpenAPI security scheme of bearer tokens (components.securitySchemes).
@@ -128,12 +139,113 @@ WRITE_PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
 }
 
 
-@dataclass
-class WriteOperation(Operation):
-    """A write route's operation: it needs the bearer token."""
+def write_body_dependencies(mutation: Mutation) -> dict[str, Provide]:
+    """What documents a write's body type as its operation's ``requestBody`` (``dependencies=``).
 
-    def __post_init__(self) -> None:
-        self.security = [{BEARER_SCHEME: []}]
+    Litestar documents the ``data`` parameter of a handler, or of one of its dependencies, with
+    the type's schema among the document's components. The write route reads its body itself
+    (its 415, 413 and 422 are the contract's problems, not Litestar's), so the ``data`` is a
+    dependency's that no handler asks for: documented, never called.
+    """
+    if mutation.body is None:
+        return {}
+
+    async def documented_body(data: Any) -> None:  # pragma: no cover - documents, never called
+        raise NotImplementedError("the write route decodes its body; this only documents it")
+
+    documented_body.__annotations__ = {"data": mutation.body, "return": None}
+    return {f"{mutation.name}_body": Provide(documented_body)}
+
+
+class ClosedStructSchemas(OpenAPISchemaPlugin):
+    """Documents a Struct that forbids unknown fields (a write's body) as a closed object,
+    ``additionalProperties: false``: what the route accepts, so that generated clients and
+    contract tests send no field it refuses. Litestar's own Struct schema does the rest."""
+
+    def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
+        kind = field_definition.type_
+        return (
+            not field_definition.is_union
+            and isinstance(kind, type)
+            and issubclass(kind, msgspec.Struct)
+            and bool(kind.__struct_config__.forbid_unknown_fields)
+        )
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
+        # The next plugin for Structs (Litestar's own, after the application's plugins).
+        struct_plugin = next(
+            plugin
+            for plugin in schema_creator.plugins
+            if plugin is not self and schema_creator.plugin_supports_field(plugin, field_definition)
+        )
+        schema = struct_plugin.to_openapi_schema(field_definition, schema_creator)
+        schema.additional_properties = False
+        return schema
+
+
+#: What a key is (``check_idempotency_key``): 1 to 255 printable ASCII characters.
+_KEY_SCHEMA = Schema(type=OpenAPIType.STRING, min_length=1, max_length=255, pattern="^[ -~]+$")
+
+
+def write_operation(mutation: Mutation, *, max_body_bytes: int) -> type[Operation]:
+    """The operation of a write route: the bearer token, the ``Idempotency-Key`` header
+    (required where ``mutation`` needs a key, accepted on the others), the path's ids as
+    they are validated, and the request body (required where the mutation declares a body
+    type; ``{}`` or none otherwise)."""
+    if mutation.needs_key:
+        key_text = (
+            "Required: one key per attempt, the same key for a retry of that attempt. A "
+            "request with a key already used gets that first answer again "
+            "(`Idempotent-Replayed: true`), or 409 while it runs, or 422 with another body."
+        )
+    else:
+        key_text = (
+            "Optional: the write is idempotent by nature. When sent, the key is kept as on a "
+            "POST (a replay answers the first answer again, `Idempotent-Replayed: true`)."
+        )
+    key = OpenAPIParameter(
+        name=IDEMPOTENCY_HEADER,
+        param_in="header",
+        required=mutation.needs_key,
+        description=key_text,
+        schema=_KEY_SCHEMA,
+    )
+    params = {p.name: p for p in mutation.params}
+    no_body = RequestBody(
+        required=False,
+        description="None, or an empty JSON object: this write takes no fields",
+        content={
+            MediaType.JSON.value: OpenAPIMediaType(
+                schema=Schema(type=OpenAPIType.OBJECT, max_properties=0)
+            )
+        },
+    )
+
+    @dataclass
+    class WriteOperation(Operation):
+        def __post_init__(self) -> None:
+            self.security = [{BEARER_SCHEME: []}]
+            # The path's ids as Param.validate accepts them (Litestar knows only "a string").
+            for parameter in self.parameters or []:
+                if not isinstance(parameter, OpenAPIParameter):
+                    continue
+                declared = params.get(parameter.name)
+                if declared is not None and parameter.param_in == "path":
+                    parameter.schema = _param_schema(declared)
+                    parameter.description = declared.description or parameter.description
+            self.parameters = [*(self.parameters or []), key]
+            if mutation.body is None:
+                self.request_body = no_body
+            elif isinstance(self.request_body, RequestBody):
+                self.request_body.required = True
+                self.request_body.description = (
+                    f"JSON only (else 415), at most {max_body_bytes} bytes (else 413), "
+                    "validated against this type (else 422 naming the invalid fields)"
+                )
+
+    return WriteOperation
 
 
 def _documented_get(declared: Declared) -> HTTPRouteHandler:

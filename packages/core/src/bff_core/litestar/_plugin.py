@@ -23,7 +23,7 @@ from ._admin import invalidate_cache
 from ._drain import on_drain_signal
 from ._edge import Compression, CorsPolicy, edge_filters, edge_middleware
 from ._health import healthz, metrics_endpoint, readyz
-from ._openapi import document_aggregate_route
+from ._openapi import ClosedStructSchemas, document_aggregate_route
 from ._ops import OperationsListener, operations_app
 from ._problems import on_aggregation_failed, on_http_exception, on_request_error, on_unexpected
 
@@ -75,6 +75,9 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.lifespan.append(self._lifespan)
+        # A schema plugin is chosen by its place in the list: before Litestar's own, which
+        # are already at its end; after this one, which Litestar is iterating over now.
+        app_config.plugins.insert(app_config.plugins.index(self) + 1, ClosedStructSchemas())
         app_config.dependencies["gateway"] = Provide(
             self._provide_gateway, use_cache=True, sync_to_thread=False
         )

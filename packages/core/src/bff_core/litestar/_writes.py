@@ -28,7 +28,7 @@ from .._errors import (
 from .._guards import IDEMPOTENCY_HEADER, REPLAYED_HEADER, Claimed, Refused, Replay
 from .._report import PROBLEM_JSON, Problem, problem_for
 from ._edge import EXCHANGE, MUTATION_OPT, REQUEST_ID_HEADER, Exchange
-from ._openapi import WRITE_PROBLEM_RESPONSES, WriteOperation
+from ._openapi import WRITE_PROBLEM_RESPONSES, write_body_dependencies, write_operation
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "mutation_route"]
 
@@ -58,8 +58,8 @@ def mutation_route(
     the write is answered through the screen's view); without one the upstream's decoded
     answer is answered as it is. The status is the upstream's (``201`` for a created order),
     ``200`` with ``then``. Its OpenAPI operation shows the answer's type (the view's return
-    annotation, or ``returns``), the bearer scheme and the problem answers; the request body's
-    schema is not documented yet.
+    annotation, or ``returns``), the request body's type, the ``Idempotency-Key`` header, the
+    bearer scheme and the problem answers.
     """
     if mutation.then is not None and view is None:
         raise DeclarationError(
@@ -160,7 +160,8 @@ def mutation_route(
         description=description,
         request_max_body_size=max_body_bytes,
         responses=WRITE_PROBLEM_RESPONSES,
-        operation_class=WriteOperation,
+        operation_class=write_operation(mutation, max_body_bytes=max_body_bytes),
+        dependencies=write_body_dependencies(mutation),
         status_code=200 if mutation.then is not None or mutation.method == "PUT" else 201,
     )(handler)
 
