@@ -1443,7 +1443,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No answer by the deadline: not sent (`timeout`, safe to retry) or sent and the outcome unknown (`outcome-unknown`: retry with the same Idempotency-Key) */
+            /** @description No answer by the deadline: not sent (`timeout`, safe to retry) or sent and the outcome unknown (`outcome-unknown`: it may have taken effect; a retry with the same Idempotency-Key is never sent again and answers the same) */
             504: {
                 headers: {
                     [name: string]: unknown;
@@ -1570,7 +1570,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No answer by the deadline: not sent (`timeout`, safe to retry) or sent and the outcome unknown (`outcome-unknown`: retry with the same Idempotency-Key) */
+            /** @description No answer by the deadline: not sent (`timeout`, safe to retry) or sent and the outcome unknown (`outcome-unknown`: it may have taken effect; a retry with the same Idempotency-Key is never sent again and answers the same) */
             504: {
                 headers: {
                     [name: string]: unknown;
@@ -1700,7 +1700,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No answer by the deadline: not sent (`timeout`, safe to retry) or sent and the outcome unknown (`outcome-unknown`: retry with the same Idempotency-Key) */
+            /** @description No answer by the deadline: not sent (`timeout`, safe to retry) or sent and the outcome unknown (`outcome-unknown`: it may have taken effect; a retry with the same Idempotency-Key is never sent again and answers the same) */
             504: {
                 headers: {
                     [name: string]: unknown;

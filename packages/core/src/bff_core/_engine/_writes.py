@@ -189,7 +189,8 @@ async def _send(
             "outcome_unknown",
             status,
             f"the outcome is unknown: the request was sent and {why}; it may have taken "
-            "effect (send it again with the same Idempotency-Key to find out safely)",
+            "effect (look before trying again: a retry with this Idempotency-Key is never sent "
+            "again and answers the same)",
         ) from exc
     except CircuitOpen as exc:
         raise WriteFailed(name, "circuit_open", 503, f"not sent: {exc}") from exc

@@ -134,7 +134,8 @@ WRITE_PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
     ),
     504: _problem_spec(
         "No answer by the deadline: not sent (`timeout`, safe to retry) or sent and the "
-        "outcome unknown (`outcome-unknown`: retry with the same Idempotency-Key)"
+        "outcome unknown (`outcome-unknown`: it may have taken effect; a retry with the same "
+        "Idempotency-Key is never sent again and answers the same)"
     ),
 }
 
