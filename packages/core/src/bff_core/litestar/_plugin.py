@@ -20,7 +20,7 @@ from .._errors import AggregationFailed, RequestError
 from .._guards import Network, RateLimits, TokenVerifier
 from .._settings import DEFAULT_STREAM_HEARTBEAT_MS
 from ._admin import invalidate_cache
-from ._drain import on_drain_signal
+from ._drain import keep_an_early_drain, on_drain_signal
 from ._edge import Compression, CorsPolicy, edge_filters, edge_middleware
 from ._health import healthz, metrics_endpoint, readyz
 from ._openapi import ClosedStructSchemas, document_aggregate_route
@@ -74,6 +74,7 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
         self._ops: OperationsListener | None = None
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        keep_an_early_drain()
         app_config.lifespan.append(self._lifespan)
         # A schema plugin is chosen by its place in the list: before Litestar's own, which
         # are already at its end; after this one, which Litestar is iterating over now.
