@@ -39,6 +39,7 @@ from ._services import (
     reviews,
     tile_sources,
 )
+from ._totals import SalePrice, cart_total
 from ._writes import LineQuantity, ReviewText, place_order, set_cart_line, write_review
 
 __all__ = [
@@ -58,8 +59,10 @@ __all__ = [
     "Review",
     "ReviewText",
     "Reviews",
+    "SalePrice",
     "Warehouse",
     "cart",
+    "cart_total",
     "category",
     "inventory",
     "place_order",

@@ -80,16 +80,11 @@ class CartScreen(Answer):
 
 
 def _total(lines: list[PhoneCartLine]) -> Total | None:
-    """The sum of the priced lines, in the first one's currency (the shop has one)."""
-    total: Total | None = None
-    for line in lines:
-        price = None if line.product is None else line.product.price
-        if price is None or (total is not None and price.currency != total.currency):
-            continue
-        # rounded half up, as the apps show a sale price
-        paid = (price.amount * (100 - price.discount_pct) + 50) // 100 * line.quantity
-        total = Total(price.currency, (0 if total is None else total.amount) + paid)
-    return total
+    """The priced lines' total (:func:`~bff_upstreams.cart_total`)."""
+    total = upstreams.cart_total(
+        (None if line.product is None else line.product.price, line.quantity) for line in lines
+    )
+    return None if total is None else Total(total[0], total[1])
 
 
 cart_screen = aggregate_route(

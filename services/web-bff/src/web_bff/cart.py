@@ -83,18 +83,14 @@ class CartPage(Answer):
 
 
 def _total(lines: list[CartPageLine]) -> tuple[Money | None, int]:
-    """The sum of the priced lines, in the first one's currency (the shop has one)."""
-    total: Money | None = None
-    priced = 0
-    for line in lines:
-        price = None if line.product is None else line.product.price
-        if price is None or (total is not None and price.currency != total.currency):
-            continue
-        # rounded half up, as the SPA shows a sale price
-        paid = (price.amount * (100 - price.discount_pct) + 50) // 100 * line.quantity
-        total = Money(price.currency, (0 if total is None else total.amount) + paid)
-        priced += 1
-    return total, priced
+    """The priced lines' total (:func:`~bff_upstreams.cart_total`) and how many it counts."""
+    total = upstreams.cart_total(
+        (None if line.product is None else line.product.price, line.quantity) for line in lines
+    )
+    if total is None:
+        return None, 0
+    currency, amount, priced = total
+    return Money(currency, amount), priced
 
 
 cart_page = aggregate_route(
