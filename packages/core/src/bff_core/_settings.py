@@ -654,6 +654,23 @@ class GatewaySettings:
         "10",
         "retries and hedges allowed per upstream, in percent of its requests (0: none)",
     )
+    batch: bool = _setting(
+        "BFF_BATCH",
+        _ON_OFF,
+        "on",
+        "cross-request batching of sources that declare a batch endpoint: the single-id reads "
+        "that in-flight aggregates need from one source at the same moment go out as one "
+        "`?ids=` request (per user, for a source given the caller's identity); `off`: one "
+        f"request per read ([decision record]({_DECISIONS}/0018-cross-request-batching.md))",
+    )
+    batch_window_us: int = _setting(
+        "BFF_BATCH_WINDOW_US",
+        _WholeNumber(0, 100_000, unit="microseconds"),
+        "0",
+        "how long a batch gathers reads before it goes out: `0` until the event loop has run "
+        "once more (what arrived together); more trades that much latency for fewer, larger "
+        "upstream requests",
+    )
     slowest_first: bool = _setting(
         "BFF_SLOWEST_FIRST",
         _ON_OFF,

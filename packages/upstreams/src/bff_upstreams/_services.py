@@ -57,8 +57,18 @@ SERVICE_URL_VARIABLES = {
 }
 
 
+#: The services' batch reads (at most 50 ids each). A product page's parts declare them too:
+#: the pages that in-flight requests want at the same moment are read together
+#: (``BFF_BATCH``); each element is exactly what the single read answers.
+PRODUCTS_BATCH = Batch("/products?ids={ids}", size=BATCH_SIZE, key="id")
+INVENTORY_BATCH = Batch("/inventory?ids={ids}", size=BATCH_SIZE, key="product_id")
+PRICES_BATCH = Batch("/prices?ids={ids}", size=BATCH_SIZE, key="product_id")
+REVIEWS_BATCH = Batch("/reviews?ids={ids}", size=BATCH_SIZE, key="product_id")
+
+
 def product(*, returns: type[Any] = Product, critical: bool = False) -> Source:
-    """``product``: ``GET /products/{id}``, hedged when it is slow (it is what a page waits for)."""
+    """``product``: ``GET /products/{id}``, hedged when it is slow (it is what a page waits for);
+    read in batches across requests (``/products?ids=``)."""
     return Source(
         "product",
         service="product",
@@ -68,11 +78,12 @@ def product(*, returns: type[Any] = Product, critical: bool = False) -> Source:
         cache=PRODUCT_CACHE,
         retry=RETRY_ONCE,
         hedge_after=PRODUCT_HEDGE_AFTER,
+        batch=PRODUCTS_BATCH,
     )
 
 
 def inventory(*, returns: type[Any] = Inventory, critical: bool = False) -> Source:
-    """``inventory``: ``GET /inventory/{id}``."""
+    """``inventory``: ``GET /inventory/{id}``, in batches across requests."""
     return Source(
         "inventory",
         service="inventory",
@@ -81,11 +92,13 @@ def inventory(*, returns: type[Any] = Inventory, critical: bool = False) -> Sour
         critical=critical,
         cache=STOCK_CACHE,
         retry=RETRY_ONCE,
+        batch=INVENTORY_BATCH,
     )
 
 
 def pricing(*, returns: type[Any] = Pricing, critical: bool = False) -> Source:
-    """``pricing``: ``GET /prices/{id}``, the caller's own prices (x-user-id)."""
+    """``pricing``: ``GET /prices/{id}``, the caller's own prices (x-user-id), in batches
+    across requests of the same caller."""
     return Source(
         "pricing",
         service="pricing",
@@ -95,11 +108,13 @@ def pricing(*, returns: type[Any] = Pricing, critical: bool = False) -> Source:
         cache=PRICE_CACHE,
         subject_header="x-user-id",
         retry=RETRY_ONCE,
+        batch=PRICES_BATCH,
     )
 
 
 def reviews(*, returns: type[Any] = Reviews, critical: bool = False) -> Source:
-    """``reviews``: ``GET /reviews/{id}``."""
+    """``reviews``: ``GET /reviews/{id}``, in batches across requests (the batch answers the
+    same objects, ``top`` included)."""
     return Source(
         "reviews",
         service="reviews",
@@ -108,6 +123,7 @@ def reviews(*, returns: type[Any] = Reviews, critical: bool = False) -> Source:
         critical=critical,
         cache=REVIEWS_CACHE,
         retry=RETRY_ONCE,
+        batch=REVIEWS_BATCH,
     )
 
 
@@ -187,7 +203,7 @@ def tile_sources(
             critical=True,
             cache=PRODUCT_CACHE,
             retry=RETRY_ONCE,
-            batch=Batch("/products?ids={ids}", size=BATCH_SIZE, key="id"),
+            batch=PRODUCTS_BATCH,
         ),
         Source(
             "inventory",
@@ -196,7 +212,7 @@ def tile_sources(
             returns=inventory,
             cache=STOCK_CACHE,
             retry=RETRY_ONCE,
-            batch=Batch("/inventory?ids={ids}", size=BATCH_SIZE, key="product_id"),
+            batch=INVENTORY_BATCH,
         ),
         Source(
             "pricing",
@@ -206,7 +222,7 @@ def tile_sources(
             cache=PRICE_CACHE,
             subject_header="x-user-id",
             retry=RETRY_ONCE,
-            batch=Batch("/prices?ids={ids}", size=BATCH_SIZE, key="product_id"),
+            batch=PRICES_BATCH,
         ),
         Source(
             "rating",

@@ -16,7 +16,7 @@ from typing import Any, Union, get_args, get_origin
 import msgspec
 
 from .._errors import DeclarationError, UnknownParts
-from ._sources import Items, Param, Source, check_unique
+from ._sources import Batch, Items, Param, Source, check_unique
 from ._template import ITEM, NAME, USER, Placeholder
 
 __all__ = ["Aggregate", "Plan"]
@@ -74,10 +74,7 @@ class Aggregate:
                 _check_items(name, source, params_by_name, by_name)
                 continue
             if source.batch is not None:
-                raise DeclarationError(
-                    f"aggregate {name!r}, source {source.name!r}: a batch is for item sources "
-                    "(the sources of an Items list), not for a part of its own"
-                )
+                _check_batched(name, source, source.batch)
             for placeholder in source.placeholders:
                 _check_placeholder(name, source, placeholder, param_names | {USER}, by_name)
         self.sources: tuple[Source | Items, ...] = _topological_order(name, sources)
@@ -157,6 +154,28 @@ class Plan:
     def __post_init__(self) -> None:
         object.__setattr__(self, "roots", tuple(s for s in self.sources if not s.depends_on))
         object.__setattr__(self, "dependents", tuple(s for s in self.sources if s.depends_on))
+
+
+def _check_batched(aggregate: str, source: Source, batch: Batch) -> None:
+    """A part of its own with a batch endpoint: its reads are batched across requests, so its
+    path must name one id and nothing else, and a batch element must be what it reads."""
+    where = f"aggregate {aggregate!r}, source {source.name!r}"
+    if len(source.placeholders) != 1 or source.uses_user:
+        raise DeclarationError(
+            f"{where}: a part with a batch endpoint is read in batches across requests, so its "
+            f"path must have exactly one placeholder, the id it reads (e.g. '/prices/{{id}}'); "
+            f"{source.path!r} has {len(source.placeholders)}"
+        )
+    if batch.param_names:
+        raise DeclarationError(
+            f"{where}: batch path {batch.path!r} may use only {{ids}}: a batch serves "
+            "requests with different parameters"
+        )
+    if not batch.same_as_item:
+        raise DeclarationError(
+            f"{where}: batch {batch.path!r} says same_as_item=False, but a part read in a "
+            "batch gets its element as its answer: the batch must answer what the path does"
+        )
 
 
 def _check_items(

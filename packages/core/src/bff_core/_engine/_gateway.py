@@ -108,6 +108,10 @@ class Gateway:
         mutations: the writes it serves (:class:`Mutation`), checked now.
         idempotency: where writes' idempotency keys are recorded (``None``: process memory;
             give it :class:`~bff_core._guards.RedisRecords` for a fleet).
+        batch_window: cross-request batching: the single reads of a source that declares a
+            :class:`Batch` (a part of its own, not a list's) that runs need at the same moment
+            go out as one batch request. Seconds to gather them: 0 (the default) until the
+            event loop has run once more; ``None``: no batching, one request per read.
     """
 
     def __init__(
@@ -129,6 +133,7 @@ class Gateway:
         tracing: Tracing | None = None,
         slowest_first: bool = True,
         idempotency: Idempotency | None = None,
+        batch_window: float | None = 0.0,
     ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -156,6 +161,8 @@ class Gateway:
             deadline_header=deadline_header,
             metrics=metrics,
             tracing=tracing,
+            base_urls=self._services,
+            batch_window=batch_window,
         )
         # Each source's chain of layers is assembled now, at start-up, not on its first request.
         for added in self.aggregates.values():
@@ -293,8 +300,11 @@ class Gateway:
 
     def _chain(self, aggregate: Aggregate) -> None:
         for source in aggregate.sources:
-            for one in source.sources if isinstance(source, Items) else (source,):
-                self.upstreams.prepare(one)
+            if isinstance(source, Items):
+                for one in source.sources:
+                    self.upstreams.prepare(one)  # a list batches its own items
+            else:
+                self.upstreams.prepare(source, single=True)
 
     async def run(
         self,

@@ -31,7 +31,8 @@ from .._deadline import Deadline
 from .._declare import Items, Source, encode_id
 from .._outcome import FailureReason, Item, ItemFailure, ItemsResult, PartOutcome
 from .._transports import UpstreamResponse
-from ._outcomes import outcome_of, split_batch
+from .._upstream import split_batch
+from ._outcomes import outcome_of
 from ._wiring import Wiring
 
 __all__ = ["ListRun"]

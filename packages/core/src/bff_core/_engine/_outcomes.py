@@ -1,7 +1,7 @@
 """What an upstream's answer, or its failure, means for a part: exactly one outcome.
 
-Also how a batch answer becomes each item's answer, as if each had been read alone, so a list's
-items (and the cache's entries) cannot tell a batch from single requests.
+(How a batch answer becomes each item's answer, as if each had been read alone, is
+``_upstream/_batch.py``'s ``split_batch``: lists and cross-request batches share it.)
 """
 
 from __future__ import annotations
@@ -13,52 +13,18 @@ from time import perf_counter
 import msgspec
 
 from .._cache import Answer
-from .._declare import Batch, Source
+from .._declare import Source
 from .._errors import CircuitOpen, ResponseTooLarge, UpstreamUnavailable
 from .._outcome import CacheResult, FailureReason, PartOutcome
 from .._transports import UpstreamResponse
+from .._upstream import MalformedBatch
 
-__all__ = ["MalformedBatch", "outcome_of", "split_batch"]
+__all__ = ["outcome_of"]
 
 logger = logging.getLogger("bff_core")
 
-_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
 #: A URL in an error's text, without the ``:`` or ``)`` that may follow it.
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s()]*[^\s():]")
-_NOT_FOUND = UpstreamResponse(status=404, headers={}, body=b"")
-
-
-class MalformedBatch(Exception):
-    """A batch answer that is not a JSON array of objects with the declared key."""
-
-
-def split_batch(
-    batch: Batch, ids: list[str], response: UpstreamResponse
-) -> dict[str, UpstreamResponse]:
-    """Each id's answer out of one batch answer, as if it had been read alone.
-
-    An error status is every id's answer; an id the array leaves out is a 404 of its own.
-    Raises :class:`MalformedBatch` when a 2xx body is not an array of keyed objects.
-    """
-    if not 200 <= response.status < 300:
-        return dict.fromkeys(ids, response)
-    decode_key = batch.key_decoder
-    bodies: dict[str, bytes] = {}
-    try:
-        for element in _ELEMENTS.decode(response.body):
-            found = getattr(decode_key.decode(element), batch.key)
-            bodies[str(found)] = bytes(element)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise MalformedBatch(
-            f"batch answer is not an array of {batch.key}-keyed objects: {exc}"
-        ) from None
-    headers = response.headers
-    return {
-        item: _NOT_FOUND
-        if (body := bodies.get(item)) is None
-        else UpstreamResponse(status=response.status, headers=headers, body=body)
-        for item in ids
-    }
 
 
 def outcome_of(

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -77,6 +77,12 @@ class _Family(msgspec.Struct, frozen=True):
     kind: Kind
     help: str
     labels: tuple[str, ...]
+    #: a histogram's upper bounds (seconds, unless it counts something else)
+    buckets: tuple[float, ...] = BUCKETS
+
+
+#: Ids per batch request: 1 up to the upstreams' usual limit of 50.
+BATCH_BUCKETS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 50.0, 100.0)
 
 
 # The names of the counters without their _total, which the text format adds.
@@ -122,7 +128,15 @@ FAMILIES: dict[str, _Family] = {
         "Requests the gateway meant to send to each upstream service (before retries)",
         ("service",),
     ),
-    "bff_upstream_retries": _Family("counter", "Retries sent", ("service",)),
+    "bff_upstream_retries": _Family(
+        "counter", "Retries sent (a failed batch split in two counts as one)", ("service",)
+    ),
+    "bff_upstream_batch_ids": _Family(
+        "histogram",
+        "Ids per cross-request batch request, per upstream service (BFF_BATCH)",
+        ("service",),
+        BATCH_BUCKETS,
+    ),
     "bff_upstream_hedges": _Family("counter", "Hedged requests sent", ("service",)),
     "bff_upstream_hedges_won": _Family(
         "counter", "Hedged requests whose answer came first", ("service",)
@@ -281,18 +295,28 @@ class Metrics:
                 lookup = ("bff_cache_lookups", (name, outcome.cache or "miss"))
                 counters[lookup] = counters.get(lookup, 0.0) + 1.0
 
-    def _observe(self, key: Key, value: float) -> None:
+    def _observe(self, key: Key, value: float, buckets: tuple[float, ...] = BUCKETS) -> None:
         histogram = self._histograms.get(key)
         if histogram is None:
-            histogram = self._histogram(key)
-        histogram[bisect_left(BUCKETS, value)] += 1.0
+            histogram = self._histogram(key, buckets)
+        histogram[bisect_left(buckets, value)] += 1.0
         histogram[-1] += value
 
-    def _histogram(self, key: Key) -> list[float]:
+    def _histogram(self, key: Key, buckets: tuple[float, ...] = BUCKETS) -> list[float]:
         histogram = self._histograms.get(key)
         if histogram is None:
-            histogram = self._histograms[key] = [0.0] * (len(BUCKETS) + 2)
+            histogram = self._histograms[key] = [0.0] * (len(buckets) + 2)
         return histogram
+
+    def batch_observer(self, service: str) -> Callable[[int], None]:
+        """How one service's batch requests count their ids (``bff_upstream_batch_ids``)."""
+        key: Key = ("bff_upstream_batch_ids", (service,))
+        self._histogram(key, BATCH_BUCKETS)
+
+        def observe(ids: int) -> None:
+            self._observe(key, float(ids), BATCH_BUCKETS)
+
+        return observe
 
     # -- exposing -----------------------------------------------------------------------------
 
@@ -433,7 +457,8 @@ class _Collector(Collector):
             histogram = family(name)
             assert isinstance(histogram, HistogramMetricFamily)
             cumulative, buckets = 0.0, []
-            for bound, count in zip((*BUCKETS, float("inf")), values[:-1], strict=True):
+            bounds = (*FAMILIES[name].buckets, float("inf"))
+            for bound, count in zip(bounds, values[:-1], strict=True):
                 cumulative += count
                 buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
             histogram.add_metric(list(labels), buckets, values[-1])

@@ -12,7 +12,7 @@ are exported with OTLP over HTTP/protobuf.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +176,42 @@ class Tracing:
         if outcome.reason is not None:
             span.set_status(self._error, outcome.describe())
         span.end()
+
+    # -- batch requests (``_upstream/_batch.py``) ------------------------------------------------
+
+    def current_part(self) -> PartTrace | None:
+        """The part whose task this is, if its request is sampled."""
+        return CURRENT_PART.get()
+
+    def enter_batch(self, source: str, service: str, parts: Sequence[PartTrace], ids: int) -> None:
+        """In a batch request's own (fresh) context: its span, linked to every part it serves,
+        made the current part, so its requests carry it. No span when no part is sampled."""
+        if not parts:
+            return
+        span = self.tracer.start_span(
+            f"batch {source}",
+            kind=self._internal,
+            links=[self._trace.Link(part.span.get_span_context()) for part in parts],
+            attributes={
+                "bff.source": source,
+                "bff.service": service,
+                "bff.batch.ids": ids,
+                "bff.batch.parts": len(parts),
+            },
+        )
+        CURRENT_PART.set(PartTrace(span))
+
+    def end_batch(self, outcome: str) -> None:
+        """End the current batch request's span (in its context): ``ok``, ``isolated`` (it
+        failed and was split) or the error that ended it."""
+        part = CURRENT_PART.get()
+        if part is None:
+            return
+        part.span.set_attribute("bff.outcome", outcome)
+        part.span.set_attribute("bff.attempts", part.attempts)
+        if outcome not in ("ok", "isolated"):
+            part.span.set_status(self._error, outcome)
+        part.span.end()
 
     # -- upstream requests --------------------------------------------------------------------
 

@@ -4,11 +4,21 @@ single-concern layers assembled once per source (see ``_upstreams.py``).
 - ``_upstreams``: :class:`Upstreams`, the services and each source's chain;
 - ``_retry``, ``_hedge``, ``_breaker``, ``_send``: the layers, each one concern with one
   method (``_layer.Layer``);
+- ``_batch``: a batched source's reads gathered across runs into batch requests;
 - ``_service``: what the layers of one service share: its retry budget and counters.
 """
 
+from ._batch import MalformedBatch, split_batch
 from ._breaker import BreakerState, TransitionHook
 from ._send import DEADLINE_HEADER
 from ._upstreams import Upstreams, UpstreamStatus
 
-__all__ = ["DEADLINE_HEADER", "BreakerState", "TransitionHook", "UpstreamStatus", "Upstreams"]
+__all__ = [
+    "DEADLINE_HEADER",
+    "BreakerState",
+    "MalformedBatch",
+    "TransitionHook",
+    "UpstreamStatus",
+    "Upstreams",
+    "split_batch",
+]

@@ -63,6 +63,15 @@ class Service:
         self.tokens -= 1.0
         return True
 
+    def split(self) -> bool:
+        """Take a token to split a failed batch in two (a retry of its ids); ``True`` without
+        a budget: splitting is bounded by itself (see ``_batch``), and isolating a poison id
+        is what keeps the others' answers."""
+        if self.budget is not None and not self.spend():
+            return False
+        self.retried()
+        return True
+
     def retried(self) -> None:
         self.retries += 1
         if self.meter is not None:

@@ -32,6 +32,7 @@ most every 10 s per service, and shown by :meth:`Upstreams.status` (the ``/ready
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -39,9 +40,10 @@ import msgspec
 
 from .._aio import cancel_and_wait
 from .._deadline import Deadline
-from .._declare import BreakerPolicy, RetryBudget, RetryPolicy
+from .._declare import Batch, BreakerPolicy, RetryBudget, RetryPolicy
 from .._errors import DeclarationError, OutcomeUnknown
 from .._transports import Transport, UpstreamResponse, WritingTransport
+from ._batch import Batcher
 from ._breaker import AttemptLayer, Breaker, BreakerLayer, BreakerState, TransitionHook
 from ._hedge import Hedge
 from ._layer import Layer
@@ -105,6 +107,10 @@ class Upstreams:
         deadline_header: the request header that carries the milliseconds left, or ``None``.
         metrics: where the counts and breaker states are exported too, if anywhere.
         tracing: puts each attempt's trace context in its headers, when tracing is on.
+        base_urls: each service's base URL: needed to batch (a batch request's URL).
+        batch_window: seconds a batched source's single reads are gathered before they go out
+            as one batch request (0: until the event loop has run once more; see
+            ``_batch.py``); ``None``: no batching, one request per read.
     """
 
     def __init__(
@@ -118,8 +124,14 @@ class Upstreams:
         deadline_header: str | None = DEADLINE_HEADER,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        base_urls: Mapping[str, str] | None = None,
+        batch_window: float | None = None,
     ) -> None:
         header = deadline_header.lower() if deadline_header else None
+        self._base_urls = base_urls or {}
+        self._batch_window = batch_window
+        self._metrics = metrics
+        self._tracing = tracing
         self._send = Send(transport, header, tracing)
         self._send_cancellable = (
             self._send if cancellable is None else Send(cancellable, header, tracing)
@@ -140,16 +152,43 @@ class Upstreams:
             if policy is not None:
                 self._breakers[name] = Breaker(service, policy, self._hooks)
         #: each source's chain, by the source's id (sources are not cheap to hash), with the
-        #: source itself: an id is only that source's while it lives
-        self._chains: dict[int, tuple[Source, Service, Layer]] = {}
+        #: source itself (an id is only that source's while it lives) and its service, which
+        #: each request earns the retry budget for (``None``: a batcher, which earns it itself
+        #: per request it really sends)
+        self._chains: dict[int, tuple[Source, Service | None, Layer]] = {}
+        self._batchers: list[Batcher] = []
 
     def on_transition(self, hook: TransitionHook) -> None:
         """Call ``hook`` on every breaker transition this instance makes itself."""
         self._hooks.append(hook)
 
-    def prepare(self, source: Source) -> None:
-        """Assemble ``source``'s chain now (at start-up) rather than on its first request."""
-        self._link(source)
+    def prepare(self, source: Source, *, single: bool = False) -> None:
+        """Assemble ``source``'s chain now (at start-up) rather than on its first request.
+
+        ``single``: the source is a part of its own (not a list's item source): with a batch
+        endpoint, and batching on, its reads are gathered across runs (``_batch.py``).
+        """
+        if single and source.batch is not None and self._batch_window is not None:
+            self._link(source, self._batcher(source, source.batch, self._batch_window))
+        else:
+            self._link(source)
+
+    def _batcher(self, source: Source, batch: Batch, window: float) -> Batcher:
+        service = self._services[source.service]
+        breaker = self._breakers.get(source.service)
+        batcher = Batcher(
+            source,
+            batch,
+            base_url=self._base_urls[source.service],
+            service=service,
+            chain=self.chain(source),
+            again=self._send if breaker is None else AttemptLayer(breaker, self._send),
+            window=window,
+            tracing=self._tracing,
+            observe=None if self._metrics is None else self._metrics.batch_observer(service.name),
+        )
+        self._batchers.append(batcher)
+        return batcher
 
     def fetch(
         self, source: Source, url: str, headers: Mapping[str, str], deadline: Deadline
@@ -163,7 +202,8 @@ class Upstreams:
         link = self._chains.get(id(source))
         if link is None or link[0] is not source:
             link = self._link(source)
-        link[1].earn()
+        if link[1] is not None:
+            link[1].earn()
         return link[2](url, headers, deadline)
 
     def writer(self, mutation: Mutation) -> WritingTransport:
@@ -223,8 +263,14 @@ class Upstreams:
                 ) from exc
             raise
 
-    def _link(self, source: Source) -> tuple[Source, Service, Layer]:
-        link = (source, self._services[source.service], self.chain(source))
+    def _link(
+        self, source: Source, batcher: Batcher | None = None
+    ) -> tuple[Source, Service | None, Layer]:
+        link: tuple[Source, Service | None, Layer] = (
+            (source, self._services[source.service], self.chain(source))
+            if batcher is None
+            else (source, None, batcher)
+        )
         self._chains[id(source)] = link
         return link
 
@@ -299,7 +345,11 @@ class Upstreams:
         return breaker is not None and breaker.apply_peer(state, opened_at)
 
     async def aclose(self) -> None:
-        """Cancel trial requests still running."""
-        trials = [b.trial for b in self._breakers.values() if b.trial is not None]
-        if trials:
-            await cancel_and_wait(trials)
+        """Cancel trial requests and batch requests still running."""
+        running: list[asyncio.Task[Any]] = [
+            b.trial for b in self._breakers.values() if b.trial is not None
+        ]
+        for batcher in self._batchers:
+            running.extend(batcher.tasks)
+        if running:
+            await cancel_and_wait(running)

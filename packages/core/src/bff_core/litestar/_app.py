@@ -104,6 +104,7 @@ def create_gateway_app(
         metrics=Metrics() if settings.metrics else None,
         tracing=Tracing.from_env(name, settings.otel),
         slowest_first=settings.slowest_first,
+        batch_window=settings.batch_window_us / 1_000_000 if settings.batch else None,
         idempotency=Idempotency(
             None if settings.redis_url is None else RedisRecords(settings.redis_url),
             namespace=settings.cache_namespace or name,

@@ -1,0 +1,357 @@
+"""Cross-request batching: the single reads of one source that the instance's runs need at the
+same moment, sent as one request to the source's batch endpoint.
+
+A part of a batched source (a source of its own, not a list's, that declares a
+:class:`~bff_core.Batch`) does not send its request: its :class:`Batcher` holds it as a waiter
+in a group (one per source; per caller, for a source given the caller's identity, so that no
+batch mixes two users) and sends the group when the event loop has run once more (or after
+the configured window). What the part then gets is exactly what a single read would have
+answered: its element of the batch answer (the same bytes), a 404 when the answer leaves its id
+out, or its own failure.
+
+- **Deadlines.** A waiter stops waiting at its own deadline (its part's timer cancels it, as
+  before); the batch request carries the latest deadline among those it serves, and goes on for
+  the others.
+- **Alone.** A group of one waiter sends that waiter's own single read, from the waiter's task:
+  with little concurrency nothing changes but one turn of the loop.
+- **Coalescing.** Identical ids in one group are asked once and answered to each waiter.
+- **Resilience.** The batch request goes through the source's chain (retry, hedge, breaker,
+  send): one request for the breaker, the retry budget and the metrics. It earns the budget
+  once, as one request.
+- **Failure isolation.** A batch that fails in a way one id can cause (an error status, a body
+  that is not an array of keyed elements, a body too large, a lost connection) is split in two
+  halves, sent again (through the breaker, not counted in its window, as a retry; each split
+  spends one token of the retry budget when there is one, and counts as a retry). A half that
+  succeeds answers its waiters; when exactly one half fails, it is split again, so one poison
+  id costs about 2·log2(n) requests and fails only its own part. When both halves fail, the
+  failure is not one id's (an outage): each half's waiters get their half's failure, and no
+  more is sent. A timeout, an open breaker or a request that could not be built is every
+  waiter's failure at once, never split.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import msgspec
+
+from .._deadline import Deadline
+from .._errors import RequestNotSent, ResponseTooLarge, UpstreamUnavailable
+from .._transports import UpstreamResponse
+from ._layer import Layer
+from ._service import Service
+
+if TYPE_CHECKING:
+    from .._declare import Batch, Source
+    from .._telemetry import PartTrace, Tracing
+
+__all__ = ["Batcher", "MalformedBatch", "split_batch"]
+
+_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
+_NOT_FOUND = UpstreamResponse(status=404, headers={}, body=b"")
+#: What a waiter alone in its group is told: send your own single read.
+_ALONE: Any = object()
+#: Headers of one client request that a batch serving several must not carry.
+_OWN_HEADERS = frozenset({"x-request-id"})
+
+
+class MalformedBatch(Exception):
+    """A batch answer that is not a JSON array of objects with the declared key."""
+
+
+def split_batch(
+    batch: Batch, ids: Sequence[str], response: UpstreamResponse
+) -> dict[str, UpstreamResponse]:
+    """Each id's answer out of one batch answer, as if it had been read alone.
+
+    An error status is every id's answer; an id the array leaves out is a 404 of its own.
+    Raises :class:`MalformedBatch` when a 2xx body is not an array of keyed objects.
+    """
+    if not 200 <= response.status < 300:
+        return dict.fromkeys(ids, response)
+    decode_key = batch.key_decoder
+    bodies: dict[str, bytes] = {}
+    try:
+        for element in _ELEMENTS.decode(response.body):
+            found = getattr(decode_key.decode(element), batch.key)
+            bodies[str(found)] = bytes(element)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedBatch(
+            f"batch answer is not an array of {batch.key}-keyed objects: {exc}"
+        ) from None
+    headers = response.headers
+    return {
+        item: _NOT_FOUND
+        if (body := bodies.get(item)) is None
+        else UpstreamResponse(status=response.status, headers=headers, body=body)
+        for item in ids
+    }
+
+
+#: A failure one id of a batch may have caused: what splitting the batch can isolate.
+_Failure = UpstreamResponse | MalformedBatch | ResponseTooLarge | UpstreamUnavailable
+
+
+class _Group:
+    """The reads of one batched source (and one caller) waiting to go out together."""
+
+    __slots__ = ("handle", "headers", "latest", "traces", "waiters")
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self.headers = headers
+        #: each id (percent-encoded, as in its single read's URL) and who waits for it
+        self.waiters: dict[str, list[asyncio.Future[Any]]] = {}
+        #: the latest deadline among the waiters (the batch request's)
+        self.latest = 0.0
+        self.handle: asyncio.Handle | None = None
+        #: the waiters' part spans (with tracing): the batch's span links to each
+        self.traces: list[PartTrace] = []
+
+
+class Batcher:
+    """A :class:`~bff_core._upstream._layer.Layer` for one batched source's single reads.
+
+    Args:
+        source: the source; its path has one placeholder, its id (checked by the aggregate).
+        batch: its batch endpoint.
+        base_url: its service's base URL.
+        service: its service's shared state (budget, counters).
+        chain: the source's own chain (retry, hedge, breaker, send): a batch's first request
+            and a lone waiter's single read go through it.
+        again: a split's requests go through it (the breaker judges them without counting them).
+        window: seconds to gather a group (0: until the loop has run once more).
+        tracing: makes each batch's span, linked to the parts it serves.
+        observe: told how many ids each batch request names (the metrics' histogram).
+    """
+
+    __slots__ = (
+        "_again",
+        "_batch",
+        "_batch_prefix",
+        "_batch_suffix",
+        "_chain",
+        "_groups",
+        "_identity",
+        "_observe",
+        "_prefix",
+        "_service",
+        "_source",
+        "_suffix",
+        "_tracing",
+        "_window",
+        "tasks",
+    )
+
+    def __init__(
+        self,
+        source: Source,
+        batch: Batch,
+        *,
+        base_url: str,
+        service: Service,
+        chain: Layer,
+        again: Layer,
+        window: float,
+        tracing: Tracing | None,
+        observe: Callable[[int], None] | None,
+    ) -> None:
+        self._source = source
+        self._batch = batch
+        self._prefix = base_url + source.literals[0]
+        self._suffix = source.literals[-1]
+        before, after = batch.around_ids({})
+        self._batch_prefix = base_url + before
+        self._batch_suffix = after
+        self._service = service
+        self._chain = chain
+        self._again = again
+        self._window = window
+        self._tracing = tracing
+        self._observe = observe
+        identity = []
+        if source.subject_header is not None:
+            identity.append(source.subject_header)
+        if source.pass_token:
+            identity.append("authorization")
+        #: the headers that tell one caller from another (a group per caller), if any
+        self._identity = tuple(identity)
+        self._groups: dict[tuple[str | None, ...], _Group] = {}
+        #: the batch requests under way (awaited by :meth:`aclose`)
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(
+        self, url: str, headers: Mapping[str, str], deadline: Deadline
+    ) -> UpstreamResponse:
+        prefix, suffix = self._prefix, self._suffix
+        if not (url.startswith(prefix) and url.endswith(suffix)):
+            # Not one of this source's single reads (nothing the engine sends): as declared.
+            self._service.earn()
+            return await self._chain(url, headers, deadline)
+        item = url[len(prefix) : len(url) - len(suffix)]
+        loop = asyncio.get_running_loop()
+        key = tuple(headers.get(h) for h in self._identity)
+        group = self._groups.get(key)
+        if group is None:
+            group = self._groups[key] = _Group(headers)
+            if self._window > 0:
+                group.handle = loop.call_later(self._window, self._flush, key, group)
+            else:
+                group.handle = loop.call_soon(self._flush, key, group)
+        waiter: asyncio.Future[Any] = loop.create_future()
+        waiting = group.waiters.get(item)
+        if waiting is None:
+            group.waiters[item] = [waiter]
+        else:
+            waiting.append(waiter)
+        if deadline.at > group.latest:
+            group.latest = deadline.at
+        if self._tracing is not None and (part := self._tracing.current_part()) is not None:
+            group.traces.append(part)
+        if len(group.waiters) >= self._batch.size:
+            assert group.handle is not None
+            group.handle.cancel()
+            self._flush(key, group)
+        result = await waiter
+        if result is _ALONE:
+            self._service.earn()
+            return await self._chain(url, headers, deadline)
+        if isinstance(result, BaseException):
+            raise result
+        response: UpstreamResponse = result
+        return response
+
+    def _flush(self, key: tuple[str | None, ...], group: _Group) -> None:
+        if self._groups.get(key) is group:
+            del self._groups[key]
+        # Waiters whose part ended meanwhile (its deadline, its run's end) are not asked for.
+        waiting = [
+            (item, live)
+            for item, waiters in group.waiters.items()
+            if (live := [w for w in waiters if not w.done()])
+        ]
+        if not waiting:
+            return
+        if len(waiting) == 1 and len(waiting[0][1]) == 1:
+            waiting[0][1][0].set_result(_ALONE)
+            return
+        headers = group.headers
+        if any(h in _OWN_HEADERS for h in headers):
+            headers = {k: v for k, v in headers.items() if k not in _OWN_HEADERS}
+        # A context of its own: nothing of the request that happened to come first (its
+        # trace, its part) is the batch's.
+        context = contextvars.Context()
+        if self._tracing is not None:
+            source = self._source
+            context.run(
+                self._tracing.enter_batch, source.name, source.service, group.traces, len(waiting)
+            )
+        task = asyncio.get_running_loop().create_task(
+            self._send(waiting, headers, Deadline(group.latest)),
+            name=f"bff-batch:{self._source.name}",
+            context=context,
+        )
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _send(
+        self,
+        waiting: list[tuple[str, list[asyncio.Future[Any]]]],
+        headers: Mapping[str, str],
+        deadline: Deadline,
+    ) -> None:
+        outcome = "ok"
+        try:
+            async with deadline.limit():
+                self._service.earn()
+                failure = await self._try(waiting, headers, deadline, self._chain)
+                if failure is not None:
+                    outcome = "isolated"
+                    await self._isolate(waiting, failure, headers, deadline)
+        except BaseException as exc:
+            outcome = type(exc).__name__
+            _fail(waiting, exc if isinstance(exc, Exception) else TimeoutError("cancelled"))
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            if self._tracing is not None:
+                self._tracing.end_batch(outcome)
+
+    async def _try(
+        self,
+        waiting: list[tuple[str, list[asyncio.Future[Any]]]],
+        headers: Mapping[str, str],
+        deadline: Deadline,
+        layer: Layer,
+    ) -> _Failure | None:
+        """Send one batch request for ``waiting``; answer them, or return the failure one of
+        its ids may have caused (not yet told to anyone)."""
+        ids = [unquote(item) if "%" in item else item for item, _ in waiting]
+        url = f"{self._batch_prefix}{','.join(item for item, _ in waiting)}{self._batch_suffix}"
+        if self._observe is not None:
+            self._observe(len(waiting))
+        try:
+            response = await layer(url, headers, deadline)
+            if not 200 <= response.status < 300:
+                return response
+            answers = split_batch(self._batch, ids, response)
+        except RequestNotSent as exc:
+            _fail(waiting, exc)  # what every request of this caller carries: not one id's
+            return None
+        except (MalformedBatch, ResponseTooLarge, UpstreamUnavailable) as exc:
+            return exc
+        for (_, waiters), item in zip(waiting, ids, strict=True):
+            answer = answers[item]
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(answer)
+        return None
+
+    async def _isolate(
+        self,
+        waiting: list[tuple[str, list[asyncio.Future[Any]]]],
+        failure: _Failure,
+        headers: Mapping[str, str],
+        deadline: Deadline,
+    ) -> None:
+        """Halve the failed batch until the failure is one id's, or clearly not one id's."""
+        service = self._service
+        while True:
+            if len(waiting) == 1 or not service.split():
+                _fail(waiting, failure)
+                return
+            half = len(waiting) // 2
+            left, right = waiting[:half], waiting[half:]
+            left_failed, right_failed = await asyncio.gather(
+                self._try(left, headers, deadline, self._again),
+                self._try(right, headers, deadline, self._again),
+            )
+            if left_failed is not None and right_failed is not None:
+                # Both halves fail: not one id's doing. Each keeps its own failure.
+                _fail(left, left_failed)
+                _fail(right, right_failed)
+                return
+            if left_failed is not None:
+                waiting, failure = left, left_failed
+            elif right_failed is not None:
+                waiting, failure = right, right_failed
+            else:
+                return
+
+    def pending(self) -> int:
+        """How many groups wait to be sent (for tests and ``/readyz``)."""
+        return len(self._groups)
+
+
+def _fail(
+    waiting: list[tuple[str, list[asyncio.Future[Any]]]], failure: _Failure | BaseException
+) -> None:
+    """Tell every waiter still waiting its failure: an error answer, or an error raised."""
+    for _, waiters in waiting:
+        for waiter in waiters:
+            if not waiter.done():
+                # A waiter raises what it is given; an answer with an error status is returned.
+                waiter.set_result(failure)

@@ -1,0 +1,429 @@
+"""Cross-request batching against a real scripted HTTP server: the single reads that concurrent
+runs need from a batched source go out as batch requests, and each part gets what a single
+read would have given it (its item, its 404, its own failure, its own deadline)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+from urllib.parse import unquote
+
+import msgspec
+import pytest
+from bff_core import (
+    Aggregate,
+    AggregateResult,
+    AggregationFailed,
+    Batch,
+    CachePolicy,
+    DeclarationError,
+    Gateway,
+    Param,
+    Source,
+)
+from bff_core._cache import MemoryStore
+from bff_core._guards import Identity
+from bff_core._telemetry import Metrics, Tracing
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from .scripted_upstream import Reply, ScriptedUpstream, scripted_upstream
+
+
+class Product(msgspec.Struct):
+    id: str
+    name: str
+
+
+class Price(msgspec.Struct):
+    product_id: str
+    amount: int
+
+
+PRODUCTS = {f"p{i}": {"id": f"p{i}", "name": f"Product {i}"} for i in range(100)}
+PRICES = {f"p{i}": {"product_id": f"p{i}", "amount": 100 + i} for i in range(100)}
+POISON = "p13"
+
+
+def batch_reply(
+    table: Mapping[str, Any],
+    *,
+    delay: float = 0.0,
+    fail: Callable[[list[str]], Reply | None] = lambda ids: None,
+) -> Reply:
+    """A batch endpoint: the known ids' objects in the order asked (unknown ones left out)."""
+
+    def respond(query: dict[str, str]) -> Reply:
+        ids = [unquote(one) for one in query["ids"].split(",")]
+        failed = fail(ids)
+        if failed is not None:
+            return failed
+        return Reply(json=[table[i] for i in ids if i in table], delay=delay)
+
+    return Reply(respond=respond)
+
+
+def script_singles(upstream: ScriptedUpstream, *, delay: float = 0.0) -> None:
+    for pid, product in PRODUCTS.items():
+        upstream.script(f"/products/{pid}", Reply(json=product, delay=delay))
+    for pid, price in PRICES.items():
+        upstream.script(f"/prices/{pid}", Reply(json=price, delay=delay))
+
+
+def page(*, priced_per_user: bool = False) -> Aggregate:
+    return Aggregate(
+        "page",
+        params=[Param("id")],
+        sources=[
+            Source(
+                "product",
+                service="svc",
+                path="/products/{id}",
+                returns=Product,
+                critical=True,
+                batch=Batch("/products?ids={ids}", size=50, key="id"),
+            ),
+            Source(
+                "pricing",
+                service="svc",
+                path="/prices/{id}",
+                returns=Price,
+                subject_header="x-user-id" if priced_per_user else None,
+                batch=Batch("/prices?ids={ids}", size=50, key="product_id"),
+            ),
+        ],
+    )
+
+
+def batches(upstream: ScriptedUpstream, path: str) -> list[list[str]]:
+    """The ids of each batch request to ``path`` (``/products``), in the order they came."""
+    found = []
+    for received in upstream.received:
+        if received.raw_path.startswith(path + "?ids="):
+            raw = received.raw_path.partition("ids=")[2]
+            found.append([unquote(one) for one in raw.split(",")])
+    return found
+
+
+def singles(upstream: ScriptedUpstream, path: str) -> list[str]:
+    return [r.raw_path for r in upstream.received if r.raw_path.startswith(path + "/")]
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[ScriptedUpstream]:
+    async with scripted_upstream() as server:
+        server.script("/products", batch_reply(PRODUCTS))
+        server.script("/prices", batch_reply(PRICES))
+        script_singles(server)
+        yield server
+
+
+@pytest.fixture
+async def gateway(upstream: ScriptedUpstream) -> AsyncIterator[Gateway]:
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0) as gw:
+        yield gw
+
+
+async def run_all(gateway: Gateway, aggregate: Aggregate, ids: list[str]) -> list[Any]:
+    return await asyncio.gather(
+        *(gateway.run(aggregate, {"id": pid}) for pid in ids), return_exceptions=True
+    )
+
+
+def whole(result: Any, pid: str) -> None:
+    assert isinstance(result, AggregateResult), result
+    product = result.value("product")
+    price = result.value("pricing")
+    assert isinstance(product, Product) and product.id == pid, product
+    assert product.name == PRODUCTS[pid]["name"]
+    assert isinstance(price, Price) and price.product_id == pid, price
+    assert price.amount == PRICES[pid]["amount"]
+    assert not result.failures
+
+
+async def test_forty_concurrent_runs_read_each_source_in_one_batch(
+    upstream: ScriptedUpstream, gateway: Gateway
+) -> None:
+    ids = [f"p{i}" for i in range(40)]
+    results = await run_all(gateway, page(), ids)
+    for pid, result in zip(ids, results, strict=True):
+        whole(result, pid)
+    for path in ("/products", "/prices"):
+        asked = batches(upstream, path)
+        assert len(asked) + len(singles(upstream, path)) <= 8, asked
+        assert sorted(i for chunk in asked for i in chunk) == sorted(ids)
+
+
+async def test_with_batching_off_every_part_is_its_own_request(upstream: ScriptedUpstream) -> None:
+    ids = [f"p{i}" for i in range(40)]
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0, batch_window=None) as gw:
+        results = await run_all(gw, page(), ids)
+    for pid, result in zip(ids, results, strict=True):
+        whole(result, pid)
+    assert not batches(upstream, "/products") and not batches(upstream, "/prices")
+    assert len(singles(upstream, "/products")) == 40
+    assert len(singles(upstream, "/prices")) == 40
+
+
+async def test_a_run_alone_sends_its_own_single_read(
+    upstream: ScriptedUpstream, gateway: Gateway
+) -> None:
+    whole(await gateway.run(page(), {"id": "p7"}), "p7")
+    assert singles(upstream, "/products") == ["/products/p7"]
+    assert not batches(upstream, "/products")
+
+
+async def test_a_batch_is_at_most_the_declared_size(upstream: ScriptedUpstream) -> None:
+    aggregate = Aggregate(
+        "small",
+        params=[Param("id")],
+        sources=[
+            Source(
+                "product",
+                service="svc",
+                path="/products/{id}",
+                returns=Product,
+                batch=Batch("/products?ids={ids}", size=7, key="id"),
+            )
+        ],
+    )
+    ids = [f"p{i}" for i in range(30)]
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0) as gw:
+        results = await run_all(gw, aggregate, ids)
+    for pid, result in zip(ids, results, strict=True):
+        assert result.value("product").id == pid
+    asked = batches(upstream, "/products")
+    assert asked and max(len(chunk) for chunk in asked) <= 7
+    assert sorted(i for chunk in asked for i in chunk) == sorted(ids)
+
+
+async def test_identical_ids_are_asked_once_and_answered_to_each(
+    upstream: ScriptedUpstream, gateway: Gateway
+) -> None:
+    ids = ["p1"] * 10 + ["p2", "p3"]
+    results = await run_all(gateway, page(), ids)
+    for pid, result in zip(ids, results, strict=True):
+        whole(result, pid)
+    asked = batches(upstream, "/products")
+    assert [sorted(chunk) for chunk in asked] == [["p1", "p2", "p3"]]
+
+
+async def test_an_id_the_batch_leaves_out_is_that_parts_404(
+    upstream: ScriptedUpstream, gateway: Gateway
+) -> None:
+    results = await run_all(gateway, page(), ["p1", "nope", "p2"])
+    whole(results[0], "p1")
+    whole(results[2], "p2")
+    failed = results[1]
+    assert isinstance(failed, AggregationFailed)
+    assert failed.critical.upstream_status == 404
+    assert failed.status == 404
+
+
+async def test_a_poison_id_fails_only_its_own_part(upstream: ScriptedUpstream) -> None:
+    def poisoned(ids: list[str]) -> Reply | None:
+        return Reply(status=500, json={"error": "boom"}) if POISON in ids else None
+
+    upstream.script("/prices", batch_reply(PRICES, fail=poisoned))
+    ids = [f"p{i}" for i in range(32)]
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0) as gw:
+        results = await run_all(gw, page(), ids)
+    for pid, result in zip(ids, results, strict=True):
+        if pid == POISON:
+            assert isinstance(result, AggregateResult)
+            assert result["pricing"].reason == "upstream_status"
+            assert result["pricing"].upstream_status == 500
+            assert result.value("product").id == POISON
+        else:
+            whole(result, pid)
+        status = gw.upstreams.status()["svc"]
+    asked = batches(upstream, "/prices")
+    # The first batch, then two halves per level until one id is left: about 2 log2(32).
+    assert len(asked) <= 1 + 2 * 5, asked
+    assert [POISON] in asked
+    assert status.retries == (len(asked) - 1) // 2
+
+
+async def test_a_batch_that_fails_as_a_whole_is_not_split_into_a_storm(
+    upstream: ScriptedUpstream,
+) -> None:
+    upstream.script("/prices", Reply(status=503, json={"error": "down"}))
+    ids = [f"p{i}" for i in range(40)]
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0) as gw:
+        results = await run_all(gw, page(), ids)
+    for result in results:
+        assert isinstance(result, AggregateResult)
+        assert result["pricing"].upstream_status == 503
+    # The batch, its two halves, and no more: both halves failing is not one id's doing.
+    assert len(batches(upstream, "/prices")) == 3
+
+
+async def test_a_malformed_batch_answer_is_isolated_too(upstream: ScriptedUpstream) -> None:
+    def garbled(ids: list[str]) -> Reply | None:
+        return Reply(body=b"[{not json") if "p5" in ids else None
+
+    upstream.script("/products", batch_reply(PRODUCTS, fail=garbled))
+    ids = [f"p{i}" for i in range(8)]
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0) as gw:
+        results = await run_all(gw, page(), ids)
+    for pid, result in zip(ids, results, strict=True):
+        if pid == "p5":
+            assert isinstance(result, AggregationFailed)
+            assert result.critical.reason == "invalid_response"
+        else:
+            whole(result, pid)
+
+
+async def test_two_users_priced_reads_never_share_a_batch(upstream: ScriptedUpstream) -> None:
+    aggregate = page(priced_per_user=True)
+    alice = Identity(subject="alice", token="a.b.c", expires_at=time.time() + 60, claims={})
+    bob = Identity(subject="bob", token="d.e.f", expires_at=time.time() + 60, claims={})
+    calls = []
+    for i in range(20):
+        who = alice if i % 2 else bob
+        calls.append((who, f"p{i}"))
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0) as gw:
+        results = await asyncio.gather(
+            *(gw.run(aggregate, {"id": pid}, identity=who) for who, pid in calls)
+        )
+    for (_, pid), result in zip(calls, results, strict=True):
+        whole(result, pid)
+    wanted = {"alice": {pid for who, pid in calls if who is alice}}
+    wanted["bob"] = {pid for who, pid in calls if who is bob}
+    priced = [r for r in upstream.received if r.raw_path.startswith("/prices")]
+    assert len(priced) == 2
+    for received in priced:
+        user = received.headers["x-user-id"]
+        asked = {unquote(one) for one in received.raw_path.partition("ids=")[2].split(",")}
+        assert asked == wanted[user]
+    # The product source is not per user: one batch for both.
+    assert len(batches(upstream, "/products")) == 1
+
+
+async def test_a_part_stops_waiting_at_its_own_deadline_while_its_batch_goes_on(
+    upstream: ScriptedUpstream,
+) -> None:
+    upstream.script("/products", batch_reply(PRODUCTS, delay=1.0))
+    aggregate = page()
+    async with Gateway(services={"svc": upstream.url}, timeout=3.0) as gw:
+
+        async def timed(pid: str, time_limit: float) -> tuple[Any, float]:
+            began = time.monotonic()
+            try:
+                result = await gw.run(aggregate, {"id": pid}, time_limit=time_limit)
+                return result, time.monotonic() - began
+            except AggregationFailed as failed:
+                return failed, time.monotonic() - began
+
+        (short, short_took), (long, long_took) = await asyncio.gather(
+            timed("p1", 0.1), timed("p2", 3.0)
+        )
+    assert isinstance(short, AggregationFailed)
+    assert short.critical.reason == "timeout"
+    # Ended by its own 100 ms, not by the batch's second (which it did not shorten).
+    assert short_took < 0.6 < long_took
+    whole(long, "p2")
+    assert [sorted(chunk) for chunk in batches(upstream, "/products")] == [["p1", "p2"]]
+
+
+async def test_each_item_of_a_batch_is_cached_on_its_own(upstream: ScriptedUpstream) -> None:
+    cached = Aggregate(
+        "cached",
+        params=[Param("id")],
+        sources=[
+            Source(
+                "product",
+                service="svc",
+                path="/products/{id}",
+                returns=Product,
+                cache=CachePolicy(ttl=60),
+                batch=Batch("/products?ids={ids}", size=50, key="id"),
+            )
+        ],
+    )
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0, cache=MemoryStore()) as gw:
+        await run_all(gw, cached, ["p1", "p2", "p3"])
+        assert len(upstream.received) == 1
+        again = await gw.run(cached, {"id": "p2"})
+    assert again["product"].cache == "hit"
+    assert again.value("product").id == "p2"
+    assert len(upstream.received) == 1
+
+
+async def test_a_batch_request_has_one_span_linked_to_every_part(
+    upstream: ScriptedUpstream,
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    ids = ["p1", "p2", "p3"]
+    async with Gateway(
+        services={"svc": upstream.url}, timeout=2.0, tracing=Tracing(provider)
+    ) as gw:
+        await run_all(gw, page(), ids)
+    spans = exporter.get_finished_spans()
+    parts = {span.context.span_id: span for span in spans if span.name == "part product"}
+    (batch,) = [span for span in spans if span.name == "batch product"]
+    assert {link.context.span_id for link in batch.links} == set(parts)
+    assert batch.attributes is not None and batch.attributes["bff.batch.ids"] == 3
+    (sent,) = [r for r in upstream.received if r.raw_path.startswith("/products?")]
+    assert f"{batch.context.span_id:016x}" in sent.headers["traceparent"]
+
+
+async def test_the_ids_per_batch_request_are_a_histogram(upstream: ScriptedUpstream) -> None:
+    metrics = Metrics()
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0, metrics=metrics) as gw:
+        await run_all(gw, page(), [f"p{i}" for i in range(5)])
+    text = metrics.exposition().decode()
+    assert 'bff_upstream_batch_ids_count{service="svc"} 2.0' in text
+    assert 'bff_upstream_batch_ids_sum{service="svc"} 10.0' in text
+    assert 'bff_upstream_batch_ids_bucket{le="8.0",service="svc"} 2.0' in text
+
+
+def test_a_batched_part_must_read_one_id() -> None:
+    batch = Batch("/products?ids={ids}", size=50, key="id")
+    with pytest.raises(DeclarationError, match="exactly one placeholder"):
+        Aggregate(
+            "two",
+            params=[Param("id"), Param("lang")],
+            sources=[
+                Source(
+                    "product",
+                    service="svc",
+                    path="/products/{id}?lang={lang}",
+                    returns=Product,
+                    batch=batch,
+                )
+            ],
+        )
+    with pytest.raises(DeclarationError, match="may use only"):
+        Aggregate(
+            "params",
+            params=[Param("id"), Param("lang")],
+            sources=[
+                Source(
+                    "product",
+                    service="svc",
+                    path="/products/{id}",
+                    returns=Product,
+                    batch=Batch("/products?ids={ids}&lang={lang}", size=50, key="id"),
+                )
+            ],
+        )
+    with pytest.raises(DeclarationError, match="same_as_item=False"):
+        Aggregate(
+            "summary",
+            params=[Param("id")],
+            sources=[
+                Source(
+                    "product",
+                    service="svc",
+                    path="/products/{id}",
+                    returns=Product,
+                    batch=Batch("/products?ids={ids}", size=50, key="id", same_as_item=False),
+                )
+            ],
+        )
