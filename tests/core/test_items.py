@@ -714,10 +714,10 @@ def test_misdeclared_lists_fail_when_built() -> None:
                     service="svc",
                     path="/p/{slug}",
                     returns=Product,
-                    batch=Batch("/p?ids={ids}", size=5, key="id"),
+                    batch=Batch("/p?ids={ids}", size=5, key="id", same_as_item=False),
                 )
             ),
-            "a batch is for item sources",
+            "the batch must answer what the path does",
         ),
         (
             lambda: grid(
