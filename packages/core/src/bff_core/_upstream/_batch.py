@@ -193,7 +193,8 @@ class Batcher:
             return await self._chain(url, headers, deadline)
         item = url[len(prefix) : len(url) - len(suffix)]
         loop = asyncio.get_running_loop()
-        key = tuple(headers.get(h) for h in self._identity)
+        identity = self._identity
+        key = tuple(headers.get(h) for h in identity) if identity else ()
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group(headers)
