@@ -133,8 +133,30 @@ def test_a_write_is_a_span_under_its_request_and_the_parent_of_its_upstream_requ
     shop: Traced,
 ) -> None:
     token = shop.token("alice")
-    line = write(shop, "PUT", "/api/cart/items/p-1002", token, None, {"quantity": 1})
+    # A line set: the write's span is the parent of its upstream request and of the parts of
+    # the cart screen read after it.
+    trace_id, _, parent = traceparent()
+    line = write(
+        shop, "PUT", "/api/cart/items/p-1002", token, None, {"quantity": 1}, traceparent=parent
+    )
     assert line.status_code == 200, line.text
+    server = eventually(
+        lambda: next(
+            (s for s in shop.receiver.spans if s.trace_id == trace_id and s.kind == SERVER), None
+        ),
+        "the server span of the line set",
+    )
+    spans = [s for s in shop.receiver.spans if s.trace_id == trace_id]
+    (span,) = [s for s in spans if s.name == "write web_cart_line"]
+    assert span.parent_span_id == server.span_id
+    assert span.attributes["http.request.method"] == "PUT"
+    assert span.attributes["bff.outcome"] == "sent"
+    assert "bff.idempotency" not in span.attributes  # no key
+    parts = [s for s in spans if s.name.startswith("part ")]
+    assert parts and all(part.parent_span_id == span.span_id for part in parts), parts
+    assert "cart" in {part.attributes["bff.source"] for part in parts}
+    (put,) = [r for r in shop.sent("cart") if r["method"] == "PUT"]
+    assert put["headers"]["traceparent"].split("-")[1:3] == [trace_id, span.span_id]
     shop.clear()
     key = f"secret-key-{uuid.uuid4()}"
     trace_id, caller, parent = traceparent()
@@ -177,6 +199,8 @@ def test_a_write_is_a_span_under_its_request_and_the_parent_of_its_upstream_requ
     # Never the key nor the body in a span.
     for one in shop.receiver.spans:
         assert not any(key in str(value) for value in one.attributes.values()), one
+    # Every span's context was left as it was entered (OpenTelemetry logs it otherwise).
+    assert "Failed to detach context" not in shop.web.log()
 
 
 def test_an_unknown_outcome_is_an_error_span(shop: Traced) -> None:
