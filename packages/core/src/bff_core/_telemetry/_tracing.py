@@ -142,42 +142,6 @@ class Tracing:
         span.end()
         self._context.detach(token)
 
-    # -- the part spans -----------------------------------------------------------------------
-
-    def start_part(self, aggregate: str, source: str, service: str) -> tuple[PartTrace | None, Any]:
-        """A part's span, child of the current one; returns it and a token to restore the
-        context once its task exists (the task keeps the part as its current context).
-        ``None`` in a request the sampler left out."""
-        if UNSAMPLED.get() is not None:
-            return None, None
-        span = self.tracer.start_span(
-            f"part {source}",
-            kind=self._internal,
-            attributes={"bff.aggregate": aggregate, "bff.source": source, "bff.service": service},
-        )
-        part = PartTrace(span)
-        token = self._context.attach(self._trace.set_span_in_context(span))
-        return part, (token, CURRENT_PART.set(part))
-
-    def restore(self, tokens: Any) -> None:
-        if tokens is None:
-            return
-        token, part_token = tokens
-        CURRENT_PART.reset(part_token)
-        self._context.detach(token)
-
-    def end_part(self, part: PartTrace, outcome: PartOutcome) -> None:
-        span = part.span
-        span.set_attribute("bff.outcome", outcome.reason or "ok")
-        span.set_attribute("bff.attempts", part.attempts)
-        if outcome.cache is not None:
-            span.set_attribute("bff.cache", outcome.cache)
-        if outcome.upstream_status is not None:
-            span.set_attribute("http.response.status_code", outcome.upstream_status)
-        if outcome.reason is not None:
-            span.set_status(self._error, outcome.describe())
-        span.end()
-
     # -- the write spans ----------------------------------------------------------------------
 
     def start_write(self, mutation: str, method: str, service: str) -> tuple[PartTrace | None, Any]:
@@ -220,6 +184,42 @@ class Tracing:
             span.set_attribute("http.response.status_code", upstream_status)
         if outcome in ("failed", "unknown"):
             span.set_status(self._error, outcome)
+        span.end()
+
+    # -- the part spans -----------------------------------------------------------------------
+
+    def start_part(self, aggregate: str, source: str, service: str) -> tuple[PartTrace | None, Any]:
+        """A part's span, child of the current one; returns it and a token to restore the
+        context once its task exists (the task keeps the part as its current context).
+        ``None`` in a request the sampler left out."""
+        if UNSAMPLED.get() is not None:
+            return None, None
+        span = self.tracer.start_span(
+            f"part {source}",
+            kind=self._internal,
+            attributes={"bff.aggregate": aggregate, "bff.source": source, "bff.service": service},
+        )
+        part = PartTrace(span)
+        token = self._context.attach(self._trace.set_span_in_context(span))
+        return part, (token, CURRENT_PART.set(part))
+
+    def restore(self, tokens: Any) -> None:
+        if tokens is None:
+            return
+        token, part_token = tokens
+        CURRENT_PART.reset(part_token)
+        self._context.detach(token)
+
+    def end_part(self, part: PartTrace, outcome: PartOutcome) -> None:
+        span = part.span
+        span.set_attribute("bff.outcome", outcome.reason or "ok")
+        span.set_attribute("bff.attempts", part.attempts)
+        if outcome.cache is not None:
+            span.set_attribute("bff.cache", outcome.cache)
+        if outcome.upstream_status is not None:
+            span.set_attribute("http.response.status_code", outcome.upstream_status)
+        if outcome.reason is not None:
+            span.set_status(self._error, outcome.describe())
         span.end()
 
     # -- upstream requests --------------------------------------------------------------------
