@@ -255,6 +255,8 @@ class Gateway:
         if mutation.then is not None:
             self.add(mutation.then)
         self.mutations[mutation.name] = mutation
+        if self.metrics is not None:
+            self.metrics.declare_write(mutation.name)
 
     async def mutate(
         self,

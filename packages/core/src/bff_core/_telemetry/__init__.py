@@ -2,7 +2,8 @@
 
 - ``_metrics``: :class:`Metrics` (one registry, shared across worker processes) and each
   upstream service's :class:`UpstreamMeter`;
-- ``_tracing``: :class:`Tracing`, a span per part and the trace context sent upstream;
+- ``_tracing``: :class:`Tracing`, a span per part and per write, and the trace context sent
+  upstream;
 - ``_logs``: JSON log lines and the access logger;
 - ``_labels``: the bounded values of what a client's request chooses (its method, its route).
 """
@@ -14,6 +15,7 @@ from ._metrics import (
     EDGE_REFUSALS,
     METRICS_CONTENT_TYPE,
     METRICS_DIR_VARIABLE,
+    WRITE_OUTCOMES,
     Metrics,
     UpstreamMeter,
 )
@@ -27,6 +29,7 @@ __all__ = [
     "METRICS_CONTENT_TYPE",
     "METRICS_DIR_VARIABLE",
     "UNMATCHED",
+    "WRITE_OUTCOMES",
     "JsonFormatter",
     "Metrics",
     "PartTrace",

@@ -47,6 +47,7 @@ __all__ = [
     "EDGE_REFUSALS",
     "METRICS_CONTENT_TYPE",
     "METRICS_DIR_VARIABLE",
+    "WRITE_OUTCOMES",
     "Metrics",
 ]
 
@@ -158,7 +159,33 @@ FAMILIES: dict[str, _Family] = {
         "rate_limits_unavailable",
         ("reason",),
     ),
+    "bff_writes": _Family(
+        "counter",
+        "Writes by mutation and outcome: sent (the upstream took it), rejected (the upstream "
+        "refused it), failed (not carried out, or the upstream failed), unknown (sent, no "
+        "answer: the outcome is unknown), replayed (a key's stored answer), conflict (the "
+        "key's first request still running), mismatch (the key with another body), invalid "
+        "(refused before anything was sent)",
+        ("mutation", "outcome"),
+    ),
+    "bff_write_duration_seconds": _Family(
+        "histogram",
+        "How long each write carried out took, from its key's claim to its answer (replays "
+        "and refusals of a key are not counted here)",
+        ("mutation",),
+    ),
 }
+#: How a write ended (bff_writes_total), see ``FAMILIES``.
+WRITE_OUTCOMES = (
+    "sent",
+    "rejected",
+    "failed",
+    "unknown",
+    "replayed",
+    "conflict",
+    "mismatch",
+    "invalid",
+)
 #: Why the edge refuses a request (bff_edge_refusals_total).
 EDGE_REFUSALS = (
     "invalid_token",
@@ -262,6 +289,20 @@ class Metrics:
                 (route, label, str(status)),
             )
         self._observe(key, seconds)
+
+    def declare_write(self, mutation: str) -> None:
+        """A mutation's writes, at zero (its name is declared: never a client's)."""
+        for outcome in WRITE_OUTCOMES:
+            self._counters.setdefault(("bff_writes", (mutation, outcome)), 0.0)
+        self._histogram(("bff_write_duration_seconds", (mutation,)))
+
+    def observe_write(self, mutation: str, outcome: str, seconds: float | None) -> None:
+        """One write of ``mutation`` ended (``outcome``: one of :data:`WRITE_OUTCOMES`);
+        ``seconds``: how long it took, when it was carried out (``None``: a key's replay or
+        refusal, or a request refused before)."""
+        self.count(("bff_writes", (mutation, outcome)))
+        if seconds is not None:
+            self._observe(("bff_write_duration_seconds", (mutation,)), seconds)
 
     def declare_edge(self) -> None:
         """The edge's refusals, at zero."""

@@ -1,5 +1,5 @@
-"""OpenTelemetry traces: a server span per request, a child span per part, and the context in
-every upstream request (retries and hedges too).
+"""OpenTelemetry traces: a server span per request, a child span per part and per write, and the
+context in every upstream request (retries and hedges too).
 
 Configured by the standard ``OTEL_*`` variables and off unless an OTLP endpoint is named
 (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``); then nothing of
@@ -38,7 +38,8 @@ UNSAMPLED: ContextVar[str | None] = ContextVar("bff_unsampled_traceparent", defa
 
 
 class PartTrace:
-    """One part's span, and how many requests it sent (first try, retries, hedge)."""
+    """One part's (or one write's) span, and how many requests it sent (first try, retries,
+    hedge)."""
 
     __slots__ = ("attempts", "span")
 
@@ -140,6 +141,50 @@ class Tracing:
             span.set_status(self._error)
         span.end()
         self._context.detach(token)
+
+    # -- the write spans ----------------------------------------------------------------------
+
+    def start_write(self, mutation: str, method: str, service: str) -> tuple[PartTrace | None, Any]:
+        """A write's span, child of the request's, current until :meth:`end_write`: the
+        upstream request it sends carries its context. ``None`` in a request the sampler left
+        out. Its attributes name the mutation, never the key or the body."""
+        if UNSAMPLED.get() is not None:
+            return None, None
+        span = self.tracer.start_span(
+            f"write {mutation}",
+            kind=self._internal,
+            attributes={
+                "bff.mutation": mutation,
+                "bff.service": service,
+                "http.request.method": method,
+            },
+        )
+        write = PartTrace(span)
+        token = self._context.attach(self._trace.set_span_in_context(span))
+        return write, (token, CURRENT_PART.set(write))
+
+    def end_write(
+        self,
+        write: PartTrace,
+        tokens: Any,
+        *,
+        outcome: str,
+        idempotency: str | None,
+        upstream_status: int | None,
+    ) -> None:
+        """End a write's span (``outcome``: one of ``WRITE_OUTCOMES``) and make the request's
+        span current again."""
+        self.restore(tokens)
+        span = write.span
+        span.set_attribute("bff.outcome", outcome)
+        span.set_attribute("bff.attempts", write.attempts)
+        if idempotency is not None:
+            span.set_attribute("bff.idempotency", idempotency)
+        if upstream_status is not None:
+            span.set_attribute("http.response.status_code", upstream_status)
+        if outcome in ("failed", "unknown"):
+            span.set_status(self._error, outcome)
+        span.end()
 
     # -- the part spans -----------------------------------------------------------------------
 

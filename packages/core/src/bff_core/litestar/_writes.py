@@ -5,11 +5,16 @@ Litestar's own limit), the verified caller (the guard answers 401 before the rou
 ``Idempotency-Key`` (400 when required and missing or malformed), the key's record claimed
 (a replay, or 409/422/504), then :meth:`Gateway.mutate`, and the answer kept in the record as
 ``docs/decisions/0017-writes-and-idempotency.md`` says (kept, kept as unknown, or released).
+
+Each write is seen like a read: a span (``write {mutation}``, child of the request's, the
+parent of its upstream request), ``bff_writes_total`` and ``bff_write_duration_seconds``, and
+its mutation, key and outcome in the access log line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, TypeVar, get_type_hints
 
 import msgspec
@@ -27,7 +32,8 @@ from .._errors import (
 )
 from .._guards import IDEMPOTENCY_HEADER, REPLAYED_HEADER, Claimed, Refused, Replay
 from .._report import PROBLEM_JSON, Problem, problem_for
-from ._edge import EXCHANGE, MUTATION_OPT, REQUEST_ID_HEADER, Exchange
+from .._telemetry import PartTrace
+from ._edge import EXCHANGE, MUTATION_OPT, REQUEST_ID_HEADER, Exchange, WriteNote
 from ._openapi import WRITE_PROBLEM_RESPONSES, write_body_dependencies, write_operation
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "mutation_route"]
@@ -70,7 +76,19 @@ def mutation_route(
     async def handler(request: Request[Any, Any, Any]) -> Response[bytes]:
         gateway: Gateway = request.app.state.gateway
         exchange: Exchange = request.scope["state"][EXCHANGE]
+        watch = _Watch(gateway, mutation)
+        exchange.write = watch.note
+        try:
+            return await write(request, gateway, exchange, watch)
+        finally:
+            watch.end()
+
+    async def write(
+        request: Request[Any, Any, Any], gateway: Gateway, exchange: Exchange, watch: _Watch
+    ) -> Response[bytes]:
+        note = watch.note
         instance = request.url.path
+        note.outcome = "invalid"  # until the body is read: too large is refused here
         raw = await request.body()
         if raw.strip() or mutation.body is not None:
             media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -100,11 +118,13 @@ def mutation_route(
             except RequestError as error:
                 return _error(error, instance)
             except Exception:
+                note.outcome = "failed"
                 return _problem(
                     503, "idempotency-unavailable",
                     "idempotency keys cannot be checked now; nothing was sent", instance,
                 )  # fmt: skip
             if isinstance(found, Replay):
+                note.idempotency = note.outcome = "replayed"
                 return Response(
                     found.body,
                     status_code=found.status,
@@ -112,17 +132,26 @@ def mutation_route(
                     headers={**_NO_STORE, REPLAYED_HEADER: "true"},
                 )
             if isinstance(found, Refused):
+                note.idempotency, note.outcome = _REFUSED[found.why]
                 return _refused(found, instance)
+            note.idempotency = "new"
             claim = found
+        # Anything unforeseen from here on (cancelled, a bug) counts as failed.
+        note.outcome = "failed"
+        watch.carried_out = True
         try:
             result = await gateway.mutate(
                 mutation, params, raw, identity=identity, idempotency_key=key, headers=headers
             )
         except RequestError as error:
+            note.outcome = "invalid"
+            watch.carried_out = False  # refused before anything was sent
             if claim is not None:
                 await claim.release()
             return _error(error, instance)
         except WriteFailed as failed:
+            note.outcome = _FAILED.get(failed.reason, "failed")
+            note.upstream_status = failed.upstream_status
             answer = _failed(failed, instance)
             if claim is not None:
                 if failed.reason == "outcome_unknown":
@@ -135,6 +164,7 @@ def mutation_route(
             return answer
         except AggregationFailed as failed:
             # The write took effect; the screen read after it did not come.
+            note.outcome = "sent"
             answer = _problem_response(problem_for(failed, instance=instance))
             if claim is not None:
                 await claim.done(failed.status, PROBLEM_JSON, bytes(answer.content))
@@ -142,6 +172,8 @@ def mutation_route(
         # Anything else (cancelled, a bug) may have come after the request left: the record
         # stays running, answers 409 until its deadline has long passed, then the unknown
         # outcome (decision record 0017). Releasing it could place a second order.
+        note.outcome = "sent"
+        note.upstream_status = result.status
         body = _encode(view(result) if view is not None else result.value)
         status = 200 if mutation.then is not None else result.status
         if claim is not None:
@@ -164,6 +196,55 @@ def mutation_route(
         dependencies=write_body_dependencies(mutation),
         status_code=200 if mutation.then is not None or mutation.method == "PUT" else 201,
     )(handler)
+
+
+#: A key's refusal: what the access log's ``idempotency`` says, and the write's outcome.
+_REFUSED = {
+    "running": ("conflict", "conflict"),
+    "mismatch": ("mismatch", "mismatch"),
+    "abandoned": ("abandoned", "unknown"),
+}
+#: A failed write's outcome by its reason (any other: ``failed``).
+_FAILED = {"outcome_unknown": "unknown", "rejected": "rejected"}
+
+
+class _Watch:
+    """A write's telemetry: its span (current while it runs, so that the upstream request
+    carries its context), then its count and duration in the metrics, and its note for the
+    access log."""
+
+    __slots__ = ("_gateway", "_started", "_tokens", "_trace", "carried_out", "note")
+
+    def __init__(self, gateway: Gateway, mutation: Mutation) -> None:
+        self._gateway = gateway
+        self.note = WriteNote(mutation.name)
+        #: whether the write was carried out (not a key's replay or refusal, nor refused before)
+        self.carried_out = False
+        self._started = perf_counter()
+        tracing = gateway.tracing
+        self._trace: PartTrace | None = None
+        self._tokens: Any = None
+        if tracing is not None:
+            self._trace, self._tokens = tracing.start_write(
+                mutation.name, mutation.method, mutation.service
+            )
+
+    def end(self) -> None:
+        note = self.note
+        metrics = self._gateway.metrics
+        if metrics is not None:
+            elapsed = perf_counter() - self._started if self.carried_out else None
+            metrics.observe_write(note.mutation, note.outcome, elapsed)
+        if self._trace is not None:
+            tracing = self._gateway.tracing
+            assert tracing is not None
+            tracing.end_write(
+                self._trace,
+                self._tokens,
+                outcome=note.outcome,
+                idempotency=note.idempotency,
+                upstream_status=note.upstream_status,
+            )
 
 
 def _problem(status: int, slug: str, detail: str, instance: str) -> Response[bytes]:

@@ -22,7 +22,7 @@ share (the request id, the identity, what the access log tells).
 from ._chain import Edge, edge_filters, edge_middleware
 from ._compression import Compression, weighted
 from ._cors import CorsPolicy
-from ._exchange import EXCHANGE, Exchange, exchange_of, header
+from ._exchange import EXCHANGE, Exchange, WriteNote, exchange_of, header
 from ._filter import Filter, Reply, problem_reply, send_reply
 from ._guard import AGGREGATE_OPT, MUTATION_OPT, OPERATIONAL_OPT
 from ._request_id import REQUEST_ID_HEADER, request_id
@@ -39,6 +39,7 @@ __all__ = [
     "Exchange",
     "Filter",
     "Reply",
+    "WriteNote",
     "edge_filters",
     "edge_middleware",
     "exchange_of",

@@ -43,6 +43,31 @@ class AccessLog(Filter):
             for p in parts
         )
         answer_cache = exchange.answer_cache
+        extra: dict[str, object] = {
+            "event": "request",
+            "request_id": exchange.request_id,
+            "method": method,
+            "route": exchange.route,
+            "path": path,
+            "query": query,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+        }
+        if parts:
+            extra["parts"] = parts
+        if answer_cache is not None:
+            extra["answer_cache"] = answer_cache
+        write = exchange.write
+        if write is not None:
+            extra["mutation"] = write.mutation
+            extra["write"] = write.outcome
+            if write.idempotency is not None:
+                extra["idempotency"] = write.idempotency
+            if write.upstream_status is not None:
+                extra["upstream_status"] = write.upstream_status
+            key = f" idempotency={write.idempotency}" if write.idempotency is not None else ""
+            note = f"{write.mutation}={write.outcome}{key}"
+            described = f"{described} {note}" if described else note
         self._logger.info(
             "%s %s %d %.1fms %s%s",
             method,
@@ -51,16 +76,5 @@ class AccessLog(Filter):
             elapsed * 1000,
             exchange.request_id,
             f" {described}" if described else "",
-            extra={
-                "event": "request",
-                "request_id": exchange.request_id,
-                "method": method,
-                "route": exchange.route,
-                "path": path,
-                "query": query,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 2),
-                **({"parts": parts} if parts else {}),
-                **({"answer_cache": answer_cache} if answer_cache is not None else {}),
-            },
+            extra=extra,
         )

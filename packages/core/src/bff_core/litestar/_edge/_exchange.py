@@ -3,7 +3,7 @@
 The edge opens an :class:`Exchange` for every HTTP request it sees and leaves it in the ASGI
 scope's state, where the route finds it (:func:`exchange_of`): the route reads the request id and
 the verified identity from it, and writes what the access log tells (each part's outcome, the
-answer cache's verdict).
+answer cache's verdict, a write's :class:`WriteNote`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..._guards import Identity
     from ..._outcome import PartOutcome
 
-__all__ = ["EXCHANGE", "Encoding", "Exchange", "exchange_of", "header"]
+__all__ = ["EXCHANGE", "Encoding", "Exchange", "WriteNote", "exchange_of", "header"]
 
 #: A content coding the edge can answer in (the compression filter chooses it).
 Encoding = Literal["zstd", "br", "gzip"]
@@ -52,6 +52,7 @@ class Exchange:
         "span_token",
         "started",
         "status",
+        "write",
     )
 
     #: The request's ASGI scope, until the request is over (the scope's state holds the
@@ -79,6 +80,8 @@ class Exchange:
     outcomes: Iterable[PartOutcome]
     #: ``hit`` or ``miss`` when the route looked for a whole cached answer.
     answer_cache: str | None
+    #: What a write route did (for the access log), when the route is one.
+    write: WriteNote | None
     #: The coding compression chose for the answer, if any.
     encoding: Encoding | None
     #: The server span and the context token to restore, when tracing is on.
@@ -102,6 +105,26 @@ class Exchange:
         self.identity = None
         self.outcomes = ()
         self.answer_cache = None
+        self.write = None
+
+
+class WriteNote:
+    """What a write route did with its request: the access log's ``mutation``,
+    ``idempotency`` and ``write`` fields."""
+
+    __slots__ = ("idempotency", "mutation", "outcome", "upstream_status")
+
+    def __init__(self, mutation: str) -> None:
+        #: the mutation's declared name
+        self.mutation = mutation
+        #: what the key's record said: ``new`` (this request claimed it), ``replayed``,
+        #: ``conflict`` (its first request still running), ``mismatch`` (another body),
+        #: ``abandoned`` (its first request's instance stopped mid-request); ``None``: no key
+        self.idempotency: str | None = None
+        #: how the write ended, one of ``WRITE_OUTCOMES`` (``failed`` until it is known)
+        self.outcome = "failed"
+        #: the upstream's status, when it answered
+        self.upstream_status: int | None = None
 
 
 def exchange_of(scope: Scope) -> Exchange | None:
