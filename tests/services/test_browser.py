@@ -199,6 +199,112 @@ def add_to_cart(page: Page, site: str, product_id: str, count_after: int) -> Non
     expect(page.get_by_test_id("cart-count")).to_have_text(str(count_after))
 
 
+#: how many picks the SPA's home page asks for (`HOME_PICKS` in apps/web-spa/src/api/urls.ts)
+HOME_PICKS = 12
+
+
+def home_tiles(page: Page) -> list[str]:
+    """The product ids of the home page's tiles, in order, once they have all arrived."""
+    tiles = page.get_by_test_id("home-grid").locator("article.tile")
+    expect(tiles).to_have_count(HOME_PICKS)
+    ids: list[str] = tiles.evaluate_all("tiles => tiles.map(tile => tile.dataset.testid)")
+    return [testid.removeprefix("tile-") for testid in ids]
+
+
+def expect_picks(page: Page, picks: str, title: str) -> None:
+    section = page.get_by_test_id("home-picks")
+    expect(section).to_have_attribute("data-picks", picks)
+    expect(section).to_have_attribute("data-status", "done")
+    expect(page.get_by_test_id("home-picks-title")).to_have_text(title)
+
+
+def test_signed_out_the_home_shows_the_best_sellers(
+    site: str, page: Page, upstreams: Upstreams
+) -> None:
+    best = upstreams.get("/recommendations/anonymous")["product_ids"][:HOME_PICKS]
+    page.goto(f"{site}/#/")
+    expect_picks(page, "best_sellers", "Best sellers")
+    assert home_tiles(page) == best
+    expect(page.locator(".category-card")).to_have_count(8)  # the categories stay
+    # Signed out, a tile's "Add to cart" asks to sign in first.
+    expect(page.get_by_test_id(f"sign-in-to-buy-{best[0]}")).to_be_visible()
+    expect(page.locator("[data-testid^=add-to-cart]")).to_have_count(0)
+    shot(page, "home-best-sellers")
+
+
+def test_signing_in_and_out_changes_the_home_to_that_users_recommendations(
+    site: str, page: Page, upstreams: Upstreams
+) -> None:
+    best = upstreams.get("/recommendations/anonymous")["product_ids"][:HOME_PICKS]
+    picks = {
+        user: upstreams.get(f"/recommendations/{user}")["product_ids"][:HOME_PICKS]
+        for user in ("alice", "bob")
+    }
+    assert len({tuple(best), tuple(picks["alice"]), tuple(picks["bob"])}) == 3
+    for user in picks:
+        empty_cart(upstreams, user)
+    upstreams.clear()
+
+    sign_in(page, site, "alice")
+    expect_picks(page, "personal", "Recommended for you")
+    assert home_tiles(page) == picks["alice"]
+    expect(page.get_by_test_id(f"add-to-cart-{picks['alice'][0]}")).to_be_enabled()
+    shot(page, "home-recommended-for-alice")
+    # The BFF asked the recommendations service for Alice's, as the verified token's subject.
+    asked = [r["path"] for r in upstreams.requests("recommendations")]
+    assert "/recommendations/alice" in asked, asked
+
+    page.get_by_role("button", name="Sign out").click()
+    expect_picks(page, "best_sellers", "Best sellers")
+    assert home_tiles(page) == best
+    shot(page, "home-signed-out-again")
+
+    page.get_by_test_id("sign-in").click()
+    page.get_by_test_id("sign-in-bob").click()
+    expect(page.get_by_test_id("signed-in-as")).to_have_text("Bob")
+    expect_picks(page, "personal", "Recommended for you")
+    assert home_tiles(page) == picks["bob"]
+    shot(page, "home-recommended-for-bob")
+
+
+def test_add_to_cart_from_a_category_tile_and_a_home_tile_counts_in_the_header(
+    site: str, page: Page, upstreams: Upstreams
+) -> None:
+    ids = upstreams.get("/categories/audio")["product_ids"][:2]
+    recommended = upstreams.get("/recommendations/bob")["product_ids"][0]
+    empty_cart(upstreams, "bob")
+    try:
+        sign_in(page, site, "bob")
+        page.goto(f"{site}/#/category/audio")
+        expect(page.get_by_test_id("grid")).to_be_visible()
+        page.get_by_test_id(f"add-to-cart-{ids[0]}").click()
+        expect(page.get_by_test_id("cart-count")).to_have_text("1")
+        expect(page.get_by_test_id(f"in-cart-{ids[0]}")).to_have_text("1 in cart")
+        # The button is not the tile's link: the grid stays.
+        assert page.url.endswith("#/category/audio"), page.url
+        expect(page.get_by_test_id("category-page")).to_be_visible()
+        page.get_by_test_id(f"add-to-cart-{ids[1]}").click()
+        expect(page.get_by_test_id("cart-count")).to_have_text("2")
+        shot(page, "grid-added-to-cart")
+
+        page.locator("a.brand").click()  # the header's link home
+        expect_picks(page, "personal", "Recommended for you")
+        page.get_by_test_id(f"add-to-cart-{recommended}").click()
+        expected = {ids[0]: 1, ids[1]: 1}
+        expected[recommended] = expected.get(recommended, 0) + 1
+        expect(page.get_by_test_id("cart-count")).to_have_text(str(sum(expected.values())))
+        expect(page.get_by_test_id("home-page")).to_be_visible()
+        shot(page, "home-added-to-cart")
+        assert lines_of(upstreams.get("/carts/bob")["items"]) == expected
+
+        # A click elsewhere on a tile (its picture) still opens its product.
+        page.get_by_test_id(f"tile-{recommended}").click(position={"x": 30, "y": 30})
+        expect(page.get_by_test_id("product-page")).to_be_visible()
+        assert page.url.endswith(f"#/product/{recommended}"), page.url
+    finally:
+        empty_cart(upstreams, "bob")
+
+
 def test_sign_in_fill_a_cart_and_place_the_order(
     site: str, page: Page, upstreams: Upstreams
 ) -> None:

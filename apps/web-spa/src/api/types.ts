@@ -9,6 +9,7 @@ type Schemas = components['schemas']
 
 export type ProductPage = Schemas['ProductPage']
 export type CategoryPage = Schemas['CategoryPage']
+export type HomePage = Schemas['HomePage']
 export type ProductTile = Schemas['ProductTile']
 export type Product = Schemas['Product']
 export type Inventory = Schemas['Inventory']
@@ -27,9 +28,10 @@ export type Order = Schemas['Order']
 /** Why a part failed: `timeout`, `unavailable`, `upstream_status`, ... */
 export type FailureReason = PartError['reason']
 
-/** The query parameters of the two screens' routes. */
+/** The query parameters of the screens' routes. */
 export type ProductQuery = NonNullable<paths['/api/aggregated/product']['get']['parameters']['query']>
 export type CategoryQuery = NonNullable<paths['/api/aggregated/category']['get']['parameters']['query']>
+export type HomeQuery = NonNullable<paths['/api/aggregated/home']['get']['parameters']['query']>
 
 /** A part of the product page that `fields` may name. */
 export type ProductPart = NonNullable<ProductQuery['fields']>[number]

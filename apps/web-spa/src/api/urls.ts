@@ -1,5 +1,5 @@
 import { BFF_URL } from '../config'
-import type { CategoryQuery, ProductPart, ProductQuery } from './types'
+import type { CategoryQuery, HomeQuery, ProductPart, ProductQuery } from './types'
 
 /** What the product page shows: the default parts and the related products (streamed last). */
 export const PRODUCT_PAGE_PARTS: readonly ProductPart[] = [
@@ -11,6 +11,9 @@ export const PRODUCT_PAGE_PARTS: readonly ProductPart[] = [
 ]
 
 export const CATEGORY_PAGE_SIZE = 24
+
+/** How many picks (recommendations, or best sellers) the home page shows. */
+export const HOME_PICKS = 12
 
 function url(path: string, query: Record<string, string | number | readonly string[] | undefined>) {
   const params = new URLSearchParams()
@@ -29,4 +32,10 @@ export function productUrl(id: string, fields: ProductQuery['fields'] = [...PROD
 export function categoryUrl(slug: string, offset = 0, limit = CATEGORY_PAGE_SIZE) {
   const query: CategoryQuery = { slug, limit, offset }
   return url('/api/aggregated/category', query)
+}
+
+/** The home page's picks: the signed-in user's recommendations, or the best sellers. */
+export function homeUrl(limit = HOME_PICKS) {
+  const query: HomeQuery = { limit }
+  return url('/api/aggregated/home', query)
 }

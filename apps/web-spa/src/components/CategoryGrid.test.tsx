@@ -16,7 +16,7 @@ describe('CategoryGrid', () => {
     expect(calls[0]?.url).toBe('http://127.0.0.1:8001/api/aggregated/category?slug=audio&limit=24&offset=24')
     await waitFor(() => expect(screen.getByTestId('category-page').getAttribute('data-status')).toBe('done'))
     expect(screen.getByTestId('grid').children).toHaveLength(2)
-    expect(screen.getByTestId('tile-p-1').getAttribute('href')).toBe('#/product/p-1')
+    expect(screen.getByTestId('tile-link-p-1').getAttribute('href')).toBe('#/product/p-1')
     expect(screen.getByTestId('tile-p-1').textContent).toContain('€49.99')
     expect(screen.queryByTestId('tile-notice-p-1-pricing')).toBeNull()
     expect(screen.getByTestId('tile-notice-p-2-pricing').textContent).toBe('Price unavailable')

@@ -2,10 +2,17 @@ import { Fragment } from 'react'
 import type { ProductTile as Tile } from '../api/types'
 import { formatCount, formatPrice, formatRating, salePrice, stars } from '../format'
 import { href } from '../router'
+import { AddToCart } from './AddToCart'
 import { ProductImage } from './ProductImage'
 import { unavailableText } from './parts'
 
-/** One product of a list (a category's grid, related products), linking to its page. */
+/**
+ * One product of a list (a category's grid, the home page's picks, related products), linking
+ * to its page, with its own "Add to cart". The link is the product's name, stretched over the
+ * whole tile by CSS (`.tile__link::after`), so a click anywhere opens the product; the button
+ * sits above that and beside the link, not inside it (a button inside a link is neither valid
+ * HTML nor usable with a screen reader), so it never navigates.
+ */
 export function ProductTile({ tile }: { tile: Tile }) {
   const failed = new Set(tile.failed ?? [])
   if (tile.price === null) failed.add('pricing')
@@ -17,10 +24,14 @@ export function ProductTile({ tile }: { tile: Tile }) {
     </p>
   )
   return (
-    <a className="tile" href={href.product(tile.id)} data-testid={`tile-${tile.id}`}>
+    <article className="tile" data-testid={`tile-${tile.id}`}>
       <ProductImage src={tile.image} alt={tile.name} className="tile__image" />
       <div className="tile__body">
-        <h3 className="tile__name">{tile.name}</h3>
+        <h3 className="tile__name">
+          <a className="tile__link" href={href.product(tile.id)} data-testid={`tile-link-${tile.id}`}>
+            {tile.name}
+          </a>
+        </h3>
         {tile.rating ? (
           <p className="tile__rating">
             <span className="stars stars--small" aria-hidden="true">
@@ -60,8 +71,9 @@ export function ProductTile({ tile }: { tile: Tile }) {
           .map((part) => (
             <Fragment key={part}>{notice(part)}</Fragment>
           ))}
+        <AddToCart productId={tile.id} name={tile.name} compact />
       </div>
-    </a>
+    </article>
   )
 }
 

@@ -10,10 +10,15 @@
  * A non-2xx answer is a problem document (RFC 9457): status `error`, `problem` set. A BFF that
  * answers the whole view as JSON instead (no streaming) is taken as `ready` + `done` at once.
  * The request is aborted on unmount and when `url` changes: leaving a page closes its stream.
+ *
+ * `token` (a signed-in user's access token) is sent as `Authorization: Bearer`; a change of
+ * token (signing in or out) asks again, and a 401 for a token drops the session (the BFF no
+ * longer takes it), which asks again as nobody.
  */
 import { useCallback, useEffect, useReducer, useState } from 'react'
 import { isStreamEventName, type StreamEvent } from '../api/events'
 import { readEventStream, type SseMessage } from '../api/sse'
+import { signOut } from '../api/session'
 import type { FailureReason, PartError, Problem, StalePart } from '../api/types'
 
 export type StreamStatus = 'loading' | 'streaming' | 'done' | 'error'
@@ -47,23 +52,34 @@ export const CLIENT_PROBLEM = {
   invalid: 'urn:web-spa:problem:invalid-answer',
 } as const
 
+/** What one request asks for: its URL, and whose token it carries. */
+interface Request {
+  url: string
+  token: string | null
+}
+
 interface State<V> extends AggregateStream<V> {
-  url: string | null
+  /** the request this state answers (`url` and token): an answer to another is dropped */
+  key: string | null
 }
 
 type Action<V> =
-  | { type: 'reset'; url: string | null }
-  | { type: 'event'; url: string; event: StreamEvent<V> }
-  | { type: 'whole'; url: string; page: Partial<V> & WholeAnswerExtras }
-  | { type: 'problem'; url: string; problem: Problem }
+  | { type: 'reset'; key: string | null }
+  | { type: 'event'; key: string; event: StreamEvent<V> }
+  | { type: 'whole'; key: string; page: Partial<V> & WholeAnswerExtras }
+  | { type: 'problem'; key: string; problem: Problem }
 
 interface WholeAnswerExtras {
   errors?: PartError[]
   stale?: StalePart[]
 }
 
-function initialState<V>(url: string | null): State<V> {
-  return { url, status: 'loading', view: {}, failed: {}, stale: {}, errors: [] }
+function requestKey(url: string | null, token: string | null): string | null {
+  return url === null ? null : JSON.stringify([url, token])
+}
+
+function initialState<V>(key: string | null): State<V> {
+  return { key, status: 'loading', view: {}, failed: {}, stale: {}, errors: [] }
 }
 
 function withReported<V>(state: State<V>, errors: PartError[], stale: StalePart[]): State<V> {
@@ -75,8 +91,8 @@ function withReported<V>(state: State<V>, errors: PartError[], stale: StalePart[
 }
 
 function reduce<V>(state: State<V>, action: Action<V>): State<V> {
-  if (action.type === 'reset') return initialState(action.url)
-  if (action.url !== state.url) return state // a late answer to a URL left behind
+  if (action.type === 'reset') return initialState(action.key)
+  if (action.key !== state.key) return state // a late answer to a URL (or user) left behind
   switch (action.type) {
     case 'problem':
       return { ...state, status: 'error', problem: action.problem }
@@ -158,20 +174,23 @@ export function toStreamEvent<V>(message: SseMessage): StreamEvent<V> | null {
 }
 
 async function fetchAggregate<V>(
-  url: string,
+  { url, token }: Request,
+  key: string,
   signal: AbortSignal,
   dispatch: (action: Action<V>) => void,
 ): Promise<void> {
   const send = (action: Action<V>) => {
     if (!signal.aborted) dispatch(action)
   }
+  const headers: Record<string, string> = { Accept: 'text/event-stream' }
+  if (token !== null) headers.Authorization = `Bearer ${token}`
   let response: Response
   try {
-    response = await fetch(url, { headers: { Accept: 'text/event-stream' }, signal })
+    response = await fetch(url, { headers, signal })
   } catch (error) {
     send({
       type: 'problem',
-      url,
+      key,
       problem: clientProblem(
         CLIENT_PROBLEM.network,
         'BFF unreachable',
@@ -183,7 +202,10 @@ async function fetchAggregate<V>(
   let finished = false
   try {
     if (!response.ok) {
-      send({ type: 'problem', url, problem: await readProblem(response) })
+      const problem = await readProblem(response)
+      // A token the BFF no longer takes (expired, or the provider restarted): sign in again.
+      if (response.status === 401 && token !== null && !signal.aborted) signOut()
+      send({ type: 'problem', key, problem })
       return
     }
     const contentType = response.headers.get('content-type') ?? ''
@@ -195,7 +217,7 @@ async function fetchAggregate<V>(
             const event = toStreamEvent<V>(message)
             if (event === null) return
             if (event.event === 'done') finished = true
-            send({ type: 'event', url, event })
+            send({ type: 'event', key, event })
           },
         },
         signal,
@@ -203,7 +225,7 @@ async function fetchAggregate<V>(
       if (!finished) {
         send({
           type: 'problem',
-          url,
+          key,
           problem: clientProblem(
             CLIENT_PROBLEM.interrupted,
             'Connection lost',
@@ -212,11 +234,11 @@ async function fetchAggregate<V>(
         })
       }
     } else if (contentType.includes('json')) {
-      send({ type: 'whole', url, page: await response.json() })
+      send({ type: 'whole', key, page: await response.json() })
     } else {
       send({
         type: 'problem',
-        url,
+        key,
         problem: clientProblem(
           CLIENT_PROBLEM.invalid,
           'Invalid answer',
@@ -229,7 +251,7 @@ async function fetchAggregate<V>(
     const invalid = error instanceof SyntaxError // an event's data, or the JSON, did not parse
     send({
       type: 'problem',
-      url,
+      key,
       problem: clientProblem(
         invalid ? CLIENT_PROBLEM.invalid : CLIENT_PROBLEM.interrupted,
         invalid ? 'Invalid answer' : 'Connection lost',
@@ -239,19 +261,28 @@ async function fetchAggregate<V>(
   }
 }
 
+export interface AggregateStreamOptions {
+  /** the signed-in user's access token, sent as a bearer token (`null`: nobody signed in) */
+  token?: string | null
+}
+
 /** Stream the aggregate at `url` (`null`: nothing to ask for); see the module's comment. */
-export function useAggregateStream<V>(url: string | null): AggregateStreamHandle<V> {
-  const [state, dispatch] = useReducer(reduce<V>, url, initialState<V>)
+export function useAggregateStream<V>(
+  url: string | null,
+  { token = null }: AggregateStreamOptions = {},
+): AggregateStreamHandle<V> {
+  const key = requestKey(url, token)
+  const [state, dispatch] = useReducer(reduce<V>, key, initialState<V>)
   const [attempt, setAttempt] = useState(0)
   const retry = useCallback(() => setAttempt((n) => n + 1), [])
   useEffect(() => {
-    dispatch({ type: 'reset', url })
-    if (url === null) return
+    dispatch({ type: 'reset', key })
+    if (url === null || key === null) return
     const controller = new AbortController()
-    void fetchAggregate<V>(url, controller.signal, dispatch)
+    void fetchAggregate<V>({ url, token }, key, controller.signal, dispatch)
     return () => controller.abort()
-  }, [url, attempt])
-  // Until the effect has reset the state for a new URL, the old URL's state is not shown.
-  const { url: _, ...current } = state.url === url ? state : initialState<V>(url)
+  }, [url, token, key, attempt])
+  // Until the effect has reset the state for a new request, the old one's state is not shown.
+  const { key: _, ...current } = state.key === key ? state : initialState<V>(key)
   return { ...current, retry }
 }
