@@ -117,11 +117,10 @@ def test_with_the_reviews_hung_the_product_comes_first_and_the_reviews_say_so(
     began = time.monotonic()
     page.goto(f"{site}/#/product/p-1002")
     expect(page.get_by_test_id("product-name")).to_be_visible(timeout=DEADLINE_MS)
-    shown = time.monotonic() - began
-    # The product is on screen well before the deadline, the reviews still pending.
-    assert shown < DEADLINE_MS / 1000 * 0.6, shown
+    # The product is on screen while the reviews are still pending: it came first (no clock
+    # read: how soon depends on the machine, the order does not).
+    expect(page.get_by_test_id("part-notice-reviews")).to_have_count(0, timeout=1)
     expect(page.get_by_test_id("price")).to_be_visible()
-    expect(page.get_by_test_id("part-notice-reviews")).to_have_count(0)
     shot(page, "product-reviews-pending")
     notice = page.get_by_test_id("part-notice-reviews")
     expect(notice).to_be_visible(timeout=DEADLINE_MS + 3000)
