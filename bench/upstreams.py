@@ -5,19 +5,25 @@ benchmark needs upstreams that are never the bottleneck, so this is a raw asynci
 uvloop that answers keep-alive HTTP/1.1 ``GET``s from pre-built responses. The catalogue is the
 demo's, so every contestant aggregates the same bytes: the product, inventory, pricing and
 reviews services' single reads (``/products/{id}``) and batch reads (``/products?ids=a,b``, as
-the demo answers them: the known ids' objects in the order asked, the reviews' as summaries;
-more than 50 ids a 400), the category service's ``/categories/{slug}`` and the recommendations
-service's ``/recommendations/{user}``. A batch read or a user's recommendations is built on its
-first request and kept, in a bounded dict, under its request target.
+the demo answers them: the known ids' objects in the order asked, each exactly the single read's
+body, the reviews' ``top`` included; more than 50 ids a 400), the category service's
+``/categories/{slug}`` and the recommendations service's ``/recommendations/{user}``. A batch
+read of catalogue ids or a user's recommendations is built on its first request and kept, in a
+bounded dict, under its request target.
 
     python bench/upstreams.py --port 0 [--latency product=20,inventory=30,pricing=15,reviews=40]
 
 prints the port it listens on, then serves until stdin closes (its parent went away) or for an
 hour at most. Each answer is delayed by its service's latency (a timer, no sleeping task).
 
-For scenarios that need products nobody asked for yet, an id ``<catalogue id>.<anything>``
-(``p-1001.burst-7``) is answered as that catalogue product. ``GET /stats`` answers the requests
-received so far per service, which a scenario compares before and after. A ``POST`` (an OTLP
+For scenarios that need products nobody asked for yet (or many distinct ones), an id
+``<catalogue id>.<anything>`` (``p-1001.burst-7``) is answered as that catalogue product, by the
+single and the batch reads alike, with the id asked in its key field (the product's ``id``, the
+others' ``product_id``), so that a gateway can match a batch's elements to its ids. Such an
+answer is built from the catalogue product's bytes on first request and kept (bounded).
+
+``GET /stats`` answers the requests received so far per service, which a scenario compares
+before and after each run (upstream requests per aggregate). A ``POST`` (an OTLP
 exporter's spans, in the telemetry scenario) is read and answered 200. With ``--jwks JSON``,
 ``GET /.well-known/jwks.json`` answers that key set (the edge scenario's identity provider).
 """
@@ -37,7 +43,6 @@ from demo_upstreams._catalogue import (
     CATALOGUE,
     CATEGORIES,
     Recommendations,
-    ReviewSummary,
     recommendations_for,
 )
 
@@ -53,6 +58,9 @@ PREFIXES = {
 MAX_BATCH_IDS = 50
 #: Answers built on first request (batch reads, recommendations) kept at most; the oldest go.
 MEMO_SIZE = 4096
+#: Copies' (``p-1001.r7``) single-read answers and batch elements kept at most, per kind: the
+#: benchmark's rotating sets (a few thousand ids) stay cached; beyond, the whole cache is dropped.
+COPIES_SIZE = 65536
 RECOMMENDATIONS = b"/recommendations/"
 
 
@@ -92,7 +100,7 @@ def build_routes() -> dict[bytes, tuple[str, bytes]]:
 
 
 def build_batch_elements() -> dict[bytes, tuple[str, dict[bytes, bytes]]]:
-    """Batch path -> (service, id -> that id's encoded element), as the demo answers them."""
+    """Batch path -> (service, id -> that id's encoded element): the single read's body."""
     encode = msgspec.json.encode
     elements: dict[bytes, tuple[str, dict[bytes, bytes]]] = {
         b"/products": ("product", {}),
@@ -102,17 +110,30 @@ def build_batch_elements() -> dict[bytes, tuple[str, dict[bytes, bytes]]]:
     }
     for entry in CATALOGUE:
         pid = entry.product.id.encode()
-        summary = ReviewSummary(
-            product_id=entry.product.id, average=entry.reviews.average, count=entry.reviews.count
-        )
         for path, value in (
             (b"/products", entry.product),
             (b"/inventory", entry.inventory),
             (b"/prices", entry.price),
-            (b"/reviews", summary),
+            (b"/reviews", entry.reviews),
         ):
             elements[path][1][pid] = encode(value)
     return elements
+
+
+#: The first member of each element: its key, the id it answers (msgspec keeps field order).
+_KEY_PREFIXES = (b'{"id":', b'{"product_id":')
+
+
+def copy_element(element: bytes, base: bytes, copy: bytes) -> bytes:
+    """The catalogue product ``base``'s element (or body) as the copy ``copy`` (``p-1001.r7``,
+    as asked, percent-decoded) answers it: the same bytes, but the key field says ``copy``
+    (an answer with no such key first, a category's, is returned as it is)."""
+    quoted = b'"' + base + b'"'
+    for prefix in _KEY_PREFIXES:
+        if element.startswith(prefix + quoted):
+            name = msgspec.json.encode(copy.decode("utf-8", "replace"))
+            return prefix + name + element[len(prefix) + len(quoted) :]
+    return element  # no product's (a category's): answered as it is
 
 
 NOT_FOUND = _response(b"404 Not Found", b'{"error":"not found"}')
@@ -124,7 +145,8 @@ def _bad_request(message: str) -> bytes:
 
 
 def batch_answer(service: str, elements: dict[bytes, bytes], query: bytes) -> tuple[str, bytes]:
-    """A batch read's (service, whole response): the known ids' elements, in the order asked."""
+    """A batch read's (service, whole response): the known ids' elements, in the order asked;
+    a copy's (``p-1001.r7``) is its catalogue product's, its key field the id asked."""
     # As the demo reads it: the query value decoded, then split at its commas.
     raw = next((p[4:] for p in query.split(b"&") if p.startswith(b"ids=")), b"")
     ids = unquote_to_bytes(raw.replace(b"+", b" ")).split(b",")
@@ -132,8 +154,22 @@ def batch_answer(service: str, elements: dict[bytes, bytes], query: bytes) -> tu
         return service, _bad_request(f"expected ids=a,b,c: 1 to {MAX_BATCH_IDS} product ids")
     if len(ids) > MAX_BATCH_IDS:
         return service, _bad_request(f"too many ids: {len(ids)}; at most {MAX_BATCH_IDS}")
-    found = (element for i in ids if (element := elements.get(i)) is not None)
+    found = [element for i in ids if (element := elements.get(i) or _copy(elements, i))]
     return service, _response(b"200 OK", b"[" + b",".join(found) + b"]")
+
+
+def _copy(elements: dict[bytes, bytes], asked: bytes) -> bytes | None:
+    """A copy's batch element (built once, kept in ``elements`` itself), or None: unknown."""
+    base, dot, _ = asked.partition(b".")
+    original = elements.get(base) if dot else None
+    if original is None:
+        return None
+    if len(elements) >= COPIES_SIZE:
+        # Bounded: back to the catalogue's own elements (rare; the benchmark asks far fewer).
+        for key in [k for k in elements if b"." in k]:
+            del elements[key]
+    element = elements[asked] = copy_element(original, base, asked)
+    return element
 
 
 def recommendations_answer(user: bytes) -> tuple[str, bytes]:
@@ -173,14 +209,20 @@ def cart_answer(user: bytes, product: bytes = CART_PRODUCT) -> tuple[str, bytes]
 
 
 def route(target: bytes) -> tuple[str, bytes]:
-    """(service, whole response) of a request target; a copy's id is its catalogue id."""
-    found = Upstreams.routes.get(target) or Upstreams.memo.get(target)
+    """(service, whole response) of a request target; a copy (``p-1001.r7``) is answered as
+    its catalogue product, with its own id."""
+    upstreams = Upstreams
+    found = (
+        upstreams.routes.get(target) or upstreams.memo.get(target) or upstreams.copies.get(target)
+    )
     if found is not None:
         return found
     path, question, query = target.partition(b"?")
     batch = Upstreams.batches.get(path)
     if batch is not None:
-        return _remember(target, batch_answer(*batch, query))
+        answer = batch_answer(*batch, query)
+        # A batch of distinct copies is seldom asked twice: only the catalogue's are kept.
+        return answer if b"." in query else _remember(target, answer)
     if target.startswith(CARTS) and not question:
         user = target[len(CARTS) :]
         if user and b"/" not in user:
@@ -191,8 +233,27 @@ def route(target: bytes) -> tuple[str, bytes]:
             return _remember(target, recommendations_answer(user))
     base, dot, _ = target.partition(b".")
     if dot and not question:
-        return Upstreams.routes.get(base, ("", NOT_FOUND))
+        found = Upstreams.routes.get(base)
+        if found is None:
+            return "", NOT_FOUND
+        return _copy_read(target, base, *found)
     return "", NOT_FOUND
+
+
+def _copy_read(target: bytes, base: bytes, service: str, original: bytes) -> tuple[str, bytes]:
+    """A copy's single read (``/products/p-1001.r7``): the catalogue product's body with the
+    id asked in its key field, built once and kept (bounded)."""
+    copies = Upstreams.copies
+    if len(copies) >= COPIES_SIZE:
+        copies.clear()
+    body = original.partition(b"\r\n\r\n")[2]
+    pid = base.rpartition(b"/")[2]
+    asked = unquote_to_bytes(target.rpartition(b"/")[2])
+    found = copies[target] = (
+        service,
+        _response(b"200 OK", copy_element(body, pid, asked)),
+    )
+    return found
 
 
 class Upstreams(asyncio.Protocol):
@@ -201,6 +262,8 @@ class Upstreams(asyncio.Protocol):
     batches: dict[bytes, tuple[str, dict[bytes, bytes]]] = {}
     #: answers built on first request, by request target (at most MEMO_SIZE)
     memo: dict[bytes, tuple[str, bytes]] = {}
+    #: copies' single reads (``/products/p-1001.r7``), by request target (bounded)
+    copies: dict[bytes, tuple[str, bytes]] = {}
     latency: dict[str, float] = {}
     #: requests received per service
     received: dict[str, int] = dict.fromkeys([*PREFIXES.values(), "cart"], 0)

@@ -19,7 +19,7 @@ _BATCHES = {
     "/inventory": "inventory",
     "/reviews": "reviews",
 }
-_IDENTICAL = ["/products", "/prices", "/inventory"]
+_IDENTICAL = ["/products", "/prices", "/inventory", "/reviews"]
 _CACHE_CONTROL = {
     "/products": "max-age=60, stale-while-revalidate=300, stale-if-error=3600",
     "/inventory": "max-age=5, stale-while-revalidate=30, stale-if-error=300",
@@ -65,16 +65,16 @@ async def test_elements_are_byte_identical_to_single_reads(upstream: Upstream, p
         assert batch == b"[" + b",".join(singles) + b"]"
 
 
-async def test_reviews_batch_elements_are_summaries(upstream: Upstream) -> None:
+async def test_reviews_batch_elements_are_whole_reviews(upstream: Upstream) -> None:
     ids = ["p-1001", "p-1006", *PRODUCT_IDS[12:60]]
-    status, summaries = await upstream.get(f"/reviews?ids={','.join(ids)}")
+    status, elements = await upstream.get(f"/reviews?ids={','.join(ids)}")
     assert status == 200
-    assert [s["product_id"] for s in summaries] == ids
-    for summary in summaries:
-        assert summary.keys() == {"product_id", "average", "count"}  # no "top"
-        _, full = await upstream.get(f"/reviews/{summary['product_id']}")
-        assert summary == {k: full[k] for k in ("product_id", "average", "count")}
-    assert summaries[1] == {"product_id": "p-1006", "average": 0.0, "count": 0}
+    assert [e["product_id"] for e in elements] == ids
+    for element in elements:
+        assert element.keys() == {"product_id", "average", "count", "top"}
+        assert element == (await upstream.get(f"/reviews/{element['product_id']}"))[1]
+    assert elements[0]["top"]  # p-1001 has reviews: their texts come with the batch
+    assert elements[1] == {"product_id": "p-1006", "average": 0.0, "count": 0, "top": []}
 
 
 async def test_duplicates_are_answered_as_asked(upstream: Upstream) -> None:

@@ -18,7 +18,6 @@ from ._catalogue import (
     CATEGORIES,
     CategorySummary,
     Recommendations,
-    ReviewSummary,
     recommendations_for,
 )
 from ._faults import SERVICES, Fault, FaultRegistry
@@ -246,14 +245,6 @@ class _Upstreams:
         self._inventory = {e.product.id: _encode(e.inventory) for e in CATALOGUE}
         self._prices = {e.product.id: _encode(e.price) for e in CATALOGUE}
         self._reviews = {e.product.id: _encode(e.reviews) for e in CATALOGUE}
-        self._review_summaries = {
-            e.product.id: _encode(
-                ReviewSummary(
-                    product_id=e.product.id, average=e.reviews.average, count=e.reviews.count
-                )
-            )
-            for e in CATALOGUE
-        }
         self._categories = {c.slug: _encode(c) for c in CATEGORIES}
         self._category_list = _encode(
             [
@@ -289,8 +280,9 @@ class _Upstreams:
         return await self._batch(request, "pricing", self._prices)
 
     async def review_list(self, request: web.Request) -> web.StreamResponse:
-        # Summaries only: a list shows stars and a count, not the review texts.
-        return await self._batch(request, "reviews", self._review_summaries)
+        # Each element is the single read's body, ``top`` included (CONTRACT: a gateway may
+        # serve a product page's reviews part from a batch).
+        return await self._batch(request, "reviews", self._reviews)
 
     async def category_list(self, request: web.Request) -> web.StreamResponse:
         return await self._respond(request, "category", self._category_list, (), array=True)
@@ -369,11 +361,8 @@ class _Upstreams:
             if isinstance(draft, web.Response):
                 return draft
             stored, updated = self.writes.add_review(base, draft)
-            # The reads serve these bytes: from now on they count the review.
+            # The reads (single and batch) serve these bytes: from now on they count the review.
             self._reviews[product_id] = _encode(updated)
-            self._review_summaries[product_id] = _encode(
-                ReviewSummary(product_id=product_id, average=updated.average, count=updated.count)
-            )
             return _written(_encode(stored), 201)
 
         return await self._write(request, "reviews", (product_id,), perform)

@@ -43,7 +43,6 @@ __all__ = [
     "Product",
     "Recommendations",
     "Review",
-    "ReviewSummary",
     "Reviews",
     "Warehouse",
     "recommendations_for",
@@ -97,21 +96,12 @@ class Review(msgspec.Struct, frozen=True):
 
 
 class Reviews(msgspec.Struct, frozen=True):
-    """What the reviews service answers for one id."""
+    """What the reviews service answers for one id, in its single and its batch read."""
 
     product_id: str
     average: float
     count: int
     top: tuple[Review, ...]
-
-
-class ReviewSummary(msgspec.Struct, frozen=True):
-    """What the reviews service answers per id in a batch read: a list shows stars and a count,
-    never the review texts, so the batch does not carry them."""
-
-    product_id: str
-    average: float
-    count: int
 
 
 class CatalogueEntry(msgspec.Struct, frozen=True):
