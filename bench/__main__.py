@@ -16,7 +16,12 @@ against none), ``edge`` (identity, rate limits and compression on against off),
 Redis: upstream requests per product
 and answers that are not 200), ``scaling`` (4, 8, 16 sources per aggregate: CPU per aggregate
 and per source), ``memory`` (web-bff's RSS before and after a long run), ``write``
-(add-to-cart through web-bff against the cart upstream's own PUT: added p50, CPU per write).
+(add-to-cart through web-bff against the cart upstream's own PUT: added p50, CPU per write; at
+16 and at 4 connections), and, only when named, ``batch-window`` (web-bff's cross-request
+batching window, 0, 100 and 500 µs and batching off, at 1, 16 and 64 connections: p50 against
+upstream requests per aggregate). The throughput and latency scenarios ask for 1,200 distinct
+products in turn; every run reports upstream requests per aggregate (the upstreams' own counts)
+and the failed parts the answers name.
 Markdown goes to stdout and ``bench/results/latest.md``, everything (every round's raw
 numbers too) to ``bench/results/latest.json`` (``smoke.md``/``smoke.json`` for ``--smoke``, so CI
 never overwrites real results); progress goes to stderr.
@@ -38,6 +43,8 @@ from pathlib import Path
 
 from ._burst import BURST_LATENCY_MS, run_cold_burst
 from ._harness import (
+    BATCH_WINDOW_CONNECTIONS,
+    BATCH_WINDOW_TARGETS,
     CACHED_TARGETS,
     CATEGORY_FLOOR_PATHS,
     CATEGORY_LATENCY,
@@ -45,6 +52,7 @@ from ._harness import (
     CATEGORY_TARGETS,
     CATEGORY_UPSTREAM_LATENCY_MS,
     CONTESTANTS,
+    DEFAULT_SCENARIOS,
     EDGE_TARGETS,
     LATENCY_VARIANTS,
     PRODUCT_ID,
@@ -53,12 +61,14 @@ from ._harness import (
     SCENARIOS,
     TELEMETRY_TARGETS,
     UPSTREAM_LATENCY_MS,
+    WRITE_CONNECTIONS,
     WRITE_TARGETS,
     WRITE_UPSTREAM,
     Bench,
     Config,
     Target,
     before,
+    distinct,
     run_memory,
     run_scenario,
     start_redis,
@@ -106,8 +116,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     parser.add_argument(
         "--scenarios",
         type=lambda text: _names(text, SCENARIOS, "scenario"),
-        default=SCENARIOS,
-        help=f"comma-separated subset of {','.join(SCENARIOS)} (default all)",
+        default=DEFAULT_SCENARIOS,
+        help=f"comma-separated subset of {','.join(SCENARIOS)} (default all but batch-window)",
     )
     parser.add_argument(
         "--contestants",
@@ -193,12 +203,16 @@ def run(config: Config, layout: Layout) -> Results:
                 for spec in [before(target.server, config.before)]
             ),
         ]
-    throughput = contestants
+    # Distinct products, asked in turn, for every contestant (issue 25).
+    throughput = [distinct(target) for target in contestants]
     if config.before is not None and "web-bff" in config.contestants:
         # The earlier commit's web-bff next to this one's: the hot path before and after.
         shipped = CONTESTANTS["web-bff"]
         spec = before(shipped.server, config.before)
-        throughput = [*contestants, Target(spec.name, spec, shipped.path, shipped.parts)]
+        throughput = [
+            *throughput,
+            distinct(Target(spec.name, spec, shipped.path, shipped.parts)),
+        ]
     edge = EDGE_TARGETS
     if config.before is not None:
         # The earlier commit's web-bff with the edge on, next to this one's: what a change
@@ -209,7 +223,10 @@ def run(config: Config, layout: Layout) -> Results:
         edge = [*edge, replace(shipped_edge, name=spec.name, server=spec)]
     # The contestants (and, with --before, the earlier web-bff), then what starting the
     # slowest part first is worth.
-    latency = [*throughput, *(LATENCY_VARIANTS if "web-bff" in config.contestants else [])]
+    latency = [
+        *throughput,
+        *(map(distinct, LATENCY_VARIANTS) if "web-bff" in config.contestants else []),
+    ]
     on_instant = {
         "throughput": throughput,
         "cached": cached,
@@ -239,6 +256,18 @@ def run(config: Config, layout: Layout) -> Results:
                         LATENCY_CONNECTIONS,
                         reference_paths=[f"/reviews/{PRODUCT_ID}"],
                     )
+                finally:
+                    children.stop(delayed.child)
+            elif name == "batch-window":
+                # Latency against upstream requests, for each window, at each load; the
+                # delayed upstreams, as the latency scenario's.
+                delayed = start_upstream(children, UPSTREAM_LATENCY_MS)
+                try:
+                    for connections in BATCH_WINDOW_CONNECTIONS:
+                        key = f"{name}@{connections}"
+                        results.scenarios[key] = run_scenario(
+                            bench, key, BATCH_WINDOW_TARGETS, delayed, connections
+                        )
                 finally:
                     children.stop(delayed.child)
             elif name == "category":
@@ -280,16 +309,21 @@ def run(config: Config, layout: Layout) -> Results:
             elif name == "write":
                 # Add-to-cart through web-bff, and the cart upstream's own PUT in the same
                 # rounds: what the BFF adds to a write, and its CPU per write.
+                # At 16 connections (the core saturated in issue 24's run), then at 4,
+                # reported as write@4 (not in a smoke run: the same code at another load).
                 assert instant is not None
-                results.scenarios[name] = run_scenario(
-                    bench,
-                    name,
-                    WRITE_TARGETS,
-                    instant,
-                    LATENCY_CONNECTIONS,
-                    reference_paths=[WRITE_UPSTREAM.path],
-                    reference_write=WRITE_UPSTREAM,
-                )
+                loads = WRITE_CONNECTIONS[:1] if config.smoke else WRITE_CONNECTIONS
+                for index, connections in enumerate(loads):
+                    key = name if index == 0 else f"{name}@{connections}"
+                    results.scenarios[key] = run_scenario(
+                        bench,
+                        key,
+                        WRITE_TARGETS,
+                        instant,
+                        connections,
+                        reference_paths=[WRITE_UPSTREAM.path],
+                        reference_write=WRITE_UPSTREAM,
+                    )
             elif name == "memory":
                 assert instant is not None
                 if "web-bff" not in config.contestants:

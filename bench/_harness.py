@@ -19,12 +19,13 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
-from demo_upstreams._catalogue import CATEGORIES
+from demo_upstreams._catalogue import CATEGORIES, PRODUCT_IDS
 
 from . import _identity as bench_identity
 from ._go import go_binary
@@ -85,13 +86,26 @@ SCENARIOS = (
     "scaling",
     "memory",
     "write",
+    "batch-window",
 )
+#: What a run without ``--scenarios`` runs: all but the long ``batch-window`` study.
+DEFAULT_SCENARIOS = tuple(name for name in SCENARIOS if name != "batch-window")
 #: Per-service latency of the upstreams in the latency scenario (ms).
 UPSTREAM_LATENCY_MS = {"product": 20, "inventory": 30, "pricing": 15, "reviews": 40}
 #: The best any aggregator can do: the four calls run concurrently, so the slowest one.
 LATENCY_FLOOR_MS = float(max(UPSTREAM_LATENCY_MS.values()))
 PRODUCT_ID = "p-1001"
 PRODUCT_PARTS = ("product", "inventory", "pricing", "reviews")
+#: The throughput and latency scenarios' products: distinct ids, so that neither a cache nor
+#: the coalescing of identical reads can flatter anyone (issue 25). 1,200 copies of the
+#: catalogue's products (``p-1001.r0`` ... ``p-1300.r3``; the bench upstreams answer each as
+#: its catalogue product, with its own id), asked in turn: the requests in flight at once
+#: (64 at most) are all for different products.
+DISTINCT_COPIES = 4
+DISTINCT_IDS = tuple(f"{pid}.r{k}" for k in range(DISTINCT_COPIES) for pid in PRODUCT_IDS)
+#: How many of them an answer check asks for at once, before and after the load: every answer
+#: must be the product asked (a gateway that batches must not mix its items up).
+CHECK_DISTINCT = 32
 #: The category scenario's grid: the first page of one category, of web-bff's default size.
 CATEGORY_SLUG = "audio"
 CATEGORY_ITEMS = 24
@@ -212,10 +226,19 @@ class Target:
     #: the request's method and body (a write)
     method: str = "GET"
     body: bytes = b""
+    #: paths to rotate over under load (distinct products), ``path`` the first of them
+    paths: tuple[str, ...] = ()
 
     @property
     def sources(self) -> int:
         return len(self.parts)
+
+
+def distinct(target: Target) -> Target:
+    """``target`` (a product aggregate) asking for :data:`DISTINCT_IDS` in turn."""
+    base = target.path.partition("?id=")[0] + "?id="
+    paths = tuple(base + quote(pid, safe="") for pid in DISTINCT_IDS)
+    return replace(target, path=paths[0], paths=paths)
 
 
 _PRODUCT_PATH = f"/api/aggregated/product?id={PRODUCT_ID}"
@@ -270,10 +293,35 @@ def _go_argv(port: int) -> list[str]:
 GO = ServerSpec("go", _go_argv, go=True)
 SCALING_APP = ServerSpec("scaling-app", _bff_core_app("bench.scaling_app"), CACHE_OFF_ENV)
 
+#: web-bff as shipped but with cross-request batching off (issue 25): one upstream request per
+#: part, as before it.
+WEB_BFF_BATCH_OFF = ServerSpec(
+    "web-bff:batch-off", WEB_BFF.argv, {**CACHE_OFF_ENV, "BFF_BATCH": "off"}
+)
+
 CONTESTANTS: dict[str, Target] = {
     spec.name: Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS)
-    for spec in (WEB_BFF, GO, AIOHTTP, FASTAPI_HTTPX)
+    for spec in (WEB_BFF, WEB_BFF_BATCH_OFF, GO, AIOHTTP, FASTAPI_HTTPX)
 }
+#: The batch-window study (``--scenarios batch-window``, not in the default run): web-bff with
+#: cross-request batching gathering for one event-loop turn (0) or N microseconds, and off, at
+#: 1, 16 and 64 connections against the delayed upstreams: latency against upstream requests.
+BATCH_WINDOWS_US = (0, 100, 500)
+BATCH_WINDOW_CONNECTIONS = (1, 16, 64)
+BATCH_WINDOW_TARGETS = [
+    distinct(Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS))
+    for spec in (
+        *(
+            ServerSpec(
+                f"web-bff:window-{us}us",
+                WEB_BFF.argv,
+                {**CACHE_OFF_ENV, "BFF_BATCH": "on", "BFF_BATCH_WINDOW_US": str(us)},
+            )
+            for us in BATCH_WINDOWS_US
+        ),
+        WEB_BFF_BATCH_OFF,
+    )
+]
 #: web-bff with its cache on, for the ``cached`` scenario, next to the same service with the
 #: cache off: in-process (the default when REDIS_URL is unset), then with REDIS_URL as every
 #: real deployment runs it (its near cache on, as shipped), then without the near cache.
@@ -422,6 +470,9 @@ WRITE_TARGETS = [
         body=WRITE_BODY,
     )
 ]
+#: The write scenario's loads: 16 connections (which saturated the core in issue 24's run),
+#: then 4, reported as ``write@4``.
+WRITE_CONNECTIONS = (16, 4)
 #: The upstream's own PUT of that line (the user is the token's subject).
 WRITE_UPSTREAM = Target(
     "cart-upstream",
@@ -645,23 +696,63 @@ def _wait_healthy(server: Server, deadline: float) -> bool:
 
 def check_answer(server: Server, target: Target) -> None:
     """One aggregate must answer 200, and its body pass the target's check (by default: every
-    part present, no part failed)."""
+    part present, no part failed). A target of distinct products: the first
+    :data:`CHECK_DISTINCT` of them asked at once, each answer the product asked (every part's
+    id is the id asked)."""
+    if target.paths:
+        with ThreadPoolExecutor(max_workers=CHECK_DISTINCT) as pool:
+            list(
+                pool.map(
+                    lambda path: _check_one(server, target, path), target.paths[:CHECK_DISTINCT]
+                )
+            )
+        return
+    _check_one(server, target, target.path)
+
+
+def _check_one(server: Server, target: Target, path: str) -> None:
     # The same headers as the load, but an uncompressed answer, to read it.
     headers = {k: v for k, v in target.headers if k.lower() != "accept-encoding"}
     status, body = http_get(
-        server.url(target.path),
+        server.url(path),
         timeout=10.0,
         headers=headers,
         method=target.method,
         body=target.body or None,
     )
-    problem = f"status {status}" if status != 200 else target.check(target, json_or_none(body))
+    data = json_or_none(body)
+    problem = f"status {status}" if status != 200 else target.check(target, data)
+    if problem is None and target.paths:
+        problem = _not_the_product_asked(path, data)
     if problem is not None:
         excerpt = body[:500].decode(errors="replace")
         raise BenchError(
-            f"{target.name}: {target.method} {target.path} answered wrongly ({problem}): "
+            f"{target.name}: {target.method} {path} answered wrongly ({problem}): "
             f"{excerpt}\n{server.child.log_tail()}"
         )
+
+
+def _not_the_product_asked(path: str, data: Any) -> str | None:
+    """What in a whole product aggregate is not about the product ``path`` asks for."""
+    asked = unquote(path.partition("?id=")[2])
+    keys = {"product": "id", "inventory": "product_id", "pricing": "product_id"}
+    keys["reviews"] = "product_id"
+    wrong = [
+        f"{part}.{key} = {data[part].get(key)!r}"
+        for part, key in keys.items()
+        if isinstance(data.get(part), dict) and data[part].get(key) != asked
+    ]
+    return f"not the product asked, {asked!r}: {', '.join(wrong)}" if wrong else None
+
+
+def upstream_requests(upstream: Upstream) -> int | None:
+    """The requests the upstreams have received so far, all services (``GET /stats``), or
+    None when they do not say."""
+    status, body = http_get(f"{upstream.url}/stats", timeout=5.0)
+    counts = json_or_none(body) if status == 200 else None
+    if not isinstance(counts, dict):
+        return None
+    return sum(v for v in counts.values() if isinstance(v, int))
 
 
 # -- measuring -------------------------------------------------------------------------------
@@ -700,6 +791,18 @@ class Run:
     #: seconds waited before the run for the gateway core to go idle
     settle_s: float = 0.0
     rss: list[RssSample] = field(default_factory=list)
+    #: requests the upstreams received during the run (their own count), if they said
+    upstream_requests: int | None = None
+
+    @property
+    def upstream_per_request(self) -> float | None:
+        """Upstream requests per answered aggregate (or write).
+
+        An upper bound: the aggregates still in flight when wrk stops (at most one per
+        connection) made their upstream requests but are not counted as answered."""
+        if self.upstream_requests is None or not self.load.requests:
+            return None
+        return self.upstream_requests / self.load.requests
 
 
 @dataclass
@@ -729,6 +832,7 @@ class Bench:
         before: dict[str, Any] = {}
 
         def take_readings() -> None:
+            before["requests"] = upstream_requests(upstream)
             before["gateway"] = tree_ticks(tree_before)
             before["upstream"] = tree_ticks([upstream.child.pid])
             before["cores"] = core_times()
@@ -745,6 +849,7 @@ class Bench:
             headers=target.headers,
             method=target.method,
             body=target.body,
+            paths=target.paths,
         )
         wall = time.monotonic() - before["started"]
         gateway_before: dict[int, int] = before["gateway"]
@@ -753,6 +858,7 @@ class Bench:
         cores_after = core_times()
         upstream_after = tree_ticks([upstream.child.pid])
         gateway_after = tree_ticks(tree_before)
+        requests_after = upstream_requests(upstream)
         tree_after = server.child.refresh_tree()
         server.ensure_alive()
         gateway_cpu = ticks_to_seconds(
@@ -782,6 +888,9 @@ class Bench:
             headroom=headroom,
             cpu_us_per_request=1e6 * gateway_cpu / load.requests if load.requests else 0.0,
             settle_s=settle_s,
+            upstream_requests=None
+            if requests_after is None or before["requests"] is None
+            else requests_after - before["requests"],
         )
         _progress(run)
         return run
@@ -832,12 +941,15 @@ def _progress(run: Run) -> None:
     label = "warm-up" if run.phase == "warm-up" else f"{run.phase} {run.round}"
     errors = f", {load.errors} ERRORS" if load.errors else ""
     settled = f" (settled {run.settle_s:.1f} s)" if run.settle_s >= 0.5 else ""
+    per = run.upstream_per_request
+    upstream = "" if per is None else f"  {per:4.2f} up/agg"
+    failed = f", {load.failed_parts} FAILED PARTS" if load.failed_parts else ""
     warn(
         f"  [{run.scenario}] {run.target:<14} {label:<9} {load.requests_per_s:8,.0f}/s  "
         f"p50 {load.p50_ms:6.2f} ms  p99 {load.p99_ms:6.2f} ms  "
         f"gateway {room.gateway_cpu_pct:3.0f}%  upstream {room.upstream_cpu_pct:3.0f}%"
-        f"  load core {room.load_core_busy_pct:3.0f}%"
-        f"{errors}{settled}"
+        f"  load core {room.load_core_busy_pct:3.0f}%{upstream}"
+        f"{errors}{failed}{settled}"
     )
 
 
@@ -869,15 +981,24 @@ class Summary:
     socket_errors: int
     partial: int
     tree_changed: bool
+    #: failed parts named in the answers' ``errors``, over every run (warm-up included)
+    failed_parts: int = 0
+    #: median over rounds of upstream requests per answered aggregate (the upstreams' counts)
+    upstream_per_request: float | None = None
+    upstream_per_request_rounds: list[float] = field(default_factory=list)
+    #: p50 of each measured round, in order (for per-round comparisons)
+    p50_ms_rounds: list[float] = field(default_factory=list)
 
     @property
     def errors(self) -> int:
+        """Answers that were not complete successes (a failed part is in one of them)."""
         return self.non_2xx + self.socket_errors + self.partial
 
 
 def summarise(target: Target, runs: Sequence[Run]) -> Summary:
     measured = [r for r in runs if r.phase != "warm-up"] or list(runs)
     rps = [r.load.requests_per_s for r in measured]
+    per_request = [p for r in measured if (p := r.upstream_per_request) is not None]
     median_rps = statistics.median(rps)
 
     def median(values: Sequence[float]) -> float:
@@ -906,6 +1027,10 @@ def summarise(target: Target, runs: Sequence[Run]) -> Summary:
         socket_errors=sum(sum(r.load.socket_errors.values()) for r in runs),
         partial=sum(r.load.partial for r in runs),
         tree_changed=any(r.headroom.tree_changed for r in runs),
+        failed_parts=sum(r.load.failed_parts for r in runs),
+        upstream_per_request=statistics.median(per_request) if per_request else None,
+        upstream_per_request_rounds=per_request,
+        p50_ms_rounds=[r.load.p50_ms for r in measured],
     )
 
 

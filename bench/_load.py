@@ -7,7 +7,10 @@ preferred generator; when it is not on PATH, :mod:`bench._loadgen` (aiohttp on u
 and the report says so, because a Python client adds its own latency and runs out of CPU sooner.
 
 Both also count *partial* answers: 200s whose body reports a failed part (``"errors":``), which
-a status check alone would count as successes.
+a status check alone would count as successes, and the *failed parts* themselves: the objects
+of an answer's ``errors`` (each names its ``reason``), in a 200 or in an error answer whose
+critical part failed. Given ``paths``, both rotate the requests over them (one after another
+across the connections), so that the requests in flight at once ask for different ids.
 """
 
 from __future__ import annotations
@@ -15,16 +18,18 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import re
 import select
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ._procs import REPO_ROOT, BenchError, Children
+from ._procs import REPO_ROOT, BenchError, Children, child_environment
 
 __all__ = ["LoadResult", "generator_name", "parse_wrk", "run_load", "wrk_version"]
 
@@ -52,6 +57,8 @@ class LoadResult:
     #: wrk's socket errors (connect, read, write, timeout) or the fallback's client errors
     socket_errors: dict[str, int] = field(default_factory=dict)
     partial: int = 0
+    #: failed parts named in the answers' ``errors`` (200s and error answers alike)
+    failed_parts: int = 0
     raw: str = ""
 
     @property
@@ -88,6 +95,7 @@ _RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
 _NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _SOCKET = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 _PARTIAL = re.compile(r"^Partial answers:\s+(\d+)", re.M)
+_FAILED_PARTS = re.compile(r"^Failed parts:\s+(\d+)", re.M)
 
 
 def parse_wrk(text: str, connections: int) -> LoadResult:
@@ -105,6 +113,7 @@ def parse_wrk(text: str, connections: int) -> LoadResult:
     )
     non_2xx = _NON_2XX.search(text)
     partial = _PARTIAL.search(text)
+    failed_parts = _FAILED_PARTS.search(text)
     return LoadResult(
         generator="wrk",
         connections=connections,
@@ -118,6 +127,7 @@ def parse_wrk(text: str, connections: int) -> LoadResult:
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors={k: v for k, v in socket_errors.items() if v},
         partial=int(partial.group(1)) if partial else 0,
+        failed_parts=int(failed_parts.group(1)) if failed_parts else 0,
         raw=text,
     )
 
@@ -134,8 +144,12 @@ def run_load(
     headers: Sequence[tuple[str, str]] = (),
     method: str = "GET",
     body: bytes = b"",
+    paths: Sequence[str] = (),
 ) -> LoadResult:
     """One closed-loop run against ``url``, the generator pinned to the load core.
+
+    ``paths``: request paths (each starting with ``/``) on ``url``'s host to rotate over,
+    instead of ``url``'s own path.
 
     ``on_start`` is called right before the load begins (after the built-in generator's
     start-up, which takes longer than its first requests), ``on_poll`` about every
@@ -144,6 +158,15 @@ def run_load(
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError(f"the benchmark only loads 127.0.0.1, not {url}")
     builtin = generator != "wrk"
+    paths_file = None
+    env = None
+    if paths:
+        if not all(p.startswith("/") for p in paths):
+            raise ValueError("each rotating path starts with /")
+        with tempfile.NamedTemporaryFile("w", suffix=".paths", delete=False) as listing:
+            listing.write("\n".join(paths) + "\n")
+        paths_file = listing.name
+        env = child_environment({"WRK_PATHS_FILE": paths_file})
     if not builtin:
         # wrk takes whole seconds only.
         whole = max(1, math.ceil(seconds - 1e-9))
@@ -162,13 +185,21 @@ def run_load(
         for name, value in headers:
             argv += ["--header", f"{name}: {value}"]
         argv += ["--method", method, "--body", body.decode()]
-    child = children.spawn(
-        f"load-{generator}",
-        argv,
-        core=children.layout.load_core,
-        stdin_pipe=builtin,
-        stdout_pipe=True,
-    )
+        if paths_file is not None:
+            argv += ["--paths-file", paths_file]
+    try:
+        child = children.spawn(
+            f"load-{generator}",
+            argv,
+            core=children.layout.load_core,
+            env=env,
+            stdin_pipe=builtin,
+            stdout_pipe=True,
+        )
+    except BaseException:
+        if paths_file is not None:
+            os.unlink(paths_file)
+        raise
     try:
         stdout, stdin = child.process.stdout, child.process.stdin
         assert stdout is not None
@@ -202,6 +233,8 @@ def run_load(
             )
     finally:
         children.stop(child)
+        if paths_file is not None:
+            os.unlink(paths_file)
     if not builtin:
         return parse_wrk(output, connections)
     try:

@@ -4,8 +4,10 @@
 
 A closed loop like wrk's: N aiohttp keep-alive connections, each sending its next request as
 soon as the previous answer is read, for ``--duration`` seconds or ``--max-requests`` in all,
-whichever comes first. Prints one JSON object (the fields of ``bench._load.LoadResult``). It is
-Python, so it adds latency and saturates its core sooner than wrk: its numbers are less precise.
+whichever comes first; with ``--paths-file`` (one path a line), the requests rotate over those
+paths on the URL's host, one after another across the connections. Prints one JSON object (the
+fields of ``bench._load.LoadResult``). It is Python, so it adds latency and saturates its core
+sooner than wrk: its numbers are less precise.
 """
 
 from __future__ import annotations
@@ -40,12 +42,15 @@ async def load(
     headers: dict[str, str] | None = None,
     method: str = "GET",
     body: bytes | None = None,
+    paths: list[str] | None = None,
 ) -> dict[str, object]:
     if not url.startswith("http://127.0.0.1:"):
         raise SystemExit(f"only 127.0.0.1 is loaded, not {url}")
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    counts = {"non_2xx": 0, "partial": 0, "budget": max_requests}
+    counts = {"non_2xx": 0, "partial": 0, "failed_parts": 0, "budget": max_requests, "next": 0}
+    origin = url[: url.index("/", len("http://"))]
+    urls = [origin + path for path in paths] if paths else [url]
     clock = time.perf_counter
     deadline = clock() + seconds  # reset when the load starts
     # Generous, unlike wrk's 2 s: aiohttp abandons a timed-out request and reconnects, which
@@ -55,10 +60,12 @@ async def load(
     async def connection(session: aiohttp.ClientSession) -> None:
         while counts["budget"] > 0 and clock() < deadline:
             counts["budget"] -= 1
+            target = urls[counts["next"] % len(urls)]
+            counts["next"] += 1
             started = clock()
             try:
                 async with session.request(
-                    method, url, timeout=timeout, headers=headers, data=body
+                    method, target, timeout=timeout, headers=headers, data=body
                 ) as response:
                     answer = await response.read()
                     status = response.status
@@ -74,8 +81,10 @@ async def load(
             latencies.append(clock() - started)
             if not 200 <= status < 400:
                 counts["non_2xx"] += 1
-            elif b'"errors":' in answer:
-                counts["partial"] += 1
+            at = answer.find(b'"errors":')
+            if at >= 0:
+                counts["partial"] += status == 200
+                counts["failed_parts"] += max(1, answer.count(b'"reason":', at))
 
     connector = aiohttp.TCPConnector(limit=connections, force_close=False)
     # Bodies are read as sent, never decompressed, as wrk reads them: decoding is the client's
@@ -107,6 +116,7 @@ async def load(
         "non_2xx": counts["non_2xx"],
         "socket_errors": errors,
         "partial": counts["partial"],
+        "failed_parts": counts["failed_parts"],
     }
 
 
@@ -126,10 +136,15 @@ def main() -> None:
     parser.add_argument("--max-requests", type=int, default=MAX_REQUESTS)
     parser.add_argument("--method", default="GET")
     parser.add_argument("--body", default="", help="the body of every request (UTF-8)")
+    parser.add_argument("--paths-file", help="request paths to rotate over, one a line")
     parser.add_argument(
         "--wait-go", action="store_true", help='print "ready", start on a "go" line on stdin'
     )
     args = parser.parse_args()
+    paths = None
+    if args.paths_file:
+        with open(args.paths_file) as listing:
+            paths = [line.strip() for line in listing if line.strip()]
     result = uvloop.run(
         load(
             args.url,
@@ -140,6 +155,7 @@ def main() -> None:
             dict(_header(h) for h in args.header),
             args.method,
             args.body.encode() or None,
+            paths,
         )
     )
     print(json.dumps(result), flush=True)

@@ -50,10 +50,16 @@ PACKAGES = (
     "fastapi",
     "uvicorn",
 )
-#: web-bff's targets.
-MIN_RATIO_AIOHTTP = 2.0
-#: issue 15: within reach of a plain Go net/http aggregator (bench/baselines/go_gateway).
-MIN_RATIO_GO = 0.6
+#: web-bff's targets. Issue 25 (cross-request batching), measured on distinct products: at
+#: least as many aggregates/s as a plain Go net/http aggregator making four calls per page
+#: (bench/baselines/go_gateway) at 64 connections, at most one upstream request per aggregate
+#: there, a p50 at 16 connections at most 0.2 ms over batching off and 0.5 ms over Go's, no
+#: failed part; each a median over at least 5 rounds. (Issue 15's 2x aiohttp is retired: its
+#: ratio moved with the machine.)
+MIN_RATIO_GO = 1.0
+MAX_UPSTREAM_PER_AGGREGATE = 1.0
+MAX_P50_OVER_BATCH_OFF_MS = 0.2
+MIN_TARGET_ROUNDS = 5
 MAX_P50_OVER_GO_MS = 0.5
 MIN_RATIO_CACHED_GO = 2.0
 MIN_RATIO_FASTAPI = 10.0
@@ -154,7 +160,7 @@ class Results:
         lines = []
         for scenario in self.scenarios.values():
             for s in scenario.summaries:
-                if s.errors or s.tree_changed:
+                if s.errors or s.tree_changed or s.failed_parts:
                     lines.append(f"{scenario.name}/{s.target}: {_errors(s)}")
         if self.burst is not None:
             for b in self.burst.summaries:
@@ -173,7 +179,7 @@ class Results:
 
 
 def _errors(s: Summary) -> str:
-    if not s.errors and not s.tree_changed:
+    if not s.errors and not s.tree_changed and not s.failed_parts:
         return "0"
     parts = []
     if s.non_2xx:
@@ -182,6 +188,8 @@ def _errors(s: Summary) -> str:
         parts.append(f"{s.socket_errors} socket")
     if s.partial:
         parts.append(f"{s.partial} partial")
+    if s.failed_parts:
+        parts.append(f"{s.failed_parts} failed parts")
     if s.tree_changed:
         parts.append("worker restarted")
     return "**" + ", ".join(parts) + "**"
@@ -192,6 +200,20 @@ def _headroom_cells(s: Summary) -> str:
         f"{s.gateway_cpu_pct:.0f} % | {s.gateway_core_busy_pct:.0f} % | "
         f"{s.upstream_cpu_pct_max:.0f} % | {s.load_core_busy_pct_max:.0f} %"
     )
+
+
+def _upstream_cell(s: Summary) -> str:
+    """Upstream requests per aggregate: the median over rounds, and the rounds' range."""
+    per, rounds = s.upstream_per_request, s.upstream_per_request_rounds
+    if per is None:
+        return "?"
+    if len(rounds) < 2:
+        return f"{per:.2f}"
+    return f"{per:.2f} ({min(rounds):.2f}..{max(rounds):.2f})"
+
+
+def _failed_cell(s: Summary) -> str:
+    return f"**{s.failed_parts:,}**" if s.failed_parts else "0"
 
 
 _HEADROOM_HEADER = (
@@ -208,14 +230,15 @@ def _write_table(result: ScenarioResult) -> list[str]:
         "then the cart screen read after it), against the cart upstream's own `PUT` in the "
         "same rounds.",
         "",
-        "| contestant | p50 ms | p99 ms | writes/s | CPU µs per write | errors "
-        f"| {_HEADROOM_HEADER[0]} |",
-        f"|---|---:|---:|---:|---:|---:|{_HEADROOM_HEADER[1]}|",
+        "| contestant | p50 ms | p99 ms | writes/s | CPU µs per write | upstream req/write "
+        f"| errors | {_HEADROOM_HEADER[0]} |",
+        f"|---|---:|---:|---:|---:|---:|---:|{_HEADROOM_HEADER[1]}|",
     ]
     for s in result.summaries:
         lines.append(
             f"| {s.target} | {s.p50_ms:.2f} | {s.p99_ms:.2f} | {s.requests_per_s:,.0f} | "
-            f"{s.cpu_us_per_request:,.0f} | {_errors(s)} | {_headroom_cells(s)} |"
+            f"{s.cpu_us_per_request:,.0f} | {_upstream_cell(s)} | {_errors(s)} | "
+            f"{_headroom_cells(s)} |"
         )
     floor50, floor99 = result.floor_p50_ms, result.floor_p99_ms
     if floor50 is not None and floor99 is not None:
@@ -235,15 +258,26 @@ def _latency_table(result: ScenarioResult) -> list[str]:
         f"floor {LATENCY_FLOOR_MS:g} ms",
         "",
         "| contestant | p50 ms | p99 ms | p50 over floor | p99 over floor | p75 ms | p90 ms "
-        f"| agg/s | errors | {_HEADROOM_HEADER[0]} |",
-        f"|---|---:|---:|---:|---:|---:|---:|---:|---:|{_HEADROOM_HEADER[1]}|",
+        "| agg/s | upstream req/agg (rounds) | failed parts | errors "
+        f"| {_HEADROOM_HEADER[0]} |",
+        f"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{_HEADROOM_HEADER[1]}|",
     ]
     for s in result.summaries:
         lines.append(
             f"| {s.target} | {s.p50_ms:.2f} | {s.p99_ms:.2f} | "
             f"+{s.p50_ms - LATENCY_FLOOR_MS:.2f} ms | +{s.p99_ms - LATENCY_FLOOR_MS:.2f} ms | "
-            f"{s.p75_ms:.2f} | {s.p90_ms:.2f} | {s.requests_per_s:,.0f} | {_errors(s)} | "
-            f"{_headroom_cells(s)} |"
+            f"{s.p75_ms:.2f} | {s.p90_ms:.2f} | {s.requests_per_s:,.0f} | {_upstream_cell(s)} | "
+            f"{_failed_cell(s)} | {_errors(s)} | {_headroom_cells(s)} |"
+        )
+    lines += ["", _DISTINCT_NOTE]
+    for other in ("go", "web-bff:batch-off"):
+        web, them = result.summary("web-bff"), result.summary(other)
+        if web is None or them is None:
+            continue
+        rounds = _round_differences(result, "web-bff", other)
+        lines.append(
+            f"web-bff's p50 over {other}'s: {web.p50_ms - them.p50_ms:+.2f} ms (medians; "
+            f"per round {min(rounds):+.2f}..{max(rounds):+.2f} ms)."
         )
     floor50, floor99 = result.floor_p50_ms, result.floor_p99_ms
     if floor50 is not None and floor99 is not None:
@@ -275,6 +309,28 @@ def _latency_table(result: ScenarioResult) -> list[str]:
     return lines
 
 
+def _batch_window_table(result: ScenarioResult) -> list[str]:
+    services = ", ".join(f"{k} {v} ms" for k, v in UPSTREAM_LATENCY_MS.items())
+    lines = [
+        f"## batch-window: {result.connections} connection(s); upstreams delayed ({services}); "
+        "distinct products",
+        "",
+        "web-bff with `BFF_BATCH_WINDOW_US` 0 (one event-loop turn), 100 and 500, and with "
+        "`BFF_BATCH=off`: what a longer window costs in latency and saves in upstream requests.",
+        "",
+        "| contestant | p50 ms | p50 over floor | p99 ms | agg/s | upstream req/agg (rounds) "
+        f"| failed parts | errors | {_HEADROOM_HEADER[0]} |",
+        f"|---|---:|---:|---:|---:|---:|---:|---:|{_HEADROOM_HEADER[1]}|",
+    ]
+    for s in result.summaries:
+        lines.append(
+            f"| {s.target} | {s.p50_ms:.2f} | +{s.p50_ms - LATENCY_FLOOR_MS:.2f} ms | "
+            f"{s.p99_ms:.2f} | {s.requests_per_s:,.0f} | {_upstream_cell(s)} | "
+            f"{_failed_cell(s)} | {_errors(s)} | {_headroom_cells(s)} |"
+        )
+    return lines
+
+
 def _ratio(result: ScenarioResult, numerator: str, denominator: str) -> float | None:
     top, bottom = result.summary(numerator), result.summary(denominator)
     if top is None or bottom is None or not bottom.requests_per_s:
@@ -287,24 +343,61 @@ def _throughput_table(result: ScenarioResult) -> list[str]:
         f"## throughput: {result.connections} connections; instant upstreams",
         "",
         "| contestant | agg/s (median) | rounds min..max | spread | p50 ms | p99 ms "
-        f"| CPU µs/agg | errors | {_HEADROOM_HEADER[0]} |",
-        f"|---|---:|---:|---:|---:|---:|---:|---:|{_HEADROOM_HEADER[1]}|",
+        "| CPU µs/agg | upstream req/agg (rounds) | failed parts | errors "
+        f"| {_HEADROOM_HEADER[0]} |",
+        f"|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{_HEADROOM_HEADER[1]}|",
     ]
     for s in result.summaries:
         rounds = s.requests_per_s_rounds
         lines.append(
             f"| {s.target} | **{s.requests_per_s:,.0f}** | {min(rounds):,.0f}..{max(rounds):,.0f} "
             f"| {s.spread_pct:.1f} % | {s.p50_ms:.2f} | {s.p99_ms:.2f} | "
-            f"{s.cpu_us_per_request:,.0f} | {_errors(s)} | {_headroom_cells(s)} |"
+            f"{s.cpu_us_per_request:,.0f} | {_upstream_cell(s)} | {_failed_cell(s)} | "
+            f"{_errors(s)} | {_headroom_cells(s)} |"
         )
     ratios = []
-    for other in ("go", "aiohttp", "fastapi-httpx"):
+    for other in ("go", "web-bff:batch-off", "aiohttp", "fastapi-httpx"):
         ratio = _ratio(result, "web-bff", other)
         if ratio is not None:
-            ratios.append(f"web-bff / {other} = **{ratio:.2f}x**")
+            spread = _round_ratios(result, "web-bff", other)
+            within = f" (rounds {min(spread):.2f}..{max(spread):.2f})" if len(spread) > 1 else ""
+            ratios.append(f"web-bff / {other} = **{ratio:.2f}x**{within}")
     if ratios:
         lines += ["", "Ratios of median aggregates/s: " + "; ".join(ratios) + "."]
+    if result.name == "throughput":
+        lines += ["", _DISTINCT_NOTE]
     return lines
+
+
+_DISTINCT_NOTE = (
+    "Every contestant asks for 1,200 distinct products in turn (`p-1001.r0` … `p-1300.r3`, "
+    "each answered by the upstreams as its catalogue product with its own id), so no cache or "
+    "coalescing of identical reads helps anyone. *upstream req/agg*: the upstreams' own count "
+    "of requests during each round (`GET /stats` before and after), divided by the aggregates "
+    "answered; median (min..max over rounds); an upper bound, since the aggregates in flight "
+    "when the load stops sent theirs. *failed parts*: the parts the answers' `errors` name "
+    "(200s and error answers), every run."
+)
+
+
+def _round_ratios(result: ScenarioResult, numerator: str, denominator: str) -> list[float]:
+    """``numerator``'s aggregates/s over ``denominator``'s, round by round (same round)."""
+    top, bottom = result.summary(numerator), result.summary(denominator)
+    if top is None or bottom is None:
+        return []
+    return [
+        a / b
+        for a, b in zip(top.requests_per_s_rounds, bottom.requests_per_s_rounds, strict=False)
+        if b
+    ]
+
+
+def _round_differences(result: ScenarioResult, first: str, second: str) -> list[float]:
+    """``first``'s p50 minus ``second``'s, round by round (ms)."""
+    one, other = result.summary(first), result.summary(second)
+    if one is None or other is None:
+        return []
+    return [a - b for a, b in zip(one.p50_ms_rounds, other.p50_ms_rounds, strict=False)]
 
 
 def _short(path: str) -> str:
@@ -600,23 +693,79 @@ def evaluate_targets(results: Results) -> list[TargetCheck]:
     """web-bff's targets; SKIP for what this run did not measure."""
     checks: list[TargetCheck] = []
     throughput = results.scenarios.get("throughput")
-    for other, minimum in (
-        ("go", MIN_RATIO_GO),
-        ("aiohttp", MIN_RATIO_AIOHTTP),
-        ("fastapi-httpx", MIN_RATIO_FASTAPI),
-    ):
-        ratio = _ratio(throughput, "web-bff", other) if throughput else None
-        checks.append(_ratio_check(f"throughput vs {other}", ratio, minimum))
+    rounds = results.config.rounds
+    few = rounds < MIN_TARGET_ROUNDS
+    # Issue 25's targets need medians of at least 5 rounds: with fewer, they are shown, not
+    # judged (SKIP).
+    enough = "" if not few else f"; only {rounds} round(s), the target needs ≥ {MIN_TARGET_ROUNDS}"
+
+    def judged(name: str, goal: str, measured: str | None, kept: bool) -> TargetCheck:
+        if measured is None:
+            return TargetCheck(name, goal, "not measured", "SKIP")
+        status = "SKIP" if few else "PASS" if kept else "FAIL"
+        return TargetCheck(name, goal, measured + enough, status)
+
+    go_ratio = _ratio(throughput, "web-bff", "go") if throughput else None
+    spread = _round_ratios(throughput, "web-bff", "go") if throughput else []
+    checks.append(
+        judged(
+            "throughput vs go, 64 connections, distinct products (issue 25)",
+            f"≥ {MIN_RATIO_GO:g}x",
+            None
+            if go_ratio is None
+            else f"{go_ratio:.2f}x (per round {min(spread):.2f}..{max(spread):.2f}x)",
+            go_ratio is not None and go_ratio >= MIN_RATIO_GO,
+        )
+    )
+    web_throughput = throughput.summary("web-bff") if throughput else None
+    per = web_throughput.upstream_per_request if web_throughput else None
+    per_rounds = web_throughput.upstream_per_request_rounds if web_throughput else []
+    checks.append(
+        judged(
+            "upstream requests per aggregate, web-bff, 64 connections (issue 25)",
+            f"≤ {MAX_UPSTREAM_PER_AGGREGATE:g}",
+            None
+            if per is None
+            else f"{per:.2f} (per round {min(per_rounds):.2f}..{max(per_rounds):.2f})",
+            per is not None and per <= MAX_UPSTREAM_PER_AGGREGATE,
+        )
+    )
+    fastapi = _ratio(throughput, "web-bff", "fastapi-httpx") if throughput else None
+    checks.append(_ratio_check("throughput vs fastapi-httpx", fastapi, MIN_RATIO_FASTAPI))
     latency = results.scenarios.get("latency")
     web = latency.summary("web-bff") if latency else None
-    go = latency.summary("go") if latency else None
-    over_go = None if web is None or go is None else web.p50_ms - go.p50_ms
+    for other, limit in (
+        ("web-bff:batch-off", MAX_P50_OVER_BATCH_OFF_MS),
+        ("go", MAX_P50_OVER_GO_MS),
+    ):
+        them = latency.summary(other) if latency else None
+        over = None if web is None or them is None else web.p50_ms - them.p50_ms
+        per_round = _round_differences(latency, "web-bff", other) if latency else []
+        checks.append(
+            judged(
+                f"latency p50 over {other}'s p50 (16 connections, medians over rounds)",
+                f"≤ {limit:g} ms",
+                None
+                if over is None
+                else f"{over:+.2f} ms (per round {min(per_round):+.2f}..{max(per_round):+.2f})",
+                over is not None and over <= limit,
+            )
+        )
+    failed = [
+        f"{scenario.name}: {summary.failed_parts}"
+        for scenario in (throughput, latency)
+        if scenario is not None
+        for summary in [scenario.summary("web-bff")]
+        if summary is not None and summary.failed_parts
+    ]
     checks.append(
         TargetCheck(
-            "latency p50 over the go baseline's p50 (16 connections)",
-            f"≤ {MAX_P50_OVER_GO_MS:g} ms",
-            "not measured" if over_go is None else f"{over_go:+.2f} ms",
-            "SKIP" if over_go is None else "PASS" if over_go <= MAX_P50_OVER_GO_MS else "FAIL",
+            "no failed part in web-bff's answers (throughput, latency)",
+            "0",
+            "not measured"
+            if web is None and web_throughput is None
+            else ("; ".join(failed) if failed else "0"),
+            "SKIP" if web is None and web_throughput is None else "FAIL" if failed else "PASS",
         )
     )
     floors = (latency.floor_p50_ms, latency.floor_p99_ms) if latency else (None, None)
@@ -649,8 +798,9 @@ def evaluate_targets(results: Results) -> list[TargetCheck]:
             "SKIP" if over is None else "PASS" if over <= MAX_GRID_P50_OVER_FLOOR_MS else "FAIL",
         )
     )
+    # "scenario/web-bff: ..." (a contestant's name may hold a colon: web-bff:batch-off).
     web_errors = [
-        line for line in results.error_lines() if line.split(":", 1)[0].endswith("/web-bff")
+        line for line in results.error_lines() if line.partition(": ")[0].endswith("/web-bff")
     ]
     measured_web = any(scenario.summary("web-bff") for scenario in results.scenarios.values()) or (
         results.memory is not None
@@ -748,9 +898,11 @@ def markdown(results: Results) -> str:
         "edge": _edge_table,
         "scaling": _scaling_table,
         "write": _write_table,
+        "batch-window": _batch_window_table,
     }
     for name, scenario in results.scenarios.items():
-        lines += ["", *renderers[name](scenario)]
+        # write@4, batch-window@16: the scenario at another load.
+        lines += ["", *renderers[name.partition("@")[0]](scenario)]
     if results.burst is not None:
         lines += ["", *_burst_table(results.burst)]
     if results.memory is not None:
