@@ -9,7 +9,7 @@ from typing import Any
 __all__ = ["cancel_and_wait"]
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
     """Cancel ``tasks`` and wait until every one has really finished.
 
     Waited for even when the caller is being cancelled itself (a client that went away): a

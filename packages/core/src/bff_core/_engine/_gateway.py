@@ -204,6 +204,8 @@ class Gateway:
         self._wiring = Wiring(
             base_urls=self._services,
             fetch=self.upstreams.fetch,
+            batched=self.upstreams.batched,
+            submit=self.upstreams.submit,
             cache=self.cache,
             tracing=tracing,
             metrics=metrics,

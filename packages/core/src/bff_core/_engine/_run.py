@@ -59,7 +59,8 @@ class Run:
     """The state of one :meth:`Gateway.run`: what is running, what waits, what happened.
 
     Each part is a task running the fetch coroutine itself (the upstream chain's, or the
-    cache's); its outcome is worked out in
+    cache's), or, for a part read in a batch across runs, its batch's future; its outcome is
+    worked out in
     the task's done-callback. One future and one timer per run, whatever the number of
     sources, and no timer at all for a part without a timeout of its own: the hot path pays
     for no more objects than it needs.
@@ -106,7 +107,7 @@ class Run:
         self.began = perf_counter()
         self.outcomes: dict[str, PartOutcome] = {}
         self.results: dict[str, Any] = {}
-        self.running: dict[asyncio.Task[Any], Part] = {}
+        self.running: dict[asyncio.Future[Any], Part] = {}
         self.waiting: Sequence[Source | Items] = dependents
         self.failed_critical: PartOutcome | None = None
         self.finished: asyncio.Future[None] = loop.create_future()
@@ -136,12 +137,25 @@ class Run:
         headers = self.headers
         if self.identity is not None and source.passes_identity:
             headers = _with_identity(headers, source, self.identity)
+        tracing = self.wiring.tracing
+        if (
+            source.batch is not None
+            and (source.cache is None or cache is None)
+            and self.wiring.batched(source)
+        ):
+            # Read in a batch across runs: the part waits for its batch's future (no task).
+            if tracing is not None:
+                part.trace, tokens = tracing.start_part(self.aggregate, source.name, source.service)
+                tracing.restore(tokens)
+            self._watch(
+                self.wiring.submit(source, url, headers, deadline, part.trace), part, deadline
+            )
+            return
         fetch: Coroutine[Any, Any, UpstreamResponse | Answer]
         if source.cache is not None and cache is not None:
             fetch = cache.get(source, source.cache, url, headers, self.values, deadline)
         else:
             fetch = self.wiring.fetch(source, url, headers, deadline)
-        tracing = self.wiring.tracing
         if tracing is None:
             task: asyncio.Task[UpstreamResponse | Answer] = self.loop.create_task(
                 fetch, name=source.task_name
@@ -151,10 +165,15 @@ class Run:
             part.trace, tokens = tracing.start_part(self.aggregate, source.name, source.service)
             task = self.loop.create_task(fetch, name=source.task_name)
             tracing.restore(tokens)
+        self._watch(task, part, deadline)
+
+    def _watch(self, running: asyncio.Future[Any], part: Part, deadline: Deadline) -> None:
+        """Record ``part``'s outcome when ``running`` (its task, or its batch's future) ends,
+        and end it at its own deadline if it has one."""
         if deadline is not self.deadline:
-            part.timer = self.loop.call_at(deadline.at, self._time_out, task, part, deadline)
-        task.add_done_callback(self._on_done)
-        self.running[task] = part
+            part.timer = self.loop.call_at(deadline.at, self._time_out, running, part, deadline)
+        running.add_done_callback(self._on_done)
+        self.running[running] = part
 
     def _start_list(self, items: Items) -> None:
         try:
@@ -187,12 +206,12 @@ class Run:
         self.running[task] = part
 
     @staticmethod
-    def _time_out(task: asyncio.Task[Any], part: Part, deadline: Deadline) -> None:
+    def _time_out(task: asyncio.Future[Any], part: Part, deadline: Deadline) -> None:
         deadline.expire()  # first: the cancelled request knows it was the deadline's
         part.timed_out = True
         task.cancel()
 
-    def _on_done(self, task: asyncio.Task[Any]) -> None:
+    def _on_done(self, task: asyncio.Future[Any]) -> None:
         if self.closed:
             return
         part = self.running.pop(task)
@@ -207,7 +226,7 @@ class Run:
         if not self.running:
             self.finish()
 
-    def _record_finished(self, part: Part, task: asyncio.Task[Any]) -> None:
+    def _record_finished(self, part: Part, task: asyncio.Future[Any]) -> None:
         """Record what a finished part's task means, and how long it took for the start order."""
         outcome = _outcome(part, task)
         if (order := self.wiring.start_order) is not None:
@@ -268,7 +287,7 @@ class Run:
         Returns the parts it cut off.
         """
         self.closed = True
-        unfinished: dict[asyncio.Task[Any], Part] = {}
+        unfinished: dict[asyncio.Future[Any], Part] = {}
         for task, part in self.running.items():
             if part.timer is not None:
                 part.timer.cancel()
@@ -332,7 +351,7 @@ class Run:
         return AggregateResult(aggregate.name, parts, perf_counter() - self.began)
 
 
-def _outcome(part: Part, task: asyncio.Task[Any]) -> PartOutcome:
+def _outcome(part: Part, task: asyncio.Future[Any]) -> PartOutcome:
     """What a finished part means: exactly one outcome."""
     source = part.source
     reading = part.list

@@ -246,6 +246,19 @@ class Tracing:
         )
         CURRENT_PART.set(PartTrace(span))
 
+    def unsampled_parent(self) -> str | None:
+        """The ``traceparent`` of a request the sampler left out, if this is one."""
+        return UNSAMPLED.get()
+
+    def enter_single(self, parts: Sequence[PartTrace], unsampled: str | None) -> None:
+        """In a batch task that sends one part's single read: that part is the current one
+        (its request carries the part's span, as if the part had sent it), or the caller's
+        unsampled trace context is passed on as the part would have."""
+        if len(parts) == 1:
+            CURRENT_PART.set(parts[0])
+        elif not parts and unsampled is not None:
+            UNSAMPLED.set(unsampled)
+
     def end_batch(self, outcome: str) -> None:
         """End the current batch request's span (in its context): ``ok``, ``isolated`` (it
         failed and was split) or the error that ended it."""

@@ -12,8 +12,8 @@ out, or its own failure.
 - **Deadlines.** A waiter stops waiting at its own deadline (its part's timer cancels it, as
   before); the batch request carries the latest deadline among those it serves, and goes on for
   the others.
-- **Alone.** A group of one waiter sends that waiter's own single read, from the waiter's task:
-  with little concurrency nothing changes but one turn of the loop.
+- **Alone.** A group of one id sends that id's own single read (from the group's task, in the
+  part's trace): with little concurrency nothing changes but one turn of the loop.
 - **Coalescing.** Identical ids in one group are asked once and answered to each waiter.
 - **Resilience.** The batch request goes through the source's chain (retry, hedge, breaker,
   send): one request for the breaker, the retry budget and the metrics. It earns the budget
@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import msgspec
@@ -53,8 +53,6 @@ __all__ = ["Batcher", "MalformedBatch", "split_batch"]
 
 _ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
 _NOT_FOUND = UpstreamResponse(status=404, headers={}, body=b"")
-#: What a waiter alone in its group is told: send your own single read.
-_ALONE: Any = object()
 #: Headers of one client request that a batch serving several must not carry.
 _OWN_HEADERS = frozenset({"x-request-id"})
 
@@ -99,17 +97,20 @@ _Failure = UpstreamResponse | MalformedBatch | ResponseTooLarge | UpstreamUnavai
 class _Group:
     """The reads of one batched source (and one caller) waiting to go out together."""
 
-    __slots__ = ("handle", "headers", "latest", "traces", "waiters")
+    __slots__ = ("full", "headers", "latest", "traces", "unsampled", "waiters")
 
     def __init__(self, headers: Mapping[str, str]) -> None:
         self.headers = headers
         #: each id (percent-encoded, as in its single read's URL) and who waits for it
-        self.waiters: dict[str, list[asyncio.Future[Any]]] = {}
+        self.waiters: dict[str, list[asyncio.Future[UpstreamResponse]]] = {}
         #: the latest deadline among the waiters (the batch request's)
         self.latest = 0.0
-        self.handle: asyncio.Handle | None = None
+        #: with a window: set when the group is full (it goes at once)
+        self.full: asyncio.Future[None] | None = None
         #: the waiters' part spans (with tracing): the batch's span links to each
         self.traces: list[PartTrace] = []
+        #: the caller's trace context of a request the sampler left out (a lone read keeps it)
+        self.unsampled: str | None = None
 
 
 class Batcher:
@@ -186,23 +187,49 @@ class Batcher:
     async def __call__(
         self, url: str, headers: Mapping[str, str], deadline: Deadline
     ) -> UpstreamResponse:
+        tracing = self._tracing
+        trace = None if tracing is None else tracing.current_part()
+        return await self.submit(url, headers, deadline, trace)
+
+    def submit(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        deadline: Deadline,
+        trace: PartTrace | None,
+    ) -> asyncio.Future[UpstreamResponse]:
+        """Join ``url``'s read to its group; the future of its answer. ``trace``: the part's
+        span, if it has one.
+
+        A part that needs nothing but the answer (no cache around the read) waits for this
+        future itself: no task of its own, no coroutine to resume.
+        """
         prefix, suffix = self._prefix, self._suffix
+        loop = asyncio.get_running_loop()
         if not (url.startswith(prefix) and url.endswith(suffix)):
             # Not one of this source's single reads (nothing the engine sends): as declared.
             self._service.earn()
-            return await self._chain(url, headers, deadline)
+            return loop.create_task(self._chain(url, headers, deadline))
         item = url[len(prefix) : len(url) - len(suffix)]
-        loop = asyncio.get_running_loop()
         identity = self._identity
         key = tuple(headers.get(h) for h in identity) if identity else ()
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = _Group(headers)
             if self._window > 0:
-                group.handle = loop.call_later(self._window, self._flush, key, group)
-            else:
-                group.handle = loop.call_soon(self._flush, key, group)
-        waiter: asyncio.Future[Any] = loop.create_future()
+                group.full = loop.create_future()
+            # The group's own task: its first step runs once the loop has run every callback
+            # ready now (every part the runs started together has joined by then), and it
+            # sends at once. A context of its own: nothing of the request that happened to
+            # come first (its trace, its part) is the batch's.
+            task = loop.create_task(
+                self._gather(key, group),
+                name=f"bff-batch:{self._source.name}",
+                context=contextvars.Context(),
+            )
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
         waiting = group.waiters.get(item)
         if waiting is None:
             group.waiters[item] = [waiter]
@@ -210,22 +237,20 @@ class Batcher:
             waiting.append(waiter)
         if deadline.at > group.latest:
             group.latest = deadline.at
-        if self._tracing is not None and (part := self._tracing.current_part()) is not None:
-            group.traces.append(part)
-        if len(group.waiters) >= self._batch.size:
-            assert group.handle is not None
-            group.handle.cancel()
-            self._flush(key, group)
-        result = await waiter
-        if result is _ALONE:
-            self._service.earn()
-            return await self._chain(url, headers, deadline)
-        if isinstance(result, BaseException):
-            raise result
-        response: UpstreamResponse = result
-        return response
+        if trace is not None:
+            group.traces.append(trace)
+        elif self._tracing is not None and group.unsampled is None:
+            group.unsampled = self._tracing.unsampled_parent()
+        if len(group.waiters) >= self._batch.size and self._groups.get(key) is group:
+            del self._groups[key]  # full: the next read starts a group of its own
+            if group.full is not None and not group.full.done():
+                group.full.set_result(None)
+        return waiter
 
-    def _flush(self, key: tuple[str | None, ...], group: _Group) -> None:
+    async def _gather(self, key: tuple[str | None, ...], group: _Group) -> None:
+        """The group's task: wait for its window (if any), then send what joined."""
+        if group.full is not None:
+            await asyncio.wait((group.full,), timeout=self._window)
         if self._groups.get(key) is group:
             del self._groups[key]
         # Waiters whose part ended meanwhile (its deadline, its run's end) are not asked for.
@@ -236,31 +261,45 @@ class Batcher:
         ]
         if not waiting:
             return
-        if len(waiting) == 1 and len(waiting[0][1]) == 1:
-            waiting[0][1][0].set_result(_ALONE)
-            return
         headers = group.headers
         if any(h in _OWN_HEADERS for h in headers):
             headers = {k: v for k, v in headers.items() if k not in _OWN_HEADERS}
-        # A context of its own: nothing of the request that happened to come first (its
-        # trace, its part) is the batch's.
-        context = contextvars.Context()
-        if self._tracing is not None:
+        tracing = self._tracing
+        deadline = Deadline(group.latest)
+        if len(waiting) == 1:
+            # One id (one part, or several asking for the same): its own single read.
+            if tracing is not None:
+                tracing.enter_single(group.traces, group.unsampled)
+            await self._single(waiting, headers, deadline)
+            return
+        if tracing is not None:
             source = self._source
-            context.run(
-                self._tracing.enter_batch, source.name, source.service, group.traces, len(waiting)
-            )
-        task = asyncio.get_running_loop().create_task(
-            self._send(waiting, headers, Deadline(group.latest)),
-            name=f"bff-batch:{self._source.name}",
-            context=context,
-        )
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+            tracing.enter_batch(source.name, source.service, group.traces, len(waiting))
+        await self._send(waiting, headers, deadline)
+
+    async def _single(
+        self,
+        waiting: list[tuple[str, list[asyncio.Future[UpstreamResponse]]]],
+        headers: Mapping[str, str],
+        deadline: Deadline,
+    ) -> None:
+        """One id's single read, through the source's chain, told to whoever waits for it."""
+        ((item, waiters),) = waiting
+        result: UpstreamResponse | BaseException
+        try:
+            async with deadline.limit():
+                self._service.earn()
+                result = await self._chain(f"{self._prefix}{item}{self._suffix}", headers, deadline)
+        except Exception as exc:
+            result = exc
+        except BaseException:
+            _fail(waiting, TimeoutError("the gateway is stopping"))
+            raise
+        _tell(waiters, result)
 
     async def _send(
         self,
-        waiting: list[tuple[str, list[asyncio.Future[Any]]]],
+        waiting: list[tuple[str, list[asyncio.Future[UpstreamResponse]]]],
         headers: Mapping[str, str],
         deadline: Deadline,
     ) -> None:
@@ -274,7 +313,10 @@ class Batcher:
                     await self._isolate(waiting, failure, headers, deadline)
         except BaseException as exc:
             outcome = type(exc).__name__
-            _fail(waiting, exc if isinstance(exc, Exception) else TimeoutError("cancelled"))
+            _fail(
+                waiting,
+                exc if isinstance(exc, Exception) else TimeoutError("the gateway is stopping"),
+            )
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -283,7 +325,7 @@ class Batcher:
 
     async def _try(
         self,
-        waiting: list[tuple[str, list[asyncio.Future[Any]]]],
+        waiting: list[tuple[str, list[asyncio.Future[UpstreamResponse]]]],
         headers: Mapping[str, str],
         deadline: Deadline,
         layer: Layer,
@@ -313,7 +355,7 @@ class Batcher:
 
     async def _isolate(
         self,
-        waiting: list[tuple[str, list[asyncio.Future[Any]]]],
+        waiting: list[tuple[str, list[asyncio.Future[UpstreamResponse]]]],
         failure: _Failure,
         headers: Mapping[str, str],
         deadline: Deadline,
@@ -348,11 +390,22 @@ class Batcher:
 
 
 def _fail(
-    waiting: list[tuple[str, list[asyncio.Future[Any]]]], failure: _Failure | BaseException
+    waiting: list[tuple[str, list[asyncio.Future[UpstreamResponse]]]],
+    failure: _Failure | BaseException,
 ) -> None:
     """Tell every waiter still waiting its failure: an error answer, or an error raised."""
     for _, waiters in waiting:
-        for waiter in waiters:
-            if not waiter.done():
-                # A waiter raises what it is given; an answer with an error status is returned.
-                waiter.set_result(failure)
+        _tell(waiters, failure)
+
+
+def _tell(
+    waiters: list[asyncio.Future[UpstreamResponse]], result: UpstreamResponse | BaseException
+) -> None:
+    """Give each waiter still waiting ``result``: an answer (an error status included), or the
+    error its read raises."""
+    for waiter in waiters:
+        if not waiter.done():
+            if isinstance(result, BaseException):
+                waiter.set_exception(result)
+            else:
+                waiter.set_result(result)

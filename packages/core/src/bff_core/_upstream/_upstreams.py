@@ -53,7 +53,7 @@ from ._service import Service
 
 if TYPE_CHECKING:
     from .._declare import Mutation, Source
-    from .._telemetry import Metrics, Tracing
+    from .._telemetry import Metrics, PartTrace, Tracing
 
 __all__ = ["UpstreamStatus", "Upstreams"]
 
@@ -205,6 +205,26 @@ class Upstreams:
         if link[1] is not None:
             link[1].earn()
         return link[2](url, headers, deadline)
+
+    def batched(self, source: Source) -> bool:
+        """Whether ``source``'s reads are batched across runs (``_batch.py``): then
+        :meth:`submit` them."""
+        link = self._chains.get(id(source))
+        return link is not None and link[0] is source and isinstance(link[2], Batcher)
+
+    def submit(
+        self,
+        source: Source,
+        url: str,
+        headers: Mapping[str, str],
+        deadline: Deadline,
+        trace: PartTrace | None,
+    ) -> asyncio.Future[UpstreamResponse]:
+        """``GET url`` for a :meth:`batched` ``source``: the future of its answer, which the
+        caller watches itself (no task, no coroutine). ``trace``: the part's span."""
+        batcher = self._chains[id(source)][2]
+        assert isinstance(batcher, Batcher)
+        return batcher.submit(url, headers, deadline, trace)
 
     def writer(self, mutation: Mutation) -> WritingTransport:
         """The transport ``mutation``'s requests go through; checked at start-up."""
