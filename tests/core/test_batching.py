@@ -427,3 +427,33 @@ def test_a_batched_part_must_read_one_id() -> None:
                 )
             ],
         )
+
+
+async def test_a_batch_names_every_client_request_it_serves(upstream: ScriptedUpstream) -> None:
+    aggregate = page()
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0) as gw:
+        await asyncio.gather(
+            *(
+                gw.run(aggregate, {"id": f"p{i}"}, headers={"x-request-id": f"req-{i}"})
+                for i in range(3)
+            )
+        )
+    (sent,) = [r for r in upstream.received if r.raw_path.startswith("/products?")]
+    assert sent.headers["x-request-id"].split(",") == ["req-0", "req-1", "req-2"]
+
+
+async def test_when_every_part_it_serves_is_gone_the_batch_request_is_abandoned(
+    upstream: ScriptedUpstream,
+) -> None:
+    upstream.script("/products", Reply(hang=True))
+    aggregate = page()
+    async with Gateway(services={"svc": upstream.url}, timeout=0.3, http_client="aiohttp") as gw:
+        results = await run_all(gw, aggregate, ["p1", "p2", "p3"])
+        assert all(isinstance(r, AggregationFailed) for r in results)
+        for _ in range(100):
+            if upstream.abandoned:
+                break
+            await asyncio.sleep(0.02)
+    assert [path for path in upstream.abandoned if path.startswith("/products?")], (
+        "the hung batch request was left running after every part it served had ended"
+    )

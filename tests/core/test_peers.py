@@ -181,10 +181,10 @@ async def test_a_malformed_message_is_ignored(
             await client.spublish(channel, msgspec.json.encode(wrong))
         finally:
             await client.aclose()
-        await until(lambda: len(caplog.records) >= 2)
-        assert all("malformed message" in r.getMessage() for r in caplog.records)
+        # Only these two are counted: a loaded machine may also log a slow Redis answer.
+        await until(lambda: sum("malformed message" in r.getMessage() for r in caplog.records) >= 2)
         assert state(gateway) == "closed"
-        assert gateway.breaker_sharing().startswith("shared")
+        await until(lambda: gateway.breaker_sharing().startswith("shared"))
 
 
 async def test_redis_down_then_back(

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import msgspec
@@ -53,8 +53,8 @@ __all__ = ["Batcher", "MalformedBatch", "split_batch"]
 
 _ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
 _NOT_FOUND = UpstreamResponse(status=404, headers={}, body=b"")
-#: Headers of one client request that a batch serving several must not carry.
-_OWN_HEADERS = frozenset({"x-request-id"})
+#: The header that names the client request a read is for: a batch names every one it serves.
+_REQUEST_ID = "x-request-id"
 
 
 class MalformedBatch(Exception):
@@ -97,10 +97,26 @@ _Failure = UpstreamResponse | MalformedBatch | ResponseTooLarge | UpstreamUnavai
 class _Group:
     """The reads of one batched source (and one caller) waiting to go out together."""
 
-    __slots__ = ("full", "headers", "latest", "traces", "unsampled", "waiters")
+    __slots__ = (
+        "full",
+        "headers",
+        "latest",
+        "live",
+        "request_ids",
+        "task",
+        "traces",
+        "unsampled",
+        "waiters",
+    )
 
     def __init__(self, headers: Mapping[str, str]) -> None:
         self.headers = headers
+        #: the client requests it serves (``x-request-id``), in the order they joined
+        self.request_ids: list[str] = []
+        #: waiters not cancelled: when the last one is, the group's request is (its client
+        #: left, or its run ended)
+        self.live = 0
+        self.task: asyncio.Task[None] | None = None
         #: each id (percent-encoded, as in its single read's URL) and who waits for it
         self.waiters: dict[str, list[asyncio.Future[UpstreamResponse]]] = {}
         #: the latest deadline among the waiters (the batch request's)
@@ -111,6 +127,26 @@ class _Group:
         self.traces: list[PartTrace] = []
         #: the caller's trace context of a request the sampler left out (a lone read keeps it)
         self.unsampled: str | None = None
+
+
+class _Waiter(asyncio.Future[UpstreamResponse]):
+    """A part's wait for its read: cancelling the last one still waiting in a group cancels
+    the group's request, as cancelling a part's own request did before it was batched."""
+
+    __slots__ = ("_group",)
+
+    def __init__(self, group: _Group, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self._group = group
+
+    def cancel(self, msg: Any = None) -> bool:
+        if not super().cancel(msg):
+            return False
+        group = self._group
+        group.live -= 1
+        if group.live == 0 and group.task is not None:
+            group.task.cancel()
+        return True
 
 
 class Batcher:
@@ -222,14 +258,18 @@ class Batcher:
             # ready now (every part the runs started together has joined by then), and it
             # sends at once. A context of its own: nothing of the request that happened to
             # come first (its trace, its part) is the batch's.
-            task = loop.create_task(
+            task = group.task = loop.create_task(
                 self._gather(key, group),
                 name=f"bff-batch:{self._source.name}",
                 context=contextvars.Context(),
             )
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
-        waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
+        waiter = _Waiter(group, loop)
+        group.live += 1
+        request_id = headers.get(_REQUEST_ID)
+        if request_id is not None:
+            group.request_ids.append(request_id)
         waiting = group.waiters.get(item)
         if waiting is None:
             group.waiters[item] = [waiter]
@@ -262,8 +302,10 @@ class Batcher:
         if not waiting:
             return
         headers = group.headers
-        if any(h in _OWN_HEADERS for h in headers):
-            headers = {k: v for k, v in headers.items() if k not in _OWN_HEADERS}
+        if len(group.request_ids) > 1:
+            # Every client request it serves is named, so each one's trail reaches upstream.
+            served = ",".join(dict.fromkeys(group.request_ids))
+            headers = {**headers, _REQUEST_ID: served}
         tracing = self._tracing
         deadline = Deadline(group.latest)
         if len(waiting) == 1:
