@@ -457,3 +457,16 @@ async def test_when_every_part_it_serves_is_gone_the_batch_request_is_abandoned(
     assert [path for path in upstream.abandoned if path.startswith("/products?")], (
         "the hung batch request was left running after every part it served had ended"
     )
+
+
+async def test_a_group_whose_parts_all_ended_before_it_was_sent_is_not_joined_again(
+    upstream: ScriptedUpstream,
+) -> None:
+    aggregate = page()
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0, batch_window=0.2) as gw:
+        # Its run ends (10 ms) while its group still waits for the window (200 ms).
+        with pytest.raises(AggregationFailed):
+            await gw.run(aggregate, {"id": "p1"}, time_limit=0.01)
+        # A later read starts a group of its own instead of waiting in the abandoned one.
+        whole(await gw.run(aggregate, {"id": "p2"}, time_limit=1.0), "p2")
+    assert not batches(upstream, "/products") or ["p1"] not in batches(upstream, "/products")

@@ -99,7 +99,9 @@ class _Group:
 
     __slots__ = (
         "full",
+        "groups",
         "headers",
+        "key",
         "latest",
         "live",
         "request_ids",
@@ -109,8 +111,16 @@ class _Group:
         "waiters",
     )
 
-    def __init__(self, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        headers: Mapping[str, str],
+        groups: dict[tuple[str | None, ...], _Group],
+        key: tuple[str | None, ...],
+    ) -> None:
         self.headers = headers
+        #: where its batcher keeps the groups that can still be joined, and its key there
+        self.groups = groups
+        self.key = key
         #: the client requests it serves (``x-request-id``), in the order they joined
         self.request_ids: list[str] = []
         #: waiters not cancelled: when the last one is, the group's request is (its client
@@ -144,8 +154,13 @@ class _Waiter(asyncio.Future[UpstreamResponse]):
             return False
         group = self._group
         group.live -= 1
-        if group.live == 0 and group.task is not None:
-            group.task.cancel()
+        if group.live == 0:
+            # Nobody waits any more: nothing more joins it, and its request is not wanted
+            # (its task may not even have started, so it cannot take itself out).
+            if group.groups.get(group.key) is group:
+                del group.groups[group.key]
+            if group.task is not None:
+                group.task.cancel()
         return True
 
 
@@ -251,7 +266,7 @@ class Batcher:
         key = tuple(headers.get(h) for h in identity) if identity else ()
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = _Group(headers)
+            group = self._groups[key] = _Group(headers, self._groups, key)
             if self._window > 0:
                 group.full = loop.create_future()
             # The group's own task: its first step runs once the loop has run every callback
