@@ -441,10 +441,6 @@ class Batcher:
             else:
                 return
 
-    def pending(self) -> int:
-        """How many groups wait to be sent (for tests and ``/readyz``)."""
-        return len(self._groups)
-
 
 def _fail(
     waiting: list[tuple[str, list[asyncio.Future[UpstreamResponse]]]],
