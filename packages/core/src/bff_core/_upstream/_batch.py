@@ -11,7 +11,10 @@ out, or its own failure.
 
 - **Deadlines.** A waiter stops waiting at its own deadline (its part's timer cancels it, as
   before); the batch request carries the latest deadline among those it serves, and goes on for
-  the others.
+  the others. When every waiter of a group has stopped (their clients left, their runs ended),
+  its request is cancelled, as a part's own request was, and nothing joins it any more.
+- **Request ids.** A batch request names every client request it serves in ``X-Request-ID``
+  (comma-separated); a lone read keeps its request's own.
 - **Alone.** A group of one id sends that id's own single read (from the group's task, in the
   part's trace): with little concurrency nothing changes but one turn of the loop.
 - **Coalescing.** Identical ids in one group are asked once and answered to each waiter.
