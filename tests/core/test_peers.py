@@ -120,9 +120,19 @@ async def test_an_instance_that_starts_later_learns_the_open_breakers(
 ) -> None:
     async with instance(upstream, shared_url, redis_namespace) as first:
         await trip(first, upstream)
-        await asyncio.sleep(0.05)  # published
+        # Recorded in Redis before the late instance starts (a loaded machine may take a while).
+        client = connect(parse_redis_url(shared_url), timeout=2.0, socket_timeout=2.0)
+        try:
+            for _ in range(200):
+                if await client.hget(f"{{{redis_namespace}}}:breakers", "svc"):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await client.aclose()
         async with instance(upstream, shared_url, redis_namespace) as late:
-            assert state(late) == "open"
+            # Learnt at its start, or at its first reconnection if Redis answered that read too
+            # slowly; by then the peer's reset timeout may have made it half-open: not closed.
+            await until(lambda: state(late) != "closed", within=3.0)
 
 
 CACHED = Aggregate(
