@@ -132,7 +132,7 @@ async def test_an_instance_that_starts_later_learns_the_open_breakers(
         async with instance(upstream, shared_url, redis_namespace) as late:
             # Learnt at its start, or at its first reconnection if Redis answered that read too
             # slowly; by then the peer's reset timeout may have made it half-open: not closed.
-            await until(lambda: state(late) != "closed", within=3.0)
+            await until(lambda: state(late) != "closed", within=10.0)
 
 
 CACHED = Aggregate(

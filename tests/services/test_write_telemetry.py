@@ -28,7 +28,8 @@ from tests.otlp_receiver import OTLPReceiver, ReceivedSpan, otlp_receiver
 from tests.processes import RunningService, run_service
 from tests.services.conftest import run_bff
 
-pytestmark = [pytest.mark.process, pytest.mark.xdist_group("write-telemetry")]
+# Serial: a two-worker BFF, its upstreams, Redis and an OTLP receiver at once.
+pytestmark = [pytest.mark.process, pytest.mark.serial, pytest.mark.xdist_group("write-telemetry")]
 
 ORDERS = "/api/orders"
 SERVER, INTERNAL = 2, 1  # OTLP's SpanKind numbers
