@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import msgspec
 from aiohttp import web
@@ -115,3 +116,21 @@ async def scripted_upstream() -> AsyncIterator[ScriptedUpstream]:
         yield upstream
     finally:
         await runner.cleanup()
+
+
+def batch_reply(
+    table: Mapping[str, Any],
+    *,
+    delay: float = 0.0,
+    fail: Callable[[list[str]], Reply | None] = lambda ids: None,
+) -> Reply:
+    """A batch endpoint: the known ids' objects in the order asked (unknown ones left out)."""
+
+    def respond(query: dict[str, str]) -> Reply:
+        ids = [unquote(one) for one in query["ids"].split(",")]
+        failed = fail(ids)
+        if failed is not None:
+            return failed
+        return Reply(json=[table[i] for i in ids if i in table], delay=delay)
+
+    return Reply(respond=respond)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from .scripted_upstream import Reply, ScriptedUpstream, scripted_upstream
+from .scripted_upstream import Reply, ScriptedUpstream, batch_reply, scripted_upstream
 
 
 class Product(msgspec.Struct):
@@ -48,24 +48,6 @@ PRICES = {f"p{i}": {"product_id": f"p{i}", "amount": 100 + i} for i in range(100
 POISON = "p13"
 
 
-def batch_reply(
-    table: Mapping[str, Any],
-    *,
-    delay: float = 0.0,
-    fail: Callable[[list[str]], Reply | None] = lambda ids: None,
-) -> Reply:
-    """A batch endpoint: the known ids' objects in the order asked (unknown ones left out)."""
-
-    def respond(query: dict[str, str]) -> Reply:
-        ids = [unquote(one) for one in query["ids"].split(",")]
-        failed = fail(ids)
-        if failed is not None:
-            return failed
-        return Reply(json=[table[i] for i in ids if i in table], delay=delay)
-
-    return Reply(respond=respond)
-
-
 def script_singles(upstream: ScriptedUpstream, *, delay: float = 0.0) -> None:
     for pid, product in PRODUCTS.items():
         upstream.script(f"/products/{pid}", Reply(json=product, delay=delay))
@@ -73,19 +55,24 @@ def script_singles(upstream: ScriptedUpstream, *, delay: float = 0.0) -> None:
         upstream.script(f"/prices/{pid}", Reply(json=price, delay=delay))
 
 
+def product(*, size: int = 50, **options: Any) -> Source:
+    """The product read, batched through ``/products?ids=``."""
+    return Source(
+        "product",
+        service="svc",
+        path="/products/{id}",
+        returns=Product,
+        batch=Batch("/products?ids={ids}", size=size, key="id"),
+        **options,
+    )
+
+
 def page(*, priced_per_user: bool = False) -> Aggregate:
     return Aggregate(
         "page",
         params=[Param("id")],
         sources=[
-            Source(
-                "product",
-                service="svc",
-                path="/products/{id}",
-                returns=Product,
-                critical=True,
-                batch=Batch("/products?ids={ids}", size=50, key="id"),
-            ),
+            product(critical=True),
             Source(
                 "pricing",
                 service="svc",
@@ -177,19 +164,7 @@ async def test_a_run_alone_sends_its_own_single_read(
 
 
 async def test_a_batch_is_at_most_the_declared_size(upstream: ScriptedUpstream) -> None:
-    aggregate = Aggregate(
-        "small",
-        params=[Param("id")],
-        sources=[
-            Source(
-                "product",
-                service="svc",
-                path="/products/{id}",
-                returns=Product,
-                batch=Batch("/products?ids={ids}", size=7, key="id"),
-            )
-        ],
-    )
+    aggregate = Aggregate("small", params=[Param("id")], sources=[product(size=7)])
     ids = [f"p{i}" for i in range(30)]
     async with Gateway(services={"svc": upstream.url}, timeout=2.0) as gw:
         results = await run_all(gw, aggregate, ids)
@@ -330,20 +305,7 @@ async def test_a_part_stops_waiting_at_its_own_deadline_while_its_batch_goes_on(
 
 
 async def test_each_item_of_a_batch_is_cached_on_its_own(upstream: ScriptedUpstream) -> None:
-    cached = Aggregate(
-        "cached",
-        params=[Param("id")],
-        sources=[
-            Source(
-                "product",
-                service="svc",
-                path="/products/{id}",
-                returns=Product,
-                cache=CachePolicy(ttl=60),
-                batch=Batch("/products?ids={ids}", size=50, key="id"),
-            )
-        ],
-    )
+    cached = Aggregate("cached", params=[Param("id")], sources=[product(cache=CachePolicy(ttl=60))])
     async with Gateway(services={"svc": upstream.url}, timeout=2.0, cache=MemoryStore()) as gw:
         await run_all(gw, cached, ["p1", "p2", "p3"])
         assert len(upstream.received) == 1

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import msgspec
 import pytest
@@ -29,7 +29,7 @@ from bff_core import (
 )
 from bff_core._cache import MemoryStore
 
-from .scripted_upstream import Reply, ScriptedUpstream, scripted_upstream
+from .scripted_upstream import Reply, ScriptedUpstream, batch_reply, scripted_upstream
 
 
 class Product(msgspec.Struct):
@@ -51,24 +51,6 @@ class Listing(msgspec.Struct):
 PRODUCTS = {f"p{i}": {"id": f"p{i}", "name": f"Product {i}"} for i in range(100)}
 PRICES = {f"p{i}": {"product_id": f"p{i}", "amount": 100 + i} for i in range(100)}
 CACHE = CachePolicy(ttl=60, stale_while_revalidate=60, stale_if_error=600)
-
-
-def batch_reply(
-    table: Mapping[str, Any],
-    *,
-    delay: float = 0.0,
-    fail: Callable[[list[str]], Reply | None] = lambda ids: None,
-) -> Reply:
-    """A batch endpoint: the known ids' objects in the order asked (unknown ones left out)."""
-
-    def respond(query: dict[str, str]) -> Reply:
-        ids = [unquote(one) for one in query["ids"].split(",")]
-        failed = fail(ids)
-        if failed is not None:
-            return failed
-        return Reply(json=[table[i] for i in ids if i in table], delay=delay)
-
-    return Reply(respond=respond)
 
 
 def item_sources(
