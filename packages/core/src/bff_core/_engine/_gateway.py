@@ -204,8 +204,7 @@ class Gateway:
         self._wiring = Wiring(
             base_urls=self._services,
             fetch=self.upstreams.fetch,
-            batched=self.upstreams.batched,
-            submit=self.upstreams.submit,
+            batcher=self.upstreams.batcher,
             cache=self.cache,
             tracing=tracing,
             metrics=metrics,

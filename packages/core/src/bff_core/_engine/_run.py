@@ -141,15 +141,13 @@ class Run:
         if (
             source.batch is not None
             and (source.cache is None or cache is None)
-            and self.wiring.batched(source)
+            and (submit := self.wiring.batcher(source)) is not None
         ):
             # Read in a batch across runs: the part waits for its batch's future (no task).
             if tracing is not None:
                 part.trace, tokens = tracing.start_part(self.aggregate, source.name, source.service)
                 tracing.restore(tokens)
-            self._watch(
-                self.wiring.submit(source, url, headers, deadline, part.trace), part, deadline
-            )
+            self._watch(submit(url, headers, deadline, part.trace), part, deadline)
             return
         fetch: Coroutine[Any, Any, UpstreamResponse | Answer]
         if source.cache is not None and cache is not None:

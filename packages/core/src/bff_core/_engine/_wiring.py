@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -10,21 +9,16 @@ from typing import Any, TypeAlias
 from .._cache import Cache
 from .._deadline import Deadline
 from .._declare import Source
-from .._telemetry import Metrics, PartTrace, Tracing
+from .._telemetry import Metrics, Tracing
 from .._transports import UpstreamResponse
+from .._upstream import Submit
 from ._start_order import StartOrder
 
-__all__ = ["Fetch", "Submit", "Wiring"]
+__all__ = ["Fetch", "Wiring"]
 
 #: One upstream request through its source's chain: (source, url, headers, its deadline).
 Fetch: TypeAlias = Callable[
     [Source, str, Mapping[str, str], Deadline], Coroutine[Any, Any, UpstreamResponse]
-]
-
-#: A batched source's read joined to its batch: (source, url, headers, deadline, the part's
-#: span); the future of its answer.
-Submit: TypeAlias = Callable[
-    [Source, str, Mapping[str, str], Deadline, PartTrace | None], asyncio.Future[UpstreamResponse]
 ]
 
 
@@ -37,10 +31,9 @@ class Wiring:
     base_urls: Mapping[str, str]
     #: every upstream request, direct or on a cache miss, goes through it
     fetch: Fetch
-    #: whether a source's reads are batched across runs (then ``submit`` them)
-    batched: Callable[[Source], bool]
-    #: a batched source's read without a cache around it: joined to its batch, no task
-    submit: Submit
+    #: how a read of a source batched across runs joins its batch (``None``: not batched);
+    #: for a part without a cache around its read, which then needs no task
+    batcher: Callable[[Source], Submit | None]
     cache: Cache | None
     tracing: Tracing | None
     metrics: Metrics | None

@@ -8,7 +8,7 @@ single-concern layers assembled once per source (see ``_upstreams.py``).
 - ``_service``: what the layers of one service share: its retry budget and counters.
 """
 
-from ._batch import MalformedBatch, split_batch
+from ._batch import MalformedBatch, Submit, split_batch
 from ._breaker import BreakerState, TransitionHook
 from ._send import DEADLINE_HEADER
 from ._upstreams import Upstreams, UpstreamStatus
@@ -17,6 +17,7 @@ __all__ = [
     "DEADLINE_HEADER",
     "BreakerState",
     "MalformedBatch",
+    "Submit",
     "TransitionHook",
     "UpstreamStatus",
     "Upstreams",

@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import unquote
 
 import msgspec
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from .._declare import Batch, Source
     from .._telemetry import PartTrace, Tracing
 
-__all__ = ["Batcher", "MalformedBatch", "split_batch"]
+__all__ = ["Batcher", "MalformedBatch", "Submit", "split_batch"]
 
 _ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
 _NOT_FOUND = UpstreamResponse(status=404, headers={}, body=b"")
@@ -92,6 +92,11 @@ def split_batch(
         for item in ids
     }
 
+
+#: :meth:`Batcher.submit`: (url, headers, deadline, the part's span) -> the answer's future.
+Submit: TypeAlias = Callable[
+    [str, Mapping[str, str], Deadline, "PartTrace | None"], asyncio.Future[UpstreamResponse]
+]
 
 #: A failure one id of a batch may have caused: what splitting the batch can isolate.
 _Failure = UpstreamResponse | MalformedBatch | ResponseTooLarge | UpstreamUnavailable

@@ -43,7 +43,7 @@ from .._deadline import Deadline
 from .._declare import Batch, BreakerPolicy, RetryBudget, RetryPolicy
 from .._errors import DeclarationError, OutcomeUnknown
 from .._transports import Transport, UpstreamResponse, WritingTransport
-from ._batch import Batcher
+from ._batch import Batcher, Submit
 from ._breaker import AttemptLayer, Breaker, BreakerLayer, BreakerState, TransitionHook
 from ._hedge import Hedge
 from ._layer import Layer
@@ -53,7 +53,7 @@ from ._service import Service
 
 if TYPE_CHECKING:
     from .._declare import Mutation, Source
-    from .._telemetry import Metrics, PartTrace, Tracing
+    from .._telemetry import Metrics, Tracing
 
 __all__ = ["UpstreamStatus", "Upstreams"]
 
@@ -206,25 +206,14 @@ class Upstreams:
             link[1].earn()
         return link[2](url, headers, deadline)
 
-    def batched(self, source: Source) -> bool:
-        """Whether ``source``'s reads are batched across runs (``_batch.py``): then
-        :meth:`submit` them."""
+    def batcher(self, source: Source) -> Submit | None:
+        """How a read of ``source`` joins its batch across runs (``_batch.py``): the future of
+        its answer, which the caller watches itself (no task, no coroutine); ``None`` when
+        ``source``'s reads are not batched (then :meth:`fetch` them)."""
         link = self._chains.get(id(source))
-        return link is not None and link[0] is source and isinstance(link[2], Batcher)
-
-    def submit(
-        self,
-        source: Source,
-        url: str,
-        headers: Mapping[str, str],
-        deadline: Deadline,
-        trace: PartTrace | None,
-    ) -> asyncio.Future[UpstreamResponse]:
-        """``GET url`` for a :meth:`batched` ``source``: the future of its answer, which the
-        caller watches itself (no task, no coroutine). ``trace``: the part's span."""
-        batcher = self._chains[id(source)][2]
-        assert isinstance(batcher, Batcher)
-        return batcher.submit(url, headers, deadline, trace)
+        if link is None or link[0] is not source or not isinstance(link[2], Batcher):
+            return None
+        return link[2].submit
 
     def writer(self, mutation: Mutation) -> WritingTransport:
         """The transport ``mutation``'s requests go through; checked at start-up."""
