@@ -412,10 +412,7 @@ class Batcher:
         except (MalformedBatch, ResponseTooLarge, UpstreamUnavailable) as exc:
             return exc
         for (_, waiters), item in zip(waiting, ids, strict=True):
-            answer = answers[item]
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(answer)
+            _tell(waiters, answers[item])
         return None
 
     async def _isolate(
