@@ -1,6 +1,10 @@
 """Cross-request batching against a real scripted HTTP server: the single reads that concurrent
 runs need from a batched source go out as batch requests, and each part gets what a single
-read would have given it (its item, its 404, its own failure, its own deadline)."""
+read would have given it (its item, its 404, its own failure, its own deadline).
+
+Runs started together (one ``asyncio.gather``) start their parts in one turn of the event loop,
+in order: the first run's read of each source leads (it is sent at once, as its own single
+read) and the others' gather behind it into batches."""
 
 from __future__ import annotations
 
@@ -99,6 +103,13 @@ def singles(upstream: ScriptedUpstream, path: str) -> list[str]:
     return [r.raw_path for r in upstream.received if r.raw_path.startswith(path + "/")]
 
 
+def every_id_asked(upstream: ScriptedUpstream, path: str) -> list[str]:
+    """The ids asked of ``path``, in batches and single reads, sorted."""
+    asked = [one for chunk in batches(upstream, path) for one in chunk]
+    asked += [unquote(single.rpartition("/")[2]) for single in singles(upstream, path)]
+    return sorted(asked)
+
+
 @pytest.fixture
 async def upstream() -> AsyncIterator[ScriptedUpstream]:
     async with scripted_upstream() as server:
@@ -141,7 +152,34 @@ async def test_forty_concurrent_runs_read_each_source_in_one_batch(
     for path in ("/products", "/prices"):
         asked = batches(upstream, path)
         assert len(asked) + len(singles(upstream, path)) <= 8, asked
-        assert sorted(i for chunk in asked for i in chunk) == sorted(ids)
+        # The first run's read led, alone; the other 39 gathered behind it.
+        assert singles(upstream, path) == [f"{path}/p0"]
+        assert every_id_asked(upstream, path) == sorted(ids)
+
+
+async def test_the_first_read_of_a_turn_leads_and_the_rest_gather_behind_it(
+    upstream: ScriptedUpstream, gateway: Gateway
+) -> None:
+    aggregate = page()
+    for turn in range(2):
+        ids = [f"p{turn * 10 + i}" for i in range(4)]
+        for pid, result in zip(ids, await run_all(gateway, aggregate, ids), strict=True):
+            whole(result, pid)
+    # Each turn's first read went alone, and no later than the reads gathered behind it; a
+    # later turn's first read leads again.
+    assert singles(upstream, "/products") == ["/products/p0", "/products/p10"]
+    assert batches(upstream, "/products") == [["p1", "p2", "p3"], ["p11", "p12", "p13"]]
+    sent = [r.raw_path for r in upstream.received if r.raw_path.startswith("/products")]
+    assert sent.index("/products/p0") < sent.index("/products?ids=p1,p2,p3")
+
+
+async def test_with_a_window_every_read_gathers(upstream: ScriptedUpstream) -> None:
+    ids = ["p1", "p2", "p3"]
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0, batch_window=0.02) as gw:
+        for pid, result in zip(ids, await run_all(gw, page(), ids), strict=True):
+            whole(result, pid)
+    assert not singles(upstream, "/products")
+    assert batches(upstream, "/products") == [ids]
 
 
 async def test_with_batching_off_every_part_is_its_own_request(upstream: ScriptedUpstream) -> None:
@@ -172,7 +210,7 @@ async def test_a_batch_is_at_most_the_declared_size(upstream: ScriptedUpstream) 
         assert result.value("product").id == pid
     asked = batches(upstream, "/products")
     assert asked and max(len(chunk) for chunk in asked) <= 7
-    assert sorted(i for chunk in asked for i in chunk) == sorted(ids)
+    assert every_id_asked(upstream, "/products") == sorted(ids)
 
 
 async def test_identical_ids_are_asked_once_and_answered_to_each(
@@ -182,6 +220,8 @@ async def test_identical_ids_are_asked_once_and_answered_to_each(
     results = await run_all(gateway, page(), ids)
     for pid, result in zip(ids, results, strict=True):
         whole(result, pid)
+    # The leading read of p1 went alone; the nine others asked for it once, in the batch.
+    assert singles(upstream, "/products") == ["/products/p1"]
     asked = batches(upstream, "/products")
     assert [sorted(chunk) for chunk in asked] == [["p1", "p2", "p3"]]
 
@@ -229,7 +269,9 @@ async def test_a_batch_that_fails_as_a_whole_is_not_split_into_a_storm(
     ids = [f"p{i}" for i in range(40)]
     async with Gateway(services={"svc": upstream.url}, timeout=2.0) as gw:
         results = await run_all(gw, page(), ids)
-    for result in results:
+    leading, *gathered = results
+    whole(leading, "p0")  # its single read: the single reads are up
+    for result in gathered:
         assert isinstance(result, AggregateResult)
         assert result["pricing"].upstream_status == 503
     # The batch, its two halves, and no more: both halves failing is not one id's doing.
@@ -269,13 +311,21 @@ async def test_two_users_priced_reads_never_share_a_batch(upstream: ScriptedUpst
     wanted = {"alice": {pid for who, pid in calls if who is alice}}
     wanted["bob"] = {pid for who, pid in calls if who is bob}
     priced = [r for r in upstream.received if r.raw_path.startswith("/prices")]
-    assert len(priced) == 2
+    # Per user: the first read leads alone, the other nine gather in one batch.
+    assert len(priced) == 4
+    got: dict[str, set[str]] = {"alice": set(), "bob": set()}
     for received in priced:
         user = received.headers["x-user-id"]
-        asked = {unquote(one) for one in received.raw_path.partition("ids=")[2].split(",")}
-        assert asked == wanted[user]
-    # The product source is not per user: one batch for both.
+        if "?ids=" in received.raw_path:
+            asked = {unquote(one) for one in received.raw_path.partition("ids=")[2].split(",")}
+        else:
+            asked = {unquote(received.raw_path.rpartition("/")[2])}
+        assert asked <= wanted[user], (user, asked)
+        got[user] |= asked
+    assert got == wanted
+    # The product source is not per user: one batch for both (behind the one leading read).
     assert len(batches(upstream, "/products")) == 1
+    assert singles(upstream, "/products") == ["/products/p0"]
 
 
 async def test_a_part_stops_waiting_at_its_own_deadline_while_its_batch_goes_on(
@@ -293,9 +343,9 @@ async def test_a_part_stops_waiting_at_its_own_deadline_while_its_batch_goes_on(
             except AggregationFailed as failed:
                 return failed, time.monotonic() - began
 
-        (short, short_took), (long, long_took) = await asyncio.gather(
-            timed("p1", 0.1), timed("p2", 3.0)
-        )
+        # p0's read leads (a single read, answered at once); p1's and p2's gather in a batch.
+        timings = await asyncio.gather(timed("p0", 3.0), timed("p1", 0.1), timed("p2", 3.0))
+    (short, short_took), (long, long_took) = timings[1:]
     assert isinstance(short, AggregationFailed)
     assert short.critical.reason == "timeout"
     # Ended by its own 100 ms, not by the batch's second (which it did not shorten).
@@ -308,11 +358,12 @@ async def test_each_item_of_a_batch_is_cached_on_its_own(upstream: ScriptedUpstr
     cached = Aggregate("cached", params=[Param("id")], sources=[product(cache=CachePolicy(ttl=60))])
     async with Gateway(services={"svc": upstream.url}, timeout=2.0, cache=MemoryStore()) as gw:
         await run_all(gw, cached, ["p1", "p2", "p3"])
-        assert len(upstream.received) == 1
-        again = await gw.run(cached, {"id": "p2"})
+        # p1's read led alone; p2 and p3 went in one batch.
+        assert [r.raw_path for r in upstream.received] == ["/products/p1", "/products?ids=p2,p3"]
+        again = await gw.run(cached, {"id": "p3"})
     assert again["product"].cache == "hit"
-    assert again.value("product").id == "p2"
-    assert len(upstream.received) == 1
+    assert again.value("product").id == "p3"
+    assert len(upstream.received) == 2
 
 
 async def test_a_batch_request_has_one_span_linked_to_every_part(
@@ -328,9 +379,13 @@ async def test_a_batch_request_has_one_span_linked_to_every_part(
         await run_all(gw, page(), ids)
     spans = exporter.get_finished_spans()
     parts = {span.context.span_id: span for span in spans if span.name == "part product"}
+    assert len(parts) == 3
     (batch,) = [span for span in spans if span.name == "batch product"]
-    assert {link.context.span_id for link in batch.links} == set(parts)
-    assert batch.attributes is not None and batch.attributes["bff.batch.ids"] == 3
+    # p1's read led alone: its request carries its own part's span, as with batching off.
+    (led,) = [r for r in upstream.received if r.raw_path == "/products/p1"]
+    (leading,) = [span_id for span_id in parts if f"{span_id:016x}" in led.headers["traceparent"]]
+    assert {link.context.span_id for link in batch.links} == set(parts) - {leading}
+    assert batch.attributes is not None and batch.attributes["bff.batch.ids"] == 2
     (sent,) = [r for r in upstream.received if r.raw_path.startswith("/products?")]
     assert f"{batch.context.span_id:016x}" in sent.headers["traceparent"]
 
@@ -340,8 +395,9 @@ async def test_the_ids_per_batch_request_are_a_histogram(upstream: ScriptedUpstr
     async with Gateway(services={"svc": upstream.url}, timeout=2.0, metrics=metrics) as gw:
         await run_all(gw, page(), [f"p{i}" for i in range(5)])
     text = metrics.exposition().decode()
+    # Per source, the leading read alone and a batch of the four others.
     assert 'bff_upstream_batch_ids_count{service="svc"} 2.0' in text
-    assert 'bff_upstream_batch_ids_sum{service="svc"} 10.0' in text
+    assert 'bff_upstream_batch_ids_sum{service="svc"} 8.0' in text
     assert 'bff_upstream_batch_ids_bucket{le="8.0",service="svc"} 2.0' in text
 
 
@@ -400,8 +456,10 @@ async def test_a_batch_names_every_client_request_it_serves(upstream: ScriptedUp
                 for i in range(3)
             )
         )
+    (led,) = [r for r in upstream.received if r.raw_path == "/products/p0"]
+    assert led.headers["x-request-id"] == "req-0"
     (sent,) = [r for r in upstream.received if r.raw_path.startswith("/products?")]
-    assert sent.headers["x-request-id"].split(",") == ["req-0", "req-1", "req-2"]
+    assert sent.headers["x-request-id"].split(",") == ["req-1", "req-2"]
 
 
 async def test_when_every_part_it_serves_is_gone_the_batch_request_is_abandoned(
@@ -410,8 +468,10 @@ async def test_when_every_part_it_serves_is_gone_the_batch_request_is_abandoned(
     upstream.script("/products", Reply(hang=True))
     aggregate = page()
     async with Gateway(services={"svc": upstream.url}, timeout=0.3, http_client="aiohttp") as gw:
-        results = await run_all(gw, aggregate, ["p1", "p2", "p3"])
-        assert all(isinstance(r, AggregationFailed) for r in results)
+        # p0's read leads (a single read, answered); p1 to p3 wait for the hung batch.
+        leading, *gathered = await run_all(gw, aggregate, ["p0", "p1", "p2", "p3"])
+        whole(leading, "p0")
+        assert all(isinstance(r, AggregationFailed) for r in gathered)
         for _ in range(100):
             if upstream.abandoned:
                 break

@@ -143,11 +143,16 @@ class Run:
             and (source.cache is None or cache is None)
             and (submit := self.wiring.batcher(source)) is not None
         ):
-            # Read in a batch across runs: the part waits for its batch's future (no task).
-            if tracing is not None:
+            # Read in a batch across runs: the part waits for its read's future (no task of
+            # its own unless its read leads its turn: then, made while the part's span is the
+            # current one, its request carries it).
+            if tracing is None:
+                reading = submit(url, headers, deadline, None)
+            else:
                 part.trace, tokens = tracing.start_part(self.aggregate, source.name, source.service)
+                reading = submit(url, headers, deadline, part.trace)
                 tracing.restore(tokens)
-            self._watch(submit(url, headers, deadline, part.trace), part, deadline)
+            self._watch(reading, part, deadline)
             return
         fetch: Coroutine[Any, Any, UpstreamResponse | Answer]
         if source.cache is not None and cache is not None:

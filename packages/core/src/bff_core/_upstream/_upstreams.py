@@ -207,9 +207,10 @@ class Upstreams:
         return link[2](url, headers, deadline)
 
     def batcher(self, source: Source) -> Submit | None:
-        """How a read of ``source`` joins its batch across runs (``_batch.py``): the future of
-        its answer, which the caller watches itself (no task, no coroutine); ``None`` when
-        ``source``'s reads are not batched (then :meth:`fetch` them)."""
+        """How a read of ``source`` is batched across runs (``_batch.py``): the future of its
+        answer, which the caller watches itself (a task only when the read leads its turn of
+        the loop and goes at once); ``None`` when ``source``'s reads are not batched (then
+        :meth:`fetch` them)."""
         link = self._chains.get(id(source))
         if link is None or link[0] is not source or not isinstance(link[2], Batcher):
             return None
