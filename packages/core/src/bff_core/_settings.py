@@ -658,18 +658,19 @@ class GatewaySettings:
         "BFF_BATCH",
         _ON_OFF,
         "on",
-        "cross-request batching of sources that declare a batch endpoint: the single-id reads "
-        "that in-flight aggregates need from one source at the same moment go out as one "
-        "`?ids=` request (per user, for a source given the caller's identity); `off`: one "
-        f"request per read ([decision record]({_DECISIONS}/0018-cross-request-batching.md))",
+        "cross-request batching of sources that declare a batch endpoint: of the single-id "
+        "reads that in-flight aggregates need from one source at the same moment, the first "
+        "goes at once and the others follow it as one `?ids=` request (per user, for a source "
+        "given the caller's identity); `off`: one request per read "
+        f"([decision record]({_DECISIONS}/0018-cross-request-batching.md))",
     )
     batch_window_us: int = _setting(
         "BFF_BATCH_WINDOW_US",
         _WholeNumber(0, 100_000, unit="microseconds"),
         "0",
         "how long a batch gathers reads before it goes out: `0` until the event loop has run "
-        "once more (what arrived together); more trades that much latency for fewer, larger "
-        "upstream requests",
+        "once more (what arrived together; the first read does not wait); more makes every "
+        "read wait that long, trading latency for fewer, larger upstream requests",
     )
     slowest_first: bool = _setting(
         "BFF_SLOWEST_FIRST",

@@ -111,7 +111,8 @@ class Gateway:
         batch_window: cross-request batching: the single reads of a source that declares a
             :class:`Batch` (a part of its own, not a list's) that runs need at the same moment
             go out as one batch request. Seconds to gather them: 0 (the default) until the
-            event loop has run once more; ``None``: no batching, one request per read.
+            event loop has run once more, the first read of each turn going at once on its
+            own; more: every read waits that long; ``None``: no batching, one request per read.
     """
 
     def __init__(

@@ -1,5 +1,6 @@
 """Cross-request batching: the single reads of one source that the instance's runs need at the
-same moment, sent as one request to the source's batch endpoint.
+same moment, sent as one request to the source's batch endpoint (behind the first, which goes
+at once).
 
 A part of a batched source (a source of its own, not a list's, that declares a
 :class:`~bff_core.Batch`) reads through its :class:`Batcher`, which keeps one group per source
