@@ -52,7 +52,13 @@ def metrics_endpoint(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Every metric in Prometheus' text format (of every worker process); what each one means:
     docs/reference/metrics.md."""
     metrics: Metrics = request.app.state.gateway.metrics
-    return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
+    # The header given whole: for a text/* media type Litestar appends its own charset, which
+    # the exposition format's type already names (it said "charset=utf-8" twice).
+    return Response(
+        metrics.exposition(),
+        media_type=METRICS_CONTENT_TYPE,
+        headers={"content-type": METRICS_CONTENT_TYPE},
+    )
 
 
 @get(
