@@ -127,7 +127,8 @@ def aggregate_route(
                 app.state.stream_heartbeat,
             )
             request: Request[Any, Any, Any] = Request(scope, receive, send)
-            await streamed.to_asgi_response(app=app, request=request)(scope, receive, send)
+            # app=None: Litestar finds the app on the request (passing it is deprecated).
+            await streamed.to_asgi_response(app=None, request=request)(scope, receive, send)
             return
         encode = encoders[media_type]
         cache = gateway.cache
