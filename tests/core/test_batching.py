@@ -269,6 +269,9 @@ async def test_a_batch_that_fails_as_a_whole_is_not_split_into_a_storm(
     ids = [f"p{i}" for i in range(40)]
     async with Gateway(services={"svc": upstream.url}, timeout=2.0) as gw:
         results = await run_all(gw, page(), ids)
+        # Both halves failed: the service's failure, counted once, as the batch's.
+        counted = gw.upstreams.status()["svc"]
+        assert (counted.failures, counted.retries) == (1, 1)
     leading, *gathered = results
     whole(leading, "p0")  # its single read: the single reads are up
     for result in gathered:
@@ -492,3 +495,38 @@ async def test_a_group_whose_parts_all_ended_before_it_was_sent_is_not_joined_ag
         # A later read starts a group of its own instead of waiting in the abandoned one.
         whole(await gw.run(aggregate, {"id": "p2"}, time_limit=1.0), "p2")
     assert not batches(upstream, "/products") or ["p1"] not in batches(upstream, "/products")
+
+
+async def test_a_poison_id_in_every_batch_opens_no_breaker(upstream: ScriptedUpstream) -> None:
+    # One client asks for the poison id again and again, each time among 16 other clients'
+    # reads. Each batch it lands in fails (500) before halving finds it: were that failure
+    # counted, half the service's requests (the turn's leading read, then the batch) would be
+    # failures, and the breaker would open for every client. A batch whose other ids the
+    # service answered counts as an answer; one the budget let nobody split, not at all.
+    def poisoned(ids: list[str]) -> Reply | None:
+        return Reply(status=500, json={"error": "boom"}) if POISON in ids else None
+
+    upstream.script("/prices", batch_reply(PRICES, fail=poisoned))
+    priced = Aggregate("priced", params=[Param("id")], sources=[page().sources[1]])
+    seen: list[str] = []
+    isolated = 0
+    async with Gateway(services={"svc": upstream.url}, timeout=2.0) as gw:  # default breaker
+        gw.upstreams.on_transition(lambda service, state, opened_at: seen.append(state))
+        for round_ in range(15):
+            others = [f"p{20 + (round_ * 16 + n) % 80}" for n in range(16)]
+            leading, poisoned_one, *rest = await run_all(
+                gw, priced, [others[0], POISON, *others[1:]]
+            )
+            assert poisoned_one["pricing"].upstream_status == 500  # its own failure
+            assert leading["pricing"].ok
+            if all(r["pricing"].ok for r in rest):
+                isolated += 1
+            # else out of retry budget (finding one id among 16 costs four splits, the batch
+            # earns 1.6 tokens): parts of the batch share its failure, as the budget bounds.
+            assert gw.upstreams.status()["svc"].breaker == "closed", round_
+        counted = gw.upstreams.status()["svc"]
+    assert counted.over_budget and isolated >= 3  # the budget's burst and what batches earned
+    # Each round's leading read counted, and each batch whose halving had the service answer
+    # other ids: none of them a failure.
+    assert counted.failures == 0 and counted.calls >= 15 + isolated
+    assert seen == []

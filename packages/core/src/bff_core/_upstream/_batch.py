@@ -32,8 +32,12 @@ batch answer (the same bytes), a 404 when the answer leaves its id out, or its o
 - **Coalescing.** Identical ids in one group are asked once and answered to each waiter (a
   turn's leading read is not in its group: its id may be asked once more there).
 - **Resilience.** The batch request goes through the source's chain (retry, hedge, breaker,
-  send): one request for the breaker, the retry budget and the metrics. It earns the budget
-  once, as one request.
+  send): one request for the breaker and the metrics. It earns the retry budget for each
+  read it makes, as the single reads would have (its splits retry them). The breaker counts
+  an error status it gets only once halving has judged it: as a failure when it was not one
+  id's doing, as an answer when the service answered other ids of the batch (so that one
+  client's poison id, in every batch, does not open the breaker for everyone, any more than
+  its single reads would), and not at all when the budget allowed no split.
 - **Failure isolation.** A batch that fails in a way one id can cause (an error status, a body
   that is not an array of keyed elements, a body too large, a lost connection) is split in two
   halves, sent again (through the breaker, not counted in its window, as a retry; each split
@@ -58,6 +62,7 @@ import msgspec
 from .._deadline import Deadline
 from .._errors import RequestNotSent, ResponseTooLarge, UpstreamUnavailable
 from .._transports import UpstreamResponse
+from ._breaker import Breaker
 from ._layer import Layer
 from ._service import Service
 
@@ -69,6 +74,8 @@ __all__ = ["Batcher", "MalformedBatch", "Submit", "split_batch"]
 
 _ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
 _NOT_FOUND = UpstreamResponse(status=404, headers={}, body=b"")
+#: What the breaker is told of a failed batch whose halving had the service answer some ids.
+_ANSWERED = UpstreamResponse(status=200, headers={}, body=b"")
 #: The header that names the client request a read is for: a batch names every one it serves.
 _REQUEST_ID = "x-request-id"
 
@@ -193,8 +200,11 @@ class Batcher:
         batch: its batch endpoint.
         base_url: its service's base URL.
         service: its service's shared state (budget, counters).
-        chain: the source's own chain (retry, hedge, breaker, send): a batch's first request
-            and a lone waiter's single read go through it.
+        chain: the source's own chain (retry, hedge, breaker, send): a lone read goes through
+            it.
+        batch_chain: the same, but its breaker leaves an error status uncounted: a batch's
+            first request goes through it, and the batcher tells the breaker what it meant.
+        breaker: the service's breaker, if it has one.
         again: a split's requests go through it (the breaker judges them without counting them).
         window: seconds to gather a group (0: until the loop has run once more).
         tracing: makes each batch's span, linked to the parts it serves.
@@ -204,8 +214,10 @@ class Batcher:
     __slots__ = (
         "_again",
         "_batch",
+        "_batch_chain",
         "_batch_prefix",
         "_batch_suffix",
+        "_breaker",
         "_chain",
         "_groups",
         "_identity",
@@ -228,6 +240,8 @@ class Batcher:
         base_url: str,
         service: Service,
         chain: Layer,
+        batch_chain: Layer,
+        breaker: Breaker | None,
         again: Layer,
         window: float,
         tracing: Tracing | None,
@@ -242,6 +256,8 @@ class Batcher:
         self._batch_suffix = after
         self._service = service
         self._chain = chain
+        self._batch_chain = batch_chain
+        self._breaker = breaker
         self._again = again
         self._window = window
         self._tracing = tracing
@@ -398,11 +414,21 @@ class Batcher:
         outcome = "ok"
         try:
             async with deadline.limit():
-                self._service.earn()
-                failure = await self._try(waiting, headers, deadline, self._chain)
+                # It earns the retry budget for every read it makes: a split retries reads.
+                self._service.earn(len(waiting))
+                failure = await self._try(waiting, headers, deadline, self._batch_chain)
                 if failure is not None:
                     outcome = "isolated"
-                    await self._isolate(waiting, failure, headers, deadline)
+                    answered = await self._isolate(waiting, failure, headers, deadline)
+                    # The error status its breaker left uncounted, now judged. Undecided (no
+                    # budget to split it): no verdict; the single reads still judge.
+                    breaker = self._breaker
+                    if (
+                        breaker is not None
+                        and answered is not None
+                        and isinstance(failure, UpstreamResponse)
+                    ):
+                        breaker.record(_ANSWERED if answered else failure)
         except BaseException as exc:
             outcome = type(exc).__name__
             _fail(
@@ -448,13 +474,18 @@ class Batcher:
         failure: _Failure,
         headers: Mapping[str, str],
         deadline: Deadline,
-    ) -> None:
-        """Halve the failed batch until the failure is one id's, or clearly not one id's."""
+    ) -> bool | None:
+        """Halve the failed batch until the failure is one id's, or clearly not one id's.
+
+        Whether the service answered any of its ids meanwhile: ``False`` when both halves of
+        the batch failed, ``None`` when the budget did not allow splitting it at all.
+        """
         service = self._service
+        answered: bool | None = None
         while True:
             if len(waiting) == 1 or not service.split():
                 _fail(waiting, failure)
-                return
+                return answered
             half = len(waiting) // 2
             left, right = waiting[:half], waiting[half:]
             left_failed, right_failed = await asyncio.gather(
@@ -465,13 +496,14 @@ class Batcher:
                 # Both halves fail: not one id's doing. Each keeps its own failure.
                 _fail(left, left_failed)
                 _fail(right, right_failed)
-                return
+                return bool(answered)
+            answered = True
             if left_failed is not None:
                 waiting, failure = left, left_failed
             elif right_failed is not None:
                 waiting, failure = right, right_failed
             else:
-                return
+                return answered
 
 
 def _fail(

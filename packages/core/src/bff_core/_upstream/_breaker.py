@@ -13,7 +13,9 @@ does not cancel the trial.
 Each request counts once: its first attempt goes through :class:`BreakerLayer`, which counts
 it; its retries and hedges through :class:`AttemptLayer`, which the breaker judges (refused
 while open, possibly the trial) but does not count again. A poison id retried would otherwise
-weigh twice.
+weigh twice. A batch request (``_batch.py``) counts once too, but an error status it gets is
+judged only once halving has shown whose failure it was (``judges_statuses=False``): the
+batcher then records it, or, when the service answered the batch's other ids, an answer.
 
 pybreaker's :class:`~pybreaker.CircuitBreaker` holds the state (closed, open, half-open, when
 it opened) and notifies the transitions (logs, metrics, peers); what moves it is decided here.
@@ -389,13 +391,17 @@ class BreakerLayer:
     success costs a clock read and an addition (no lock, no generator, no pybreaker call); a
     failure goes through :meth:`Breaker.record`, which may open the breaker. Open or half-open,
     :meth:`Breaker.guarded` refuses it or makes it the trial.
+
+    ``judges_statuses=False`` (a batch request's): an answer with an error status is returned
+    uncounted, for the caller to :meth:`~Breaker.record` once it knows what it meant.
     """
 
-    __slots__ = ("breaker", "inner")
+    __slots__ = ("breaker", "inner", "judges_statuses")
 
-    def __init__(self, breaker: Breaker, inner: Layer) -> None:
+    def __init__(self, breaker: Breaker, inner: Layer, *, judges_statuses: bool = True) -> None:
         self.breaker = breaker
         self.inner = inner
+        self.judges_statuses = judges_statuses
 
     async def __call__(
         self, url: str, headers: Mapping[str, str], deadline: Deadline
@@ -416,7 +422,8 @@ class BreakerLayer:
             raise
         status = response.status
         if status >= 500 or status == 429:
-            breaker.record(response)
+            if self.judges_statuses:
+                breaker.record(response)
         elif breaker.closed:
             window = breaker.window
             now = _now()

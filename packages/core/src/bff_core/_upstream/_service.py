@@ -24,8 +24,9 @@ _SUMMARY_EVERY = 10.0
 class Service:
     """One service's retry budget and counters, shared by the chains of all its sources.
 
-    The budget: each request that is not itself a retry or a hedge earns ``ratio`` of a token;
-    a retry or a hedge spends one (see :class:`RetryBudget`).
+    The budget: each request that is not itself a retry or a hedge earns ``ratio`` of a token
+    for each read it makes (one; a batch request, as many as its ids); a retry or a hedge, or
+    the split of a failed batch, spends one (see :class:`RetryBudget`).
     """
 
     name: str
@@ -42,13 +43,13 @@ class Service:
     #: the same counts as Prometheus metrics, when the gateway has them
     meter: UpstreamMeter | None = None
 
-    def earn(self) -> None:
+    def earn(self, reads: int = 1) -> None:
         self.requests += 1
         if self.meter is not None:
             self.meter.requests.inc()
         budget = self.budget
         if budget is not None and self.tokens < budget.burst:
-            self.tokens = min(self.tokens + budget.ratio, budget.burst)
+            self.tokens = min(self.tokens + budget.ratio * reads, budget.burst)
 
     def spend(self) -> bool:
         """Take a token for a retry or a hedge; ``False``: none left (counted)."""

@@ -182,6 +182,8 @@ class Upstreams:
             base_url=self._base_urls[source.service],
             service=service,
             chain=self.chain(source),
+            batch_chain=self.chain(source, judges_statuses=False),
+            breaker=breaker,
             again=self._send if breaker is None else AttemptLayer(breaker, self._send),
             window=window,
             tracing=self._tracing,
@@ -284,15 +286,20 @@ class Upstreams:
         self._chains[id(source)] = link
         return link
 
-    def chain(self, source: Source) -> Layer:
+    def chain(self, source: Source, *, judges_statuses: bool = True) -> Layer:
         """The layers ``source``'s requests go through: only those it (and its service)
-        declares."""
+        declares. ``judges_statuses=False``: its breaker leaves an error status uncounted,
+        for the caller to judge (a batch request's, see :class:`BreakerLayer`)."""
         service = self._services[source.service]
         breaker = self._breakers.get(source.service)
         send: Layer = self._send
         # A request's first attempt is counted by the breaker; its retries and hedges are
         # judged by it (refused while open) but not counted again.
-        first: Layer = send if breaker is None else BreakerLayer(breaker, send)
+        first: Layer = (
+            send
+            if breaker is None
+            else BreakerLayer(breaker, send, judges_statuses=judges_statuses)
+        )
         if self._budget is None:
             return first  # no budget: retry and hedge declarations are not acted upon
         again: Layer = send if breaker is None else AttemptLayer(breaker, send)
