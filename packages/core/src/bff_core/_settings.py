@@ -652,7 +652,8 @@ class GatewaySettings:
         "BFF_RETRY_BUDGET_PERCENT",
         _WholeNumber(0, 100, unit="percent"),
         "10",
-        "retries and hedges allowed per upstream, in percent of its requests (0: none)",
+        "retries and hedges allowed per upstream, in percent of its reads (a batch request: one "
+        "per id; 0: none)",
     )
     batch: bool = _setting(
         "BFF_BATCH",
