@@ -811,6 +811,8 @@ class Bench:
 
     children: Children
     config: Config
+    #: a smoke run's targets already run (see :func:`_smoke_targets`)
+    smoked: set[tuple[str, str, str]] = field(default_factory=set)
 
     def measure(
         self,
@@ -902,6 +904,9 @@ class Bench:
         requests already in its queue. FastAPI + httpx needs over a second to drain 64 of them,
         and that CPU must not be charged to whoever runs next on the core.
         """
+        if self.config.smoke:
+            # A smoke run measures nothing, so nothing to protect from a neighbour's backlog.
+            return 0.0
         core = self.children.layout.gateway_core
         started = time.monotonic()
         while time.monotonic() - started < SETTLE_TIMEOUT:
@@ -1094,6 +1099,8 @@ def run_scenario(
         targets = [t for t in targets if not t.server.redis]
     if any(t.server.go for t in targets) and go_binary() is None:
         targets = [t for t in targets if not t.server.go]
+    if bench.config.smoke:
+        targets = _smoke_targets(bench, targets)
     specs = list({t.server.name: t.server for t in targets}.values())
     warn(f"[{name}] starting {', '.join(s.name for s in specs)}")
     servers = start_servers(bench.children, specs, upstream, redis)
@@ -1149,6 +1156,30 @@ def run_scenario(
         seconds=time.monotonic() - started,
         upstream_alone=upstream_alone,
     )
+
+
+def _smoke_targets(bench: Bench, targets: Sequence[Target]) -> list[Target]:
+    """A smoke run's share of ``targets``: those not already run by an earlier scenario.
+
+    A smoke run only keeps bench/ from rotting, and a server that answered the same route in
+    one scenario runs the same code in the next (the scenario's own code still runs with
+    what is left): starting it again and loading it again only cost the smoke run time.
+    web-bff as shipped always stays, since each scenario's report compares the others with
+    it; and a scenario never runs with no target at all.
+    """
+    kept = [
+        t for t in targets if t.server.name == WEB_BFF.name or _smoke_key(t) not in bench.smoked
+    ] or list(targets[:1])
+    bench.smoked.update(_smoke_key(t) for t in kept)
+    left_out = [t.name for t in targets if t not in kept]
+    if left_out:
+        warn(f"  smoke: already run, left out here: {', '.join(left_out)}")
+    return kept
+
+
+def _smoke_key(target: Target) -> tuple[str, str, str]:
+    # The route, not the product asked: the distinct-products variant runs the same code.
+    return (target.server.name, target.method, target.path.partition("?")[0])
 
 
 # -- memory ----------------------------------------------------------------------------------

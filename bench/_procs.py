@@ -56,7 +56,8 @@ class BenchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Layout:
-    """Which core runs what; ``None`` cores mean unpinned (fewer than 2 cores available)."""
+    """Which core runs what; ``None`` cores mean unpinned (fewer than 2 cores available, or
+    the contestants of a smoke run)."""
 
     gateway_core: int | None
     load_core: int | None
@@ -76,6 +77,11 @@ class Layout:
         return self.gateway_core is not None
 
     def describe(self) -> str:
+        if not self.pinned and self.load_core is not None:
+            return (
+                "contestants unpinned (a smoke run: nothing measured); upstreams, load "
+                f"generator and harness pinned to core {self.load_core}"
+            )
         if not self.pinned:
             return (
                 "UNPINNED: fewer than 2 cores available, so gateway, upstreams and load "

@@ -5,44 +5,56 @@ from __future__ import annotations
 
 import time
 from functools import partial
+from itertools import zip_longest
 
 import pytest
 
-from tests.fleet.fleet import Fleet, Load
+from tests.fleet.fleet import Fleet, Instance, Load
 from tests.processes import wait_for
 
 # Serial, and one worker for every fleet under xdist alone (see test_redis_outage.py).
 pytestmark = [pytest.mark.fleet, pytest.mark.serial, pytest.mark.xdist_group("fleet")]
 
 
-def out_of_rotation(fleet: Fleet, backend: str, address: str) -> bool:
-    return fleet.balancer.status_of(backend, address) != "UP"
+def out_of_rotation(fleet: Fleet, instances: list[Instance]) -> bool:
+    return all(
+        fleet.balancer.status_of(fleet.backend_of(i), f"{i.host}:{i.port}") != "UP"
+        for i in instances
+    )
 
 
-# Five instances restarted one after another, each draining 5 s and then passing HAProxy's
-# rise 2 health checks: about 50 s of the test's own sequence, beyond the suite's 60 s default
-# on a loaded machine.
+# The two deployments roll side by side, as two Deployments do: three steps (one web-bff and
+# one mobile-bff instance each), each draining 5 s and then passing HAProxy's rise 2 health
+# checks, about 30 s of the test's own sequence; on a loaded machine more than the suite's 60 s
+# default may pass.
 @pytest.mark.timeout(180)
 def test_a_rolling_restart_of_every_instance_loses_no_request(fleet: Fleet) -> None:
     fleet.inject("reviews", status=503, rate=0.2)
     with Load(fleet, threads=6, max_requests=300_000, max_seconds=150) as load:
         assert wait_for(lambda: load.count() >= 100, timeout=10)
-        for instance in fleet.instances:
-            backend, address = fleet.backend_of(instance), f"{instance.host}:{instance.port}"
+        for step in zip_longest(fleet.web, fleet.mobile):
+            instances = [instance for instance in step if instance is not None]
             served_before = load.count()
             stopping = time.monotonic()
-            assert instance.process is not None
-            instance.process.send_signal(15)  # SIGTERM, as a rollout sends it
-            # Out of rotation while it still serves: /readyz says 503 during the drain.
-            assert wait_for(partial(out_of_rotation, fleet, backend, address), timeout=4.5), (
-                instance.name,
-                fleet.balancer.servers(backend),
-            )
-            assert instance.process.poll() is None, f"{instance.name} stopped before its drain"
-            assert instance.process.wait(timeout=40) == 0, instance.log()
-            assert time.monotonic() - stopping >= 5.0  # BFF_DRAIN_MS's default
-            instance.start()
-            fleet.wait_in_rotation(instance)
+            for instance in instances:
+                assert instance.process is not None
+                instance.process.send_signal(15)  # SIGTERM, as a rollout sends it
+            # Out of rotation while they still serve: /readyz says 503 during the drain.
+            assert wait_for(partial(out_of_rotation, fleet, instances), timeout=4.5), {
+                backend: fleet.balancer.servers(backend) for backend in ("web-bff", "mobile-bff")
+            }
+            for instance in instances:
+                assert instance.process is not None
+                assert instance.process.poll() is None, f"{instance.name} stopped before its drain"
+            for instance in instances:
+                assert instance.process is not None
+                assert instance.process.wait(timeout=40) == 0, instance.log()
+                assert time.monotonic() - stopping >= 5.0  # BFF_DRAIN_MS's default
+            for instance in instances:
+                instance.spawn()
+            for instance in instances:
+                instance.wait_ready()
+                fleet.wait_in_rotation(instance)
             assert load.count() > served_before  # the load went on meanwhile
     outcomes = load.outcomes
     retried = {b: fleet.balancer.retried(b) for b in ("web-bff", "mobile-bff")}
