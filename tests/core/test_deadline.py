@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 
 import pytest
@@ -113,3 +114,44 @@ async def test_a_request_cut_off_by_its_deadline_is_a_timeout_for_the_breaker(
             result = await gateway.run(slow, {"id": "1"})
             assert result["slow"].reason == "timeout"
             assert gateway.upstream_status()["svc"].failures == failures
+
+
+@pytest.mark.parametrize("own_timeout", [True, False])
+async def test_a_part_cut_off_leaves_no_exception_unretrieved(
+    upstream: ScriptedUpstream, own_timeout: bool
+) -> None:
+    # A part cancelled at a deadline ends with the TimeoutError the breaker layer raises, not
+    # a CancelledError: whoever cancelled it must retrieve it, or every cut-off part logs
+    # "Task exception was never retrieved" when it is collected.
+    upstream.script("/slow/1", Reply(json={"n": 1}, delay=0.5))
+    slow = Aggregate(
+        "slow",
+        params=[Param("id")],
+        sources=[
+            Source(
+                "slow",
+                service="svc",
+                path="/slow/{id}",
+                returns=dict[str, int],
+                timeout=0.05 if own_timeout else None,
+            ),
+            Source("quick", service="svc", path="/quick/{id}", returns=dict[str, int]),
+        ],
+    )
+    upstream.script("/quick/1", Reply(json={"n": 2}))
+    loop = asyncio.get_running_loop()
+    unhandled: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _, context: unhandled.append(context))
+    try:
+        async with Gateway(
+            services={"svc": upstream.url}, timeout=2.0 if own_timeout else 0.05
+        ) as gateway:
+            for _ in range(3):
+                result = await gateway.run(slow, {"id": "1"})
+                assert result["slow"].reason == "timeout"
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert [c.get("message") for c in unhandled] == []

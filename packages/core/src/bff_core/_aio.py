@@ -14,6 +14,9 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
 
     Waited for even when the caller is being cancelled itself (a client that went away): a
     stray task must never outlive the request. The caller's cancellation is re-raised after.
+    What a task ended with instead of its cancellation (a request cut off at its deadline
+    raises ``TimeoutError``) is the caller's to ignore: it is retrieved here, so that nothing
+    logs it as "never retrieved".
     """
     pending = set(tasks)
     for task in pending:
@@ -21,8 +24,12 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
     cancelled = False
     while pending:
         try:
-            _, pending = await asyncio.wait(pending)
+            done, pending = await asyncio.wait(pending)
         except asyncio.CancelledError:
             cancelled = True
+            continue
+        for task in done:
+            if not task.cancelled():
+                task.exception()
     if cancelled:
         raise asyncio.CancelledError
