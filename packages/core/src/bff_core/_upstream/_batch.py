@@ -300,8 +300,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         if not (url.startswith(prefix) and url.endswith(suffix)):
             # Not one of this source's single reads (nothing the engine sends): as declared.
-            self._service.earn()
-            return loop.create_task(self._chain(url, headers, deadline))
+            return self._alone(loop, url, headers, deadline)
         item = url[len(prefix) : len(url) - len(suffix)]
         identity = self._identity
         key = tuple(headers.get(h) for h in identity) if identity else ()
@@ -313,10 +312,7 @@ class Batcher:
                 led = self._led
                 led.add(key)
                 loop.call_soon(led.discard, key)
-                self._service.earn()
-                return loop.create_task(
-                    self._chain(url, headers, deadline), name=self._source.task_name
-                )
+                return self._alone(loop, url, headers, deadline)
             group = self._groups[key] = _Group(headers, self._groups, key)
             if self._window > 0:
                 group.full = loop.create_future()
@@ -352,6 +348,18 @@ class Batcher:
             if group.full is not None and not group.full.done():
                 group.full.set_result(None)
         return waiter
+
+    def _alone(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        url: str,
+        headers: Mapping[str, str],
+        deadline: Deadline,
+    ) -> asyncio.Task[UpstreamResponse]:
+        """``url``'s read sent now, by itself, through the source's chain (as batching off
+        sends it): a task in the caller's context."""
+        self._service.earn()
+        return loop.create_task(self._chain(url, headers, deadline), name=self._source.task_name)
 
     async def _gather(self, key: tuple[str | None, ...], group: _Group) -> None:
         """The group's task: wait for its window (if any), then send what joined."""
