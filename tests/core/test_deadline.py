@@ -85,15 +85,11 @@ async def upstream() -> AsyncIterator[ScriptedUpstream]:
         yield server
 
 
-@pytest.mark.parametrize("own_timeout", [True, False])
-async def test_a_request_cut_off_by_its_deadline_is_a_timeout_for_the_breaker(
-    upstream: ScriptedUpstream, own_timeout: bool
-) -> None:
-    # The part's own timer, or the run's deadline, cancels the request: the breaker counts a
-    # timeout either way (it was a guess from the clock before: a timer firing a hair early on
-    # uvloop's millisecond clock made it no verdict).
+def slow_read(upstream: ScriptedUpstream, own_timeout: bool) -> Aggregate:
+    """One part whose upstream answers in 500 ms, cut off by its own 50 ms timeout or (when
+    ``own_timeout`` is false) by a run's deadline."""
     upstream.script("/slow/1", Reply(json={"n": 1}, delay=0.5))
-    slow = Aggregate(
+    return Aggregate(
         "slow",
         params=[Param("id")],
         sources=[
@@ -106,6 +102,16 @@ async def test_a_request_cut_off_by_its_deadline_is_a_timeout_for_the_breaker(
             )
         ],
     )
+
+
+@pytest.mark.parametrize("own_timeout", [True, False])
+async def test_a_request_cut_off_by_its_deadline_is_a_timeout_for_the_breaker(
+    upstream: ScriptedUpstream, own_timeout: bool
+) -> None:
+    # The part's own timer, or the run's deadline, cancels the request: the breaker counts a
+    # timeout either way (it was a guess from the clock before: a timer firing a hair early on
+    # uvloop's millisecond clock made it no verdict).
+    slow = slow_read(upstream, own_timeout)
     run_timeout = 2.0 if own_timeout else 0.05
     async with Gateway(
         services={"svc": upstream.url}, timeout=run_timeout, breakers=BreakerPolicy(failures=5)
@@ -123,22 +129,7 @@ async def test_a_part_cut_off_leaves_no_exception_unretrieved(
     # A part cancelled at a deadline ends with the TimeoutError the breaker layer raises, not
     # a CancelledError: whoever cancelled it must retrieve it, or every cut-off part logs
     # "Task exception was never retrieved" when it is collected.
-    upstream.script("/slow/1", Reply(json={"n": 1}, delay=0.5))
-    slow = Aggregate(
-        "slow",
-        params=[Param("id")],
-        sources=[
-            Source(
-                "slow",
-                service="svc",
-                path="/slow/{id}",
-                returns=dict[str, int],
-                timeout=0.05 if own_timeout else None,
-            ),
-            Source("quick", service="svc", path="/quick/{id}", returns=dict[str, int]),
-        ],
-    )
-    upstream.script("/quick/1", Reply(json={"n": 2}))
+    slow = slow_read(upstream, own_timeout)
     loop = asyncio.get_running_loop()
     unhandled: list[dict[str, object]] = []
     previous = loop.get_exception_handler()
