@@ -298,10 +298,15 @@ SCALING_APP = ServerSpec("scaling-app", _bff_core_app("bench.scaling_app"), CACH
 WEB_BFF_BATCH_OFF = ServerSpec(
     "web-bff:batch-off", WEB_BFF.argv, {**CACHE_OFF_ENV, "BFF_BATCH": "off"}
 )
+#: web-bff as shipped but with BFF_LOOP_FIRST=off: its other threads keep preempting the event
+#: loop when the core is saturated (what the setting, on by default, is worth).
+WEB_BFF_LOOP_FIRST_OFF = ServerSpec(
+    "web-bff:loop-first-off", WEB_BFF.argv, {**CACHE_OFF_ENV, "BFF_LOOP_FIRST": "off"}
+)
 
 CONTESTANTS: dict[str, Target] = {
     spec.name: Target(spec.name, spec, _PRODUCT_PATH, PRODUCT_PARTS)
-    for spec in (WEB_BFF, WEB_BFF_BATCH_OFF, GO, AIOHTTP, FASTAPI_HTTPX)
+    for spec in (WEB_BFF, WEB_BFF_BATCH_OFF, WEB_BFF_LOOP_FIRST_OFF, GO, AIOHTTP, FASTAPI_HTTPX)
 }
 #: The batch-window study (``--scenarios batch-window``, not in the default run): web-bff with
 #: cross-request batching gathering for one event-loop turn (0) or N microseconds, and off, at

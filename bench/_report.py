@@ -270,7 +270,7 @@ def _latency_table(result: ScenarioResult) -> list[str]:
             f"{_failed_cell(s)} | {_errors(s)} | {_headroom_cells(s)} |"
         )
     lines += ["", _DISTINCT_NOTE]
-    for other in ("go", "web-bff:batch-off"):
+    for other in ("go", "web-bff:batch-off", "web-bff:loop-first-off"):
         web, them = result.summary("web-bff"), result.summary(other)
         if web is None or them is None:
             continue
@@ -356,7 +356,7 @@ def _throughput_table(result: ScenarioResult) -> list[str]:
             f"{_errors(s)} | {_headroom_cells(s)} |"
         )
     ratios = []
-    for other in ("go", "web-bff:batch-off", "aiohttp", "fastapi-httpx"):
+    for other in ("go", "web-bff:batch-off", "web-bff:loop-first-off", "aiohttp", "fastapi-httpx"):
         ratio = _ratio(result, "web-bff", other)
         if ratio is not None:
             spread = _round_ratios(result, "web-bff", other)

@@ -673,6 +673,16 @@ class GatewaySettings:
         "once more (what arrived together; the first read does not wait); more makes every "
         "read wait that long, trading latency for fewer, larger upstream requests",
     )
+    loop_first: bool = _setting(
+        "BFF_LOOP_FIRST",
+        _ON_OFF,
+        "on",
+        "while a worker uses (nearly) a whole core, its other threads (granian's HTTP I/O, the "
+        "upstream client's) stop preempting its event loop (Linux `SCHED_BATCH`, any process "
+        "may set it for its own threads), and get their usual policy back once it has room: "
+        "more aggregates per second at saturation, nothing changed below it; `off`: never "
+        f"([decision record]({_DECISIONS}/0019-event-loop-first-under-saturation.md))",
+    )
     slowest_first: bool = _setting(
         "BFF_SLOWEST_FIRST",
         _ON_OFF,

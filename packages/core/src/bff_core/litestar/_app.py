@@ -34,6 +34,7 @@ from .._guards import (
     parse_limits,
     parse_networks,
 )
+from .._loop_first import LoopFirst
 from .._settings import OPS_HOST_VARIABLE, GatewaySettings
 from .._telemetry import Metrics, Tracing
 from .._transports import Transport
@@ -130,6 +131,7 @@ def create_gateway_app(
                 realm=name,
                 ops_port=settings.ops_port,
                 ops_host=os.environ.get(OPS_HOST_VARIABLE) or "127.0.0.1",
+                loop_first=(LoopFirst() if settings.loop_first and LoopFirst.supported() else None),
             )
         ],
         openapi_config=openapi_config(

@@ -3,6 +3,7 @@ problem answers and the aggregate routes' OpenAPI operations."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from litestar.types import ControllerRouterHandler
 from .._engine import Gateway
 from .._errors import AggregationFailed, RequestError
 from .._guards import Network, RateLimits, TokenVerifier
+from .._loop_first import LoopFirst
 from .._settings import DEFAULT_STREAM_HEARTBEAT_MS
 from ._admin import invalidate_cache
 from ._drain import keep_an_early_drain, on_drain_signal
@@ -40,6 +42,8 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
         ops_port: the operations listener's port (``BFF_OPS_PORT``): ``/metrics`` and
             ``/admin/*`` answer there (on ``ops_host``) while the application runs, and not
             on the serving port; ``None``: on the serving port.
+        loop_first: started with the application (``BFF_LOOP_FIRST``): while the worker's
+            core is saturated, its other threads stop preempting the event loop.
     """
 
     def __init__(
@@ -57,8 +61,10 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
         stream_heartbeat: float = DEFAULT_STREAM_HEARTBEAT_MS / 1000,
         ops_port: int | None = None,
         ops_host: str = "127.0.0.1",
+        loop_first: LoopFirst | None = None,
     ) -> None:
         self.gateway = gateway
+        self.loop_first = loop_first
         self.stream_heartbeat = stream_heartbeat
         self.verifier = verifier
         self.rate_limits = rate_limits
@@ -138,6 +144,8 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
         # collection; and a serving process allocates fast, so collections run less often.
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
+        if self.loop_first is not None:
+            self.loop_first.start(asyncio.get_running_loop())
         await self.gateway.start()
         if self.verifier is not None:
             await self.verifier.start()
@@ -156,3 +164,5 @@ class GatewayPlugin(InitPlugin, ReceiveRoutePlugin):
             if self.verifier is not None:
                 await self.verifier.aclose()
             await self.gateway.aclose()
+            if self.loop_first is not None:
+                self.loop_first.stop()
