@@ -13,9 +13,9 @@ for them: they run when the loop waits for its next events or its time slice end
 do everything queued. So :class:`LoopFirst` measures the process's CPU time over short
 windows and gives every thread but the loop's ``SCHED_BATCH`` while the process uses (nearly)
 a whole core, and their usual policy back once it has room again. Measured on one core
-(``bench/results/batching-issue-25.md``, run 12): 7 to 40 % more aggregates per second at
-64 connections, the p50 at 16 connections 0.4 to 0.9 ms higher had it stayed on there, which
-is why it is only on while the core is saturated.
+(``bench/results/batching-issue-25.md``, run 13; decision record 0019): 24 % more
+aggregates per second at 64 connections; the p50 at 16 connections, where it stays off, is
+unchanged, and would have been 0.4 to 0.9 ms higher had it been on there too.
 
 Linux only (``os.sched_setscheduler``); elsewhere :meth:`LoopFirst.supported` is ``False``.
 """
