@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from bff_core.litestar import GatewayPlugin
 
 from tests.processes import free_port, run_service
 
@@ -116,6 +117,13 @@ def test_workers_auto_starts_one_per_core_it_may_use() -> None:
     expected = workers_for_cpu_limit()
     with run_service("web_bff", ["--workers", "auto"], env={"BFF_CACHE": "off"}) as bff:
         assert bff.log().count("Spawning worker-") == expected
+
+
+@pytest.mark.parametrize("module", ["web_bff", "mobile_bff"])
+def test_the_event_loop_goes_first_under_saturation_unless_told_not_to(module: str) -> None:
+    create_app = importlib.import_module(module).create_app
+    assert create_app({}).plugins.get(GatewayPlugin).loop_first is not None
+    assert create_app({"BFF_LOOP_FIRST": "off"}).plugins.get(GatewayPlugin).loop_first is None
 
 
 @pytest.mark.parametrize("module", ["web_bff", "mobile_bff"])
