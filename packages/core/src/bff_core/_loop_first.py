@@ -27,7 +27,6 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["LoopFirst"]
@@ -41,9 +40,6 @@ class LoopFirst:
     """Gives the process's other threads ``SCHED_BATCH`` while its CPU use is at least
     ``enter`` core-seconds per second, and ``SCHED_OTHER`` back below ``leave`` (the gap
     keeps it from flapping), judged every ``period`` seconds.
-
-    ``cpu_time`` and ``wall_time`` are the clocks it reads (the process's CPU time, a
-    monotonic clock).
     """
 
     def __init__(
@@ -52,8 +48,6 @@ class LoopFirst:
         enter: float = 0.85,
         leave: float = 0.6,
         period: float = 0.1,
-        cpu_time: Callable[[], float] = time.process_time,
-        wall_time: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 < leave < enter:
             raise ValueError(f"leave ({leave}) must be above 0 and below enter ({enter})")
@@ -62,8 +56,6 @@ class LoopFirst:
         self.enter = enter
         self.leave = leave
         self.period = period
-        self._cpu_time = cpu_time
-        self._wall_time = wall_time
         #: whether the other threads have SCHED_BATCH now
         self.saturated = False
         #: the threads given SCHED_BATCH (their ids), to give back their policy
@@ -86,7 +78,7 @@ class LoopFirst:
         never changed."""
         self._loop = loop
         self._loop_thread = threading.get_native_id()
-        self._last = (self._wall_time(), self._cpu_time())
+        self._last = (time.monotonic(), time.process_time())
         self._timer = loop.call_later(self.period, self._tick)
 
     def stop(self) -> None:
@@ -110,7 +102,7 @@ class LoopFirst:
             self._leave()
 
     def _tick(self) -> None:
-        now, cpu = self._wall_time(), self._cpu_time()
+        now, cpu = time.monotonic(), time.process_time()
         then, cpu_then = self._last
         self._last = (now, cpu)
         if now > then:
